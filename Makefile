@@ -1,0 +1,23 @@
+# weft — the two commands a newcomer needs are `make run` and `make test`.
+
+GO ?= go
+PKGS := ./...
+
+.PHONY: test vet fmt build bench run
+
+## test: vet, then every test with the race detector
+test: vet
+	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+build:
+	$(GO) build $(PKGS)
+
+## bench: the Go benchmarks of the executor and the runtime
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./workflow/ ./

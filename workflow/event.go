@@ -1,0 +1,153 @@
+package workflow
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// EventKind says what a history event records. The numeric values are stored: never
+// renumber them, only append.
+type EventKind uint8
+
+const (
+	KindInvalid EventKind = iota
+	// Inputs: what happened to the instance.
+	WorkflowStarted   // Name: workflow; Data: input; Instance: parent instance (children); TaskID: parent task
+	ActivityCompleted // TaskID; Data: result
+	ActivityFailed    // TaskID; Failure
+	TimerFired        // TaskID
+	ChildCompleted    // TaskID; Data: result
+	ChildFailed       // TaskID; Failure
+	EventRaised       // Name; Data
+	// Actions: what the workflow code did (the executor's output, appended by the runtime).
+	ActivityScheduled // TaskID; Name; Data: input; Retry
+	TimerCreated      // TaskID; FireAt; Name: "" or "wait:<event>" for an event-wait timeout
+	TimerCanceled     // TaskID of the timer
+	ChildScheduled    // TaskID; Name; Instance: child id; Data: input; Retry
+	EventSent         // TaskID; Instance: target; Name; Data
+	WorkflowCompleted // Data: output
+	WorkflowFailed    // Failure
+	ContinuedAsNew    // Data: the next generation's input
+	// Runtime markers: the executor ignores them; they explain the history to people.
+	WorkflowTerminated // Data: reason
+	WorkflowSuspended  // Data: reason
+	WorkflowResumed    // Data: reason
+	kindCount
+)
+
+var kindNames = [...]string{
+	KindInvalid:        "invalid",
+	WorkflowStarted:    "workflow-started",
+	ActivityCompleted:  "activity-completed",
+	ActivityFailed:     "activity-failed",
+	TimerFired:         "timer-fired",
+	ChildCompleted:     "child-completed",
+	ChildFailed:        "child-failed",
+	EventRaised:        "event-raised",
+	ActivityScheduled:  "activity-scheduled",
+	TimerCreated:       "timer-created",
+	TimerCanceled:      "timer-canceled",
+	ChildScheduled:     "child-scheduled",
+	EventSent:          "event-sent",
+	WorkflowCompleted:  "workflow-completed",
+	WorkflowFailed:     "workflow-failed",
+	ContinuedAsNew:     "continued-as-new",
+	WorkflowTerminated: "workflow-terminated",
+	WorkflowSuspended:  "workflow-suspended",
+	WorkflowResumed:    "workflow-resumed",
+}
+
+func (k EventKind) String() string {
+	if k < kindCount {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ParseEventKind is the inverse of EventKind.String.
+func ParseEventKind(s string) (EventKind, bool) {
+	for k, n := range kindNames {
+		if n == s && k != int(KindInvalid) {
+			return EventKind(k), true
+		}
+	}
+	return KindInvalid, false
+}
+
+// IsAction reports whether events of this kind are produced by workflow code (and
+// must therefore be reproduced, call for call, on replay).
+func (k EventKind) IsAction() bool { return k >= ActivityScheduled && k <= ContinuedAsNew }
+
+// IsTerminal reports whether the event ends an instance's generation.
+func (k EventKind) IsTerminal() bool {
+	return k == WorkflowCompleted || k == WorkflowFailed || k == ContinuedAsNew || k == WorkflowTerminated
+}
+
+// eventVersion is the encoding version written into every event.
+const eventVersion = 1
+
+// Event is one entry of an instance's history. It is a flat, versioned record with a
+// stable msgpack encoding (pinned by golden bytes in the tests). Payloads (Data) are
+// JSON bytes kept exactly as they were sent.
+type Event struct {
+	V        uint8        `msgpack:"v"`
+	Kind     EventKind    `msgpack:"k"`
+	Time     time.Time    `msgpack:"t"`
+	TaskID   int64        `msgpack:"id,omitempty"`
+	Name     string       `msgpack:"n,omitempty"`
+	Data     []byte       `msgpack:"d,omitempty"`
+	Instance string       `msgpack:"i,omitempty"`
+	FireAt   time.Time    `msgpack:"f,omitempty"`
+	Failure  *Failure     `msgpack:"e,omitempty"`
+	Retry    *RetryPolicy `msgpack:"r,omitempty"`
+}
+
+// EncodeEvent returns the stored form of ev.
+func EncodeEvent(ev Event) ([]byte, error) {
+	ev.V = eventVersion
+	b, err := msgpack.Marshal(&ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
+	}
+	return b, nil
+}
+
+// DecodeEvent parses a stored event. It refuses versions it does not know, so an old
+// binary never misreads a newer history.
+func DecodeEvent(b []byte) (Event, error) {
+	var ev Event
+	if err := msgpack.Unmarshal(b, &ev); err != nil {
+		return Event{}, fmt.Errorf("decode history event: %w", err)
+	}
+	if ev.V == 0 || ev.V > eventVersion {
+		return Event{}, fmt.Errorf("decode history event: unsupported version %d (this build reads up to %d)", ev.V, eventVersion)
+	}
+	if ev.Kind == KindInvalid || ev.Kind >= kindCount {
+		return Event{}, fmt.Errorf("decode history event: unknown kind %d", ev.Kind)
+	}
+	ev.Time = ev.Time.UTC()
+	if !ev.FireAt.IsZero() {
+		ev.FireAt = ev.FireAt.UTC()
+	}
+	return ev, nil
+}
+
+// Failure describes why an activity, a child workflow or a workflow failed.
+type Failure struct {
+	Type         string `msgpack:"t,omitempty" json:"type"`
+	Message      string `msgpack:"m,omitempty" json:"message"`
+	Stack        string `msgpack:"s,omitempty" json:"stack,omitempty"`
+	NonRetriable bool   `msgpack:"nr,omitempty" json:"nonRetriable,omitempty"`
+}
+
+func (f *Failure) String() string {
+	if f == nil {
+		return "<nil>"
+	}
+	if f.Type == "" {
+		return f.Message
+	}
+	return f.Type + ": " + f.Message
+}

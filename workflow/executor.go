@@ -1,0 +1,447 @@
+package workflow
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultDeadlockTimeout is how long workflow code may run without handing control
+// back to the executor before it is reported as deadlocked.
+const DefaultDeadlockTimeout = 2 * time.Second
+
+// ExecutorOptions configure an Executor.
+type ExecutorOptions struct {
+	// DeadlockTimeout bounds how long workflow code may run between two weft calls
+	// (default DefaultDeadlockTimeout).
+	DeadlockTimeout time.Duration
+	// Logger is the base of ctx.Logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Outcome is what one Execute call produced.
+type Outcome struct {
+	// Actions are the new history events the code produced, in order: append them to
+	// history and commit, then carry them out.
+	Actions []Event
+	// CustomStatus is the latest custom status, when CustomStatusSet.
+	CustomStatus    []byte
+	CustomStatusSet bool
+	// Carry are the events a ContinuedAsNew action hands to the next generation.
+	Carry []Event
+	// Ignored are input events that matched no outstanding task (duplicates of
+	// at-least-once delivery, or late completions); the runtime may log them.
+	Ignored []Event
+}
+
+// Done reports whether the outcome ends the generation.
+func (o *Outcome) Done() bool {
+	return len(o.Actions) > 0 && o.Actions[len(o.Actions)-1].Kind.IsTerminal()
+}
+
+// Executor runs one workflow instance's code against its history. It is not safe
+// for concurrent use: its owner (one actor) calls it from one goroutine at a time.
+type Executor struct {
+	reg        *Registry
+	instanceID string
+	opts       ExecutorOptions
+	ctx        *Context
+	logger     *slog.Logger
+
+	// the workflow function's goroutine and the hand-off between us
+	resumeCh  chan struct{}
+	yieldCh   chan yieldMsg
+	closed    chan struct{}
+	abandoned atomic.Bool // the coroutine deadlocked: it may still run, so nothing it touches is read again
+	timer     *time.Timer
+	started   bool
+	finished  bool
+	halted    bool // finished, failed, or closed: later events are ignored
+	diverged  bool // replay found a non-deterministic call
+
+	name      string
+	startedAt time.Time
+	now       time.Time
+	replaying bool
+	seq       int64
+	uuidSeq   uint64
+
+	pending []Event // actions produced and not yet matched against recorded history
+	tasks   map[int64]*Task
+	retry   map[int64]*RetryPolicy
+	events  map[string]*eventQueue
+	arrival uint64
+
+	customStatus    []byte
+	customStatusSet bool
+	continueAsNew   *continueAsNew
+	out             *Outcome
+}
+
+type continueAsNew struct {
+	input      []byte
+	keepEvents bool
+}
+
+type eventQueue struct {
+	buffered []bufferedEvent
+	waiters  []*Task
+}
+
+type bufferedEvent struct {
+	Event
+	arrival uint64
+}
+
+type yieldMsg struct {
+	done   bool
+	output []byte
+	err    error
+	panic  *Failure
+}
+
+var errExecutorClosed = errors.New("workflow: executor closed")
+
+// NewExecutor returns an executor for one instance. Feed it the instance's history
+// with Execute; Close it when the instance is done or passivated.
+func NewExecutor(reg *Registry, instanceID string, opts ExecutorOptions) *Executor {
+	if opts.DeadlockTimeout <= 0 {
+		opts.DeadlockTimeout = DefaultDeadlockTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e := &Executor{
+		reg:        reg,
+		instanceID: instanceID,
+		opts:       opts,
+		closed:     make(chan struct{}),
+		tasks:      map[int64]*Task{},
+		retry:      map[int64]*RetryPolicy{},
+		events:     map[string]*eventQueue{},
+	}
+	e.ctx = &Context{e: e}
+	e.logger = slog.New(replayAwareHandler{opts.Logger.Handler(), e}).With("instance", instanceID)
+	return e
+}
+
+// Execute replays past (events already in history) and then applies new (events not
+// yet in history), running the workflow code as far as they let it, and returns the
+// actions the code produced. A fresh executor needs the whole history in past; a
+// live one only the new events.
+func (e *Executor) Execute(past, new []Event) *Outcome {
+	out := &Outcome{}
+	e.out = out
+	e.replaying = true
+	for _, ev := range past {
+		e.apply(ev)
+	}
+	e.replaying = false
+	for _, ev := range new {
+		e.apply(ev)
+	}
+	e.out = nil
+	if !e.abandoned.Load() {
+		out.Actions = append(out.Actions, e.pending...)
+		e.pending = e.pending[:0]
+		out.CustomStatus, out.CustomStatusSet = e.customStatus, e.customStatusSet
+		e.customStatusSet = false
+	}
+	return out
+}
+
+// Finished reports whether the workflow has completed, failed or continued as new
+// (or was halted by a replay or deadlock error).
+func (e *Executor) Finished() bool { return e.halted }
+
+// Name returns the workflow name, known once the start event was applied.
+func (e *Executor) Name() string { return e.name }
+
+// RetryPolicy returns the retry policy the code gave the activity with task id, or
+// nil. The runtime asks it when an attempt fails: the policy's Handle predicate
+// lives only in the process's memory.
+func (e *Executor) RetryPolicy(taskID int64) *RetryPolicy { return e.retry[taskID] }
+
+// Close stops the workflow goroutine. The executor must not be used afterwards.
+func (e *Executor) Close() {
+	select {
+	case <-e.closed:
+	default:
+		close(e.closed)
+	}
+	e.halted = true
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+}
+
+func (e *Executor) apply(ev Event) {
+	if !ev.Time.IsZero() {
+		e.now = ev.Time
+	}
+	if ev.Kind.IsAction() {
+		// Recorded actions are checked even after the code returned: a history that
+		// goes on past the point where the code now ends is a removed step.
+		if !e.abandoned.Load() && !e.diverged {
+			e.match(ev)
+		}
+		return
+	}
+	if e.halted {
+		if e.finished && e.continueAsNew != nil && ev.Kind == EventRaised {
+			e.out.Carry = append(e.out.Carry, ev) // raised while continuing as new: for the next generation
+			return
+		}
+		if !ev.Kind.IsAction() {
+			e.out.Ignored = append(e.out.Ignored, ev)
+		}
+		return
+	}
+	switch ev.Kind {
+	case WorkflowStarted:
+		e.start(ev)
+	case ActivityCompleted, ChildCompleted, TimerFired:
+		e.resolve(ev, ev.Data, nil)
+	case ActivityFailed, ChildFailed:
+		f := Failure{Type: "unknown", Message: "failed without details"}
+		if ev.Failure != nil {
+			f = *ev.Failure
+		}
+		t := e.tasks[ev.TaskID]
+		name := ev.Name
+		if t != nil {
+			name = t.name
+		}
+		kind := "activity"
+		if ev.Kind == ChildFailed {
+			kind = "child workflow"
+		}
+		e.resolve(ev, nil, &TaskFailedError{Kind: kind, TaskName: name, TaskID: ev.TaskID, Failure: f})
+	case EventRaised:
+		e.raise(ev)
+	case WorkflowTerminated, WorkflowSuspended, WorkflowResumed:
+	default:
+		e.out.Ignored = append(e.out.Ignored, ev)
+	}
+}
+
+func (e *Executor) start(ev Event) {
+	if e.started {
+		e.out.Ignored = append(e.out.Ignored, ev)
+		return
+	}
+	e.started = true
+	e.name, e.startedAt = ev.Name, ev.Time
+	e.logger = e.logger.With("workflow", ev.Name)
+	def := e.reg.workflow(ev.Name)
+	if def == nil {
+		e.finish(yieldMsg{done: true, err: &ApplicationError{Type: "WorkflowNotRegistered",
+			Message: fmt.Sprintf("workflow %q is not registered in this process", ev.Name), NonRetriable: true}})
+		return
+	}
+	e.resumeCh = make(chan struct{})
+	e.yieldCh = make(chan yieldMsg)
+	e.timer = time.NewTimer(e.opts.DeadlockTimeout)
+	e.timer.Stop()
+	go e.run(def, ev.Data)
+	e.resume()
+}
+
+// run is the workflow function's goroutine.
+func (e *Executor) run(def *workflowDef, input []byte) {
+	var msg yieldMsg
+	defer func() {
+		if p := recover(); p != nil {
+			if p == errExecutorClosed {
+				return
+			}
+			msg = yieldMsg{panic: &Failure{Type: "panic", Message: fmt.Sprintf("workflow %s panicked: %v", def.name, p), Stack: string(debug.Stack())}}
+		}
+		msg.done = true
+		select {
+		case e.yieldCh <- msg:
+		case <-e.closed:
+		}
+	}()
+	select {
+	case <-e.resumeCh:
+	case <-e.closed:
+		return
+	}
+	msg.output, msg.err = def.run(e.ctx, input)
+}
+
+// resume hands control to the workflow code until it blocks on a task or returns.
+func (e *Executor) resume() {
+	if e.halted || !e.started || e.resumeCh == nil {
+		return
+	}
+	e.timer.Reset(e.opts.DeadlockTimeout)
+	e.resumeCh <- struct{}{}
+	select {
+	case msg := <-e.yieldCh:
+		e.timer.Stop()
+		if msg.done {
+			e.finish(msg)
+		}
+	case <-e.timer.C:
+		e.abandoned.Store(true)
+		e.halted = true
+		e.out.Actions = []Event{{Kind: WorkflowFailed, Time: e.now, Failure: &Failure{
+			Type: "DeadlockError", Message: (&DeadlockError{Workflow: e.name, Timeout: e.opts.DeadlockTimeout.String()}).Error(), NonRetriable: true}}}
+	}
+}
+
+// yield is called on the workflow goroutine: hand control back, wait to be resumed.
+func (c *Context) yield() {
+	e := c.e
+	select {
+	case e.yieldCh <- yieldMsg{}:
+	case <-e.closed:
+		panic(errExecutorClosed)
+	}
+	select {
+	case <-e.resumeCh:
+	case <-e.closed:
+		panic(errExecutorClosed)
+	}
+}
+
+// check stops a goroutine that deadlocked and later woke up from touching state the
+// executor has moved on from.
+func (e *Executor) check() {
+	if e.abandoned.Load() {
+		panic(errExecutorClosed)
+	}
+}
+
+func (e *Executor) finish(msg yieldMsg) {
+	e.finished, e.halted = true, true
+	switch {
+	case msg.panic != nil:
+		e.emit(Event{Kind: WorkflowFailed, Failure: msg.panic})
+	case msg.err != nil:
+		f := FailureOf(msg.err)
+		e.emit(Event{Kind: WorkflowFailed, Failure: f})
+	case e.continueAsNew != nil:
+		e.emit(Event{Kind: ContinuedAsNew, Data: e.continueAsNew.input})
+		if e.continueAsNew.keepEvents {
+			var carry []bufferedEvent
+			for _, q := range e.events {
+				carry = append(carry, q.buffered...)
+			}
+			slices.SortFunc(carry, func(a, b bufferedEvent) int { return int(a.arrival) - int(b.arrival) })
+			for _, b := range carry {
+				e.out.Carry = append(e.out.Carry, b.Event)
+			}
+		}
+	default:
+		e.emit(Event{Kind: WorkflowCompleted, Data: msg.output})
+	}
+}
+
+// resolve completes the task an input event is for and lets the code react.
+func (e *Executor) resolve(ev Event, result []byte, err error) {
+	t := e.tasks[ev.TaskID]
+	if t == nil || t.done {
+		e.out.Ignored = append(e.out.Ignored, ev)
+		return
+	}
+	delete(e.tasks, ev.TaskID)
+	t.complete(result, err)
+	e.resume()
+}
+
+func (e *Executor) raise(ev Event) {
+	q := e.queue(keyOf(ev.Name))
+	if len(q.waiters) > 0 {
+		t := q.waiters[0]
+		q.waiters = q.waiters[1:]
+		if t.timeout != nil {
+			t.timeout.Cancel()
+		}
+		t.complete(ev.Data, nil)
+		e.resume()
+		return
+	}
+	e.arrival++
+	q.buffered = append(q.buffered, bufferedEvent{ev, e.arrival})
+}
+
+// match checks a recorded action against the ones the code produced on replay.
+func (e *Executor) match(ev Event) {
+	i := slices.IndexFunc(e.pending, func(p Event) bool {
+		if ev.Kind.IsTerminal() {
+			return p.Kind.IsTerminal()
+		}
+		return !p.Kind.IsTerminal() && p.TaskID == ev.TaskID
+	})
+	if i < 0 {
+		e.nondeterministic(ev, "nothing")
+		return
+	}
+	p := e.pending[i]
+	if p.Kind != ev.Kind || p.Name != ev.Name {
+		e.nondeterministic(ev, describe(p))
+		return
+	}
+	e.pending = slices.Delete(e.pending, i, i+1)
+}
+
+func (e *Executor) nondeterministic(recorded Event, replayed string) {
+	err := &NonDeterminismError{Workflow: e.name, TaskID: recorded.TaskID, Recorded: describe(recorded), Replayed: replayed}
+	e.halted, e.diverged = true, true
+	e.pending = e.pending[:0]
+	e.emit(Event{Kind: WorkflowFailed, Failure: &Failure{Type: "NonDeterminismError", Message: err.Error(), NonRetriable: true}})
+}
+
+func describe(ev Event) string {
+	if ev.Name == "" {
+		return ev.Kind.String()
+	}
+	return fmt.Sprintf("%s %q", ev.Kind, ev.Name)
+}
+
+func (e *Executor) emit(ev Event) {
+	ev.Time = e.now
+	e.pending = append(e.pending, ev)
+}
+
+func (e *Executor) newTask(kind taskKind, name string) *Task {
+	t := &Task{ctx: e.ctx, kind: kind, name: name, id: e.seq}
+	e.seq++
+	e.tasks[t.id] = t
+	return t
+}
+
+func (e *Executor) createTimer(at time.Time, name string) *Task {
+	t := e.newTask(taskTimer, name)
+	e.emit(Event{Kind: TimerCreated, TaskID: t.id, Name: name, FireAt: at.UTC()})
+	return t
+}
+
+func (e *Executor) scheduleChild(name, id string, data []byte, retry *RetryPolicy) *Task {
+	t := e.newTask(taskChild, name)
+	e.emit(Event{Kind: ChildScheduled, TaskID: t.id, Name: name, Instance: id, Data: data, Retry: retry})
+	return t
+}
+
+func (e *Executor) queue(key string) *eventQueue {
+	q := e.events[key]
+	if q == nil {
+		q = &eventQueue{}
+		e.events[key] = q
+	}
+	return q
+}
+
+func (e *Executor) removeWaiter(t *Task) {
+	q := e.queue(t.eventKey)
+	if i := slices.Index(q.waiters, t); i >= 0 {
+		q.waiters = slices.Delete(q.waiters, i, i+1)
+	}
+}
