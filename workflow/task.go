@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
 )
 
 type taskKind uint8
@@ -204,4 +203,3 @@ func failedTask(c *Context, kind taskKind, name string, err error) *Task {
 }
 
 func (t *Task) describe() string { return fmt.Sprintf("%s %q", t.kind, t.name) }
-
