@@ -1,0 +1,42 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/weftrt/weft/workflow"
+)
+
+// activityActor runs one attempt of one activity invocation, reports the outcome to
+// its workflow until the workflow acknowledges it, and stops. It keeps nothing on
+// disk: the invocation's durable record (attempt, next attempt time) is the
+// workflow's, so a crash here at worst runs the attempt again.
+type activityActor struct {
+	h   *Host
+	inv Invocation
+}
+
+func (a *activityActor) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Started); !ok {
+		return
+	}
+	h, inv := a.h, a.inv
+	defer func() {
+		h.activityFinished(inv)
+		ctx.Stop(ctx.Self())
+		h.background.Done()
+	}()
+	start := time.Now()
+	actx := workflow.WithActivityInfo(h.activityCtx, workflow.ActivityInfo{
+		InstanceID: inv.InstanceID, TaskID: inv.TaskID, Name: inv.Name, Attempt: inv.Attempt,
+	})
+	out, failure := h.reg.RunActivity(actx, inv.Name, inv.Input)
+	h.stats.ActivitiesRun.Add(1)
+	if h.activityCtx.Err() != nil {
+		return // the node is closing: the workflow re-sends this invocation after the next start
+	}
+	h.log.Debug("activity attempt done", "instance", inv.InstanceID, "task", inv.TaskID, "activity", inv.Name,
+		"attempt", inv.Attempt, "ok", failure == nil, "took", time.Since(start))
+	h.deliver(inv.InstanceID, ActivityResult{Gen: inv.Gen, TaskID: inv.TaskID, Attempt: inv.Attempt, Output: out, Failure: failure})
+}

@@ -1,0 +1,482 @@
+package actors
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/weftrt/weft/placement"
+	"github.com/weftrt/weft/reminders"
+	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/workflow"
+)
+
+// Options configure a Host.
+type Options struct {
+	DB       *storage.DB
+	Registry *workflow.Registry
+	Logger   *slog.Logger
+	// IdleTimeout passivates an instance that received no message for this long
+	// (default 2 minutes).
+	IdleTimeout time.Duration
+	// MaxActive caps the active (in-memory) instances; the least recently used one
+	// is passivated beyond it (default 10,000).
+	MaxActive int
+	// ActivityConcurrency caps the activity attempts running at once on this node;
+	// the rest wait in a queue (default 256).
+	ActivityConcurrency int
+	// DeadlockTimeout is the executor's (default workflow.DefaultDeadlockTimeout).
+	DeadlockTimeout time.Duration
+	// RequestTimeout bounds one attempt of an internal request (default 1 minute).
+	RequestTimeout time.Duration
+	// Reminders tunes the reminder service; DB, Fire and Logger are set by the host.
+	Reminders reminders.Options
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Host runs this node's workflow and activity actors.
+type Host struct {
+	opts   Options
+	db     *storage.DB
+	reg    *workflow.Registry
+	log    *slog.Logger
+	system *actor.ActorSystem
+	rem    *reminders.Service
+
+	mu      sync.Mutex
+	actors  map[string]*activation
+	lru     *list.List // of *activation, most recently used first
+	closing atomic.Bool
+
+	activityCtx    context.Context
+	cancelActivity context.CancelFunc
+	actMu          sync.Mutex
+	actRunning     int
+	actQueue       []Invocation
+	inflight       map[inflightKey]struct{} // queued or running attempts, so a re-activation does not send them twice
+
+	background sync.WaitGroup // deliveries and reports in flight
+	deliverSem chan struct{}
+
+	watchMu  sync.Mutex
+	watchers map[string][]chan struct{}
+
+	stats Stats
+}
+
+// Stats are counters for metrics and tests.
+type Stats struct {
+	Activations       atomic.Int64
+	Passivations      atomic.Int64
+	ActivitiesRun     atomic.Int64
+	Commits           atomic.Int64
+	IgnoredDuplicates atomic.Int64
+}
+
+type activation struct {
+	id       string
+	pid      *actor.PID
+	elem     *list.Element
+	stopping bool
+	stopped  chan struct{}
+}
+
+// Invocation is one attempt of one activity.
+type Invocation struct {
+	InstanceID string
+	Gen        uint32
+	TaskID     int64
+	Name       string
+	Input      []byte
+	Attempt    int
+}
+
+// NewHost returns a host; Start starts its reminders and resumes interrupted work.
+func NewHost(opts Options) *Host {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 2 * time.Minute
+	}
+	if opts.MaxActive <= 0 {
+		opts.MaxActive = 10_000
+	}
+	if opts.ActivityConcurrency <= 0 {
+		opts.ActivityConcurrency = 256
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	quiet := opts.Logger.With("component", "protoactor")
+	h := &Host{
+		opts:       opts,
+		db:         opts.DB,
+		reg:        opts.Registry,
+		log:        opts.Logger,
+		actors:     map[string]*activation{},
+		lru:        list.New(),
+		deliverSem: make(chan struct{}, 1024),
+		watchers:   map[string][]chan struct{}{},
+		inflight:   map[inflightKey]struct{}{},
+		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(levelFloor{quiet.Handler(), slog.LevelWarn})
+		})),
+	}
+	h.activityCtx, h.cancelActivity = context.WithCancel(context.Background())
+	ro := opts.Reminders
+	ro.DB, ro.Fire, ro.Logger = opts.DB, h.fire, opts.Logger
+	h.rem = reminders.New(ro)
+	return h
+}
+
+// Start starts firing reminders and wakes every instance that had work in flight
+// when the node stopped (only those: an instance waiting on a timer or an event
+// stays on disk until its reminder or event comes).
+func (h *Host) Start(ctx context.Context) error {
+	if err := h.rem.Start(); err != nil {
+		return fmt.Errorf("start reminders: %w", err)
+	}
+	var ids []string
+	err := h.db.Awake(func(_ uint16, id string) error {
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("scan instances with work in flight: %w", err)
+	}
+	if len(ids) > 0 {
+		h.log.Info("resuming instances with work in flight", "count", len(ids))
+	}
+	for _, id := range ids {
+		h.deliverAsync(id, wake{})
+	}
+	return nil
+}
+
+// Close stops the host: no new requests, running activities are cancelled (their
+// outcome is re-run after the next start), every actor finishes the message it is
+// handling (so no commit is cut short) and stops.
+func (h *Host) Close() error {
+	if h.closing.Swap(true) {
+		return nil
+	}
+	h.cancelActivity()
+	remErr := h.rem.Close()
+	h.mu.Lock()
+	pids := make([]*actor.PID, 0, len(h.actors))
+	for _, a := range h.actors {
+		pids = append(pids, a.pid)
+	}
+	h.mu.Unlock()
+	for _, pid := range pids {
+		_ = h.system.Root.StopFuture(pid).Wait()
+	}
+	h.background.Wait()
+	h.system.Shutdown()
+	return remErr
+}
+
+// Stats returns the host's counters.
+func (h *Host) Stats() *Stats { return &h.stats }
+
+// Reminders returns the reminder service.
+func (h *Host) Reminders() *reminders.Service { return h.rem }
+
+// Active returns how many instances are in memory.
+func (h *Host) Active() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.actors)
+}
+
+// Partition returns the partition of an instance id.
+func (h *Host) Partition(id string) uint16 { return placement.PartitionOf(id, h.db.Partitions()) }
+
+// Request sends msg to the instance's actor, activating it if needed, and waits for
+// its reply. A message that raced a passivation is sent again to the next
+// activation; messages are idempotent, so a retry never applies twice.
+func (h *Host) Request(ctx context.Context, id string, msg any) error {
+	for attempt := 0; ; attempt++ {
+		pid, err := h.activate(ctx, id)
+		if err != nil {
+			return err
+		}
+		timeout := h.opts.RequestTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			if d := time.Until(dl); d < timeout {
+				timeout = d
+			}
+		}
+		if timeout <= 0 {
+			return fmt.Errorf("request to instance %s: %w", id, context.DeadlineExceeded)
+		}
+		res, err := h.system.Root.RequestFuture(pid, msg, timeout).Result()
+		switch {
+		case errors.Is(err, actor.ErrDeadLetter):
+			if attempt > 3 {
+				time.Sleep(time.Millisecond)
+			}
+			continue
+		case errors.Is(err, actor.ErrTimeout):
+			if ctx.Err() != nil {
+				return fmt.Errorf("request to instance %s: %w", id, ctx.Err())
+			}
+			return fmt.Errorf("request to instance %s: no answer within %s: %w", id, timeout, context.DeadlineExceeded)
+		case err != nil:
+			return fmt.Errorf("request to instance %s: %w", id, err)
+		}
+		r, ok := res.(*reply)
+		if !ok {
+			return fmt.Errorf("request to instance %s: unexpected answer %T", id, res)
+		}
+		return r.err
+	}
+}
+
+// deliverAsync sends msg to an instance in the background, retrying until it is
+// acknowledged or the host closes: the path for reminders, child starts and
+// results, and activity reports.
+func (h *Host) deliverAsync(id string, msg any) {
+	if h.closing.Load() {
+		return
+	}
+	h.deliverSem <- struct{}{}
+	h.background.Add(1)
+	go func() {
+		defer func() { <-h.deliverSem; h.background.Done() }()
+		h.deliver(id, msg)
+	}()
+}
+
+// deliver sends msg until it is acknowledged (any answer, error or not, is an
+// acknowledgement: the actor decided) or the host closes.
+func (h *Host) deliver(id string, msg any) {
+	backoff := 10 * time.Millisecond
+	for !h.closing.Load() {
+		err := h.Request(context.Background(), id, msg)
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+			if err != nil && !errors.Is(err, ErrClosed) {
+				h.log.Debug("delivery refused", "instance", id, "message", fmt.Sprintf("%T", msg), "err", err)
+			}
+			return
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// fire is the reminder service's callback.
+func (h *Host) fire(r storage.Reminder) { h.deliverAsync(r.Instance, reminderFired{r}) }
+
+func (h *Host) activate(ctx context.Context, id string) (*actor.PID, error) {
+	for {
+		h.mu.Lock()
+		if h.closing.Load() {
+			h.mu.Unlock()
+			return nil, ErrClosed
+		}
+		a := h.actors[id]
+		if a != nil && !a.stopping {
+			h.lru.MoveToFront(a.elem)
+			h.mu.Unlock()
+			return a.pid, nil
+		}
+		if a != nil {
+			stopped := a.stopped
+			h.mu.Unlock()
+			select {
+			case <-stopped:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		a = &activation{id: id, stopped: make(chan struct{})}
+		a.pid = h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newWorkflowActor(h, id, a) }))
+		a.elem = h.lru.PushFront(a)
+		h.actors[id] = a
+		var victim *actor.PID
+		if len(h.actors) > h.opts.MaxActive {
+			for e := h.lru.Back(); e != nil && e != a.elem; e = e.Prev() {
+				if v := e.Value.(*activation); !v.stopping {
+					victim = v.pid
+					break
+				}
+			}
+		}
+		h.mu.Unlock()
+		h.stats.Activations.Add(1)
+		if victim != nil {
+			h.system.Root.Send(victim, passivate{})
+		}
+		return a.pid, nil
+	}
+}
+
+// deactivate takes an activation out of routing: later requests wait for it to stop
+// and go to a fresh activation.
+func (h *Host) deactivate(a *activation) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.actors[a.id] == a && !a.stopping {
+		a.stopping = true
+		h.lru.Remove(a.elem)
+	}
+}
+
+func (h *Host) stopped(a *activation) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.actors[a.id] == a {
+		delete(h.actors, a.id)
+		if !a.stopping {
+			h.lru.Remove(a.elem)
+		}
+	}
+	select {
+	case <-a.stopped:
+	default:
+		close(a.stopped)
+	}
+	h.stats.Passivations.Add(1)
+}
+
+type inflightKey struct {
+	instance string
+	gen      uint32
+	task     int64
+	attempt  int
+}
+
+func keyOf(inv Invocation) inflightKey {
+	return inflightKey{inv.InstanceID, inv.Gen, inv.TaskID, inv.Attempt}
+}
+
+// dispatchUnlessInFlight dispatches an attempt that this node is not already
+// running or queueing (after a passivation it may well be).
+func (h *Host) dispatchUnlessInFlight(inv Invocation) {
+	h.actMu.Lock()
+	_, busy := h.inflight[keyOf(inv)]
+	h.actMu.Unlock()
+	if !busy {
+		h.dispatch(inv)
+	}
+}
+
+// dispatch runs an activity attempt when a slot is free, or queues it.
+func (h *Host) dispatch(inv Invocation) {
+	h.actMu.Lock()
+	h.inflight[keyOf(inv)] = struct{}{}
+	if h.actRunning >= h.opts.ActivityConcurrency {
+		h.actQueue = append(h.actQueue, inv)
+		h.actMu.Unlock()
+		return
+	}
+	h.actRunning++
+	h.actMu.Unlock()
+	h.spawnActivity(inv)
+}
+
+func (h *Host) activityFinished(done Invocation) {
+	h.actMu.Lock()
+	delete(h.inflight, keyOf(done))
+	if len(h.actQueue) == 0 || h.closing.Load() {
+		h.actRunning--
+		h.actMu.Unlock()
+		return
+	}
+	inv := h.actQueue[0]
+	h.actQueue[0] = Invocation{}
+	h.actQueue = h.actQueue[1:]
+	h.actMu.Unlock()
+	h.spawnActivity(inv)
+}
+
+func (h *Host) spawnActivity(inv Invocation) {
+	h.background.Add(1)
+	h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &activityActor{h: h, inv: inv} }))
+}
+
+// watch returns a channel closed at the instance's next committed change.
+func (h *Host) watch(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	h.watchMu.Lock()
+	h.watchers[id] = append(h.watchers[id], ch)
+	h.watchMu.Unlock()
+	return ch, func() {
+		h.watchMu.Lock()
+		defer h.watchMu.Unlock()
+		ws := h.watchers[id]
+		for i, w := range ws {
+			if w == ch {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(h.watchers, id)
+		} else {
+			h.watchers[id] = ws
+		}
+	}
+}
+
+func (h *Host) notify(id string) {
+	h.watchMu.Lock()
+	ws := h.watchers[id]
+	delete(h.watchers, id)
+	h.watchMu.Unlock()
+	for _, ch := range ws {
+		close(ch)
+	}
+}
+
+// WaitFor blocks until cond holds for the instance's committed row, woken by the
+// runtime's commits rather than by polling.
+func (h *Host) WaitFor(ctx context.Context, id string, cond func(*storage.InstanceRecord) bool) (*storage.InstanceRecord, error) {
+	part := h.Partition(id)
+	for {
+		ch, cancel := h.watch(id)
+		row, err := h.db.Instance(part, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			cancel()
+			return nil, ErrInstanceNotFound
+		}
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if cond(row) {
+			cancel()
+			return row, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			cancel()
+			return row, ctx.Err()
+		}
+	}
+}
+
+// levelFloor drops records below a level: protoactor logs every actor start at INFO.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (l levelFloor) Enabled(ctx context.Context, lvl slog.Level) bool {
+	return lvl >= l.min && l.Handler.Enabled(ctx, lvl)
+}

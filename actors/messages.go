@@ -1,0 +1,91 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/workflow"
+)
+
+// The messages a workflow actor handles. Every one is answered with a *reply once
+// its effects are committed (or refused), so senders retry until they hear back.
+
+// ReusePolicy says what starting an instance whose id is taken does.
+type ReusePolicy uint8
+
+const (
+	// ReuseError refuses the start with ErrInstanceExists (the default).
+	ReuseError ReusePolicy = iota
+	// ReuseIgnore keeps the existing instance and reports success.
+	ReuseIgnore
+	// ReuseTerminate terminates the existing instance if it still runs, purges it,
+	// and starts the new one under the same id.
+	ReuseTerminate
+)
+
+// StartRequest creates an instance.
+type StartRequest struct {
+	Name    string
+	Input   []byte
+	StartAt time.Time // zero or past: now
+	Reuse   ReusePolicy
+	// Set when a parent workflow starts this instance as its child.
+	ParentID   string
+	ParentTask int64
+	ParentGen  uint32
+}
+
+// RaiseEventRequest delivers an external event.
+type RaiseEventRequest struct {
+	Name string
+	Data []byte
+}
+
+// TerminateRequest ends an instance at once.
+type TerminateRequest struct {
+	Reason    []byte
+	Recursive bool
+}
+
+// SuspendRequest pauses an instance: events are kept and applied on resume.
+type SuspendRequest struct{ Reason string }
+
+// ResumeRequest resumes a suspended instance.
+type ResumeRequest struct{ Reason string }
+
+// PurgeRequest deletes a finished instance and everything stored about it.
+type PurgeRequest struct{ Recursive bool }
+
+// ActivityResult is the outcome of one activity attempt.
+type ActivityResult struct {
+	Gen     uint32
+	TaskID  int64
+	Attempt int
+	Output  []byte
+	Failure *workflow.Failure
+}
+
+// ChildResult is a child instance's final outcome, sent to its parent.
+type ChildResult struct {
+	Gen     uint32
+	TaskID  int64
+	ChildID string
+	Output  []byte
+	Failure *workflow.Failure
+}
+
+// reminderFired delivers a due reminder.
+type reminderFired struct{ r storage.Reminder }
+
+// wake activates an instance after a restart so it re-sends its outstanding work.
+type wake struct{}
+
+// passivate asks an actor to stop (the active-instance cap was reached).
+type passivate struct{}
+
+// parentNotified tells a finished child that its parent acknowledged its result.
+type parentNotified struct{}
+
+type reply struct {
+	err error
+}

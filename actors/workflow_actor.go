@@ -1,0 +1,835 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/workflow"
+)
+
+// workflowActor owns one workflow instance while it is active. Every message is
+// handled the same way (DESIGN.md, "The one idea"): append the message as events,
+// advance the executor, collect its actions, commit ONE synced batch (history, the
+// instance row, activity records, reminders, the awake flag), and only then send
+// what the actions send. If the commit fails, the in-memory state is dropped and
+// reloaded from disk on the next message, so memory never runs ahead of disk.
+type workflowActor struct {
+	h    *Host
+	id   string
+	part uint16
+	act  *activation
+
+	loaded bool
+	row    *storage.InstanceRecord // nil: no such instance
+	exec   *workflow.Executor
+	now    time.Time
+
+	activities map[int64]*storage.ActivityRecord // outstanding invocations of this generation
+	reminders  map[string]storage.Reminder       // this instance's stored reminders, by name
+	children   map[int64]string                  // outstanding child workflows: task → child id
+	childInput map[int64]childCall
+}
+
+type childCall struct {
+	name  string
+	input []byte
+}
+
+// maxGenerationsPerStep stops a workflow that continues as new without ever waiting.
+const maxGenerationsPerStep = 1000
+
+func newWorkflowActor(h *Host, id string, a *activation) *workflowActor {
+	return &workflowActor{h: h, id: id, part: h.Partition(id), act: a}
+}
+
+func (w *workflowActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.SetReceiveTimeout(w.h.opts.IdleTimeout)
+	case *actor.Stopping, *actor.Restarting:
+	case *actor.Stopped:
+		w.unload()
+		w.h.stopped(w.act)
+	case *actor.ReceiveTimeout, passivate:
+		w.h.deactivate(w.act)
+		ctx.Poison(ctx.Self())
+	default:
+		err := w.handleSafely(msg)
+		if ctx.Sender() != nil {
+			ctx.Respond(&reply{err: err})
+		}
+		if w.loaded && w.row == nil && isPurge(msg) && err == nil {
+			w.h.deactivate(w.act) // purged: nothing left to keep in memory
+			ctx.Poison(ctx.Self())
+		}
+	}
+}
+
+func isPurge(msg any) bool { _, ok := msg.(PurgeRequest); return ok }
+
+// handleSafely turns a panic in the runtime's own code into an error for the
+// sender and a reload from disk, never a crash of the node.
+func (w *workflowActor) handleSafely(msg any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.h.log.Error("workflow actor panicked; state reloads from disk", "instance", w.id, "panic", p, "stack", string(debug.Stack()))
+			w.unload()
+			err = fmt.Errorf("instance %s: internal error: %v", w.id, p)
+		}
+	}()
+	w.now = w.h.opts.Now().UTC()
+	if !w.loaded {
+		if err := w.load(); err != nil {
+			w.unload()
+			return err
+		}
+	}
+	switch m := msg.(type) {
+	case StartRequest:
+		return w.start(m)
+	case RaiseEventRequest:
+		return w.raise(m)
+	case TerminateRequest:
+		return w.terminate(m)
+	case SuspendRequest:
+		return w.suspend(m)
+	case ResumeRequest:
+		return w.resume(m)
+	case PurgeRequest:
+		return w.purge(m)
+	case ActivityResult:
+		return w.activityResult(m)
+	case ChildResult:
+		return w.childResult(m)
+	case reminderFired:
+		return w.reminderFired(m.r)
+	case parentNotified:
+		if w.row != nil && w.row.ParentPending {
+			w.row.ParentPending = false
+			return w.commit(w.newTxn())
+		}
+		return nil
+	case wake:
+		return nil // loading re-sent whatever was outstanding
+	}
+	return fmt.Errorf("instance %s: unexpected message %T", w.id, msg)
+}
+
+// load reads the instance from disk and, if it is running, replays its history
+// into a fresh executor and re-sends the work that was in flight.
+func (w *workflowActor) load() error {
+	db := w.h.db
+	row, err := db.Instance(w.part, w.id)
+	w.loaded = true
+	w.activities = map[int64]*storage.ActivityRecord{}
+	w.reminders = map[string]storage.Reminder{}
+	w.children = map[int64]string{}
+	w.childInput = map[int64]childCall{}
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load instance %s: %w", w.id, err)
+	}
+	w.row = row
+	rems, err := db.RemindersOf(w.part, w.id)
+	if err != nil {
+		return fmt.Errorf("load reminders of %s: %w", w.id, err)
+	}
+	for _, r := range rems {
+		w.reminders[r.Name] = r
+	}
+	if row.Status == storage.Running || row.Status == storage.Suspended {
+		history, err := w.history()
+		if err != nil {
+			return err
+		}
+		recs, err := db.Activities(w.part, w.id)
+		if err != nil {
+			return fmt.Errorf("load activities of %s: %w", w.id, err)
+		}
+		for i := range recs {
+			w.activities[recs[i].TaskID] = &recs[i]
+		}
+		for _, ev := range history {
+			switch ev.Kind {
+			case workflow.ChildScheduled:
+				w.children[ev.TaskID] = ev.Instance
+				w.childInput[ev.TaskID] = childCall{ev.Name, ev.Data}
+			case workflow.ChildCompleted, workflow.ChildFailed:
+				delete(w.children, ev.TaskID)
+			}
+		}
+		w.exec = w.newExecutor()
+		o := w.exec.Execute(history, nil)
+		if len(o.Actions) > 0 {
+			// Replay diverged from history (non-determinism) or found actions history
+			// lacks: record them like any other step.
+			t := w.newTxn()
+			if err := w.record(t, nil, o); err != nil {
+				return err
+			}
+			if err := w.commit(t); err != nil {
+				return err
+			}
+		}
+		w.resend()
+	}
+	if row.Status.Terminal() && row.ParentPending {
+		w.notifyParent()
+	}
+	return nil
+}
+
+// resend re-sends what this instance has in flight that nothing on this node is
+// already working on: after a crash, that is everything outstanding.
+func (w *workflowActor) resend() {
+	for _, rec := range w.activities {
+		if rec.NextAttemptAt.After(w.now) {
+			continue // waiting for its retry reminder
+		}
+		w.h.dispatchUnlessInFlight(w.invocation(rec))
+	}
+	for task, child := range w.children {
+		c := w.childInput[task]
+		w.h.deliverAsync(child, w.childStart(task, c))
+	}
+}
+
+func (w *workflowActor) unload() {
+	if w.exec != nil {
+		w.exec.Close()
+	}
+	w.exec, w.row, w.loaded = nil, nil, false
+}
+
+func (w *workflowActor) newExecutor() *workflow.Executor {
+	return workflow.NewExecutor(w.h.reg, w.id, workflow.ExecutorOptions{
+		DeadlockTimeout: w.h.opts.DeadlockTimeout,
+		Logger:          w.h.log,
+	})
+}
+
+func (w *workflowActor) history() ([]workflow.Event, error) {
+	var evs []workflow.Event
+	err := w.h.db.History(w.part, w.id, func(_ uint64, b []byte) error {
+		ev, err := workflow.DecodeEvent(b)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load history of %s: %w", w.id, err)
+	}
+	return evs, nil
+}
+
+// --- messages ---------------------------------------------------------------
+
+func (w *workflowActor) start(m StartRequest) error {
+	if err := storage.ValidateInstanceID(w.id); err != nil {
+		if m.ParentID != "" { // a workflow asked for a child id that cannot be stored
+			w.h.deliverAsync(m.ParentID, ChildResult{Gen: m.ParentGen, TaskID: m.ParentTask, ChildID: w.id,
+				Failure: &workflow.Failure{Type: "InvalidInstanceID", Message: err.Error(), NonRetriable: true}})
+			return nil
+		}
+		return err
+	}
+	t := w.newTxn()
+	if w.row != nil {
+		sameCall := m.ParentID != "" && w.row.ParentID == m.ParentID && w.row.ParentTask == m.ParentTask && w.row.ParentGen == m.ParentGen
+		switch {
+		case sameCall:
+			return nil // a re-sent child start: already done
+		case m.ParentID != "" && w.row.Status.Terminal():
+			// A parent (re)starting a child under the id of a finished instance
+			// replaces it: that is how a retried child runs again.
+		case m.ParentID != "":
+			w.h.deliverAsync(m.ParentID, ChildResult{Gen: m.ParentGen, TaskID: m.ParentTask, ChildID: w.id,
+				Failure: &workflow.Failure{Type: "InstanceExists", Message: fmt.Sprintf("instance id %s is already used by a running workflow", w.id), NonRetriable: true}})
+			return nil
+		case m.Reuse == ReuseIgnore:
+			return nil
+		case m.Reuse == ReuseTerminate:
+		default:
+			return fmt.Errorf("instance %s (%s, %s): %w", w.id, w.row.Name, w.row.Status, ErrInstanceExists)
+		}
+		if err := w.h.db.PurgeInstance(t.b, w.part, w.id, w.row.CreatedAt); err != nil {
+			t.b.Close()
+			return fmt.Errorf("replace instance %s: %w", w.id, err)
+		}
+		for _, r := range w.reminders {
+			t.done = append(t.done, r)
+		}
+		w.unload()
+		w.loaded = true
+		w.activities = map[int64]*storage.ActivityRecord{}
+		w.reminders = map[string]storage.Reminder{}
+		w.children = map[int64]string{}
+		w.childInput = map[int64]childCall{}
+	}
+	w.row = &storage.InstanceRecord{
+		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input,
+		ParentID: m.ParentID, ParentTask: m.ParentTask, ParentGen: m.ParentGen,
+	}
+	if m.StartAt.After(w.now) {
+		w.row.Status = storage.Pending
+		w.row.ScheduledStartAt = m.StartAt.UTC()
+		w.putReminder(t, "start", m.StartAt)
+		return w.commit(t)
+	}
+	w.exec = w.newExecutor()
+	if err := w.advance(t, []workflow.Event{w.startedEvent(m.Input)}); err != nil {
+		t.b.Close()
+		return err
+	}
+	return w.commit(t)
+}
+
+func (w *workflowActor) startedEvent(input []byte) workflow.Event {
+	return workflow.Event{Kind: workflow.WorkflowStarted, Name: w.row.Name, Data: input, Time: w.now,
+		Instance: w.row.ParentID, TaskID: w.row.ParentTask}
+}
+
+func (w *workflowActor) raise(m RaiseEventRequest) error {
+	if w.row == nil {
+		return fmt.Errorf("raise event %s on %s: %w", m.Name, w.id, ErrInstanceNotFound)
+	}
+	if w.row.Status.Terminal() {
+		w.h.log.Debug("event raised on a finished instance dropped", "instance", w.id, "event", m.Name)
+		return nil
+	}
+	return w.input(workflow.Event{Kind: workflow.EventRaised, Name: m.Name, Data: m.Data, Time: w.now})
+}
+
+func (w *workflowActor) terminate(m TerminateRequest) error {
+	if w.row == nil {
+		return fmt.Errorf("terminate %s: %w", w.id, ErrInstanceNotFound)
+	}
+	if w.row.Status.Terminal() {
+		return nil // a finished instance stays as it finished
+	}
+	t := w.newTxn()
+	if m.Recursive {
+		for _, child := range w.children {
+			t.terminate = append(t.terminate, child)
+		}
+	}
+	if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowTerminated, Data: m.Reason, Time: w.now}); err != nil {
+		t.b.Close()
+		return err
+	}
+	w.finish(t, storage.Terminated, m.Reason, nil)
+	return w.commit(t)
+}
+
+func (w *workflowActor) suspend(m SuspendRequest) error {
+	switch {
+	case w.row == nil:
+		return fmt.Errorf("suspend %s: %w", w.id, ErrInstanceNotFound)
+	case w.row.Status == storage.Suspended:
+		return nil
+	case w.row.Status != storage.Running:
+		return fmt.Errorf("suspend %s (%s): %w", w.id, w.row.Status, ErrNotRunning)
+	}
+	t := w.newTxn()
+	if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowSuspended, Data: quote(m.Reason), Time: w.now}); err != nil {
+		t.b.Close()
+		return err
+	}
+	w.row.Status = storage.Suspended
+	return w.commit(t)
+}
+
+func (w *workflowActor) resume(m ResumeRequest) error {
+	switch {
+	case w.row == nil:
+		return fmt.Errorf("resume %s: %w", w.id, ErrInstanceNotFound)
+	case w.row.Status == storage.Running:
+		return nil
+	case w.row.Status != storage.Suspended:
+		return fmt.Errorf("resume %s (%s): %w", w.id, w.row.Status, ErrNotRunning)
+	}
+	held, err := w.inbox()
+	if err != nil {
+		return err
+	}
+	t := w.newTxn()
+	t.b.DeleteInbox(w.part, w.id)
+	w.row.NextInboxSeq = 0
+	w.row.Status = storage.Running
+	if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowResumed, Data: quote(m.Reason), Time: w.now}); err != nil {
+		t.b.Close()
+		return err
+	}
+	if err := w.advance(t, held); err != nil {
+		t.b.Close()
+		return err
+	}
+	return w.commit(t)
+}
+
+func (w *workflowActor) purge(m PurgeRequest) error {
+	if w.row == nil {
+		return fmt.Errorf("purge %s: %w", w.id, ErrInstanceNotFound)
+	}
+	if !w.row.Status.Terminal() {
+		return fmt.Errorf("purge %s (%s): %w", w.id, w.row.Status, ErrNotFinished)
+	}
+	if m.Recursive {
+		history, err := w.history()
+		if err != nil {
+			return err
+		}
+		for _, ev := range history {
+			if ev.Kind != workflow.ChildScheduled {
+				continue
+			}
+			err := w.h.Request(context.Background(), ev.Instance, PurgeRequest{Recursive: true})
+			if err != nil && !errors.Is(err, ErrInstanceNotFound) {
+				return fmt.Errorf("purge %s: child %s: %w", w.id, ev.Instance, err)
+			}
+		}
+	}
+	b := w.h.db.NewBatch()
+	if err := w.h.db.PurgeInstance(b, w.part, w.id, w.row.CreatedAt); err != nil {
+		b.Close()
+		return fmt.Errorf("purge %s: %w", w.id, err)
+	}
+	if err := b.Commit(); err != nil {
+		w.unload()
+		return fmt.Errorf("purge %s: %w", w.id, err)
+	}
+	done := make([]storage.Reminder, 0, len(w.reminders))
+	for _, r := range w.reminders {
+		done = append(done, r)
+	}
+	w.h.rem.Done(done...)
+	w.unload()
+	w.loaded = true // known absent
+	w.h.notify(w.id)
+	return nil
+}
+
+func (w *workflowActor) activityResult(m ActivityResult) error {
+	if w.row == nil || w.row.Generation != m.Gen {
+		return nil // purged, or from an earlier generation
+	}
+	rec := w.activities[m.TaskID]
+	if rec == nil || rec.Attempt != m.Attempt {
+		w.h.stats.IgnoredDuplicates.Add(1)
+		return nil // a duplicate delivery
+	}
+	if m.Failure == nil {
+		return w.input(workflow.Event{Kind: workflow.ActivityCompleted, TaskID: m.TaskID, Data: m.Output, Time: w.now})
+	}
+	var policy *workflow.RetryPolicy
+	if w.exec != nil {
+		policy = w.exec.RetryPolicy(m.TaskID)
+	}
+	if delay, ok := policy.NextDelay(rec.Attempt, rec.FirstAttemptAt, w.now, m.Failure); ok {
+		t := w.newTxn()
+		rec.Attempt++
+		rec.NextAttemptAt = w.now.Add(delay)
+		if err := t.b.PutActivity(w.part, w.id, rec); err != nil {
+			t.b.Close()
+			return err
+		}
+		w.putReminder(t, retryName(w.row.Generation, m.TaskID), rec.NextAttemptAt)
+		w.h.log.Info("activity attempt failed; retrying", "instance", w.id, "task", m.TaskID, "activity", rec.Name,
+			"attempt", m.Attempt, "next_attempt_in", delay, "failure", m.Failure.String())
+		return w.commit(t)
+	}
+	return w.input(workflow.Event{Kind: workflow.ActivityFailed, TaskID: m.TaskID, Name: rec.Name, Failure: m.Failure, Time: w.now})
+}
+
+func (w *workflowActor) childResult(m ChildResult) error {
+	if w.row == nil || w.row.Generation != m.Gen || w.children[m.TaskID] != m.ChildID {
+		return nil
+	}
+	if m.Failure != nil {
+		return w.input(workflow.Event{Kind: workflow.ChildFailed, TaskID: m.TaskID, Failure: m.Failure, Time: w.now})
+	}
+	return w.input(workflow.Event{Kind: workflow.ChildCompleted, TaskID: m.TaskID, Data: m.Output, Time: w.now})
+}
+
+func (w *workflowActor) reminderFired(r storage.Reminder) error {
+	stored, ok := w.reminders[r.Name]
+	if w.row == nil || !ok {
+		return nil // already handled and deleted
+	}
+	kind, gen, task := parseReminderName(r.Name)
+	switch {
+	case kind == "start" && w.row.Status == storage.Pending:
+		held, err := w.inbox()
+		if err != nil {
+			return err
+		}
+		t := w.newTxn()
+		w.deleteReminder(t, stored)
+		t.b.DeleteInbox(w.part, w.id)
+		w.row.NextInboxSeq = 0
+		w.row.Status = storage.Running
+		w.exec = w.newExecutor()
+		if err := w.advance(t, append([]workflow.Event{w.startedEvent(w.row.Input)}, held...)); err != nil {
+			t.b.Close()
+			return err
+		}
+		return w.commit(t)
+	case kind == "timer" && gen == w.row.Generation && !w.row.Status.Terminal():
+		return w.input(workflow.Event{Kind: workflow.TimerFired, TaskID: task, Time: w.now})
+	case kind == "retry" && gen == w.row.Generation && w.activities[task] != nil:
+		t := w.newTxn()
+		w.deleteReminder(t, stored)
+		t.dispatch = append(t.dispatch, w.invocation(w.activities[task]))
+		return w.commit(t)
+	}
+	t := w.newTxn() // stale: drop it
+	w.deleteReminder(t, stored)
+	return w.commit(t)
+}
+
+// input applies one input event: now if the instance runs, or held in the inbox
+// while it is suspended or not started yet.
+func (w *workflowActor) input(ev workflow.Event) error {
+	t := w.newTxn()
+	w.settle(t, ev)
+	if w.row.Status == storage.Running && w.exec != nil {
+		if err := w.advance(t, []workflow.Event{ev}); err != nil {
+			t.b.Close()
+			return err
+		}
+		return w.commit(t)
+	}
+	b, err := workflow.EncodeEvent(ev)
+	if err != nil {
+		t.b.Close()
+		return err
+	}
+	t.b.PutInbox(w.part, w.id, w.row.NextInboxSeq, b)
+	w.row.NextInboxSeq++
+	return w.commit(t)
+}
+
+// settle does the bookkeeping an input event implies whether or not it is applied
+// now: the activity, timer or child it completes is no longer outstanding.
+func (w *workflowActor) settle(t *txn, ev workflow.Event) {
+	switch ev.Kind {
+	case workflow.ActivityCompleted, workflow.ActivityFailed:
+		delete(w.activities, ev.TaskID)
+		t.b.DeleteActivity(w.part, w.id, ev.TaskID)
+		if r, ok := w.reminders[retryName(w.row.Generation, ev.TaskID)]; ok {
+			w.deleteReminder(t, r)
+		}
+	case workflow.TimerFired:
+		if r, ok := w.reminders[timerName(w.row.Generation, ev.TaskID)]; ok {
+			w.deleteReminder(t, r)
+		}
+	case workflow.ChildCompleted, workflow.ChildFailed:
+		delete(w.children, ev.TaskID)
+		delete(w.childInput, ev.TaskID)
+	}
+}
+
+func (w *workflowActor) inbox() ([]workflow.Event, error) {
+	var evs []workflow.Event
+	err := w.h.db.Inbox(w.part, w.id, func(_ uint64, b []byte) error {
+		ev, err := workflow.DecodeEvent(b)
+		if err == nil {
+			evs = append(evs, ev)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load held events of %s: %w", w.id, err)
+	}
+	return evs, nil
+}
+
+// --- the step ---------------------------------------------------------------
+
+// txn gathers one step: the batch, and what to do once it is committed.
+type txn struct {
+	b         *storage.Batch
+	added     []storage.Reminder
+	done      []storage.Reminder
+	dispatch  []Invocation
+	children  []childStartMsg
+	sends     []sendMsg
+	terminate []string
+	parent    bool
+}
+
+type childStartMsg struct {
+	id  string
+	msg StartRequest
+}
+
+type sendMsg struct {
+	target string
+	msg    RaiseEventRequest
+}
+
+func (w *workflowActor) newTxn() *txn { return &txn{b: w.h.db.NewBatch()} }
+
+// advance feeds inputs to the executor and records what it did, continuing as new
+// as often as the workflow asks (each new generation starts in the same batch).
+func (w *workflowActor) advance(t *txn, inputs []workflow.Event) error {
+	for gen := 0; ; gen++ {
+		o := w.exec.Execute(nil, inputs)
+		if err := w.record(t, inputs, o); err != nil {
+			return err
+		}
+		last := workflow.Event{}
+		if n := len(o.Actions); n > 0 {
+			last = o.Actions[n-1]
+		}
+		if last.Kind != workflow.ContinuedAsNew {
+			return nil
+		}
+		if gen >= maxGenerationsPerStep {
+			w.finish(t, storage.Failed, nil, &storage.Failure{Type: "ContinueAsNewLoop",
+				Message: fmt.Sprintf("workflow %s continued as new %d times without waiting for anything", w.row.Name, gen)})
+			return nil
+		}
+		w.dropOutstanding(t)
+		t.b.DeleteHistory(w.part, w.id)
+		w.row.NextSeq = 0
+		w.row.Generation++
+		w.row.Input = last.Data
+		w.exec.Close()
+		w.exec = w.newExecutor()
+		inputs = append([]workflow.Event{w.startedEvent(last.Data)}, o.Carry...)
+	}
+}
+
+// record appends inputs and the executor's actions to history and turns each
+// action into stored records and post-commit effects.
+func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outcome) error {
+	if err := w.appendHistory(t, inputs...); err != nil {
+		return err
+	}
+	if err := w.appendHistory(t, o.Actions...); err != nil {
+		return err
+	}
+	if o.CustomStatusSet {
+		w.row.CustomStatus = o.CustomStatus
+	}
+	if n := len(o.Ignored); n > 0 {
+		w.h.stats.IgnoredDuplicates.Add(int64(n))
+	}
+	gen := w.row.Generation
+	for _, a := range o.Actions {
+		switch a.Kind {
+		case workflow.ActivityScheduled:
+			rec := &storage.ActivityRecord{TaskID: a.TaskID, Name: a.Name, Input: a.Data, Attempt: 1, FirstAttemptAt: w.now, NextAttemptAt: w.now}
+			if err := t.b.PutActivity(w.part, w.id, rec); err != nil {
+				return err
+			}
+			w.activities[a.TaskID] = rec
+			t.dispatch = append(t.dispatch, w.invocation(rec))
+		case workflow.TimerCreated:
+			w.putReminder(t, timerName(gen, a.TaskID), a.FireAt)
+		case workflow.TimerCanceled:
+			if r, ok := w.reminders[timerName(gen, a.TaskID)]; ok {
+				w.deleteReminder(t, r)
+			}
+		case workflow.ChildScheduled:
+			w.children[a.TaskID] = a.Instance
+			w.childInput[a.TaskID] = childCall{a.Name, a.Data}
+			t.children = append(t.children, childStartMsg{a.Instance, w.childStart(a.TaskID, childCall{a.Name, a.Data})})
+		case workflow.EventSent:
+			t.sends = append(t.sends, sendMsg{a.Instance, RaiseEventRequest{Name: a.Name, Data: a.Data}})
+		case workflow.WorkflowCompleted:
+			w.finish(t, storage.Completed, a.Data, nil)
+		case workflow.WorkflowFailed:
+			f := &storage.Failure{}
+			if a.Failure != nil {
+				f = &storage.Failure{Type: a.Failure.Type, Message: a.Failure.Message, Stack: a.Failure.Stack}
+			}
+			w.finish(t, storage.Failed, nil, f)
+		}
+	}
+	return nil
+}
+
+func (w *workflowActor) appendHistory(t *txn, evs ...workflow.Event) error {
+	for _, ev := range evs {
+		b, err := workflow.EncodeEvent(ev)
+		if err != nil {
+			return fmt.Errorf("instance %s: %w", w.id, err)
+		}
+		t.b.AppendHistory(w.part, w.id, w.row.NextSeq, b)
+		w.row.NextSeq++
+	}
+	return nil
+}
+
+// finish ends the instance: nothing outstanding is kept, the parent is told.
+func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, failure *storage.Failure) {
+	w.row.Status = status
+	w.row.CompletedAt = w.now
+	w.row.Output = output
+	w.row.Failure = failure
+	w.dropOutstanding(t)
+	if _, ok := w.reminders["start"]; ok {
+		w.deleteReminder(t, w.reminders["start"])
+	}
+	t.b.DeleteInbox(w.part, w.id)
+	w.row.NextInboxSeq = 0
+	w.children = map[int64]string{}
+	w.childInput = map[int64]childCall{}
+	if w.row.ParentID != "" {
+		w.row.ParentPending = true
+		t.parent = true
+	}
+	if w.exec != nil {
+		w.exec.Close()
+		w.exec = nil
+	}
+}
+
+// dropOutstanding forgets the generation's activities and timers.
+func (w *workflowActor) dropOutstanding(t *txn) {
+	for task := range w.activities {
+		t.b.DeleteActivity(w.part, w.id, task)
+	}
+	w.activities = map[int64]*storage.ActivityRecord{}
+	for name, r := range w.reminders {
+		if name != "start" {
+			w.deleteReminder(t, r)
+		}
+	}
+}
+
+func (w *workflowActor) putReminder(t *txn, name string, due time.Time) {
+	if floor := w.h.rem.Floor(); due.Before(floor) {
+		due = floor // the reminder scan starts at the floor: store below it and it would be missed
+	}
+	r := storage.Reminder{Partition: w.part, Instance: w.id, Name: name, Due: due.UTC()}
+	if old, ok := w.reminders[name]; ok {
+		t.b.DeleteReminder(old)
+	}
+	if err := t.b.PutReminder(r); err != nil {
+		panic(err) // names are ours and valid; a failure here is a bug
+	}
+	w.reminders[name] = r
+	t.added = append(t.added, r)
+}
+
+func (w *workflowActor) deleteReminder(t *txn, r storage.Reminder) {
+	t.b.DeleteReminder(r)
+	delete(w.reminders, r.Name)
+	t.done = append(t.done, r)
+}
+
+// commit writes the step and then carries out its effects, in that order.
+func (w *workflowActor) commit(t *txn) error {
+	if w.row != nil {
+		w.row.UpdatedAt = w.now
+		if err := t.b.PutInstance(w.part, w.row); err != nil {
+			t.b.Close()
+			w.unload()
+			return err
+		}
+		t.b.SetAwake(w.part, w.id, len(w.activities) > 0 || len(w.children) > 0 || w.row.ParentPending)
+	}
+	if err := t.b.Commit(); err != nil {
+		w.unload()
+		return fmt.Errorf("commit instance %s: %w", w.id, err)
+	}
+	w.h.stats.Commits.Add(1)
+	w.h.rem.Done(t.done...)
+	w.h.rem.Added(t.added...)
+	for _, inv := range t.dispatch {
+		if rec := w.activities[inv.TaskID]; rec != nil && rec.Attempt == inv.Attempt && inv.Gen == w.row.Generation {
+			w.h.dispatch(inv)
+		}
+	}
+	for _, c := range t.children {
+		if w.children[c.msg.ParentTask] == c.id && c.msg.ParentGen == w.row.Generation {
+			w.h.deliverAsync(c.id, c.msg)
+		}
+	}
+	for _, s := range t.sends {
+		w.h.deliverAsync(s.target, s.msg)
+	}
+	for _, child := range t.terminate {
+		w.h.deliverAsync(child, TerminateRequest{Reason: quote("parent " + w.id + " terminated"), Recursive: true})
+	}
+	if t.parent {
+		w.notifyParent()
+	}
+	w.h.notify(w.id)
+	return nil
+}
+
+// notifyParent sends a finished child's outcome to its parent until acknowledged,
+// then clears the child's pending flag.
+func (w *workflowActor) notifyParent() {
+	row := w.row
+	res := ChildResult{Gen: row.ParentGen, TaskID: row.ParentTask, ChildID: w.id, Output: row.Output}
+	switch row.Status {
+	case storage.Failed:
+		res.Output = nil
+		res.Failure = &workflow.Failure{Type: "ChildWorkflowFailed", Message: "child failed"}
+		if row.Failure != nil {
+			res.Failure = &workflow.Failure{Type: row.Failure.Type, Message: row.Failure.Message, Stack: row.Failure.Stack}
+		}
+	case storage.Terminated:
+		res.Output = nil
+		res.Failure = &workflow.Failure{Type: "Terminated", Message: fmt.Sprintf("child workflow %s was terminated: %s", w.id, row.Output), NonRetriable: true}
+	}
+	h, parent, id := w.h, row.ParentID, w.id
+	if h.closing.Load() {
+		return
+	}
+	h.background.Add(1)
+	go func() {
+		defer h.background.Done()
+		h.deliver(parent, res)
+		h.deliverAsync(id, parentNotified{})
+	}()
+}
+
+func (w *workflowActor) invocation(rec *storage.ActivityRecord) Invocation {
+	return Invocation{InstanceID: w.id, Gen: w.row.Generation, TaskID: rec.TaskID, Name: rec.Name, Input: rec.Input, Attempt: rec.Attempt}
+}
+
+func (w *workflowActor) childStart(task int64, c childCall) StartRequest {
+	return StartRequest{Name: c.name, Input: c.input, ParentID: w.id, ParentTask: task, ParentGen: w.row.Generation}
+}
+
+// Reminder names: "start", "timer:<gen>:<task>", "retry:<gen>:<task>".
+func timerName(gen uint32, task int64) string { return fmt.Sprintf("timer:%d:%d", gen, task) }
+func retryName(gen uint32, task int64) string { return fmt.Sprintf("retry:%d:%d", gen, task) }
+
+func parseReminderName(name string) (kind string, gen uint32, task int64) {
+	parts := strings.Split(name, ":")
+	if len(parts) != 3 {
+		return name, 0, 0
+	}
+	g, _ := strconv.ParseUint(parts[1], 10, 32)
+	n, _ := strconv.ParseInt(parts[2], 10, 64)
+	return parts[0], uint32(g), n
+}
+
+// quote encodes a reason as the JSON string payloads are stored as.
+func quote(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	b, _ := json.Marshal(s)
+	return b
+}

@@ -1,0 +1,389 @@
+package weft
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/workflow"
+)
+
+// Errors the client methods return; branch on them with errors.Is.
+var (
+	ErrInstanceNotFound      = actors.ErrInstanceNotFound
+	ErrInstanceExists        = actors.ErrInstanceExists
+	ErrNotFinished           = actors.ErrNotFinished
+	ErrNotRunning            = actors.ErrNotRunning
+	ErrClosed                = actors.ErrClosed
+	ErrInvalidInstanceID     = errors.New("invalid instance id")
+	ErrWorkflowNotRegistered = workflow.ErrNotRegistered
+	ErrInvalidInput          = workflow.ErrInvalidInput
+	ErrEventNameMissing      = errors.New("event name is empty")
+	ErrNotStarted            = errors.New("runtime not started: call Start first")
+)
+
+// MaxInstanceIDLength is the longest instance id accepted.
+const MaxInstanceIDLength = storage.MaxInstanceIDLen
+
+// RuntimeStatus is an instance's lifecycle state, named as Dapr names it.
+type RuntimeStatus string
+
+const (
+	StatusPending    RuntimeStatus = "PENDING"
+	StatusRunning    RuntimeStatus = "RUNNING"
+	StatusCompleted  RuntimeStatus = "COMPLETED"
+	StatusFailed     RuntimeStatus = "FAILED"
+	StatusTerminated RuntimeStatus = "TERMINATED"
+	StatusSuspended  RuntimeStatus = "SUSPENDED"
+)
+
+// Finished reports whether an instance in this status will not run again.
+func (s RuntimeStatus) Finished() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusTerminated
+}
+
+// InstanceStatus is what a status query returns. Payloads are the JSON bytes as
+// they were given or produced.
+type InstanceStatus struct {
+	ID               string
+	Name             string
+	Status           RuntimeStatus
+	CreatedAt        time.Time
+	LastUpdatedAt    time.Time
+	ScheduledStartAt time.Time
+	CompletedAt      time.Time
+	Input            json.RawMessage
+	Output           json.RawMessage
+	CustomStatus     json.RawMessage
+	Failure          *workflow.Failure
+	ParentID         string
+	Generation       uint32 // how many times the instance continued as new
+}
+
+// ScheduleOption configures Schedule.
+type ScheduleOption func(*scheduleOptions)
+
+type scheduleOptions struct {
+	id      string
+	startAt time.Time
+	reuse   actors.ReusePolicy
+}
+
+// WithInstanceID sets the instance id (default: a random UUID). Ids are 1 to 64
+// characters of [A-Za-z0-9_-].
+func WithInstanceID(id string) ScheduleOption { return func(o *scheduleOptions) { o.id = id } }
+
+// WithStartTime delays the start: the instance is PENDING until t.
+func WithStartTime(t time.Time) ScheduleOption { return func(o *scheduleOptions) { o.startAt = t } }
+
+// ReusePolicy says what scheduling an id that is already taken does.
+type ReusePolicy = actors.ReusePolicy
+
+const (
+	// ReuseError refuses with ErrInstanceExists (the default).
+	ReuseError = actors.ReuseError
+	// ReuseIgnore keeps the existing instance and returns its id without error.
+	ReuseIgnore = actors.ReuseIgnore
+	// ReuseTerminate terminates the existing instance if it runs and replaces it.
+	ReuseTerminate = actors.ReuseTerminate
+)
+
+// WithReusePolicy sets what happens when the instance id is already taken.
+func WithReusePolicy(p ReusePolicy) ScheduleOption { return func(o *scheduleOptions) { o.reuse = p } }
+
+// Schedule starts workflow name with input (JSON-encoded; []byte and
+// json.RawMessage are taken as JSON as they are) and returns the instance id once
+// the start is durable.
+func (r *Runtime) Schedule(ctx context.Context, name string, input any, opts ...ScheduleOption) (string, error) {
+	var o scheduleOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.id == "" {
+		o.id = newInstanceID()
+	}
+	if err := ValidateInstanceID(o.id); err != nil {
+		return "", err
+	}
+	data, err := encodeJSON(input)
+	if err != nil {
+		return "", fmt.Errorf("schedule %s: encode input: %w: %w", name, err, ErrInvalidInput)
+	}
+	if err := r.reg.ValidateWorkflowInput(name, data); err != nil {
+		return "", fmt.Errorf("schedule: %w", err)
+	}
+	if err := r.ready(); err != nil {
+		return "", err
+	}
+	err = r.host.Request(ctx, o.id, actors.StartRequest{Name: name, Input: data, StartAt: o.startAt, Reuse: o.reuse})
+	if err != nil {
+		return "", err
+	}
+	return o.id, nil
+}
+
+// Status returns an instance's committed status.
+func (r *Runtime) Status(ctx context.Context, id string) (*InstanceStatus, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	row, err := r.db.Instance(r.host.Partition(id), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("status of %s: %w", id, ErrInstanceNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", id, err)
+	}
+	return statusOf(row), nil
+}
+
+// WaitForStart blocks until the instance has started (is no longer PENDING) or ctx
+// ends.
+func (r *Runtime) WaitForStart(ctx context.Context, id string) (*InstanceStatus, error) {
+	return r.waitFor(ctx, id, func(row *storage.InstanceRecord) bool { return row.Status != storage.Pending })
+}
+
+// WaitForCompletion blocks until the instance has finished (COMPLETED, FAILED or
+// TERMINATED) or ctx ends. It is woken by the commit that finishes the instance,
+// not by polling.
+func (r *Runtime) WaitForCompletion(ctx context.Context, id string) (*InstanceStatus, error) {
+	return r.waitFor(ctx, id, func(row *storage.InstanceRecord) bool {
+		return row.Status == storage.Completed || row.Status == storage.Failed || row.Status == storage.Terminated
+	})
+}
+
+func (r *Runtime) waitFor(ctx context.Context, id string, cond func(*storage.InstanceRecord) bool) (*InstanceStatus, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	row, err := r.host.WaitFor(ctx, id, cond)
+	if err != nil {
+		if row != nil {
+			return statusOf(row), err
+		}
+		return nil, fmt.Errorf("wait for %s: %w", id, err)
+	}
+	return statusOf(row), nil
+}
+
+// RaiseEvent delivers event name with data (JSON-encoded) to an instance. It
+// returns once the event is durable. Events for a finished instance are dropped.
+func (r *Runtime) RaiseEvent(ctx context.Context, id, name string, data any) error {
+	if err := ValidateInstanceID(id); err != nil {
+		return err
+	}
+	if name == "" {
+		return ErrEventNameMissing
+	}
+	b, err := encodeJSON(data)
+	if err != nil {
+		return fmt.Errorf("raise event %s: encode data: %w: %w", name, err, ErrInvalidInput)
+	}
+	if err := r.ready(); err != nil {
+		return err
+	}
+	return r.host.Request(ctx, id, actors.RaiseEventRequest{Name: name, Data: b})
+}
+
+// TerminateOptions configure Terminate.
+type TerminateOptions struct {
+	Reason    any  // recorded as the instance's output
+	Recursive bool // also terminate the child workflows it is waiting for
+}
+
+// Terminate ends an instance at once. A finished instance stays as it finished.
+func (r *Runtime) Terminate(ctx context.Context, id string, opts TerminateOptions) error {
+	if err := ValidateInstanceID(id); err != nil {
+		return err
+	}
+	reason, err := encodeJSON(opts.Reason)
+	if err != nil {
+		return fmt.Errorf("terminate %s: encode reason: %w: %w", id, err, ErrInvalidInput)
+	}
+	if err := r.ready(); err != nil {
+		return err
+	}
+	return r.host.Request(ctx, id, actors.TerminateRequest{Reason: reason, Recursive: opts.Recursive})
+}
+
+// Suspend pauses a running instance: events and completions that arrive meanwhile
+// are kept and applied on Resume.
+func (r *Runtime) Suspend(ctx context.Context, id, reason string) error {
+	if err := ValidateInstanceID(id); err != nil {
+		return err
+	}
+	if err := r.ready(); err != nil {
+		return err
+	}
+	return r.host.Request(ctx, id, actors.SuspendRequest{Reason: reason})
+}
+
+// Resume continues a suspended instance.
+func (r *Runtime) Resume(ctx context.Context, id, reason string) error {
+	if err := ValidateInstanceID(id); err != nil {
+		return err
+	}
+	if err := r.ready(); err != nil {
+		return err
+	}
+	return r.host.Request(ctx, id, actors.ResumeRequest{Reason: reason})
+}
+
+// PurgeOptions configure Purge.
+type PurgeOptions struct {
+	Recursive bool // also purge the instance's child workflows
+}
+
+// Purge deletes a finished instance and everything stored about it. A running
+// instance is refused with ErrNotFinished.
+func (r *Runtime) Purge(ctx context.Context, id string, opts PurgeOptions) error {
+	if err := ValidateInstanceID(id); err != nil {
+		return err
+	}
+	if err := r.ready(); err != nil {
+		return err
+	}
+	return r.host.Request(ctx, id, actors.PurgeRequest{Recursive: opts.Recursive})
+}
+
+// ListQuery filters List. Zero values mean "any".
+type ListQuery struct {
+	Statuses    []RuntimeStatus
+	Name        string
+	CreatedFrom time.Time // inclusive
+	CreatedTo   time.Time // exclusive
+	PageSize    int       // default 100, at most 1000
+	PageToken   string    // NextPageToken of the previous page
+}
+
+// InstanceSummary is one row of a listing.
+type InstanceSummary struct {
+	ID        string
+	Name      string
+	Status    RuntimeStatus
+	CreatedAt time.Time
+}
+
+// ListPage is one page of a listing, in creation order.
+type ListPage struct {
+	Instances     []InstanceSummary
+	NextPageToken string // empty on the last page
+}
+
+// List returns instances matching q, oldest first.
+func (r *Runtime) List(ctx context.Context, q ListQuery) (*ListPage, error) {
+	sq := storage.ListQuery{Name: q.Name, CreatedFrom: q.CreatedFrom, CreatedTo: q.CreatedTo, Limit: q.PageSize, PageToken: q.PageToken}
+	for _, s := range q.Statuses {
+		st, err := storage.ParseStatus(string(s))
+		if err != nil {
+			return nil, fmt.Errorf("list: unknown status %q (one of PENDING, RUNNING, COMPLETED, FAILED, TERMINATED, SUSPENDED)", s)
+		}
+		sq.Statuses = append(sq.Statuses, st)
+	}
+	page, err := r.db.ListInstances(sq)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	out := &ListPage{NextPageToken: page.NextPageToken, Instances: make([]InstanceSummary, len(page.Instances))}
+	for i, in := range page.Instances {
+		out.Instances[i] = InstanceSummary{ID: in.ID, Name: in.Name, Status: RuntimeStatus(in.Status.String()), CreatedAt: in.CreatedAt}
+	}
+	return out, nil
+}
+
+// History returns the instance's history (its current generation), oldest first.
+func (r *Runtime) History(ctx context.Context, id string) ([]workflow.Event, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	part := r.host.Partition(id)
+	if _, err := r.db.Instance(part, id); errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("history of %s: %w", id, ErrInstanceNotFound)
+	}
+	var evs []workflow.Event
+	err := r.db.History(part, id, func(_ uint64, b []byte) error {
+		ev, err := workflow.DecodeEvent(b)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	return evs, nil
+}
+
+// ValidateInstanceID reports whether id can name an instance: 1 to 64 characters
+// of [A-Za-z0-9_-]. The error wraps ErrInvalidInstanceID.
+func ValidateInstanceID(id string) error {
+	if err := storage.ValidateInstanceID(id); err != nil {
+		if len(id) > MaxInstanceIDLength {
+			return fmt.Errorf("instance id is %d characters, longer than the %d allowed: %w", len(id), MaxInstanceIDLength, ErrInvalidInstanceID)
+		}
+		if id == "" {
+			return fmt.Errorf("instance id is empty: %w", ErrInvalidInstanceID)
+		}
+		return fmt.Errorf("instance id %q may only contain letters, digits, '-' and '_': %w", id, ErrInvalidInstanceID)
+	}
+	return nil
+}
+
+func (r *Runtime) ready() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return ErrClosed
+	case !r.started:
+		return ErrNotStarted
+	}
+	return nil
+}
+
+func statusOf(row *storage.InstanceRecord) *InstanceStatus {
+	st := &InstanceStatus{
+		ID: row.ID, Name: row.Name, Status: RuntimeStatus(row.Status.String()),
+		CreatedAt: row.CreatedAt, LastUpdatedAt: row.UpdatedAt, ScheduledStartAt: row.ScheduledStartAt, CompletedAt: row.CompletedAt,
+		Input: row.Input, Output: row.Output, CustomStatus: row.CustomStatus, ParentID: row.ParentID, Generation: row.Generation,
+	}
+	if row.Failure != nil {
+		st.Failure = &workflow.Failure{Type: row.Failure.Type, Message: row.Failure.Message, Stack: row.Failure.Stack}
+	}
+	return st
+}
+
+func encodeJSON(v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case []byte:
+		if len(x) > 0 && !json.Valid(x) {
+			return nil, errors.New("not valid JSON")
+		}
+		return x, nil
+	case json.RawMessage:
+		if len(x) > 0 && !json.Valid(x) {
+			return nil, errors.New("not valid JSON")
+		}
+		return x, nil
+	}
+	return json.Marshal(v)
+}
+
+// newInstanceID returns a random UUID (version 4).
+func newInstanceID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	s := hex.EncodeToString(b[:])
+	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+}

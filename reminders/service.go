@@ -1,0 +1,473 @@
+// Package reminders decides when durable reminders fire. Callers persist and
+// delete reminders in their own storage batches (so a reminder is created and
+// removed atomically with the history change that wants it) and tell the Service
+// afterwards; the Service keeps only the reminders due soon in memory, refilled
+// by range scans from a persisted low-water mark, and fires each at least once.
+package reminders
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/weftrt/weft/storage"
+)
+
+const (
+	defaultWindow      = 30 * time.Second
+	defaultMaxInMemory = 100_000
+	defaultRefill      = time.Second
+	defaultRedeliver   = 30 * time.Second
+
+	// markLag keeps the low-water mark at least this far behind the clock, so a
+	// reminder committed right now with a due time near now is never behind it.
+	markLag = time.Minute
+	// floorSlack is how far behind now Floor is. A reminder stored at Floor stays
+	// ahead of every mark written in the next markLag-floorSlack (30 s), which is
+	// how long a caller may take from reading Floor to calling Added.
+	floorSlack = 30 * time.Second
+)
+
+// Options configures a Service.
+type Options struct {
+	DB    *storage.DB
+	Clock Clock // nil means RealClock
+	// Fire is called from the service goroutine, one reminder at a time, in due
+	// order. It must not block for long: enqueue and return. Fire may call Done.
+	Fire func(storage.Reminder)
+	// Window: reminders due before now+Window are loaded (default 30 s).
+	Window time.Duration
+	// MaxInMemory caps the reminders held in memory, fired-but-not-done ones
+	// included (default 100,000).
+	MaxInMemory int
+	// RefillInterval is how often the window is refilled (default 1 s). It is
+	// refilled sooner when a capped window drains.
+	RefillInterval time.Duration
+	// Redeliver: a fired reminder not Done within this is fired again (default 30 s).
+	Redeliver time.Duration
+	Logger    *slog.Logger
+}
+
+// Service fires durable reminders. Create it with New, then Start; Close stops it.
+type Service struct {
+	db        *storage.DB
+	clock     Clock
+	fire      func(storage.Reminder)
+	window    time.Duration
+	max       int
+	refillInt time.Duration
+	redeliver time.Duration
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	q       entryHeap      // by fireAt: due time, or next redelivery when in flight
+	byKey   map[key]*entry // every reminder in memory
+	horizon time.Time      // every live reminder due before it is in memory (or its Added is on its way)
+	capped  bool           // the last refill stopped at MaxInMemory
+	mark    time.Time      // the low-water mark last persisted; only moves forward
+	state   int            // stateNew, stateRunning, stateClosed
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+const (
+	stateNew = iota
+	stateRunning
+	stateClosed
+)
+
+type key struct {
+	part           uint16
+	instance, name string
+}
+
+type entry struct {
+	r       storage.Reminder
+	fireAt  time.Time
+	firedAt time.Time // zero until fired
+	index   int
+}
+
+func keyOf(r storage.Reminder) key { return key{r.Partition, r.Instance, r.Name} }
+
+// New returns a stopped Service with defaults filled in.
+func New(opts Options) *Service {
+	s := &Service{
+		db:        opts.DB,
+		clock:     opts.Clock,
+		fire:      opts.Fire,
+		window:    opts.Window,
+		max:       opts.MaxInMemory,
+		refillInt: opts.RefillInterval,
+		redeliver: opts.Redeliver,
+		log:       opts.Logger,
+		byKey:     make(map[key]*entry),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if s.clock == nil {
+		s.clock = RealClock{}
+	}
+	if s.window <= 0 {
+		s.window = defaultWindow
+	}
+	if s.max <= 0 {
+		s.max = defaultMaxInMemory
+	}
+	if s.refillInt <= 0 {
+		s.refillInt = defaultRefill
+	}
+	if s.redeliver <= 0 {
+		s.redeliver = defaultRedeliver
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "reminders")
+	return s
+}
+
+// Start loads the persisted low-water mark, fills the window and starts the
+// service goroutine.
+func (s *Service) Start() error {
+	if s.db == nil || s.fire == nil {
+		return errors.New("reminders: start: Options.DB and Options.Fire are required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateNew {
+		return errors.New("reminders: start: already started")
+	}
+	b, err := s.db.GetMeta(storage.LowWaterKey)
+	switch {
+	case err == nil:
+		if s.mark, err = storage.DecodeLowWater(b); err != nil {
+			return fmt.Errorf("reminders: start: %w", err)
+		}
+	case errors.Is(err, storage.ErrNotFound):
+		// A new store: scan from the beginning.
+	default:
+		return fmt.Errorf("reminders: start: read low-water mark: %w", err)
+	}
+	s.horizon = s.mark
+	if err := s.refillLocked(); err != nil {
+		return fmt.Errorf("reminders: start: %w", err)
+	}
+	s.state = stateRunning
+	go s.run()
+	s.log.Debug("started", "lowwater", s.mark, "loaded", len(s.byKey))
+	return nil
+}
+
+// Close stops the service goroutine, waits for it and persists the low-water mark.
+func (s *Service) Close() error {
+	if !s.halt() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.persistMarkLocked(s.clock.Now())
+}
+
+// halt stops the goroutine without persisting anything (what a crash leaves
+// behind); it reports whether the service was running.
+func (s *Service) halt() bool {
+	s.mu.Lock()
+	running := s.state == stateRunning
+	s.state = stateClosed
+	s.mu.Unlock()
+	if !running {
+		return false
+	}
+	close(s.stop)
+	<-s.done
+	return true
+}
+
+// Added tells the service about reminders just committed. One with the same
+// (partition, instance, name) as a reminder in memory replaces it. Reminders due
+// beyond the loaded window are left to a later scan.
+func (s *Service) Added(rs ...storage.Reminder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wake := false
+	for _, r := range rs {
+		s.removeLocked(keyOf(r))
+		if r.Due.Before(s.mark) {
+			s.log.Warn("reminder stored behind the low-water mark; it may not survive a restart (store it at Floor())",
+				"instance", r.Instance, "name", r.Name, "due", r.Due, "lowwater", s.mark)
+		}
+		if !r.Due.Before(s.horizon) {
+			continue // the refill scan will find it
+		}
+		if len(s.byKey) >= s.max {
+			// No room: forget it and pull the horizon back so the scan finds it.
+			s.horizon = r.Due
+			s.capped = true
+			continue
+		}
+		e := &entry{r: r, fireAt: r.Due}
+		s.pushLocked(e)
+		wake = wake || e.index == 0
+	}
+	if wake {
+		s.wake()
+	}
+}
+
+// Done tells the service that reminders were deleted (typically after they
+// fired): they are dropped from memory and never redelivered. r.Due must be the
+// due time it was stored with, so a Done for an old version does not drop a
+// replacement.
+func (s *Service) Done(rs ...storage.Reminder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rs {
+		k := keyOf(r)
+		if e, ok := s.byKey[k]; ok && e.r.Due.Equal(r.Due) {
+			s.removeLocked(k)
+		}
+	}
+	if s.wantRefillLocked() {
+		s.wake()
+	}
+}
+
+// Pending is the number of reminders in memory, in flight included.
+func (s *Service) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byKey)
+}
+
+// Floor is the earliest due time a new reminder may be stored with: callers
+// store a reminder due before Floor() at Floor() instead (it fires at once
+// either way). It is 30 s behind now, and the low-water mark stays a minute
+// behind now, so such a reminder is scanned after a crash even if the caller
+// takes up to 30 s between reading Floor and calling Added.
+func (s *Service) Floor() time.Time {
+	f := s.clock.Now().Add(-floorSlack)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f.Before(s.mark) {
+		f = s.mark // a clock that went back must not let a reminder fall behind the mark
+	}
+	return f
+}
+
+func (s *Service) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) run() {
+	defer close(s.done)
+	timer := s.clock.NewTimer(s.refillInt)
+	defer timer.Stop()
+	nextRefill := s.clock.Now().Add(s.refillInt)
+	for {
+		now := s.clock.Now()
+		for _, r := range s.popDue(now) {
+			s.fire(r)
+		}
+		s.mu.Lock()
+		if !now.Before(nextRefill) || s.wantRefillLocked() {
+			if err := s.refillLocked(); err != nil {
+				s.log.Warn("refill failed; retrying", "err", err, "in", s.refillInt)
+			}
+			nextRefill = now.Add(s.refillInt)
+		}
+		next := nextRefill
+		if len(s.q) > 0 && s.q[0].fireAt.Before(next) {
+			next = s.q[0].fireAt
+		}
+		s.mu.Unlock()
+		if dt, ok := timer.(deadlineTimer); ok {
+			dt.resetAt(next)
+		} else {
+			timer.Reset(next.Sub(now))
+		}
+		select {
+		case <-timer.C():
+		case <-s.kick:
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// popDue marks every reminder due at now as in flight, schedules its
+// redelivery, and returns them in due order for firing outside the lock.
+func (s *Service) popDue(now time.Time) []storage.Reminder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []storage.Reminder
+	for len(s.q) > 0 && !s.q[0].fireAt.After(now) {
+		e := s.q[0]
+		if !e.firedAt.IsZero() {
+			s.log.Debug("redelivering reminder", "instance", e.r.Instance, "name", e.r.Name, "fired", e.firedAt)
+		}
+		e.firedAt = now
+		e.fireAt = now.Add(s.redeliver)
+		heap.Fix(&s.q, 0)
+		out = append(out, e.r)
+	}
+	return out
+}
+
+// wantRefillLocked: a capped window refills as soon as half of it has drained
+// instead of waiting for the next interval. Half, not one: each refill scans
+// every partition, so refilling per Done would thrash.
+func (s *Service) wantRefillLocked() bool {
+	return s.capped && s.state == stateRunning && len(s.byKey) <= s.max/2
+}
+
+var errEnough = errors.New("enough")
+
+// refillLocked loads the reminders due in [horizon, now+Window) that are not in
+// memory yet, at most MaxInMemory in all, and persists the low-water mark. The
+// scan runs under the lock, so a Done or Added for a commit the scan's snapshot
+// missed waits and is applied after it: nothing deleted comes back, nothing
+// replaced is lost.
+func (s *Service) refillLocked() error {
+	now := s.clock.Now()
+	target := now.Add(s.window)
+	room := s.max - len(s.byKey)
+	if room > 0 && s.horizon.Before(target) {
+		// The room smallest due times over all partitions, via a bounded max-heap.
+		var cand candHeap
+		for p := 0; p < s.db.Partitions(); p++ {
+			err := s.db.ScanDue(uint16(p), s.horizon, target, 0, func(r storage.Reminder) error {
+				if _, ok := s.byKey[keyOf(r)]; ok {
+					return nil
+				}
+				if len(cand) == room {
+					if !r.Due.Before(cand[0].Due) {
+						return errEnough // ascending: the rest of this partition is later still
+					}
+					heap.Pop(&cand)
+				}
+				heap.Push(&cand, r)
+				return nil
+			})
+			if err != nil && err != errEnough {
+				return fmt.Errorf("refill: %w", err)
+			}
+		}
+		if len(cand) == room {
+			// Full: everything due before the latest loaded one is in memory;
+			// others due at that same time are found by the next scan.
+			s.horizon = cand[0].Due
+			s.capped = true
+		} else {
+			s.horizon = target
+			s.capped = false
+		}
+		for _, r := range cand {
+			s.pushLocked(&entry{r: r, fireAt: r.Due})
+		}
+		if len(cand) > 0 {
+			s.log.Debug("refilled", "loaded", len(cand), "pending", len(s.byKey), "horizon", s.horizon, "capped", s.capped)
+		}
+	} else if room <= 0 {
+		s.capped = true
+	}
+	return s.persistMarkLocked(now)
+}
+
+// persistMarkLocked writes min(earliest due in memory, horizon, now−markLag) as
+// the low-water mark if that moves it forward. The write is not synced: a lost
+// mark is only too low, which costs a longer first scan after a crash.
+func (s *Service) persistMarkLocked(now time.Time) error {
+	m := now.Add(-markLag)
+	if s.horizon.Before(m) {
+		m = s.horizon
+	}
+	for _, e := range s.byKey {
+		if e.r.Due.Before(m) {
+			m = e.r.Due
+		}
+	}
+	if !m.After(s.mark) {
+		return nil
+	}
+	if err := s.db.PutMeta(storage.LowWaterKey, storage.EncodeLowWater(m), false); err != nil {
+		return fmt.Errorf("persist low-water mark: %w", err)
+	}
+	s.mark = m
+	return nil
+}
+
+func (s *Service) pushLocked(e *entry) {
+	s.byKey[keyOf(e.r)] = e
+	heap.Push(&s.q, e)
+}
+
+func (s *Service) removeLocked(k key) {
+	e, ok := s.byKey[k]
+	if !ok {
+		return
+	}
+	delete(s.byKey, k)
+	heap.Remove(&s.q, e.index)
+}
+
+// entryHeap orders entries by fireAt, then by key, so equal times fire in a
+// stable order.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
+	if c := a.fireAt.Compare(b.fireAt); c != 0 {
+		return c < 0
+	}
+	if a.r.Partition != b.r.Partition {
+		return a.r.Partition < b.r.Partition
+	}
+	if a.r.Instance != b.r.Instance {
+		return a.r.Instance < b.r.Instance
+	}
+	return a.r.Name < b.r.Name
+}
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.index = -1
+	return e
+}
+
+// candHeap is a max-heap by due time: its root is the latest candidate, the
+// one to drop when a better one turns up.
+type candHeap []storage.Reminder
+
+func (h candHeap) Len() int           { return len(h) }
+func (h candHeap) Less(i, j int) bool { return h[i].Due.After(h[j].Due) }
+func (h candHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *candHeap) Push(x any)        { *h = append(*h, x.(storage.Reminder)) }
+func (h *candHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return r
+}

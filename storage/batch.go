@@ -1,0 +1,227 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Batch collects every change of one actor step so they commit atomically:
+// history, the instance row, its index entry, reminders and activities. Methods
+// without an error result record the first failure (an invalid id, say) and
+// Commit returns it, so a bad step never commits half of its changes.
+// A Batch is not safe for concurrent use.
+type Batch struct {
+	db  *DB
+	b   *pebble.Batch
+	err error
+}
+
+// NewBatch starts an empty batch. Close it when done, committed or not.
+func (db *DB) NewBatch() *Batch {
+	return &Batch{db: db, b: db.pdb.NewBatch()}
+}
+
+func (b *Batch) fail(err error) error {
+	if b.err == nil {
+		b.err = err
+	}
+	return err
+}
+
+// checkInstance validates part and id and records a failure.
+func (b *Batch) checkInstance(op string, part uint16, id string) error {
+	if err := b.db.check(part); err != nil {
+		return b.fail(fmt.Errorf("storage: %s %s: %w", op, id, err))
+	}
+	if err := ValidateInstanceID(id); err != nil {
+		return b.fail(fmt.Errorf("storage: %s: %w", op, err))
+	}
+	return nil
+}
+
+func (b *Batch) set(op, id string, k, v []byte) {
+	if err := b.b.Set(k, v, nil); err != nil {
+		b.fail(fmt.Errorf("storage: %s %s: %w", op, id, err))
+	}
+}
+
+func (b *Batch) del(op, id string, k []byte) {
+	if err := b.b.Delete(k, nil); err != nil {
+		b.fail(fmt.Errorf("storage: %s %s: %w", op, id, err))
+	}
+}
+
+func (b *Batch) delPrefix(op, id string, p []byte) {
+	if err := b.b.DeleteRange(p, prefixEnd(p), nil); err != nil {
+		b.fail(fmt.Errorf("storage: %s %s: %w", op, id, err))
+	}
+}
+
+// PutInstance writes the instance row and its listing index entry (Name, Status
+// under CreatedAt). CreatedAt is part of the index key, so it must be set and
+// must never change for an instance (continue-as-new keeps it).
+func (b *Batch) PutInstance(part uint16, rec *InstanceRecord) error {
+	if rec == nil {
+		return b.fail(errors.New("storage: put instance: nil record"))
+	}
+	if err := b.checkInstance("put instance", part, rec.ID); err != nil {
+		return err
+	}
+	if rec.CreatedAt.IsZero() {
+		return b.fail(fmt.Errorf("storage: put instance %s: CreatedAt is zero", rec.ID))
+	}
+	v, err := encodeInstance(rec)
+	if err != nil {
+		return b.fail(fmt.Errorf("storage: put instance %s: %w", rec.ID, err))
+	}
+	ie, err := encodeIndexEntry(rec.Name, rec.Status)
+	if err != nil {
+		return b.fail(fmt.Errorf("storage: put instance %s: %w", rec.ID, err))
+	}
+	b.set("put instance", rec.ID, instanceKey(part, rec.ID), v)
+	b.set("put instance", rec.ID, createdIndexKey(part, rec.CreatedAt, rec.ID), ie)
+	return b.err
+}
+
+// AppendHistory writes history event seq of id. ev is copied.
+func (b *Batch) AppendHistory(part uint16, id string, seq uint64, ev []byte) {
+	if b.checkInstance("append history", part, id) == nil {
+		b.set("append history", id, historyKey(part, id, seq), ev)
+	}
+}
+
+// DeleteHistory deletes all history of id (continue-as-new) with one range
+// tombstone.
+func (b *Batch) DeleteHistory(part uint16, id string) {
+	if b.checkInstance("delete history", part, id) == nil {
+		b.delPrefix("delete history", id, historyPrefix(part, id))
+	}
+}
+
+// PutActivity records an outstanding activity of id.
+func (b *Batch) PutActivity(part uint16, id string, rec *ActivityRecord) error {
+	if rec == nil {
+		return b.fail(errors.New("storage: put activity: nil record"))
+	}
+	if err := b.checkInstance("put activity", part, id); err != nil {
+		return err
+	}
+	v, err := encodeActivity(rec)
+	if err != nil {
+		return b.fail(fmt.Errorf("storage: put activity %d of %s: %w", rec.TaskID, id, err))
+	}
+	b.set("put activity", id, activityKey(part, id, rec.TaskID), v)
+	return b.err
+}
+
+// DeleteActivity removes the outstanding activity task of id.
+func (b *Batch) DeleteActivity(part uint16, id string, task int64) {
+	if b.checkInstance("delete activity", part, id) == nil {
+		b.del("delete activity", id, activityKey(part, id, task))
+	}
+}
+
+// PutInbox holds event v of id (while suspended) at inbox position seq.
+func (b *Batch) PutInbox(part uint16, id string, seq uint64, v []byte) {
+	if b.checkInstance("put inbox", part, id) == nil {
+		b.set("put inbox", id, inboxKey(part, id, seq), v)
+	}
+}
+
+// DeleteInbox deletes every inbox entry of id.
+func (b *Batch) DeleteInbox(part uint16, id string) {
+	if b.checkInstance("delete inbox", part, id) == nil {
+		b.delPrefix("delete inbox", id, inboxPrefix(part, id))
+	}
+}
+
+// PutReminder stores r under its due time and its reverse entry under the
+// instance. A reminder has one due time per (instance, name): if a committed
+// reminder of that name exists with another due time, its old due-time key is
+// deleted in this batch too (the lookup sees committed state only, so do not put
+// the same name twice in one batch).
+func (b *Batch) PutReminder(r Reminder) error {
+	if err := b.checkReminder("put reminder", r); err != nil {
+		return err
+	}
+	v, err := encodeReminderValue(r.Payload)
+	if err != nil {
+		return b.fail(fmt.Errorf("storage: put reminder %s/%s: %w", r.Instance, r.Name, err))
+	}
+	rk := reverseReminderKey(r.Partition, r.Instance, r.Name)
+	old, err := b.db.get(rk)
+	switch {
+	case err == nil && len(old) == 8:
+		if oldDue := decodeTime(old); !oldDue.Equal(r.Due) {
+			b.del("put reminder", r.Instance, reminderKey(r.Partition, oldDue, r.Instance, r.Name))
+		}
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return b.fail(fmt.Errorf("storage: put reminder %s/%s: read previous: %w", r.Instance, r.Name, err))
+	}
+	due := encodeTime(r.Due)
+	b.set("put reminder", r.Instance, reminderKey(r.Partition, r.Due, r.Instance, r.Name), v)
+	b.set("put reminder", r.Instance, rk, due[:])
+	return b.err
+}
+
+// DeleteReminder deletes r's due-time key and reverse entry. r.Due must be the
+// due time it was stored with.
+func (b *Batch) DeleteReminder(r Reminder) {
+	if b.checkReminder("delete reminder", r) == nil {
+		b.del("delete reminder", r.Instance, reminderKey(r.Partition, r.Due, r.Instance, r.Name))
+		b.del("delete reminder", r.Instance, reverseReminderKey(r.Partition, r.Instance, r.Name))
+	}
+}
+
+func (b *Batch) checkReminder(op string, r Reminder) error {
+	if err := b.checkInstance(op, r.Partition, r.Instance); err != nil {
+		return err
+	}
+	if err := ValidateReminderName(r.Name); err != nil {
+		return b.fail(fmt.Errorf("storage: %s of %s: %w", op, r.Instance, err))
+	}
+	return nil
+}
+
+// SetAwake adds id to (or removes it from) the awake set of its partition.
+func (b *Batch) SetAwake(part uint16, id string, awake bool) {
+	if b.checkInstance("set awake", part, id) != nil {
+		return
+	}
+	if awake {
+		b.set("set awake", id, awakeKey(part, id), nil)
+	} else {
+		b.del("set awake", id, awakeKey(part, id))
+	}
+}
+
+// Empty reports whether the batch holds no changes.
+func (b *Batch) Empty() bool { return b.b == nil || b.b.Empty() }
+
+// Commit applies the batch atomically and durably (pebble.Sync). It returns the
+// first error recorded by the batch's methods without applying anything.
+func (b *Batch) Commit() error {
+	if b.err != nil {
+		return b.err
+	}
+	if b.b == nil {
+		return errors.New("storage: commit of a closed batch")
+	}
+	if b.db.closed.Load() {
+		return ErrClosed
+	}
+	if err := b.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("storage: commit: %w", err)
+	}
+	return nil
+}
+
+// Close releases the batch. It is safe to call after Commit and more than once.
+func (b *Batch) Close() {
+	if b.b != nil {
+		_ = b.b.Close()
+		b.b = nil
+	}
+}

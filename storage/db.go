@@ -1,0 +1,488 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/weftrt/weft/placement"
+)
+
+// ErrNotFound is returned (possibly wrapped) when a record does not exist.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrClosed is returned by every method called after Close. pebble itself
+// panics on a closed DB; the check keeps that panic from crossing this API.
+var ErrClosed = errors.New("storage: closed")
+
+// Options configures Open.
+type Options struct {
+	// Dir holds the pebble files; it is created if missing.
+	Dir string
+	// Partitions is the partition count, fixed when the store is created.
+	// 0 means placement.DefaultPartitions.
+	Partitions int
+	// Logger receives the store's and pebble's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// CacheSize is pebble's block cache in bytes; 0 keeps pebble's default (8 MB).
+	CacheSize int64
+}
+
+// DB is one node's store. It is safe for concurrent use.
+type DB struct {
+	pdb        *pebble.DB
+	dir        string
+	partitions int
+	log        *slog.Logger
+	closed     atomic.Bool
+}
+
+// Open opens (creating if needed) the store in opts.Dir. A store remembers the
+// partition count it was created with and refuses to open with another, since
+// every key would belong to a different partition.
+func Open(opts Options) (*DB, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("storage: open: Options.Dir is empty")
+	}
+	parts := opts.Partitions
+	if parts == 0 {
+		parts = placement.DefaultPartitions
+	}
+	if parts < 1 || parts > 1<<16 {
+		return nil, fmt.Errorf("storage: open %s: %d partitions; must be 1 to 65536", opts.Dir, parts)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("store", opts.Dir)
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: open: create %s: %w", opts.Dir, err)
+	}
+	popts := &pebble.Options{
+		FormatMajorVersion: pebble.FormatNewest, // so data written today opens tomorrow (see LIBRARIES.md)
+		Logger:             pebbleLogger{logger},
+	}
+	if opts.CacheSize > 0 {
+		c := pebble.NewCache(opts.CacheSize)
+		defer c.Unref() // pebble takes its own reference
+		popts.Cache = c
+	}
+	pdb, err := pebble.Open(opts.Dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
+	}
+	db := &DB{pdb: pdb, dir: opts.Dir, partitions: parts, log: logger}
+	if err := db.checkMeta(); err != nil {
+		_ = pdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// checkMeta writes n/meta on first open and compares it on every later one.
+func (db *DB) checkMeta() error {
+	b, err := db.get(nodeKey(metaKeyName))
+	if errors.Is(err, ErrNotFound) {
+		v, err := encodeRecord("node meta", &nodeMeta{V: nodeMetaV, Format: storeFormat, Partitions: db.partitions})
+		if err != nil {
+			return err
+		}
+		if err := db.pdb.Set(nodeKey(metaKeyName), v, pebble.Sync); err != nil {
+			return fmt.Errorf("storage: open %s: write meta: %w", db.dir, err)
+		}
+		db.log.Info("created store", "partitions", db.partitions)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storage: open %s: read meta: %w", db.dir, err)
+	}
+	var m nodeMeta
+	if err := decodeRecord("node meta", nodeMetaV, b, &m); err != nil {
+		return fmt.Errorf("storage: open %s: %w", db.dir, err)
+	}
+	if m.Format != storeFormat {
+		return fmt.Errorf("storage: open %s: store format %d, this build reads format %d", db.dir, m.Format, storeFormat)
+	}
+	if m.Partitions != db.partitions {
+		return fmt.Errorf("storage: open %s: the store was created with %d partitions but %d were asked for; "+
+			"the partition count is fixed at creation: open it with Partitions: %d, or start a new store in another directory",
+			db.dir, m.Partitions, db.partitions, m.Partitions)
+	}
+	return nil
+}
+
+// Close flushes nothing extra (synced commits are already durable) and closes
+// pebble. Later calls return ErrClosed.
+func (db *DB) Close() error {
+	if !db.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	if err := db.pdb.Close(); err != nil {
+		return fmt.Errorf("storage: close %s: %w", db.dir, err)
+	}
+	return nil
+}
+
+// Partitions is the store's fixed partition count.
+func (db *DB) Partitions() int { return db.partitions }
+
+// Metrics returns pebble's metrics, for export; nil after Close.
+func (db *DB) Metrics() *pebble.Metrics {
+	if db.closed.Load() {
+		return nil
+	}
+	return db.pdb.Metrics()
+}
+
+func (db *DB) check(part uint16) error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	if int(part) >= db.partitions {
+		return fmt.Errorf("storage: partition %d out of range (store has %d)", part, db.partitions)
+	}
+	return nil
+}
+
+// get returns a copy of the value at key, or ErrNotFound.
+func (db *DB) get(key []byte) ([]byte, error) {
+	v, closer, err := db.pdb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(nil), v...)
+	if err := closer.Close(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scan calls fn for every key in [lower, upper) in order. Key and value are only
+// valid during the call. An error from fn stops the scan and is returned as is.
+func (db *DB) scan(lower, upper []byte, fn func(k, v []byte) error) (err error) {
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// GetMeta returns the node-wide value n/<key>, or ErrNotFound.
+func (db *DB) GetMeta(key string) ([]byte, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	v, err := db.get(nodeKey(key))
+	if err != nil {
+		return nil, fmt.Errorf("storage: get meta %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// PutMeta stores the node-wide value n/<key>. sync=false is for hints that may be
+// lost in a crash (such as the reminders low-water mark). The key "meta" is the
+// store's own record and is refused.
+func (db *DB) PutMeta(key string, v []byte, sync bool) error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	if key == metaKeyName || key == "" {
+		return fmt.Errorf("storage: put meta: key %q is reserved", key)
+	}
+	wo := pebble.NoSync
+	if sync {
+		wo = pebble.Sync
+	}
+	if err := db.pdb.Set(nodeKey(key), v, wo); err != nil {
+		return fmt.Errorf("storage: put meta %q: %w", key, err)
+	}
+	return nil
+}
+
+// LowWaterKey is the meta key of the reminders low-water mark (n/lowwater).
+const LowWaterKey = "lowwater"
+
+// Instance returns the row of instance id, or an error wrapping ErrNotFound.
+func (db *DB) Instance(part uint16, id string) (*InstanceRecord, error) {
+	if err := db.check(part); err != nil {
+		return nil, err
+	}
+	b, err := db.get(instanceKey(part, id))
+	if err != nil {
+		return nil, fmt.Errorf("storage: instance %s: %w", id, err)
+	}
+	rec, err := decodeInstance(b)
+	if err != nil {
+		return nil, fmt.Errorf("storage: instance %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// History calls fn for every history event of id in sequence order. ev is only
+// valid during the call; copy it to keep it. An error from fn stops the walk
+// and is returned unwrapped.
+func (db *DB) History(part uint16, id string, fn func(seq uint64, ev []byte) error) error {
+	return db.seqScan(part, id, "history", historyPrefix(part, id), fn)
+}
+
+// Inbox calls fn for every inbox entry of id (events held while suspended) in
+// sequence order, with the same rules as History.
+func (db *DB) Inbox(part uint16, id string, fn func(seq uint64, b []byte) error) error {
+	return db.seqScan(part, id, "inbox", inboxPrefix(part, id), fn)
+}
+
+// errCallback marks an error returned by a caller's callback, so it is passed
+// through without the storage context that wraps our own errors.
+type errCallback struct{ err error }
+
+func (e errCallback) Error() string { return e.err.Error() }
+
+func unwrapCallback(err error, wrap func(error) error) error {
+	var cb errCallback
+	if errors.As(err, &cb) {
+		return cb.err
+	}
+	if err == nil {
+		return nil
+	}
+	return wrap(err)
+}
+
+func (db *DB) seqScan(part uint16, id, what string, prefix []byte, fn func(uint64, []byte) error) error {
+	if err := db.check(part); err != nil {
+		return err
+	}
+	err := db.scan(prefix, prefixEnd(prefix), func(k, v []byte) error {
+		seq, err := seqSuffix(k, len(prefix))
+		if err != nil {
+			return err
+		}
+		if err := fn(seq, v); err != nil {
+			return errCallback{err}
+		}
+		return nil
+	})
+	return unwrapCallback(err, func(err error) error { return fmt.Errorf("storage: read %s of %s: %w", what, id, err) })
+}
+
+// Activities returns the outstanding activities of id in task order.
+func (db *DB) Activities(part uint16, id string) ([]ActivityRecord, error) {
+	if err := db.check(part); err != nil {
+		return nil, err
+	}
+	var out []ActivityRecord
+	p := activityPrefix(part, id)
+	err := db.scan(p, prefixEnd(p), func(k, v []byte) error {
+		rec, err := decodeActivity(v)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: read activities of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// RemindersOf returns the reminders of instance id, found through their reverse
+// entries, in name order.
+func (db *DB) RemindersOf(part uint16, id string) ([]Reminder, error) {
+	if err := db.check(part); err != nil {
+		return nil, err
+	}
+	var out []Reminder
+	err := db.reverseReminders(part, id, func(name string, due time.Time) error {
+		v, err := db.get(reminderKey(part, due, id, name))
+		if err != nil {
+			return fmt.Errorf("reminder %q due %s: %w", name, due.Format(time.RFC3339Nano), err)
+		}
+		payload, err := decodeReminderValue(v)
+		if err != nil {
+			return fmt.Errorf("reminder %q: %w", name, err)
+		}
+		out = append(out, Reminder{Partition: part, Instance: id, Name: name, Due: due, Payload: payload})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: read reminders of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+func (db *DB) reverseReminders(part uint16, id string, fn func(name string, due time.Time) error) error {
+	p := reverseReminderPrefix(part, id)
+	return db.scan(p, prefixEnd(p), func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("malformed reverse reminder entry %q", k)
+		}
+		return fn(string(k[len(p):]), decodeTime(v))
+	})
+}
+
+// ScanDue calls fn for the reminders of partition part with from ≤ due < to, in
+// ascending due order, at most limit of them (0: no limit). A zero from or to is
+// unbounded on that side. An error from fn stops the scan and is returned
+// unwrapped, so a caller can stop early with its own sentinel.
+func (db *DB) ScanDue(part uint16, from, to time.Time, limit int, fn func(Reminder) error) error {
+	if err := db.check(part); err != nil {
+		return err
+	}
+	lower := reminderDueBound(part, from)
+	upper := prefixEnd(reminderRangePrefix(part))
+	if !to.IsZero() {
+		upper = reminderDueBound(part, to)
+	}
+	n := 0
+	errLimit := errors.New("limit")
+	err := db.scan(lower, upper, func(k, v []byte) error {
+		if limit > 0 && n >= limit {
+			return errLimit
+		}
+		p, due, id, name, err := parseReminderKey(k)
+		if err != nil {
+			return err
+		}
+		payload, err := decodeReminderValue(v)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		n++
+		if err := fn(Reminder{Partition: p, Instance: id, Name: name, Due: due, Payload: payload}); err != nil {
+			return errCallback{err}
+		}
+		return nil
+	})
+	if err == errLimit {
+		return nil
+	}
+	return unwrapCallback(err, func(err error) error { return fmt.Errorf("storage: scan reminders of partition %d: %w", part, err) })
+}
+
+// Awake calls fn for every instance in the awake set of every partition:
+// instances with outstanding work to re-send after a restart.
+func (db *DB) Awake(fn func(part uint16, id string) error) error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	for p := 0; p < db.partitions; p++ {
+		part := uint16(p)
+		prefix := awakePrefix(part)
+		err := db.scan(prefix, prefixEnd(prefix), func(k, _ []byte) error {
+			if err := fn(part, string(k[len(prefix):])); err != nil {
+				return errCallback{err}
+			}
+			return nil
+		})
+		if err != nil {
+			return unwrapCallback(err, func(err error) error { return fmt.Errorf("storage: scan awake set of partition %d: %w", part, err) })
+		}
+	}
+	return nil
+}
+
+// CountByStatus counts the instances of every status from the listing index.
+// It reads the whole index: O(instances).
+func (db *DB) CountByStatus() (map[Status]int, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	counts := make(map[Status]int)
+	for p := 0; p < db.partitions; p++ {
+		prefix := createdIndexPrefix(uint16(p))
+		err := db.scan(prefix, prefixEnd(prefix), func(k, v []byte) error {
+			e, err := decodeIndexEntry(v)
+			if err != nil {
+				return fmt.Errorf("key %q: %w", k, err)
+			}
+			counts[e.Status]++
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("storage: count instances of partition %d: %w", p, err)
+		}
+	}
+	return counts, nil
+}
+
+// PurgeInstance adds to b the deletion of every key of instance id: its row,
+// history, activities, inbox, reminders (found through the committed reverse
+// entries, so reminders put in b itself are not seen), its awake entry and its
+// listing index entry. createdAt must be the instance's CreatedAt; if it is zero
+// the row is read to find it.
+func (db *DB) PurgeInstance(b *Batch, part uint16, id string, createdAt time.Time) error {
+	if err := db.check(part); err != nil {
+		return err
+	}
+	if b.db != db {
+		return errors.New("storage: purge: batch belongs to another store")
+	}
+	if createdAt.IsZero() {
+		rec, err := db.Instance(part, id)
+		switch {
+		case err == nil:
+			createdAt = rec.CreatedAt
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("storage: purge %s: %w", id, err)
+		}
+	}
+	err := db.reverseReminders(part, id, func(name string, due time.Time) error {
+		return b.b.Delete(reminderKey(part, due, id, name), nil)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: purge %s: reminders: %w", id, err)
+	}
+	p := instancePrefix(part, id)
+	if err := b.b.DeleteRange(p, prefixEnd(p), nil); err != nil {
+		return fmt.Errorf("storage: purge %s: %w", id, err)
+	}
+	if err := b.b.Delete(awakeKey(part, id), nil); err != nil {
+		return fmt.Errorf("storage: purge %s: %w", id, err)
+	}
+	if !createdAt.IsZero() {
+		if err := b.b.Delete(createdIndexKey(part, createdAt, id), nil); err != nil {
+			return fmt.Errorf("storage: purge %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// EncodeLowWater and DecodeLowWater give the reminders low-water mark its
+// on-disk form (8-byte big-endian unix nanos), kept here with the rest of the
+// layout.
+func EncodeLowWater(t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(timeNanos(t)))
+}
+
+// DecodeLowWater is the inverse of EncodeLowWater.
+func DecodeLowWater(b []byte) (time.Time, error) {
+	if len(b) != 8 {
+		return time.Time{}, fmt.Errorf("storage: low-water mark is %d bytes, want 8", len(b))
+	}
+	return nanosTime(int64(binary.BigEndian.Uint64(b))), nil
+}

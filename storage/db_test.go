@@ -1,0 +1,387 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftrt/weft/placement"
+)
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func openTest(t *testing.T, dir string, parts int) *DB {
+	t.Helper()
+	db, err := Open(Options{Dir: dir, Partitions: parts, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func commit(t *testing.T, db *DB, fill func(b *Batch)) {
+	t.Helper()
+	b := db.NewBatch()
+	defer b.Close()
+	fill(b)
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// allKeys returns every key in the store, for tests that must prove something is gone.
+func allKeys(t *testing.T, db *DB) []string {
+	t.Helper()
+	var keys []string
+	must(t, db.scan(nil, nil, func(k, _ []byte) error {
+		keys = append(keys, string(k))
+		return nil
+	}))
+	return keys
+}
+
+func TestReopenKeepsDataAndRefusesOtherPartitionCount(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(Options{Dir: dir, Partitions: 16, Logger: quietLogger()})
+	must(t, err)
+	if db.Partitions() != 16 {
+		t.Fatalf("Partitions() = %d", db.Partitions())
+	}
+	commit(t, db, func(b *Batch) {
+		must(t, b.PutInstance(3, &InstanceRecord{ID: "a", Name: "W", CreatedAt: t0}))
+		b.AppendHistory(3, "a", 0, []byte("e0"))
+	})
+	must(t, db.PutMeta("custom", []byte("v"), true))
+	must(t, db.Close())
+	if err := db.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := db.Instance(3, "a"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("read after Close: %v", err)
+	}
+
+	_, err = Open(Options{Dir: dir, Partitions: 32, Logger: quietLogger()})
+	if err == nil || !strings.Contains(err.Error(), "16") || !strings.Contains(err.Error(), "32") {
+		t.Fatalf("open with another partition count: %v; want an error naming 16 and 32", err)
+	}
+	_, err = Open(Options{Dir: dir, Logger: quietLogger()}) // default 256
+	if err == nil {
+		t.Fatal("open with the default partition count accepted a 16-partition store")
+	}
+
+	db = openTest(t, dir, 16)
+	rec, err := db.Instance(3, "a")
+	must(t, err)
+	if rec.Name != "W" || !rec.CreatedAt.Equal(t0) {
+		t.Fatalf("reopened row: %+v", rec)
+	}
+	v, err := db.GetMeta("custom")
+	if err != nil || string(v) != "v" {
+		t.Fatalf("GetMeta = %q, %v", v, err)
+	}
+	if _, err := db.GetMeta("nothing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing meta: %v", err)
+	}
+	if err := db.PutMeta("meta", nil, false); err == nil {
+		t.Fatal("PutMeta overwrote the store's own meta record")
+	}
+}
+
+func TestInstanceNotFound(t *testing.T) {
+	db := openTest(t, t.TempDir(), 4)
+	if _, err := db.Instance(1, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("got %v, want ErrNotFound", err)
+	}
+	if _, err := db.Instance(4, "nope"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("out-of-range partition: %v", err)
+	}
+}
+
+func TestHistoryInSeqOrder(t *testing.T) {
+	db := openTest(t, t.TempDir(), 4)
+	const n = 1000 // well past 256, where a little-endian or varint key would misorder
+	seqs := rand.Perm(n)
+	for i := 0; i < n; i += 100 {
+		commit(t, db, func(b *Batch) {
+			for _, s := range seqs[i : i+100] {
+				b.AppendHistory(2, "h", uint64(s), []byte(fmt.Sprintf("ev%d", s)))
+			}
+			b.AppendHistory(2, "h2", uint64(i), []byte("other")) // neighbour id, must not show up
+		})
+	}
+	var got []uint64
+	must(t, db.History(2, "h", func(seq uint64, ev []byte) error {
+		if string(ev) != fmt.Sprintf("ev%d", seq) {
+			return fmt.Errorf("seq %d has %q", seq, ev)
+		}
+		got = append(got, seq)
+		return nil
+	}))
+	if len(got) != n || !slices.IsSorted(got) || got[0] != 0 || got[n-1] != n-1 {
+		t.Fatalf("got %d events, sorted=%v", len(got), slices.IsSorted(got))
+	}
+
+	stop := errors.New("stop")
+	calls := 0
+	if err := db.History(2, "h", func(uint64, []byte) error { calls++; return stop }); err != stop || calls != 1 {
+		t.Fatalf("callback error: got %v after %d calls, want it unwrapped after 1", err, calls)
+	}
+
+	commit(t, db, func(b *Batch) { b.DeleteHistory(2, "h") })
+	must(t, db.History(2, "h", func(seq uint64, _ []byte) error { return fmt.Errorf("seq %d left after DeleteHistory", seq) }))
+	count := 0
+	must(t, db.History(2, "h2", func(uint64, []byte) error { count++; return nil }))
+	if count != n/100 {
+		t.Fatalf("neighbour lost history: %d events", count)
+	}
+}
+
+func TestActivitiesInboxAwake(t *testing.T) {
+	db := openTest(t, t.TempDir(), 8)
+	commit(t, db, func(b *Batch) {
+		for _, task := range []int64{300, 2, 17} {
+			must(t, b.PutActivity(5, "w", &ActivityRecord{TaskID: task, Name: "A", Attempt: 1, NextAttemptAt: t0}))
+		}
+		b.PutInbox(5, "w", 1, []byte("q1"))
+		b.PutInbox(5, "w", 0, []byte("q0"))
+		b.SetAwake(5, "w", true)
+		b.SetAwake(0, "z", true)
+		b.SetAwake(7, "y", true)
+	})
+	acts, err := db.Activities(5, "w")
+	must(t, err)
+	if len(acts) != 3 || acts[0].TaskID != 2 || acts[1].TaskID != 17 || acts[2].TaskID != 300 || !acts[0].NextAttemptAt.Equal(t0) {
+		t.Fatalf("activities: %+v", acts)
+	}
+	var inbox []string
+	must(t, db.Inbox(5, "w", func(seq uint64, b []byte) error {
+		inbox = append(inbox, fmt.Sprintf("%d=%s", seq, b))
+		return nil
+	}))
+	if !slices.Equal(inbox, []string{"0=q0", "1=q1"}) {
+		t.Fatalf("inbox: %v", inbox)
+	}
+	awake := func() []string {
+		var out []string
+		must(t, db.Awake(func(p uint16, id string) error {
+			out = append(out, fmt.Sprintf("%d/%s", p, id))
+			return nil
+		}))
+		return out
+	}
+	if got := awake(); !slices.Equal(got, []string{"0/z", "5/w", "7/y"}) {
+		t.Fatalf("awake: %v", got)
+	}
+	commit(t, db, func(b *Batch) {
+		b.DeleteActivity(5, "w", 17)
+		b.DeleteInbox(5, "w")
+		b.SetAwake(5, "w", false)
+	})
+	acts, err = db.Activities(5, "w")
+	must(t, err)
+	if len(acts) != 2 {
+		t.Fatalf("after delete: %+v", acts)
+	}
+	must(t, db.Inbox(5, "w", func(seq uint64, _ []byte) error { return fmt.Errorf("inbox %d left", seq) }))
+	if got := awake(); !slices.Equal(got, []string{"0/z", "7/y"}) {
+		t.Fatalf("awake after clear: %v", got)
+	}
+}
+
+func TestBatchRecordsFirstError(t *testing.T) {
+	db := openTest(t, t.TempDir(), 4)
+	cases := []struct {
+		name string
+		fill func(b *Batch)
+	}{
+		{"bad id", func(b *Batch) { b.AppendHistory(0, "a/b", 0, nil) }},
+		{"bad partition", func(b *Batch) { b.SetAwake(4, "a", true) }},
+		{"bad reminder name", func(b *Batch) { _ = b.PutReminder(Reminder{Instance: "a", Name: "x/y", Due: t0}) }},
+		{"zero created", func(b *Batch) { _ = b.PutInstance(0, &InstanceRecord{ID: "a"}) }},
+		{"nil record", func(b *Batch) { _ = b.PutActivity(0, "a", nil) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := db.NewBatch()
+			defer b.Close()
+			b.AppendHistory(0, "ok", 0, []byte("x")) // a valid change that must not commit either
+			c.fill(b)
+			if err := b.Commit(); err == nil {
+				t.Fatal("Commit succeeded")
+			}
+			must(t, db.History(0, "ok", func(uint64, []byte) error { return errors.New("half a batch committed") }))
+		})
+	}
+	b := db.NewBatch()
+	if !b.Empty() {
+		t.Fatal("new batch not empty")
+	}
+	b.Close()
+	b.Close()
+}
+
+func TestRemindersOfAndReplace(t *testing.T) {
+	db := openTest(t, t.TempDir(), 4)
+	r1 := Reminder{Partition: 1, Instance: "ab", Name: "timer-1", Due: t0, Payload: []byte("p1")}
+	r2 := Reminder{Partition: 1, Instance: "ab", Name: "retry", Due: t1, Payload: []byte("p2")}
+	other := Reminder{Partition: 1, Instance: "abc", Name: "timer-1", Due: t0}
+	commit(t, db, func(b *Batch) {
+		must(t, b.PutReminder(r1))
+		must(t, b.PutReminder(r2))
+		must(t, b.PutReminder(other))
+	})
+	rs, err := db.RemindersOf(1, "ab")
+	must(t, err)
+	if len(rs) != 2 || rs[0].Name != "retry" || rs[1].Name != "timer-1" || string(rs[1].Payload) != "p1" || !rs[1].Due.Equal(t0) {
+		t.Fatalf("RemindersOf: %+v", rs)
+	}
+
+	// Re-putting a name with a new due time moves it: the old due key is gone.
+	moved := r1
+	moved.Due = t1.Add(time.Hour)
+	commit(t, db, func(b *Batch) { must(t, b.PutReminder(moved)) })
+	var due []string
+	must(t, db.ScanDue(1, time.Time{}, time.Time{}, 0, func(r Reminder) error {
+		due = append(due, r.Instance+"/"+r.Name)
+		return nil
+	}))
+	if !slices.Equal(due, []string{"abc/timer-1", "ab/retry", "ab/timer-1"}) {
+		t.Fatalf("after move, due order: %v", due)
+	}
+
+	commit(t, db, func(b *Batch) { b.DeleteReminder(moved); b.DeleteReminder(r2) })
+	rs, err = db.RemindersOf(1, "ab")
+	must(t, err)
+	if len(rs) != 0 {
+		t.Fatalf("after delete: %+v", rs)
+	}
+}
+
+func TestScanDue(t *testing.T) {
+	db := openTest(t, t.TempDir(), 4)
+	base := time.Unix(0, 0).UTC()
+	commit(t, db, func(b *Batch) {
+		for i := -50; i < 50; i++ {
+			must(t, b.PutReminder(Reminder{Partition: 2, Instance: fmt.Sprintf("i%d", (i+50)%7), Name: fmt.Sprintf("n%d", i+50), Due: base.Add(time.Duration(i) * time.Second)}))
+		}
+		must(t, b.PutReminder(Reminder{Partition: 3, Instance: "elsewhere", Name: "n", Due: base}))
+	})
+	sec := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	cases := []struct {
+		name      string
+		from, to  time.Time
+		limit     int
+		wantFirst int
+		wantN     int
+	}{
+		{"all", time.Time{}, time.Time{}, 0, -50, 100},
+		{"from inclusive, to exclusive", sec(-10), sec(10), 0, -10, 20},
+		{"negative range", sec(-50), sec(-40), 0, -50, 10},
+		{"limit", sec(-5), time.Time{}, 7, -5, 7},
+		{"limit larger than range", sec(45), sec(100), 100, 45, 5},
+		{"empty", sec(60), sec(70), 0, 0, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []time.Time
+			must(t, db.ScanDue(2, c.from, c.to, c.limit, func(r Reminder) error {
+				if r.Partition != 2 {
+					return fmt.Errorf("reminder of partition %d", r.Partition)
+				}
+				got = append(got, r.Due)
+				return nil
+			}))
+			if len(got) != c.wantN {
+				t.Fatalf("got %d reminders, want %d", len(got), c.wantN)
+			}
+			for i, d := range got {
+				if want := sec(c.wantFirst + i); !d.Equal(want) {
+					t.Fatalf("reminder %d due %v, want %v", i, d, want)
+				}
+			}
+		})
+	}
+}
+
+func TestPurgeInstance(t *testing.T) {
+	db := openTest(t, t.TempDir(), 4)
+	write := func(b *Batch, id string, created time.Time) {
+		must(t, b.PutInstance(1, &InstanceRecord{ID: id, Name: "W", Status: Running, CreatedAt: created}))
+		for s := uint64(0); s < 300; s++ {
+			b.AppendHistory(1, id, s, []byte("e"))
+		}
+		must(t, b.PutActivity(1, id, &ActivityRecord{TaskID: 1}))
+		must(t, b.PutActivity(1, id, &ActivityRecord{TaskID: 2}))
+		b.PutInbox(1, id, 0, []byte("q"))
+		must(t, b.PutReminder(Reminder{Partition: 1, Instance: id, Name: "t1", Due: created.Add(time.Second)}))
+		must(t, b.PutReminder(Reminder{Partition: 1, Instance: id, Name: "t2", Due: created.Add(-time.Hour)}))
+		b.SetAwake(1, id, true)
+	}
+	// The neighbour's id has the purged id as a prefix, same partition.
+	commit(t, db, func(b *Batch) { write(b, "abc", t1) })
+	before := allKeys(t, db)
+
+	for _, passCreated := range []bool{true, false} {
+		t.Run(fmt.Sprintf("createdAt given=%v", passCreated), func(t *testing.T) {
+			commit(t, db, func(b *Batch) { write(b, "ab", t0) })
+			if n := len(allKeys(t, db)); n <= len(before) {
+				t.Fatalf("instance not written: %d keys", n)
+			}
+			created := time.Time{}
+			if passCreated {
+				created = t0
+			}
+			commit(t, db, func(b *Batch) { must(t, db.PurgeInstance(b, 1, "ab", created)) })
+			if after := allKeys(t, db); !slices.Equal(after, before) {
+				t.Fatalf("keys after purge differ from the neighbour-only store:\nbefore %q\nafter  %q", before, after)
+			}
+		})
+	}
+	if _, err := db.Instance(1, "abc"); err != nil {
+		t.Fatalf("neighbour row: %v", err)
+	}
+	rs, err := db.RemindersOf(1, "abc")
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("neighbour reminders: %v, %v", rs, err)
+	}
+}
+
+func TestPebbleLogsGoToSlog(t *testing.T) {
+	var buf bytes.Buffer
+	dir := t.TempDir()
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	db, err := Open(Options{Dir: dir, Partitions: 2, Logger: l, CacheSize: 1 << 20})
+	must(t, err)
+	must(t, db.Close())
+	db, err = Open(Options{Dir: dir, Partitions: 2, Logger: l}) // replays the WAL
+	must(t, err)
+	must(t, db.Close())
+	if !strings.Contains(buf.String(), "component=pebble") {
+		t.Fatalf("no pebble log line reached slog:\n%s", buf.String())
+	}
+}
+
+func TestDefaultPartitions(t *testing.T) {
+	db := openTest(t, t.TempDir(), 0)
+	if db.Partitions() != placement.DefaultPartitions {
+		t.Fatalf("Partitions() = %d", db.Partitions())
+	}
+	if db.Metrics() == nil {
+		t.Fatal("no metrics")
+	}
+}

@@ -1,0 +1,32 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+// pebbleLogger routes pebble's printf-style logging to slog. pebble v2 logs WAL
+// replay and background events to stderr by default, which is noise in a library,
+// so informational lines go to debug.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	if p.l.Enabled(context.Background(), slog.LevelDebug) {
+		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+// Fatalf must not return: pebble calls it on invariant violations (a corrupt
+// manifest, a failed WAL write) after which continuing could lose committed
+// data. pebble's own default exits the process; a panic at least lets the
+// embedding program's handler see it.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble", "fatal", true)
+	panic("pebble: " + msg)
+}

@@ -1,0 +1,211 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Every stored record is a msgpack map whose first key is "v", its version, so
+// a newer build can change a record and an older build refuses it by name
+// instead of misreading it. Tags are short because they are stored in every value.
+// Bump a version when a field changes meaning; adding an omitempty field does not
+// need a bump.
+const (
+	instanceRecordV = 1
+	activityRecordV = 1
+	indexEntryV     = 1
+	reminderValueV  = 1
+	nodeMetaV       = 1
+)
+
+// Failure describes why an instance or activity failed.
+type Failure struct {
+	Type    string `msgpack:"t,omitempty"`
+	Message string `msgpack:"m,omitempty"`
+	Stack   string `msgpack:"s,omitempty"`
+}
+
+// InstanceRecord is the row of one workflow instance (key i/<id>/m).
+type InstanceRecord struct {
+	V                uint8     `msgpack:"v"`
+	ID               string    `msgpack:"id"`
+	Name             string    `msgpack:"n,omitempty"`
+	Status           Status    `msgpack:"s,omitempty"`
+	CreatedAt        time.Time `msgpack:"ca,omitempty"` // also the listing index key: must not change for an instance
+	UpdatedAt        time.Time `msgpack:"ua,omitempty"`
+	ScheduledStartAt time.Time `msgpack:"ss,omitempty"`
+	CompletedAt      time.Time `msgpack:"co,omitempty"`
+	// Input, Output and CustomStatus are JSON bytes kept exactly as given: a
+	// status call must return exactly the input it was sent.
+	Input        []byte   `msgpack:"in,omitempty"`
+	Output       []byte   `msgpack:"out,omitempty"`
+	CustomStatus []byte   `msgpack:"cs,omitempty"`
+	Failure      *Failure `msgpack:"f,omitempty"`
+	ParentID     string   `msgpack:"pid,omitempty"` // set for child workflows
+	ParentTask   int64    `msgpack:"pt,omitempty"`
+	ParentGen    uint32   `msgpack:"pg,omitempty"` // the parent's generation when it started this child
+	// ParentPending is set while a finished child's outcome awaits its parent's
+	// acknowledgement: the child re-sends it after a restart until then.
+	ParentPending bool   `msgpack:"pp,omitempty"`
+	Generation    uint32 `msgpack:"g,omitempty"`  // continue-as-new count
+	NextSeq       uint64 `msgpack:"ns,omitempty"` // next history sequence number
+	NextInboxSeq  uint64 `msgpack:"nq,omitempty"`
+}
+
+// ActivityRecord is an outstanding activity invocation (key i/<id>/a/<task>):
+// what to re-send after a restart and when its next attempt is due.
+type ActivityRecord struct {
+	V              uint8     `msgpack:"v"`
+	TaskID         int64     `msgpack:"t"`
+	Name           string    `msgpack:"n,omitempty"`
+	Input          []byte    `msgpack:"in,omitempty"`
+	Attempt        int       `msgpack:"a,omitempty"`
+	FirstAttemptAt time.Time `msgpack:"fa,omitempty"`
+	NextAttemptAt  time.Time `msgpack:"na,omitempty"`
+}
+
+// IndexEntry is the value of the listing index x/c: just enough to filter a
+// listing without reading every instance row.
+type IndexEntry struct {
+	V      uint8  `msgpack:"v"`
+	Name   string `msgpack:"n,omitempty"`
+	Status Status `msgpack:"s,omitempty"`
+}
+
+// Reminder is a durable reminder: a payload delivered to Instance once Due has
+// passed. Partition, Instance, Name and Due live in the key; only Payload is in
+// the stored value.
+type Reminder struct {
+	Partition uint16
+	Instance  string
+	Name      string
+	Due       time.Time
+	Payload   []byte
+}
+
+// reminderValue is the stored value of a reminder key.
+type reminderValue struct {
+	V       uint8  `msgpack:"v"`
+	Payload []byte `msgpack:"p,omitempty"`
+}
+
+// nodeMeta is the record at n/meta: fixed facts about the store.
+type nodeMeta struct {
+	V          uint8 `msgpack:"v"`
+	Format     uint8 `msgpack:"fv"`
+	Partitions int   `msgpack:"pc"`
+}
+
+// storeFormat is the version of the key layout; n/meta records it so a future
+// layout change can detect and migrate an old store.
+const storeFormat = 1
+
+func encodeInstance(rec *InstanceRecord) ([]byte, error) {
+	r := *rec
+	r.V = instanceRecordV
+	return encodeRecord("instance record", &r)
+}
+
+func decodeInstance(b []byte) (*InstanceRecord, error) {
+	var r InstanceRecord
+	if err := decodeRecord("instance record", instanceRecordV, b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func encodeActivity(rec *ActivityRecord) ([]byte, error) {
+	r := *rec
+	r.V = activityRecordV
+	return encodeRecord("activity record", &r)
+}
+
+func decodeActivity(b []byte) (ActivityRecord, error) {
+	var r ActivityRecord
+	err := decodeRecord("activity record", activityRecordV, b, &r)
+	return r, err
+}
+
+func encodeIndexEntry(name string, s Status) ([]byte, error) {
+	return encodeRecord("index entry", &IndexEntry{V: indexEntryV, Name: name, Status: s})
+}
+
+func decodeIndexEntry(b []byte) (IndexEntry, error) {
+	var e IndexEntry
+	err := decodeRecord("index entry", indexEntryV, b, &e)
+	return e, err
+}
+
+func encodeReminderValue(payload []byte) ([]byte, error) {
+	return encodeRecord("reminder", &reminderValue{V: reminderValueV, Payload: payload})
+}
+
+func decodeReminderValue(b []byte) ([]byte, error) {
+	var v reminderValue
+	if err := decodeRecord("reminder", reminderValueV, b, &v); err != nil {
+		return nil, err
+	}
+	return v.Payload, nil
+}
+
+// encodeRecord writes integers in their smallest msgpack form: sequence numbers
+// and task ids are small, and every byte is paid in every stored value.
+func encodeRecord(what string, v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("storage: encode %s: %w", what, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// ErrUnknownVersion is returned (wrapped) when a record was written by a newer
+// build than this one.
+var ErrUnknownVersion = errors.New("storage: unknown record version")
+
+// decodeRecord checks the record's version before decoding the rest, so a newer
+// layout is rejected by name rather than half-decoded.
+func decodeRecord(what string, maxV uint8, b []byte, v any) error {
+	ver, err := peekVersion(b)
+	if err != nil {
+		return fmt.Errorf("storage: decode %s: %w", what, err)
+	}
+	if ver == 0 || ver > maxV {
+		return fmt.Errorf("storage: decode %s: version %d, this build reads up to %d: %w", what, ver, maxV, ErrUnknownVersion)
+	}
+	if err := msgpack.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("storage: decode %s (version %d): %w", what, ver, err)
+	}
+	return nil
+}
+
+// peekVersion returns the "v" field of a msgpack map, 0 when it has none.
+func peekVersion(b []byte) (uint8, error) {
+	d := msgpack.NewDecoder(bytes.NewReader(b))
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return 0, fmt.Errorf("not a versioned record: %w", err)
+	}
+	for i := 0; i < n; i++ {
+		k, err := d.DecodeString()
+		if err != nil {
+			return 0, fmt.Errorf("read field name: %w", err)
+		}
+		if k == "v" {
+			v, err := d.DecodeUint8()
+			if err != nil {
+				return 0, fmt.Errorf("read version: %w", err)
+			}
+			return v, nil
+		}
+		if err := d.Skip(); err != nil {
+			return 0, fmt.Errorf("skip field %q: %w", k, err)
+		}
+	}
+	return 0, nil
+}

@@ -1,0 +1,131 @@
+package weft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/reminders"
+	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/workflow"
+)
+
+// Options configure a Runtime. Only Dir is required.
+type Options struct {
+	// Dir holds the data (a pebble database). It is created if missing.
+	Dir string
+	// Partitions splits the key space; fixed when Dir is first created (default 256).
+	Partitions int
+	// Logger receives weft's structured logs (default slog.Default()).
+	Logger *slog.Logger
+	// IdleTimeout passivates an instance idle this long (default 2 minutes).
+	IdleTimeout time.Duration
+	// MaxActiveInstances caps instances held in memory (default 10,000).
+	MaxActiveInstances int
+	// ActivityConcurrency caps activity attempts running at once (default 256);
+	// further ones queue.
+	ActivityConcurrency int
+	// DeadlockTimeout is how long workflow code may run without yielding to weft
+	// before it is failed as deadlocked (default 2 s).
+	DeadlockTimeout time.Duration
+	// ReminderWindow is how far ahead due reminders are held in memory (default 30 s),
+	// and MaxRemindersInMemory caps them (default 100,000).
+	ReminderWindow       time.Duration
+	MaxRemindersInMemory int
+}
+
+// Runtime is one embedded weft node.
+type Runtime struct {
+	opts Options
+	db   *storage.DB
+	reg  *workflow.Registry
+	host *actors.Host
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+}
+
+// Open opens (or creates) the store in opts.Dir. Register workflows and
+// activities, then call Start.
+func Open(opts Options) (*Runtime, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("weft: Options.Dir is required (the directory that holds the data)")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	db, err := storage.Open(storage.Options{Dir: opts.Dir, Partitions: opts.Partitions, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("weft: open %s: %w", opts.Dir, err)
+	}
+	reg := workflow.NewRegistry()
+	host := actors.NewHost(actors.Options{
+		DB:                  db,
+		Registry:            reg,
+		Logger:              opts.Logger,
+		IdleTimeout:         opts.IdleTimeout,
+		MaxActive:           opts.MaxActiveInstances,
+		ActivityConcurrency: opts.ActivityConcurrency,
+		DeadlockTimeout:     opts.DeadlockTimeout,
+		Reminders:           reminders.Options{Window: opts.ReminderWindow, MaxInMemory: opts.MaxRemindersInMemory},
+	})
+	return &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger}, nil
+}
+
+// Registry returns the runtime's registry of workflows and activities.
+func (r *Runtime) Registry() *workflow.Registry { return r.reg }
+
+// RegisterWorkflow registers a workflow function under its Go name or WithName's.
+func RegisterWorkflow[I, O any](r *Runtime, fn func(*workflow.Context, I) (O, error), opts ...workflow.RegisterOption) error {
+	return workflow.RegisterWorkflow(r.reg, fn, opts...)
+}
+
+// RegisterActivity registers an activity function under its Go name or WithName's.
+func RegisterActivity[I, O any](r *Runtime, fn func(context.Context, I) (O, error), opts ...workflow.RegisterOption) error {
+	return workflow.RegisterActivity(r.reg, fn, opts...)
+}
+
+// Start fires due reminders and resumes every instance that had work in flight
+// when the store was last closed or the process died.
+func (r *Runtime) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if r.started {
+		return nil
+	}
+	if err := r.host.Start(ctx); err != nil {
+		return fmt.Errorf("weft: start: %w", err)
+	}
+	r.started = true
+	return nil
+}
+
+// Close stops the runtime gracefully: commits in progress finish, running
+// activities are cancelled (and run again after the next Start), and the store is
+// closed. Nothing is left half-written.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	err := r.host.Close()
+	if cerr := r.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Host exposes the actor host, for the server and tests (metrics, counters).
+func (r *Runtime) Host() *actors.Host { return r.host }
