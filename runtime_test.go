@@ -1,0 +1,846 @@
+package weft_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/workflow"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// app is one runtime with the seed's patterns registered and counters the tests
+// read.
+type app struct {
+	rt       *weft.Runtime
+	dir      string
+	mu       sync.Mutex
+	attempts map[string][]time.Time // activity key → when each attempt started
+	ran      atomic.Int64
+	release  chan struct{} // Blocker activities wait on it
+}
+
+func (a *app) attempt(key string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.attempts[key] = append(a.attempts[key], time.Now())
+	return len(a.attempts[key])
+}
+
+func (a *app) attemptTimes(key string) []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]time.Time(nil), a.attempts[key]...)
+}
+
+type chainInput struct {
+	Value     int
+	FailStep  string // this step fails...
+	SucceedOn int    // ...until this attempt (0: always)
+}
+
+var fastRetry = &workflow.RetryPolicy{MaxAttempts: 4, FirstRetryInterval: 40 * time.Millisecond, BackoffCoefficient: 2, MaxRetryInterval: time.Second}
+
+// Chain is the seed's chain with retries and compensation.
+func Chain(ctx *workflow.Context, in chainInput) (int, error) {
+	v := in.Value
+	for _, step := range []string{"Step1", "Step2", "Step3", "Step4"} {
+		err := ctx.CallActivity("Step", stepInput{step, v, in.FailStep, in.SucceedOn}, workflow.WithRetryPolicy(fastRetry)).Await(&v)
+		if err != nil {
+			var tf *workflow.TaskFailedError
+			if errors.As(err, &tf) {
+				_ = ctx.CallActivity("Compensate", step).Await(nil)
+			}
+			return 0, err
+		}
+	}
+	return v, nil
+}
+
+type stepInput struct {
+	Name      string
+	Value     int
+	FailStep  string
+	SucceedOn int
+}
+
+// FanOut processes n items with at most k in flight and sums the results.
+func FanOut(ctx *workflow.Context, in struct{ N, K int }) (int, error) {
+	tasks, err := workflow.Parallel(ctx, in.N, in.K, func(i int) *workflow.Task { return ctx.CallActivity("Square", i) })
+	if err != nil {
+		return 0, err
+	}
+	sum := 0
+	for _, t := range tasks {
+		var v int
+		if err := t.Await(&v); err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+type monitorState struct {
+	Cycle     int
+	Healthy   bool
+	Alerts    int
+	MaxCycles int
+}
+
+// Monitor is the seed's eternal monitor, ending after MaxCycles generations.
+func Monitor(ctx *workflow.Context, st monitorState) (monitorState, error) {
+	var status string
+	if err := ctx.CallActivity("GetStatus", st.Cycle).Await(&status); err != nil {
+		return st, err
+	}
+	sleep := 20 * time.Millisecond
+	if status == "healthy" {
+		st.Healthy = true
+		sleep = 40 * time.Millisecond
+	} else if st.Healthy || st.Cycle == 0 {
+		st.Healthy = false
+		st.Alerts++
+		if err := ctx.CallActivity("SendAlert", st.Cycle).Await(nil); err != nil {
+			return st, err
+		}
+	}
+	if err := ctx.CreateTimer(sleep).Await(nil); err != nil {
+		return st, err
+	}
+	st.Cycle++
+	if st.Cycle >= st.MaxCycles {
+		return st, nil
+	}
+	ctx.ContinueAsNew(st, false)
+	return st, nil
+}
+
+// Approval is the seed's purchase order with a human in the loop.
+func Approval(ctx *workflow.Context, in struct {
+	Cost    float64
+	Timeout time.Duration
+}) (string, error) {
+	if in.Cost <= 100 {
+		return "auto-approved", nil
+	}
+	if err := ctx.CallActivity("RequestApproval", in.Cost).Await(nil); err != nil {
+		return "", err
+	}
+	var approval struct{ Approved bool }
+	err := ctx.WaitForExternalEvent("ManagerApproval", in.Timeout).Await(&approval)
+	switch {
+	case errors.Is(err, workflow.ErrTimeout):
+		return "cancelled: no approval in time", nil
+	case err != nil:
+		return "", err
+	case !approval.Approved:
+		return "rejected", nil
+	}
+	return "approved", nil
+}
+
+// Parent runs two children: one succeeds, one fails.
+func Parent(ctx *workflow.Context, n int) (string, error) {
+	var out int
+	if err := ctx.CallChildWorkflow("FanOut", struct{ N, K int }{n, 2}).Await(&out); err != nil {
+		return "", err
+	}
+	err := ctx.CallChildWorkflow("Chain", chainInput{Value: 1, FailStep: "Step2"}).Await(nil)
+	var tf *workflow.TaskFailedError
+	if !errors.As(err, &tf) {
+		return "", fmt.Errorf("expected the second child to fail, got %v", err)
+	}
+	return fmt.Sprintf("sum=%d second=%s", out, tf.Failure.Message), nil
+}
+
+// Waiter waits for one event, with no timeout.
+func Waiter(ctx *workflow.Context, name string) (json.RawMessage, error) {
+	_ = ctx.SetCustomStatus("waiting for " + name)
+	var v json.RawMessage
+	err := ctx.WaitForExternalEvent(name, 0).Await(&v)
+	return v, err
+}
+
+// Sleeper sleeps d, then returns "woke".
+func Sleeper(ctx *workflow.Context, d time.Duration) (string, error) {
+	if err := ctx.CreateTimer(d).Await(nil); err != nil {
+		return "", err
+	}
+	return "woke", nil
+}
+
+// Counter consumes n "tick" events, continuing as new after each one.
+func Counter(ctx *workflow.Context, st struct{ Seen, Want int }) (int, error) {
+	if st.Seen == st.Want {
+		return st.Seen, nil
+	}
+	if err := ctx.WaitForExternalEvent("tick", 0).Await(nil); err != nil {
+		return 0, err
+	}
+	st.Seen++
+	ctx.ContinueAsNew(st, true)
+	return 0, nil
+}
+
+// Blocked runs one Blocker activity.
+func Blocked(ctx *workflow.Context, key string) (string, error) {
+	var v string
+	err := ctx.CallActivity("Blocker", key).Await(&v)
+	return v, err
+}
+
+func newApp(t *testing.T, dir string, opts weft.Options) *app {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	opts.Dir = dir
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
+	rt, err := weft.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{rt: rt, dir: dir, attempts: map[string][]time.Time{}, release: make(chan struct{})}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(weft.RegisterWorkflow(rt, Chain))
+	must(weft.RegisterWorkflow(rt, FanOut))
+	must(weft.RegisterWorkflow(rt, Monitor))
+	must(weft.RegisterWorkflow(rt, Approval))
+	must(weft.RegisterWorkflow(rt, Parent))
+	must(weft.RegisterWorkflow(rt, Waiter))
+	must(weft.RegisterWorkflow(rt, Sleeper))
+	must(weft.RegisterWorkflow(rt, Counter))
+	must(weft.RegisterWorkflow(rt, Blocked))
+	must(weft.RegisterActivity(rt, func(ctx context.Context, in stepInput) (int, error) {
+		info, _ := workflow.ActivityInfoFrom(ctx)
+		n := a.attempt(info.InstanceID + "/" + in.Name)
+		if in.Name == in.FailStep && (in.SucceedOn == 0 || n < in.SucceedOn) {
+			return 0, workflow.NewError("StepFailed", fmt.Sprintf("%s failed on attempt %d", in.Name, n))
+		}
+		return in.Value + 1, nil
+	}, workflow.WithName("Step")))
+	must(weft.RegisterActivity(rt, func(ctx context.Context, step string) (any, error) {
+		info, _ := workflow.ActivityInfoFrom(ctx)
+		a.attempt(info.InstanceID + "/compensate/" + step)
+		return nil, nil
+	}, workflow.WithName("Compensate")))
+	must(weft.RegisterActivity(rt, func(ctx context.Context, i int) (int, error) {
+		a.ran.Add(1)
+		return i * i, nil
+	}, workflow.WithName("Square")))
+	must(weft.RegisterActivity(rt, func(ctx context.Context, cycle int) (string, error) {
+		if cycle%3 == 2 { // healthy, healthy, unhealthy, ...
+			return "unhealthy", nil
+		}
+		return "healthy", nil
+	}, workflow.WithName("GetStatus")))
+	must(weft.RegisterActivity(rt, func(ctx context.Context, cycle int) (any, error) {
+		info, _ := workflow.ActivityInfoFrom(ctx)
+		a.attempt(info.InstanceID + "/alert")
+		return nil, nil
+	}, workflow.WithName("SendAlert")))
+	must(weft.RegisterActivity(rt, func(ctx context.Context, cost float64) (any, error) { return nil, nil }, workflow.WithName("RequestApproval")))
+	must(weft.RegisterActivity(rt, func(ctx context.Context, key string) (string, error) {
+		a.attempt(key)
+		select {
+		case <-a.release:
+			return "released", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}, workflow.WithName("Blocker")))
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	return a
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func (a *app) run(t *testing.T, name string, input any, opts ...weft.ScheduleOption) *weft.InstanceStatus {
+	t.Helper()
+	ctx := ctxT(t)
+	id, err := a.rt.Schedule(ctx, name, input, opts...)
+	if err != nil {
+		t.Fatalf("schedule %s: %v", name, err)
+	}
+	st, err := a.rt.WaitForCompletion(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for %s (%s): %v", id, name, err)
+	}
+	return st
+}
+
+func TestChainCompletes(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	st := a.run(t, "Chain", chainInput{Value: 10})
+	if st.Status != weft.StatusCompleted || string(st.Output) != "14" {
+		t.Fatalf("status %s output %s failure %+v", st.Status, st.Output, st.Failure)
+	}
+	if !st.LastUpdatedAt.After(st.CreatedAt) || st.CompletedAt.IsZero() || string(st.Input) != `{"Value":10,"FailStep":"","SucceedOn":0}` {
+		t.Fatalf("times or input wrong: %+v", st)
+	}
+}
+
+func TestChainRetriesWithBackoff(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	st := a.run(t, "Chain", chainInput{Value: 1, FailStep: "Step2", SucceedOn: 3}, weft.WithInstanceID("retry-ok"))
+	if st.Status != weft.StatusCompleted || string(st.Output) != "5" {
+		t.Fatalf("status %s output %s failure %+v", st.Status, st.Output, st.Failure)
+	}
+	times := a.attemptTimes("retry-ok/Step2")
+	if len(times) != 3 {
+		t.Fatalf("Step2 ran %d times, want 3", len(times))
+	}
+	// The policy waits 40 ms, then 80 ms: never less.
+	for i, want := range []time.Duration{40 * time.Millisecond, 80 * time.Millisecond} {
+		if gap := times[i+1].Sub(times[i]); gap < want {
+			t.Errorf("attempt %d came %v after the previous one; backoff is %v", i+2, gap, want)
+		}
+	}
+	if n := len(a.attemptTimes("retry-ok/compensate/Step2")); n != 0 {
+		t.Errorf("compensation ran %d times though a retry succeeded", n)
+	}
+}
+
+func TestChainCompensatesWhenRetriesRunOut(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	st := a.run(t, "Chain", chainInput{Value: 1, FailStep: "Step3"}, weft.WithInstanceID("retry-out"))
+	if st.Status != weft.StatusFailed {
+		t.Fatalf("status %s, want FAILED", st.Status)
+	}
+	if st.Failure == nil || st.Failure.Type != "StepFailed" || !strings.Contains(st.Failure.Message, "Step3 failed on attempt 4") {
+		t.Fatalf("failure %+v", st.Failure)
+	}
+	if n := len(a.attemptTimes("retry-out/Step3")); n != 4 {
+		t.Errorf("Step3 ran %d times, want MaxAttempts = 4", n)
+	}
+	if n := len(a.attemptTimes("retry-out/compensate/Step3")); n != 1 {
+		t.Errorf("compensation ran %d times, want 1", n)
+	}
+}
+
+func TestFanOutBounded(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	st := a.run(t, "FanOut", struct{ N, K int }{100, 10})
+	want := 0
+	for i := range 100 {
+		want += i * i
+	}
+	if st.Status != weft.StatusCompleted || string(st.Output) != fmt.Sprint(want) {
+		t.Fatalf("status %s output %s, want %d", st.Status, st.Output, want)
+	}
+	if n := a.ran.Load(); n != 100 {
+		t.Errorf("ran %d activities, want 100", n)
+	}
+	hist, err := a.rt.History(ctxT(t), st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inflight, peak := 0, 0
+	for _, ev := range hist {
+		switch ev.Kind {
+		case workflow.ActivityScheduled:
+			inflight++
+			peak = max(peak, inflight)
+		case workflow.ActivityCompleted:
+			inflight--
+		}
+	}
+	if peak != 10 {
+		t.Errorf("peak activities in flight %d, want the bound 10", peak)
+	}
+}
+
+func TestMonitorContinuesAsNew(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	st := a.run(t, "Monitor", monitorState{MaxCycles: 6}, weft.WithInstanceID("mon"))
+	var out monitorState
+	if err := json.Unmarshal(st.Output, &out); err != nil || st.Status != weft.StatusCompleted {
+		t.Fatalf("status %s output %s: %v", st.Status, st.Output, err)
+	}
+	// Health by cycle: healthy healthy unhealthy healthy healthy unhealthy →
+	// two healthy→unhealthy transitions, each alerted once.
+	if out.Cycle != 6 || out.Alerts != 2 || len(a.attemptTimes("mon/alert")) != 2 {
+		t.Fatalf("out %+v, alerts sent %d", out, len(a.attemptTimes("mon/alert")))
+	}
+	if st.Generation != 5 {
+		t.Errorf("generation %d, want 5", st.Generation)
+	}
+	hist, _ := a.rt.History(ctxT(t), "mon")
+	if len(hist) > 12 {
+		t.Errorf("history of the last generation has %d events: continue-as-new must keep it small", len(hist))
+	}
+}
+
+func TestApprovalPaths(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	type in struct {
+		Cost    float64
+		Timeout time.Duration
+	}
+	for _, c := range []struct {
+		name  string
+		event any
+		want  string
+	}{
+		{"approve", map[string]bool{"Approved": true}, `"approved"`},
+		{"reject", map[string]bool{"Approved": false}, `"rejected"`},
+		{"timeout", nil, `"cancelled: no approval in time"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			timeout := time.Minute
+			if c.event == nil {
+				timeout = 100 * time.Millisecond
+			}
+			id, err := a.rt.Schedule(ctx, "Approval", in{Cost: 500, Timeout: timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.event != nil {
+				if err := a.rt.RaiseEvent(ctx, id, "ManagerApproval", c.event); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := a.rt.WaitForCompletion(ctx, id)
+			if err != nil || string(st.Output) != c.want {
+				t.Fatalf("output %s, want %s (%v)", st.Output, c.want, err)
+			}
+		})
+	}
+	if st := a.run(t, "Approval", in{Cost: 5}); string(st.Output) != `"auto-approved"` {
+		t.Fatalf("small order: %s", st.Output)
+	}
+}
+
+func TestChildWorkflows(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	st := a.run(t, "Parent", 5, weft.WithInstanceID("parent"))
+	if st.Status != weft.StatusCompleted || !strings.Contains(string(st.Output), "sum=30 second=activity Step (task 1) failed") {
+		t.Fatalf("status %s output %s failure %+v", st.Status, st.Output, st.Failure)
+	}
+	child, err := a.rt.Status(ctxT(t), "parent-0")
+	if err != nil || child.Status != weft.StatusCompleted || child.ParentID != "parent" {
+		t.Fatalf("child: %+v %v", child, err)
+	}
+}
+
+func TestScheduledStartIsPending(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	at := time.Now().Add(300 * time.Millisecond)
+	id, err := a.rt.Schedule(ctx, "Sleeper", time.Millisecond, weft.WithStartTime(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := a.rt.Status(ctx, id)
+	if st.Status != weft.StatusPending || !st.ScheduledStartAt.Equal(at.UTC()) {
+		t.Fatalf("status %s scheduled %v", st.Status, st.ScheduledStartAt)
+	}
+	st, err = a.rt.WaitForStart(ctx, id)
+	if err != nil || time.Now().Before(at) {
+		t.Fatalf("started early or failed: %v %v", st, err)
+	}
+	if st, _ = a.rt.WaitForCompletion(ctx, id); st.Status != weft.StatusCompleted {
+		t.Fatalf("status %s", st.Status)
+	}
+}
+
+func TestSuspendHoldsEventsAndTimers(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	id, _ := a.rt.Schedule(ctx, "Waiter", "go")
+	st, _ := a.rt.Status(ctx, id)
+	if string(st.CustomStatus) != `"waiting for go"` {
+		t.Fatalf("custom status %s", st.CustomStatus)
+	}
+	if err := a.rt.Suspend(ctx, id, "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.rt.RaiseEvent(ctx, id, "go", 42); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.rt.Status(ctx, id); st.Status != weft.StatusSuspended {
+		t.Fatalf("status %s, want SUSPENDED", st.Status)
+	}
+	if err := a.rt.Resume(ctx, id, "done"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = a.rt.WaitForCompletion(ctx, id)
+	if st.Status != weft.StatusCompleted || string(st.Output) != "42" {
+		t.Fatalf("status %s output %s", st.Status, st.Output)
+	}
+
+	// A timer that fires while suspended is kept and applied on resume.
+	id, _ = a.rt.Schedule(ctx, "Sleeper", 50*time.Millisecond)
+	if err := a.rt.Suspend(ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.rt.Host().WaitFor(ctx, id, func(r *storage.InstanceRecord) bool { return r.NextInboxSeq > 0 }); err != nil {
+		t.Fatalf("timer never fired while suspended: %v", err)
+	}
+	if st, _ := a.rt.Status(ctx, id); st.Status != weft.StatusSuspended {
+		t.Fatalf("status %s, want SUSPENDED", st.Status)
+	}
+	_ = a.rt.Resume(ctx, id, "")
+	if st, _ = a.rt.WaitForCompletion(ctx, id); string(st.Output) != `"woke"` {
+		t.Fatalf("output %s", st.Output)
+	}
+}
+
+func TestTerminateAnswersAtOnceInEveryState(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	running, _ := a.rt.Schedule(ctx, "Waiter", "never")
+	suspended, _ := a.rt.Schedule(ctx, "Waiter", "never")
+	_ = a.rt.Suspend(ctx, suspended, "")
+	pending, _ := a.rt.Schedule(ctx, "Sleeper", time.Millisecond, weft.WithStartTime(time.Now().Add(time.Hour)))
+	done := a.run(t, "Sleeper", time.Millisecond).ID
+	blocked, _ := a.rt.Schedule(ctx, "Blocked", "terminate-me")
+
+	for _, c := range []struct {
+		id, want string
+	}{{running, "TERMINATED"}, {suspended, "TERMINATED"}, {pending, "TERMINATED"}, {blocked, "TERMINATED"}, {done, "COMPLETED"}} {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := a.rt.Terminate(tctx, c.id, weft.TerminateOptions{Reason: "test"})
+		cancel()
+		if err != nil {
+			t.Fatalf("terminate %s: %v", c.id, err)
+		}
+		st, _ := a.rt.Status(ctx, c.id)
+		if string(st.Status) != c.want {
+			t.Errorf("%s: status %s, want %s", c.id, st.Status, c.want)
+		}
+		if c.want == "TERMINATED" && string(st.Output) != `"test"` {
+			t.Errorf("%s: output %s, want the reason", c.id, st.Output)
+		}
+	}
+	if st, _ := a.rt.WaitForCompletion(ctx, pending); st.Status != weft.StatusTerminated {
+		t.Fatal("terminated instance not seen as finished")
+	}
+	close(a.release)
+}
+
+func TestTerminateRecursive(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (any, error) {
+		return nil, ctx.CallChildWorkflow("Waiter", "never", workflow.WithInstanceID("rec-child")).Await(nil)
+	}, workflow.WithName("WaitsOnChild"))
+	id, _ := a.rt.Schedule(ctx, "WaitsOnChild", nil, weft.WithInstanceID("rec-parent"))
+	if _, err := a.rt.Host().WaitFor(ctx, "rec-child", func(r *storage.InstanceRecord) bool { return r.Status == storage.Running }); err != nil && !errors.Is(err, weft.ErrInstanceNotFound) {
+		t.Fatal(err)
+	}
+	waitExists(t, a, "rec-child")
+	if err := a.rt.Terminate(ctx, id, weft.TerminateOptions{Recursive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.rt.WaitForCompletion(ctx, "rec-child"); st.Status != weft.StatusTerminated {
+		t.Fatalf("child status %s", st.Status)
+	}
+}
+
+// waitExists waits until an instance has been created (children are started
+// asynchronously by their parent).
+func waitExists(t *testing.T, a *app, id string) {
+	t.Helper()
+	ctx := ctxT(t)
+	for {
+		if _, err := a.rt.Status(ctx, id); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s never created", id)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func TestEventsDuringContinueAsNewAreNotLost(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	const n = 50
+	id, _ := a.rt.Schedule(ctx, "Counter", struct{ Seen, Want int }{0, n})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.rt.RaiseEvent(ctx, id, "tick", nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	st, err := a.rt.WaitForCompletion(ctx, id)
+	if err != nil || string(st.Output) != fmt.Sprint(n) {
+		t.Fatalf("output %s, want %d: %v", st.Output, n, err)
+	}
+}
+
+func TestPurge(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	running, _ := a.rt.Schedule(ctx, "Waiter", "never")
+	if err := a.rt.Purge(ctx, running, weft.PurgeOptions{}); !errors.Is(err, weft.ErrNotFinished) {
+		t.Fatalf("purge of a running instance: %v", err)
+	}
+	st := a.run(t, "Parent", 2, weft.WithInstanceID("purge-parent"))
+	if err := a.rt.Purge(ctx, st.ID, weft.PurgeOptions{Recursive: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"purge-parent", "purge-parent-0", "purge-parent-1"} {
+		if _, err := a.rt.Status(ctx, id); !errors.Is(err, weft.ErrInstanceNotFound) {
+			t.Errorf("%s after recursive purge: %v", id, err)
+		}
+	}
+	if err := a.rt.Purge(ctx, st.ID, weft.PurgeOptions{}); !errors.Is(err, weft.ErrInstanceNotFound) {
+		t.Fatalf("second purge: %v", err)
+	}
+}
+
+func TestReusePolicies(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	if _, err := a.rt.Schedule(ctx, "Waiter", "x", weft.WithInstanceID("reuse")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.rt.Schedule(ctx, "Waiter", "y", weft.WithInstanceID("reuse")); !errors.Is(err, weft.ErrInstanceExists) {
+		t.Fatalf("default policy: %v", err)
+	}
+	if _, err := a.rt.Schedule(ctx, "Waiter", "y", weft.WithInstanceID("reuse"), weft.WithReusePolicy(weft.ReuseIgnore)); err != nil {
+		t.Fatalf("ignore policy: %v", err)
+	}
+	if st, _ := a.rt.Status(ctx, "reuse"); string(st.Input) != `"x"` {
+		t.Fatalf("ignore replaced the instance: input %s", st.Input)
+	}
+	if _, err := a.rt.Schedule(ctx, "Sleeper", time.Millisecond, weft.WithInstanceID("reuse"), weft.WithReusePolicy(weft.ReuseTerminate)); err != nil {
+		t.Fatalf("terminate policy: %v", err)
+	}
+	st, _ := a.rt.WaitForCompletion(ctx, "reuse")
+	if st.Name != "Sleeper" || string(st.Output) != `"woke"` {
+		t.Fatalf("replacement: %+v", st)
+	}
+}
+
+func TestBadInputLeavesStoreUnchanged(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	existing, _ := a.rt.Schedule(ctx, "Waiter", "x", weft.WithInstanceID("exists"))
+	before, _ := a.rt.List(ctx, weft.ListQuery{})
+	cases := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"unknown workflow", func() error { _, err := a.rt.Schedule(ctx, "Nope", nil); return err }, weft.ErrWorkflowNotRegistered},
+		{"undecodable input", func() error { _, err := a.rt.Schedule(ctx, "Chain", []byte(`{"Value":"x"}`)); return err }, weft.ErrInvalidInput},
+		{"invalid JSON", func() error { _, err := a.rt.Schedule(ctx, "Chain", []byte(`{`)); return err }, weft.ErrInvalidInput},
+		{"empty id", func() error { _, err := a.rt.Schedule(ctx, "Waiter", "x", weft.WithInstanceID("")); return err }, nil},
+		{"long id", func() error {
+			_, err := a.rt.Schedule(ctx, "Waiter", "x", weft.WithInstanceID(strings.Repeat("a", 65)))
+			return err
+		}, weft.ErrInvalidInstanceID},
+		{"bad characters", func() error { _, err := a.rt.Schedule(ctx, "Waiter", "x", weft.WithInstanceID("a/b")); return err }, weft.ErrInvalidInstanceID},
+		{"existing id", func() error { _, err := a.rt.Schedule(ctx, "Waiter", "x", weft.WithInstanceID(existing)); return err }, weft.ErrInstanceExists},
+		{"raise to unknown", func() error { return a.rt.RaiseEvent(ctx, "ghost", "e", nil) }, weft.ErrInstanceNotFound},
+		{"raise without a name", func() error { return a.rt.RaiseEvent(ctx, existing, "", nil) }, weft.ErrEventNameMissing},
+		{"terminate unknown", func() error { return a.rt.Terminate(ctx, "ghost", weft.TerminateOptions{}) }, weft.ErrInstanceNotFound},
+		{"purge unknown", func() error { return a.rt.Purge(ctx, "ghost", weft.PurgeOptions{}) }, weft.ErrInstanceNotFound},
+		{"purge running", func() error { return a.rt.Purge(ctx, existing, weft.PurgeOptions{}) }, weft.ErrNotFinished},
+		{"status unknown", func() error { _, err := a.rt.Status(ctx, "ghost"); return err }, weft.ErrInstanceNotFound},
+		{"suspend unknown", func() error { return a.rt.Suspend(ctx, "ghost", "") }, weft.ErrInstanceNotFound},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.call()
+			if c.want == nil {
+				// An empty id means "generate one": not an error.
+				if err != nil {
+					t.Fatalf("got %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+	after, _ := a.rt.List(ctx, weft.ListQuery{})
+	if len(after.Instances) != len(before.Instances)+1 { // + the "empty id" case's generated instance
+		t.Fatalf("store changed: %d instances before, %d after", len(before.Instances), len(after.Instances))
+	}
+}
+
+func TestListFilters(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	for i := range 5 {
+		a.run(t, "Sleeper", time.Millisecond, weft.WithInstanceID(fmt.Sprintf("done-%d", i)))
+	}
+	for i := range 3 {
+		_, _ = a.rt.Schedule(ctx, "Waiter", "x", weft.WithInstanceID(fmt.Sprintf("wait-%d", i)))
+	}
+	page, err := a.rt.List(ctx, weft.ListQuery{Statuses: []weft.RuntimeStatus{weft.StatusRunning}})
+	if err != nil || len(page.Instances) != 3 {
+		t.Fatalf("running: %+v %v", page, err)
+	}
+	page, _ = a.rt.List(ctx, weft.ListQuery{Name: "Sleeper", PageSize: 2})
+	var ids []string
+	for {
+		for _, in := range page.Instances {
+			ids = append(ids, in.ID)
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		page, _ = a.rt.List(ctx, weft.ListQuery{Name: "Sleeper", PageSize: 2, PageToken: page.NextPageToken})
+	}
+	if strings.Join(ids, ",") != "done-0,done-1,done-2,done-3,done-4" {
+		t.Fatalf("paged listing %v", ids)
+	}
+	if _, err := a.rt.List(ctx, weft.ListQuery{Statuses: []weft.RuntimeStatus{"SLEEPING"}}); err == nil {
+		t.Fatal("unknown status accepted")
+	}
+}
+
+func TestPassivationAndReactivation(t *testing.T) {
+	a := newApp(t, "", weft.Options{IdleTimeout: 50 * time.Millisecond, MaxActiveInstances: 5})
+	ctx := ctxT(t)
+	for i := range 20 {
+		if _, err := a.rt.Schedule(ctx, "Waiter", "go", weft.WithInstanceID(fmt.Sprintf("p-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := a.rt.Host().Active(); n > 6 {
+		t.Errorf("%d instances active, cap is 5", n)
+	}
+	for a.rt.Host().Active() > 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("idle instances never passivated")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	for i := range 20 {
+		id := fmt.Sprintf("p-%d", i)
+		if err := a.rt.RaiseEvent(ctx, id, "go", i); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := a.rt.WaitForCompletion(ctx, id); string(st.Output) != fmt.Sprint(i) {
+			t.Fatalf("%s output %s after reactivation", id, st.Output)
+		}
+	}
+}
+
+// TestReopenResumesOnlyInstancesWithWork stores many instances waiting on timers
+// and a few with activities in flight, closes, reopens: only the latter are
+// activated, and they finish.
+func TestReopenResumesOnlyInstancesWithWork(t *testing.T) {
+	const sleeping, busy = 10_000, 50
+	dir := t.TempDir()
+	a := newApp(t, dir, weft.Options{})
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	ids := make(chan int, sleeping)
+	for i := range sleeping {
+		ids <- i
+	}
+	close(ids)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ids {
+				if _, err := a.rt.Schedule(ctx, "Sleeper", time.Hour, weft.WithInstanceID(fmt.Sprintf("s-%d", i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range busy {
+		_, _ = a.rt.Schedule(ctx, "Blocked", fmt.Sprintf("b-%d", i), weft.WithInstanceID(fmt.Sprintf("b-%d", i)))
+	}
+	for len(a.attemptTimesAll()) < busy {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := a.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newApp(t, dir, weft.Options{})
+	close(b.release)
+	for i := range busy {
+		st, err := b.rt.WaitForCompletion(ctx, fmt.Sprintf("b-%d", i))
+		if err != nil || string(st.Output) != `"released"` {
+			t.Fatalf("b-%d: %+v %v", i, st, err)
+		}
+	}
+	if n := b.rt.Host().Stats().Activations.Load(); n > busy+5 {
+		t.Fatalf("%d instances activated on reopen; only the %d with work in flight should be", n, busy)
+	}
+	if st, _ := b.rt.Status(ctx, "s-9999"); st.Status != weft.StatusRunning {
+		t.Fatalf("sleeping instance: %s", st.Status)
+	}
+}
+
+func (a *app) attemptTimesAll() map[string][]time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string][]time.Time{}
+	for k, v := range a.attempts {
+		out[k] = v
+	}
+	return out
+}
+
+func TestCloseIsGracefulAndReopenable(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, weft.Options{})
+	ctx := ctxT(t)
+	id, _ := a.rt.Schedule(ctx, "Sleeper", 100*time.Millisecond)
+	if err := a.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.rt.Schedule(ctx, "Sleeper", time.Millisecond); !errors.Is(err, weft.ErrClosed) {
+		t.Fatalf("schedule after close: %v", err)
+	}
+	b := newApp(t, dir, weft.Options{})
+	if st, err := b.rt.WaitForCompletion(ctx, id); err != nil || string(st.Output) != `"woke"` {
+		t.Fatalf("timer across a reopen: %+v %v", st, err)
+	}
+}
