@@ -5,6 +5,10 @@ PKGS := ./...
 
 .PHONY: test vet fmt build bench run
 
+## run: one node on the embedded default (HTTP on :3500, data in ./weft-data)
+run:
+	$(GO) run ./cmd/weft serve
+
 ## test: vet, then every test with the race detector
 test: vet
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)

@@ -33,6 +33,12 @@ func (a *activityActor) Receive(ctx actor.Context) {
 	})
 	out, failure := h.reg.RunActivity(actx, inv.Name, inv.Input)
 	h.stats.ActivitiesRun.Add(1)
+	outcome := "ok"
+	if failure != nil {
+		outcome = "failed"
+	}
+	h.metrics.activities.WithLabelValues(inv.Name, outcome).Inc()
+	h.metrics.actLatency.WithLabelValues(inv.Name).Observe(time.Since(start).Seconds())
 	if h.activityCtx.Err() != nil {
 		return // the node is closing: the workflow re-sends this invocation after the next start
 	}

@@ -69,7 +69,8 @@ type Host struct {
 	watchMu  sync.Mutex
 	watchers map[string][]chan struct{}
 
-	stats Stats
+	stats   Stats
+	metrics *metrics
 }
 
 // Stats are counters for metrics and tests.
@@ -134,6 +135,7 @@ func NewHost(opts Options) *Host {
 			return slog.New(levelFloor{quiet.Handler(), slog.LevelWarn})
 		})),
 	}
+	h.metrics = newMetrics(h)
 	h.activityCtx, h.cancelActivity = context.WithCancel(context.Background())
 	ro := opts.Reminders
 	ro.DB, ro.Fire, ro.Logger = opts.DB, h.fire, opts.Logger

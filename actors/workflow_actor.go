@@ -290,6 +290,7 @@ func (w *workflowActor) start(m StartRequest) error {
 		return w.commit(t)
 	}
 	w.exec = w.newExecutor()
+	t.started = m.Name
 	if err := w.advance(t, []workflow.Event{w.startedEvent(m.Input)}); err != nil {
 		t.b.Close()
 		return err
@@ -482,6 +483,7 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 		w.row.NextInboxSeq = 0
 		w.row.Status = storage.Running
 		w.exec = w.newExecutor()
+		t.started = w.row.Name
 		if err := w.advance(t, append([]workflow.Event{w.startedEvent(w.row.Input)}, held...)); err != nil {
 			t.b.Close()
 			return err
@@ -569,6 +571,8 @@ type txn struct {
 	sends     []sendMsg
 	terminate []string
 	parent    bool
+	started   string // workflow name, when this step started an instance
+	finished  string // final status, when this step finished it
 }
 
 type childStartMsg struct {
@@ -678,6 +682,7 @@ func (w *workflowActor) appendHistory(t *txn, evs ...workflow.Event) error {
 
 // finish ends the instance: nothing outstanding is kept, the parent is told.
 func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, failure *storage.Failure) {
+	t.finished = status.String()
 	w.row.Status = status
 	w.row.CompletedAt = w.now
 	w.row.Output = output
@@ -745,11 +750,19 @@ func (w *workflowActor) commit(t *txn) error {
 		}
 		t.b.SetAwake(w.part, w.id, len(w.activities) > 0 || len(w.children) > 0 || w.row.ParentPending)
 	}
+	start := time.Now()
 	if err := t.b.Commit(); err != nil {
 		w.unload()
 		return fmt.Errorf("commit instance %s: %w", w.id, err)
 	}
+	w.h.metrics.commit.Observe(time.Since(start).Seconds())
 	w.h.stats.Commits.Add(1)
+	if t.started != "" {
+		w.h.metrics.started.WithLabelValues(t.started).Inc()
+	}
+	if t.finished != "" {
+		w.h.metrics.finished.WithLabelValues(w.row.Name, t.finished).Inc()
+	}
 	w.h.rem.Done(t.done...)
 	w.h.rem.Added(t.added...)
 	for _, inv := range t.dispatch {

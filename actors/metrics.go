@@ -1,0 +1,54 @@
+package actors
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the host's Prometheus collectors; the server registers them.
+type metrics struct {
+	started    *prometheus.CounterVec
+	finished   *prometheus.CounterVec
+	activities *prometheus.CounterVec
+	actLatency *prometheus.HistogramVec
+	commit     prometheus.Histogram
+	gauges     []prometheus.Collector
+}
+
+func newMetrics(h *Host) *metrics {
+	m := &metrics{
+		started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_workflows_started_total", Help: "Workflow instances started, by workflow name.",
+		}, []string{"workflow"}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_workflows_finished_total", Help: "Workflow instances finished, by workflow name and status (COMPLETED, FAILED, TERMINATED).",
+		}, []string{"workflow", "status"}),
+		activities: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_activity_executions_total", Help: "Activity attempts run on this node, by activity name and outcome (ok, failed).",
+		}, []string{"activity", "outcome"}),
+		actLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "weft_activity_duration_seconds", Help: "Duration of activity attempts on this node.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 12),
+		}, []string{"activity"}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "weft_commit_duration_seconds", Help: "Duration of one workflow step's synced commit.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+		}),
+	}
+	m.gauges = []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_active_instances", Help: "Workflow instances held in memory (activated actors)."},
+			func() float64 { return float64(h.Active()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_reminders_in_memory", Help: "Reminders due soon, held in the in-memory window."},
+			func() float64 { return float64(h.rem.Pending()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_activities_queued", Help: "Activity attempts waiting for a free slot."},
+			func() float64 { h.actMu.Lock(); defer h.actMu.Unlock(); return float64(len(h.actQueue)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_activities_running", Help: "Activity attempts running on this node."},
+			func() float64 { h.actMu.Lock(); defer h.actMu.Unlock(); return float64(h.actRunning) }),
+	}
+	return m
+}
+
+// Collectors returns the host's Prometheus collectors.
+func (h *Host) Collectors() []prometheus.Collector {
+	m := h.metrics
+	return append([]prometheus.Collector{m.started, m.finished, m.activities, m.actLatency, m.commit}, m.gauges...)
+}

@@ -1,0 +1,148 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to a weft server's /api/v1 routes. The CLI is built on it.
+type Client struct {
+	// Base is the server's URL, e.g. http://localhost:3500.
+	Base string
+	// Token is sent as dapr-api-token when set.
+	Token string
+	// HTTP is the client used (default: one with TLS verification as configured).
+	HTTP *http.Client
+}
+
+// NewClient returns a client for base. insecureTLS skips certificate checks
+// (for self-signed development certificates).
+func NewClient(base, token string, insecureTLS bool) *Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if insecureTLS {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	}
+	return &Client{Base: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Transport: tr}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any, out any) (int, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case json.RawMessage:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("dapr-api-token", c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("cannot reach the weft server at %s: %w", c.Base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 400 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.ErrorCode == "" {
+			e.ErrorCode, e.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(data))
+		}
+		return resp.StatusCode, e
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode the server's answer: %w", err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// Start starts a workflow and returns its instance id.
+func (c *Client) Start(ctx context.Context, req StartRequest) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/instances", req, &out)
+	return out.ID, err
+}
+
+// Status returns an instance's status.
+func (c *Client) Status(ctx context.Context, id string) (*Status, error) {
+	var st Status
+	_, err := c.do(ctx, http.MethodGet, "/api/v1/instances/"+url.PathEscape(id), nil, &st)
+	return &st, err
+}
+
+// Wait long-polls until the instance finished; done is false if timeout came first.
+func (c *Client) Wait(ctx context.Context, id string, timeout time.Duration) (st *Status, done bool, err error) {
+	st = &Status{}
+	code, err := c.do(ctx, http.MethodGet, "/api/v1/instances/"+url.PathEscape(id)+"/wait?timeout="+timeout.String(), nil, st)
+	return st, code == http.StatusOK, err
+}
+
+// Raise raises an event with JSON data (nil for none).
+func (c *Client) Raise(ctx context.Context, id, event string, data json.RawMessage) error {
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/instances/"+url.PathEscape(id)+"/events/"+url.PathEscape(event), data, nil)
+	return err
+}
+
+// Terminate terminates an instance.
+func (c *Client) Terminate(ctx context.Context, id string, req TerminateRequest) error {
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/instances/"+url.PathEscape(id)+"/terminate", req, nil)
+	return err
+}
+
+// Suspend pauses an instance.
+func (c *Client) Suspend(ctx context.Context, id, reason string) error {
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/instances/"+url.PathEscape(id)+"/suspend", map[string]string{"reason": reason}, nil)
+	return err
+}
+
+// Resume resumes a suspended instance.
+func (c *Client) Resume(ctx context.Context, id, reason string) error {
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/instances/"+url.PathEscape(id)+"/resume", map[string]string{"reason": reason}, nil)
+	return err
+}
+
+// Purge deletes a finished instance.
+func (c *Client) Purge(ctx context.Context, id string, recursive bool) error {
+	_, err := c.do(ctx, http.MethodDelete, fmt.Sprintf("/api/v1/instances/%s?recursive=%t", url.PathEscape(id), recursive), nil, nil)
+	return err
+}
+
+// List lists instances; q is the query string (status, name, createdFrom, ...).
+func (c *Client) List(ctx context.Context, q url.Values) (*ListResponse, error) {
+	var out ListResponse
+	_, err := c.do(ctx, http.MethodGet, "/api/v1/instances?"+q.Encode(), nil, &out)
+	return &out, err
+}
+
+// History returns an instance's history.
+func (c *Client) History(ctx context.Context, id string) (*HistoryResponse, error) {
+	var out HistoryResponse
+	_, err := c.do(ctx, http.MethodGet, "/api/v1/instances/"+url.PathEscape(id)+"/history", nil, &out)
+	return &out, err
+}

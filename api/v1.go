@@ -1,0 +1,354 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/workflow"
+)
+
+// Status is an instance's status in weft's own API.
+type Status struct {
+	ID               string            `json:"id"`
+	Name             string            `json:"name"`
+	Status           string            `json:"status"`
+	CreatedAt        time.Time         `json:"createdAt"`
+	LastUpdatedAt    time.Time         `json:"lastUpdatedAt"`
+	ScheduledStartAt *time.Time        `json:"scheduledStartAt,omitempty"`
+	CompletedAt      *time.Time        `json:"completedAt,omitempty"`
+	Input            json.RawMessage   `json:"input,omitempty"`
+	Output           json.RawMessage   `json:"output,omitempty"`
+	CustomStatus     json.RawMessage   `json:"customStatus,omitempty"`
+	Failure          *workflow.Failure `json:"failure,omitempty"`
+	ParentID         string            `json:"parentId,omitempty"`
+	Generation       uint32            `json:"generation,omitempty"`
+}
+
+// StartRequest is the body of POST /api/v1/instances.
+type StartRequest struct {
+	Name        string          `json:"name"`
+	InstanceID  string          `json:"instanceId,omitempty"`
+	Input       json.RawMessage `json:"input,omitempty"`
+	StartAt     *time.Time      `json:"startAt,omitempty"`
+	ReusePolicy string          `json:"reusePolicy,omitempty"` // error (default), ignore, terminate
+}
+
+// TerminateRequest is the body of POST /api/v1/instances/{id}/terminate.
+type TerminateRequest struct {
+	Reason    json.RawMessage `json:"reason,omitempty"`
+	Recursive bool            `json:"recursive,omitempty"`
+}
+
+// ListResponse is the body of GET /api/v1/instances.
+type ListResponse struct {
+	Instances     []Summary `json:"instances"`
+	NextPageToken string    `json:"nextPageToken,omitempty"`
+}
+
+// Summary is one instance in a listing.
+type Summary struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// HistoryEvent is one history event in weft's API.
+type HistoryEvent struct {
+	Seq      int                   `json:"seq"`
+	Kind     string                `json:"kind"`
+	Time     time.Time             `json:"time"`
+	TaskID   *int64                `json:"taskId,omitempty"`
+	Name     string                `json:"name,omitempty"`
+	Instance string                `json:"instance,omitempty"`
+	Data     json.RawMessage       `json:"data,omitempty"`
+	FireAt   *time.Time            `json:"fireAt,omitempty"`
+	Failure  *workflow.Failure     `json:"failure,omitempty"`
+	Retry    *workflow.RetryPolicy `json:"retry,omitempty"`
+}
+
+// HistoryResponse is the body of GET /api/v1/instances/{id}/history.
+type HistoryResponse struct {
+	ID     string         `json:"id"`
+	Events []HistoryEvent `json:"events"`
+}
+
+func toStatus(st *weft.InstanceStatus) Status {
+	out := Status{ID: st.ID, Name: st.Name, Status: string(st.Status), CreatedAt: st.CreatedAt, LastUpdatedAt: st.LastUpdatedAt,
+		Input: st.Input, Output: st.Output, CustomStatus: st.CustomStatus, Failure: st.Failure, ParentID: st.ParentID, Generation: st.Generation}
+	if !st.ScheduledStartAt.IsZero() {
+		out.ScheduledStartAt = &st.ScheduledStartAt
+	}
+	if !st.CompletedAt.IsZero() {
+		out.CompletedAt = &st.CompletedAt
+	}
+	return out
+}
+
+// weft serves /api/v1/...:
+//
+//	GET    workflows                          registered workflow names
+//	GET    instances?status=&name=&createdFrom=&createdTo=&pageSize=&pageToken=
+//	POST   instances                          StartRequest → 202 {"id"}
+//	GET    instances/{id}                     Status
+//	GET    instances/{id}/history             HistoryResponse
+//	GET    instances/{id}/wait?timeout=30s&for=completion|start
+//	                                          200 Status once reached, 202 Status if the timeout came first
+//	POST   instances/{id}/events/{name}       body = data → 202
+//	POST   instances/{id}/terminate           TerminateRequest → 202
+//	POST   instances/{id}/suspend|resume      {"reason"} → 202
+//	DELETE instances/{id}?recursive=true      → 200
+func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
+	n := len(segs)
+	switch {
+	case n == 1 && segs[0] == "workflows":
+		if s.method(w, r, http.MethodGet) {
+			writeJSON(w, http.StatusOK, map[string][]string{"workflows": s.rt.Registry().Workflows()})
+		}
+	case n == 1 && segs[0] == "instances":
+		switch r.Method {
+		case http.MethodGet:
+			s.list(w, r)
+		case http.MethodPost:
+			s.start(w, r)
+		default:
+			s.method(w, r, http.MethodGet+", "+http.MethodPost)
+		}
+	case n >= 2 && segs[0] == "instances":
+		id := segs[1]
+		if e := idError(id); e != nil {
+			writeError(w, e)
+			return
+		}
+		s.instance(w, r, id, segs[2:])
+	default:
+		writeError(w, &Error{http.StatusNotFound, CodeNotFound, "no route " + r.Method + " " + r.URL.Path})
+	}
+}
+
+func (s *server) instance(w http.ResponseWriter, r *http.Request, id string, rest []string) {
+	ctx := r.Context()
+	switch {
+	case len(rest) == 0 && r.Method == http.MethodGet:
+		st, err := s.rt.Status(ctx, id)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, toStatus(st))
+	case len(rest) == 0 && r.Method == http.MethodDelete:
+		err := s.rt.Purge(ctx, id, weft.PurgeOptions{Recursive: r.URL.Query().Get("recursive") == "true"})
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"purged": id})
+	case len(rest) == 0:
+		s.method(w, r, http.MethodGet+", "+http.MethodDelete)
+	case len(rest) == 1 && rest[0] == "history":
+		if s.method(w, r, http.MethodGet) {
+			s.history(w, r, id)
+		}
+	case len(rest) == 1 && rest[0] == "wait":
+		if s.method(w, r, http.MethodGet) {
+			s.wait(w, r, id)
+		}
+	case rest[0] == "events" && len(rest) <= 2:
+		if !s.method(w, r, http.MethodPost) {
+			return
+		}
+		if len(rest) == 1 || rest[1] == "" {
+			writeError(w, badRequest(CodeEventNameMissing, "the event name is missing: POST /api/v1/instances/{id}/events/{name}"))
+			return
+		}
+		s.daprRaise(w, r, id, rest[1])
+	case len(rest) == 1 && (rest[0] == "terminate" || rest[0] == "suspend" || rest[0] == "resume"):
+		if !s.method(w, r, http.MethodPost) {
+			return
+		}
+		body, ok := s.readBody(w, r)
+		if !ok {
+			return
+		}
+		var req struct {
+			TerminateRequest
+			Reason json.RawMessage `json:"reason,omitempty"`
+		}
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, &req); err != nil {
+				writeError(w, badRequest(CodeInvalidInput, "the request body is not the expected JSON object: "+err.Error()))
+				return
+			}
+		}
+		var err error
+		switch rest[0] {
+		case "terminate":
+			err = s.rt.Terminate(ctx, id, weft.TerminateOptions{Reason: req.Reason, Recursive: req.Recursive})
+		case "suspend":
+			err = s.rt.Suspend(ctx, id, reasonText(req.Reason))
+		case "resume":
+			err = s.rt.Resume(ctx, id, reasonText(req.Reason))
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		writeError(w, &Error{http.StatusNotFound, CodeNotFound, "no route " + r.Method + " " + r.URL.Path})
+	}
+}
+
+func reasonText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+func (s *server) start(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req StartRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, badRequest(CodeInvalidInput, `the body must be {"name": ..., "instanceId": ..., "input": ...}: `+err.Error()))
+		return
+	}
+	if req.Name == "" {
+		writeError(w, badRequest(CodeWorkflowNameMissing, `"name" (the workflow to start) is missing`))
+		return
+	}
+	var opts []weft.ScheduleOption
+	if req.InstanceID != "" {
+		if e := idError(req.InstanceID); e != nil {
+			writeError(w, e)
+			return
+		}
+		opts = append(opts, weft.WithInstanceID(req.InstanceID))
+	}
+	if req.StartAt != nil {
+		opts = append(opts, weft.WithStartTime(*req.StartAt))
+	}
+	switch req.ReusePolicy {
+	case "", "error":
+	case "ignore":
+		opts = append(opts, weft.WithReusePolicy(weft.ReuseIgnore))
+	case "terminate":
+		opts = append(opts, weft.WithReusePolicy(weft.ReuseTerminate))
+	default:
+		writeError(w, badRequest(CodeInvalidInput, `"reusePolicy" must be "error", "ignore" or "terminate", not `+strconv.Quote(req.ReusePolicy)))
+		return
+	}
+	id, err := s.rt.Schedule(r.Context(), req.Name, req.Input, opts...)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	accepted(w, "/api/v1/instances/"+id, map[string]string{"id": id})
+}
+
+func (s *server) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	lq := weft.ListQuery{Name: q.Get("name"), PageToken: q.Get("pageToken")}
+	if v := q.Get("status"); v != "" {
+		for _, st := range strings.Split(v, ",") {
+			lq.Statuses = append(lq.Statuses, weft.RuntimeStatus(strings.ToUpper(strings.TrimSpace(st))))
+		}
+	}
+	for key, dst := range map[string]*time.Time{"createdFrom": &lq.CreatedFrom, "createdTo": &lq.CreatedTo} {
+		if v := q.Get(key); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				writeError(w, badRequest(CodeBadRequest, key+" must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z: "+err.Error()))
+				return
+			}
+			*dst = t
+		}
+	}
+	if v := q.Get("pageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, badRequest(CodeBadRequest, "pageSize must be a number from 1 to 1000"))
+			return
+		}
+		lq.PageSize = n
+	}
+	page, err := s.rt.List(r.Context(), lq)
+	if err != nil {
+		writeError(w, badRequest(CodeBadRequest, err.Error()))
+		return
+	}
+	resp := ListResponse{Instances: make([]Summary, len(page.Instances)), NextPageToken: page.NextPageToken}
+	for i, in := range page.Instances {
+		resp.Instances[i] = Summary{ID: in.ID, Name: in.Name, Status: string(in.Status), CreatedAt: in.CreatedAt}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *server) history(w http.ResponseWriter, r *http.Request, id string) {
+	evs, err := s.rt.History(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp := HistoryResponse{ID: id, Events: make([]HistoryEvent, len(evs))}
+	for i, ev := range evs {
+		he := HistoryEvent{Seq: i, Kind: ev.Kind.String(), Time: ev.Time, Name: ev.Name, Instance: ev.Instance, Data: ev.Data, Failure: ev.Failure, Retry: ev.Retry}
+		if ev.Kind != workflow.WorkflowStarted && !ev.Kind.IsTerminal() && ev.Kind != workflow.EventRaised &&
+			ev.Kind != workflow.WorkflowSuspended && ev.Kind != workflow.WorkflowResumed {
+			task := ev.TaskID
+			he.TaskID = &task
+		}
+		if !ev.FireAt.IsZero() {
+			fire := ev.FireAt
+			he.FireAt = &fire
+		}
+		if len(he.Data) > 0 && !json.Valid(he.Data) {
+			he.Data, _ = json.Marshal(string(ev.Data))
+		}
+		resp.Events[i] = he
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// wait long-polls until the instance finished (or started, with for=start).
+func (s *server) wait(w http.ResponseWriter, r *http.Request, id string) {
+	timeout := 30 * time.Second
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 10*time.Minute {
+			writeError(w, badRequest(CodeBadRequest, "timeout must be a duration up to 10m, e.g. 30s"))
+			return
+		}
+		timeout = d
+	}
+	waitFn := s.rt.WaitForCompletion
+	switch r.URL.Query().Get("for") {
+	case "", "completion":
+	case "start":
+		waitFn = s.rt.WaitForStart
+	default:
+		writeError(w, badRequest(CodeBadRequest, `"for" must be "completion" or "start"`))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	st, err := waitFn(ctx, id)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, toStatus(st))
+	case st != nil && ctx.Err() != nil:
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusAccepted, toStatus(st))
+	default:
+		s.fail(w, r, err)
+	}
+}

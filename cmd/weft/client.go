@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/weftrt/weft/api"
+)
+
+// clientCommand runs one of the client subcommands against --server.
+func clientCommand(cmd string, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	server := fs.String("server", envOr("WEFT_SERVER", "http://localhost:3500"), "")
+	token := fs.String("token", envOr("WEFT_API_TOKEN", ""), "")
+	insecure := fs.Bool("insecure", false, "")
+	id := fs.String("id", "", "")
+	input := fs.String("input", "", "")
+	data := fs.String("data", "", "")
+	wait := fs.Bool("wait", false, "")
+	timeout := fs.Duration("timeout", 5*time.Minute, "")
+	reason := fs.String("reason", "", "")
+	recursive := fs.Bool("recursive", false, "")
+	status := fs.String("status", "", "")
+	name := fs.String("name", "", "")
+	limit := fs.Int("limit", 100, "")
+	asJSON := fs.Bool("json", false, "")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usageErr("%s: %v", cmd, err)
+	}
+	c := api.NewClient(*server, *token, *insecure)
+	ctx := context.Background()
+	need := func(n int, what string) error {
+		if len(pos) != n {
+			return usageErr("usage: weft %s %s", cmd, what)
+		}
+		return nil
+	}
+	switch cmd {
+	case "start":
+		if err := need(1, "NAME [--id ID] [--input JSON|@file] [--wait]"); err != nil {
+			return err
+		}
+		in, err := payload(*input)
+		if err != nil {
+			return usageErr("--input: %v", err)
+		}
+		newID, err := c.Start(ctx, api.StartRequest{Name: pos[0], InstanceID: *id, Input: in})
+		if err != nil {
+			return apiErr(err)
+		}
+		fmt.Fprintln(stdout, newID)
+		if *wait {
+			return waitAndPrint(ctx, c, newID, *timeout, stdout)
+		}
+		return nil
+	case "status":
+		if err := need(1, "ID [--wait] [--timeout 5m]"); err != nil {
+			return err
+		}
+		if *wait {
+			return waitAndPrint(ctx, c, pos[0], *timeout, stdout)
+		}
+		st, err := c.Status(ctx, pos[0])
+		if err != nil {
+			return apiErr(err)
+		}
+		return printJSON(stdout, st)
+	case "raise":
+		if err := need(2, "ID EVENT [--data JSON|@file]"); err != nil {
+			return err
+		}
+		d, err := payload(*data)
+		if err != nil {
+			return usageErr("--data: %v", err)
+		}
+		return apiErr(c.Raise(ctx, pos[0], pos[1], d))
+	case "terminate":
+		if err := need(1, "ID [--reason TEXT] [--recursive]"); err != nil {
+			return err
+		}
+		var r json.RawMessage
+		if *reason != "" {
+			r, _ = json.Marshal(*reason)
+		}
+		return apiErr(c.Terminate(ctx, pos[0], api.TerminateRequest{Reason: r, Recursive: *recursive}))
+	case "pause":
+		if err := need(1, "ID"); err != nil {
+			return err
+		}
+		return apiErr(c.Suspend(ctx, pos[0], *reason))
+	case "resume":
+		if err := need(1, "ID"); err != nil {
+			return err
+		}
+		return apiErr(c.Resume(ctx, pos[0], *reason))
+	case "purge":
+		if err := need(1, "ID [--recursive]"); err != nil {
+			return err
+		}
+		return apiErr(c.Purge(ctx, pos[0], *recursive))
+	case "list":
+		if err := need(0, "[--status RUNNING,FAILED] [--name NAME] [--limit N]"); err != nil {
+			return err
+		}
+		return list(ctx, c, *status, *name, *limit, stdout)
+	case "history":
+		if err := need(1, "ID [--json]"); err != nil {
+			return err
+		}
+		h, err := c.History(ctx, pos[0])
+		if err != nil {
+			return apiErr(err)
+		}
+		if *asJSON {
+			return printJSON(stdout, h)
+		}
+		printTimeline(stdout, h)
+		return nil
+	}
+	return usageErr("unknown command %q", cmd)
+}
+
+// parseInterspersed lets flags come before or after positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// payload reads JSON given inline or as @file, and checks it is JSON.
+func payload(s string) (json.RawMessage, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b := []byte(s)
+	if path, ok := strings.CutPrefix(s, "@"); ok {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return nil, err
+		}
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("%q is not valid JSON (strings need quotes: '\"text\"')", s)
+	}
+	return b, nil
+}
+
+// apiErr gives each kind of failure its exit code.
+func apiErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *api.Error
+	if errors.As(err, &e) {
+		switch {
+		case e.Status == http.StatusNotFound:
+			return &exitError{3, err}
+		case e.Status == http.StatusConflict:
+			return &exitError{4, err}
+		case e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge:
+			return &exitError{2, err}
+		}
+		return &exitError{1, err}
+	}
+	return &exitError{5, err}
+}
+
+func waitAndPrint(ctx context.Context, c *api.Client, id string, timeout time.Duration, stdout io.Writer) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return &exitError{1, fmt.Errorf("instance %s still not finished after %s", id, timeout)}
+		}
+		st, done, err := c.Wait(ctx, id, min(left, 60*time.Second))
+		if err != nil {
+			return apiErr(err)
+		}
+		if done {
+			if err := printJSON(stdout, st); err != nil {
+				return err
+			}
+			if st.Status != "COMPLETED" {
+				return &exitError{1, fmt.Errorf("instance %s finished %s", id, st.Status)}
+			}
+			return nil
+		}
+	}
+}
+
+func list(ctx context.Context, c *api.Client, status, name string, limit int, stdout io.Writer) error {
+	q := url.Values{}
+	if status != "" {
+		q.Set("status", status)
+	}
+	if name != "" {
+		q.Set("name", name)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED")
+	shown := 0
+	for shown < limit {
+		q.Set("pageSize", fmt.Sprint(min(limit-shown, 1000)))
+		page, err := c.List(ctx, q)
+		if err != nil {
+			return apiErr(err)
+		}
+		for _, in := range page.Instances {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Status, in.CreatedAt.Format(time.RFC3339))
+			shown++
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		q.Set("pageToken", page.NextPageToken)
+	}
+	return tw.Flush()
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printTimeline prints a history as a readable timeline: when, offset from the
+// start, what happened, to which task, how long the task took, and its outcome.
+func printTimeline(w io.Writer, h *api.HistoryResponse) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tOFFSET\tEVENT\tTASK\tNAME\tDURATION\tOUTCOME")
+	if len(h.Events) == 0 {
+		tw.Flush()
+		return
+	}
+	start := h.Events[0].Time
+	scheduled := map[int64]api.HistoryEvent{}
+	for _, ev := range h.Events {
+		task, name, dur, outcome := "", ev.Name, "", ""
+		if ev.TaskID != nil {
+			task = fmt.Sprint(*ev.TaskID)
+		}
+		switch ev.Kind {
+		case "activity-scheduled", "child-scheduled", "timer-created":
+			scheduled[*ev.TaskID] = ev
+			if ev.Kind == "child-scheduled" {
+				outcome = "instance " + ev.Instance
+			}
+			if ev.FireAt != nil {
+				outcome = "fires at " + ev.FireAt.Format(time.RFC3339Nano)
+			}
+		case "activity-completed", "child-completed", "timer-fired", "activity-failed", "child-failed":
+			if s, ok := scheduled[*ev.TaskID]; ok {
+				name = s.Name
+				dur = ev.Time.Sub(s.Time).Round(time.Microsecond).String()
+			}
+			outcome = "ok " + abbreviate(string(ev.Data), 40)
+			if ev.Failure != nil {
+				outcome = "failed " + ev.Failure.Type + ": " + abbreviate(ev.Failure.Message, 60)
+			}
+		case "event-raised":
+			outcome = abbreviate(string(ev.Data), 40)
+		case "workflow-completed", "continued-as-new":
+			outcome = abbreviate(string(ev.Data), 60)
+		case "workflow-failed":
+			if ev.Failure != nil {
+				outcome = ev.Failure.Type + ": " + abbreviate(ev.Failure.Message, 80)
+			}
+		case "workflow-terminated", "workflow-suspended", "workflow-resumed":
+			outcome = abbreviate(string(ev.Data), 40)
+		}
+		fmt.Fprintf(tw, "%s\t+%s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Format("15:04:05.000"),
+			ev.Time.Sub(start).Round(time.Microsecond), ev.Kind, task, name, dur, outcome)
+	}
+	tw.Flush()
+}
+
+func abbreviate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,92 @@
+// Command weft is the weft server and its command-line client.
+//
+//	weft serve                       run a node (HTTP API on :3500, data in ./weft-data)
+//	weft start NAME [--id ID] [--input JSON|@file]
+//	weft status ID [--wait]
+//	weft raise ID EVENT [--data JSON|@file]
+//	weft terminate|pause|resume|purge ID
+//	weft list [--status S] [--name N]
+//	weft history ID
+//
+// Client commands talk to --server (WEFT_SERVER, default http://localhost:3500).
+// Exit codes: 0 ok; 1 the request failed or the workflow failed; 2 usage error;
+// 3 instance not found; 4 conflict (id taken, not finished, not running);
+// 5 server unreachable.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `weft — a durable workflow runtime
+
+Usage:
+  weft serve [flags]                          run a node (weft serve -h for flags)
+  weft start NAME [--id ID] [--input JSON|@file] [--wait]
+  weft status ID [--wait] [--timeout 5m]
+  weft raise ID EVENT [--data JSON|@file]
+  weft terminate ID [--reason TEXT] [--recursive]
+  weft pause ID | weft resume ID
+  weft purge ID [--recursive]
+  weft list [--status RUNNING,FAILED] [--name NAME] [--limit N]
+  weft history ID [--json]
+
+Client flags (any command but serve):
+  --server URL   the weft server (env WEFT_SERVER, default http://localhost:3500)
+  --token TOKEN  the API token (env WEFT_API_TOKEN)
+  --insecure     skip TLS certificate verification
+
+Exit codes: 0 ok; 1 request or workflow failed; 2 usage; 3 not found;
+4 conflict (id taken, not finished, not running); 5 server unreachable.
+`
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{2, fmt.Errorf(format, args...)}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = serve(rest, stderr)
+	case "start", "status", "raise", "terminate", "pause", "resume", "purge", "list", "history":
+		err = clientCommand(cmd, rest, stdout)
+	default:
+		err = usageErr("unknown command %q (weft help lists them)", cmd)
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "weft:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
