@@ -22,8 +22,9 @@ func (a *activityActor) Receive(ctx actor.Context) {
 		return
 	}
 	h, inv := a.h, a.inv
+	reported := false
 	defer func() {
-		h.activityFinished(inv)
+		h.activityFinished(inv, reported)
 		ctx.Stop(ctx.Self())
 		h.background.Done()
 	}()
@@ -44,5 +45,6 @@ func (a *activityActor) Receive(ctx actor.Context) {
 	}
 	h.log.Debug("activity attempt done", "instance", inv.InstanceID, "task", inv.TaskID, "activity", inv.Name,
 		"attempt", inv.Attempt, "ok", failure == nil, "took", time.Since(start))
-	h.deliver(inv.InstanceID, ActivityResult{Gen: inv.Gen, TaskID: inv.TaskID, Attempt: inv.Attempt, Output: out, Failure: failure})
+	reported = true
+	h.report(ActivityResult{Gen: inv.Gen, TaskID: inv.TaskID, Attempt: inv.Attempt, Output: out, Failure: failure}, inv.InstanceID)
 }

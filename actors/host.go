@@ -66,6 +66,9 @@ type Host struct {
 	background sync.WaitGroup // deliveries and reports in flight
 	deliverSem chan struct{}
 
+	resMu   sync.Mutex
+	results map[string]*resultQueue
+
 	watchMu  sync.Mutex
 	watchers map[string][]chan struct{}
 
@@ -131,6 +134,7 @@ func NewHost(opts Options) *Host {
 		deliverSem: make(chan struct{}, 1024),
 		watchers:   map[string][]chan struct{}{},
 		inflight:   map[inflightKey]struct{}{},
+		results:    map[string]*resultQueue{},
 		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return slog.New(levelFloor{quiet.Handler(), slog.LevelWarn})
 		})),
@@ -391,9 +395,13 @@ func (h *Host) dispatch(inv Invocation) {
 	h.spawnActivity(inv)
 }
 
-func (h *Host) activityFinished(done Invocation) {
+// activityFinished frees the attempt's slot. Its in-flight mark stays until the
+// workflow takes the result (takeResults), unless the attempt produced none.
+func (h *Host) activityFinished(done Invocation, reported bool) {
 	h.actMu.Lock()
-	delete(h.inflight, keyOf(done))
+	if !reported {
+		delete(h.inflight, keyOf(done))
+	}
 	if len(h.actQueue) == 0 || h.closing.Load() {
 		h.actRunning--
 		h.actMu.Unlock()

@@ -74,6 +74,9 @@ type ChildResult struct {
 	Failure *workflow.Failure
 }
 
+// drainResults tells an actor that activity results wait for it in the host.
+type drainResults struct{}
+
 // reminderFired delivers a due reminder.
 type reminderFired struct{ r storage.Reminder }
 

@@ -1,0 +1,47 @@
+package actors
+
+// Activity results are queued per instance in the host, and the instance's actor
+// takes all that are waiting in one step: its mailbox cannot be peeked, so the
+// queue lives here. The reporting activity waits until the step that applied its
+// result is committed (or found it a duplicate).
+
+type resultQueue struct {
+	items     []ActivityResult
+	scheduled bool // a drainResults message is on its way
+}
+
+// report queues an activity's result and makes sure the instance drains it. It
+// returns once the result is applied and committed, or the host closes; if the
+// node dies first, the workflow re-dispatches the attempt after the restart.
+func (h *Host) report(res ActivityResult, instance string) {
+	h.resMu.Lock()
+	q := h.results[instance]
+	if q == nil {
+		q = &resultQueue{}
+		h.results[instance] = q
+	}
+	q.items = append(q.items, res)
+	first := !q.scheduled
+	q.scheduled = true
+	h.resMu.Unlock()
+	if first {
+		h.deliver(instance, drainResults{})
+	}
+}
+
+// takeResults hands the actor every result waiting for it.
+func (h *Host) takeResults(instance string) []ActivityResult {
+	h.resMu.Lock()
+	defer h.resMu.Unlock()
+	q := h.results[instance]
+	if q == nil {
+		return nil
+	}
+	delete(h.results, instance)
+	h.actMu.Lock()
+	for _, r := range q.items {
+		delete(h.inflight, inflightKey{instance, r.Gen, r.TaskID, r.Attempt})
+	}
+	h.actMu.Unlock()
+	return q.items
+}
