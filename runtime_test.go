@@ -772,7 +772,9 @@ func TestReopenResumesOnlyInstancesWithWork(t *testing.T) {
 	const sleeping, busy = 10_000, 50
 	dir := t.TempDir()
 	a := newApp(t, dir, weft.Options{})
-	ctx := ctxT(t)
+	// 10,050 synced starts under -race on a shared 2-core machine: give it room.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
 	var wg sync.WaitGroup
 	ids := make(chan int, sleeping)
 	for i := range sleeping {
