@@ -2,17 +2,17 @@ package actors
 
 // Activity results are queued per instance in the host, and the instance's actor
 // takes all that are waiting in one step: its mailbox cannot be peeked, so the
-// queue lives here. The reporting activity waits until the step that applied its
-// result is committed (or found it a duplicate).
+// queue lives here. Only the reporter that found the queue empty waits, for the
+// drain message to be acknowledged; the others return at once, freeing their
+// activity slot. A result taken but lost to a crash is not lost work: its attempt
+// stays in the workflow's activity records and is re-dispatched after the restart.
 
 type resultQueue struct {
 	items     []ActivityResult
 	scheduled bool // a drainResults message is on its way
 }
 
-// report queues an activity's result and makes sure the instance drains it. It
-// returns once the result is applied and committed, or the host closes; if the
-// node dies first, the workflow re-dispatches the attempt after the restart.
+// report queues an activity's result and makes sure the instance will drain it.
 func (h *Host) report(res ActivityResult, instance string) {
 	h.resMu.Lock()
 	q := h.results[instance]

@@ -32,7 +32,7 @@ func (b *Batch) fail(err error) error {
 
 // checkInstance validates part and id and records a failure.
 func (b *Batch) checkInstance(op string, part uint16, id string) error {
-	if err := b.db.check(part); err != nil {
+	if err := b.db.validPartition(part); err != nil {
 		return b.fail(fmt.Errorf("storage: %s %s: %w", op, id, err))
 	}
 	if err := ValidateInstanceID(id); err != nil {
@@ -209,9 +209,10 @@ func (b *Batch) Commit() error {
 	if b.b == nil {
 		return errors.New("storage: commit of a closed batch")
 	}
-	if b.db.closed.Load() {
-		return ErrClosed
+	if err := b.db.acquire(); err != nil {
+		return err
 	}
+	defer b.db.release()
 	if err := b.b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
 	}

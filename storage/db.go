@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -40,7 +40,10 @@ type DB struct {
 	dir        string
 	partitions int
 	log        *slog.Logger
-	closed     atomic.Bool
+	gate       sync.Mutex
+	drained    *sync.Cond // signalled when the last call in progress leaves after Close began
+	inflight   int
+	closing    bool
 }
 
 // Open opens (creating if needed) the store in opts.Dir. A store remembers the
@@ -79,6 +82,7 @@ func Open(opts Options) (*DB, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
 	}
 	db := &DB{pdb: pdb, dir: opts.Dir, partitions: parts, log: logger}
+	db.drained = sync.NewCond(&db.gate)
 	if err := db.checkMeta(); err != nil {
 		_ = pdb.Close()
 		return nil, err
@@ -121,9 +125,16 @@ func (db *DB) checkMeta() error {
 // Close flushes nothing extra (synced commits are already durable) and closes
 // pebble. Later calls return ErrClosed.
 func (db *DB) Close() error {
-	if !db.closed.CompareAndSwap(false, true) {
+	db.gate.Lock()
+	if db.closing {
+		db.gate.Unlock()
 		return ErrClosed
 	}
+	db.closing = true
+	for db.inflight > 0 {
+		db.drained.Wait()
+	}
+	db.gate.Unlock()
 	if err := db.pdb.Close(); err != nil {
 		return fmt.Errorf("storage: close %s: %w", db.dir, err)
 	}
@@ -135,20 +146,49 @@ func (db *DB) Partitions() int { return db.partitions }
 
 // Metrics returns pebble's metrics, for export; nil after Close.
 func (db *DB) Metrics() *pebble.Metrics {
-	if db.closed.Load() {
+	if db.acquire() != nil {
 		return nil
 	}
+	defer db.release()
 	return db.pdb.Metrics()
 }
 
+// check enters the store (see acquire) for a call on partition part; the caller
+// releases it.
 func (db *DB) check(part uint16) error {
-	if db.closed.Load() {
-		return ErrClosed
+	if err := db.validPartition(part); err != nil {
+		return err
 	}
+	return db.acquire()
+}
+
+func (db *DB) validPartition(part uint16) error {
 	if int(part) >= db.partitions {
 		return fmt.Errorf("storage: partition %d out of range (store has %d)", part, db.partitions)
 	}
 	return nil
+}
+
+// acquire registers a call in progress, or returns ErrClosed. Close waits for
+// every call in progress before it closes pebble: pebble panics when used after
+// Close, and its Close panics while an iterator is open.
+func (db *DB) acquire() error {
+	db.gate.Lock()
+	defer db.gate.Unlock()
+	if db.closing {
+		return ErrClosed
+	}
+	db.inflight++
+	return nil
+}
+
+func (db *DB) release() {
+	db.gate.Lock()
+	defer db.gate.Unlock()
+	db.inflight--
+	if db.inflight == 0 && db.closing {
+		db.drained.Broadcast()
+	}
 }
 
 // get returns a copy of the value at key, or ErrNotFound.
@@ -193,9 +233,10 @@ func (db *DB) scan(lower, upper []byte, fn func(k, v []byte) error) (err error) 
 
 // GetMeta returns the node-wide value n/<key>, or ErrNotFound.
 func (db *DB) GetMeta(key string) ([]byte, error) {
-	if db.closed.Load() {
-		return nil, ErrClosed
+	if err := db.acquire(); err != nil {
+		return nil, err
 	}
+	defer db.release()
 	v, err := db.get(nodeKey(key))
 	if err != nil {
 		return nil, fmt.Errorf("storage: get meta %q: %w", key, err)
@@ -207,9 +248,10 @@ func (db *DB) GetMeta(key string) ([]byte, error) {
 // lost in a crash (such as the reminders low-water mark). The key "meta" is the
 // store's own record and is refused.
 func (db *DB) PutMeta(key string, v []byte, sync bool) error {
-	if db.closed.Load() {
-		return ErrClosed
+	if err := db.acquire(); err != nil {
+		return err
 	}
+	defer db.release()
 	if key == metaKeyName || key == "" {
 		return fmt.Errorf("storage: put meta: key %q is reserved", key)
 	}
@@ -231,6 +273,7 @@ func (db *DB) Instance(part uint16, id string) (*InstanceRecord, error) {
 	if err := db.check(part); err != nil {
 		return nil, err
 	}
+	defer db.release()
 	b, err := db.get(instanceKey(part, id))
 	if err != nil {
 		return nil, fmt.Errorf("storage: instance %s: %w", id, err)
@@ -276,6 +319,7 @@ func (db *DB) seqScan(part uint16, id, what string, prefix []byte, fn func(uint6
 	if err := db.check(part); err != nil {
 		return err
 	}
+	defer db.release()
 	err := db.scan(prefix, prefixEnd(prefix), func(k, v []byte) error {
 		seq, err := seqSuffix(k, len(prefix))
 		if err != nil {
@@ -294,6 +338,7 @@ func (db *DB) Activities(part uint16, id string) ([]ActivityRecord, error) {
 	if err := db.check(part); err != nil {
 		return nil, err
 	}
+	defer db.release()
 	var out []ActivityRecord
 	p := activityPrefix(part, id)
 	err := db.scan(p, prefixEnd(p), func(k, v []byte) error {
@@ -316,6 +361,7 @@ func (db *DB) RemindersOf(part uint16, id string) ([]Reminder, error) {
 	if err := db.check(part); err != nil {
 		return nil, err
 	}
+	defer db.release()
 	var out []Reminder
 	err := db.reverseReminders(part, id, func(name string, due time.Time) error {
 		v, err := db.get(reminderKey(part, due, id, name))
@@ -353,6 +399,7 @@ func (db *DB) ScanDue(part uint16, from, to time.Time, limit int, fn func(Remind
 	if err := db.check(part); err != nil {
 		return err
 	}
+	defer db.release()
 	lower := reminderDueBound(part, from)
 	upper := prefixEnd(reminderRangePrefix(part))
 	if !to.IsZero() {
@@ -387,9 +434,10 @@ func (db *DB) ScanDue(part uint16, from, to time.Time, limit int, fn func(Remind
 // Awake calls fn for every instance in the awake set of every partition:
 // instances with outstanding work to re-send after a restart.
 func (db *DB) Awake(fn func(part uint16, id string) error) error {
-	if db.closed.Load() {
-		return ErrClosed
+	if err := db.acquire(); err != nil {
+		return err
 	}
+	defer db.release()
 	for p := 0; p < db.partitions; p++ {
 		part := uint16(p)
 		prefix := awakePrefix(part)
@@ -409,9 +457,10 @@ func (db *DB) Awake(fn func(part uint16, id string) error) error {
 // CountByStatus counts the instances of every status from the listing index.
 // It reads the whole index: O(instances).
 func (db *DB) CountByStatus() (map[Status]int, error) {
-	if db.closed.Load() {
-		return nil, ErrClosed
+	if err := db.acquire(); err != nil {
+		return nil, err
 	}
+	defer db.release()
 	counts := make(map[Status]int)
 	for p := 0; p < db.partitions; p++ {
 		prefix := createdIndexPrefix(uint16(p))
@@ -439,6 +488,7 @@ func (db *DB) PurgeInstance(b *Batch, part uint16, id string, createdAt time.Tim
 	if err := db.check(part); err != nil {
 		return err
 	}
+	defer db.release()
 	if b.db != db {
 		return errors.New("storage: purge: batch belongs to another store")
 	}

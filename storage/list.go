@@ -45,9 +45,10 @@ const (
 // it merges one index iterator per partition through a heap, so a page costs
 // O(page × log partitions) plus the entries the filters skip.
 func (db *DB) ListInstances(q ListQuery) (ListPage, error) {
-	if db.closed.Load() {
-		return ListPage{}, ErrClosed
+	if err := db.acquire(); err != nil {
+		return ListPage{}, err
 	}
+	defer db.release()
 	limit := q.Limit
 	switch {
 	case limit <= 0:
