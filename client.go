@@ -297,6 +297,20 @@ func (r *Runtime) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 	return out, nil
 }
 
+// CountByStatus counts the stored instances of every status. It reads the whole
+// listing index: O(instances).
+func (r *Runtime) CountByStatus(ctx context.Context) (map[RuntimeStatus]int, error) {
+	counts, err := r.db.CountByStatus()
+	if err != nil {
+		return nil, fmt.Errorf("count instances: %w", err)
+	}
+	out := make(map[RuntimeStatus]int, len(counts))
+	for st, n := range counts {
+		out[RuntimeStatus(st.String())] = n
+	}
+	return out, nil
+}
+
 // History returns the instance's history (its current generation), oldest first.
 func (r *Runtime) History(ctx context.Context, id string) ([]workflow.Event, error) {
 	if err := ValidateInstanceID(id); err != nil {

@@ -93,6 +93,7 @@ func toStatus(st *weft.InstanceStatus) Status {
 // weft serves /api/v1/...:
 //
 //	GET    workflows                          registered workflow names
+//	GET    counts                             {"RUNNING": n, ...} instances per status
 //	GET    instances?status=&name=&createdFrom=&createdTo=&pageSize=&pageToken=
 //	POST   instances                          StartRequest → 202 {"id"}
 //	GET    instances/{id}                     Status
@@ -109,6 +110,15 @@ func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
 	case n == 1 && segs[0] == "workflows":
 		if s.method(w, r, http.MethodGet) {
 			writeJSON(w, http.StatusOK, map[string][]string{"workflows": s.rt.Registry().Workflows()})
+		}
+	case n == 1 && segs[0] == "counts":
+		if s.method(w, r, http.MethodGet) {
+			counts, err := s.rt.CountByStatus(r.Context())
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, counts)
 		}
 	case n == 1 && segs[0] == "instances":
 		switch r.Method {
