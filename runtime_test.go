@@ -846,3 +846,40 @@ func TestCloseIsGracefulAndReopenable(t *testing.T) {
 		t.Fatalf("timer across a reopen: %+v %v", st, err)
 	}
 }
+
+// TestStallIsRetriedDeadlockFails: code that overruns the deadlock timeout once
+// (an overloaded machine) is retried on a fresh replay and completes; code that
+// blocks every time fails with a DeadlockError after the retries.
+func TestStallIsRetriedDeadlockFails(t *testing.T) {
+	a := newApp(t, "", weft.Options{DeadlockTimeout: 100 * time.Millisecond, StallRetryDelay: 20 * time.Millisecond})
+	ctx := ctxT(t)
+	var runs atomic.Int32
+	_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (string, error) {
+		if err := ctx.CallActivity("Square", 3).Await(nil); err != nil {
+			return "", err
+		}
+		if runs.Add(1) == 1 {
+			time.Sleep(300 * time.Millisecond) // the first run stalls past the timeout
+		}
+		return "done", nil
+	}, workflow.WithName("StallsOnce"))
+	forever := make(chan struct{})
+	t.Cleanup(func() { close(forever) })
+	_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (string, error) {
+		<-forever
+		return "", nil
+	}, workflow.WithName("BlocksForever"))
+
+	st := a.run(t, "StallsOnce", nil)
+	if st.Status != weft.StatusCompleted || string(st.Output) != `"done"` {
+		t.Fatalf("a stalled step was not retried: %s %s %+v", st.Status, st.Output, st.Failure)
+	}
+	if runs.Load() < 2 {
+		t.Fatalf("the step ran %d times, want a retry", runs.Load())
+	}
+	id, _ := a.rt.Schedule(ctx, "BlocksForever", nil)
+	st, err := a.rt.WaitForCompletion(ctx, id)
+	if err != nil || st.Status != weft.StatusFailed || st.Failure.Type != "DeadlockError" {
+		t.Fatalf("a real deadlock: %+v %v", st, err)
+	}
+}

@@ -30,8 +30,12 @@ type Options struct {
 	// further ones queue.
 	ActivityConcurrency int
 	// DeadlockTimeout is how long workflow code may run without yielding to weft
-	// before it is failed as deadlocked (default 2 s).
+	// (default 2 s). A step that overruns it is retried on a fresh replay after
+	// StallRetryDelay (default 5 s), 2×, 3× that; the instance fails with a
+	// DeadlockError only if the step overruns it 4 times in a row, since a real
+	// deadlock recurs on every replay while an overloaded machine recovers.
 	DeadlockTimeout time.Duration
+	StallRetryDelay time.Duration
 	// ReminderWindow is how far ahead due reminders are held in memory (default 30 s),
 	// and MaxRemindersInMemory caps them (default 100,000).
 	ReminderWindow       time.Duration
@@ -73,6 +77,7 @@ func Open(opts Options) (*Runtime, error) {
 		MaxActive:           opts.MaxActiveInstances,
 		ActivityConcurrency: opts.ActivityConcurrency,
 		DeadlockTimeout:     opts.DeadlockTimeout,
+		StallRetryDelay:     opts.StallRetryDelay,
 		Reminders:           reminders.Options{Window: opts.ReminderWindow, MaxInMemory: opts.MaxRemindersInMemory},
 	})
 	return &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger}, nil

@@ -34,6 +34,9 @@ type Options struct {
 	ActivityConcurrency int
 	// DeadlockTimeout is the executor's (default workflow.DefaultDeadlockTimeout).
 	DeadlockTimeout time.Duration
+	// StallRetryDelay is the first wait before a step whose code did not yield in
+	// time is retried (default 5 s; the n-th retry waits n times as long).
+	StallRetryDelay time.Duration
 	// RequestTimeout bounds one attempt of an internal request (default 1 minute).
 	RequestTimeout time.Duration
 	// Reminders tunes the reminder service; DB, Fire and Logger are set by the host.
@@ -70,10 +73,11 @@ type Host struct {
 	results map[string]*resultQueue
 
 	watchMu  sync.Mutex
-	watchers map[string][]chan struct{}
+	watchers map[string][]watcher
 
-	stats   Stats
-	metrics *metrics
+	stats      Stats
+	metrics    *metrics
+	dispatcher *workerDispatcher
 }
 
 // Stats are counters for metrics and tests.
@@ -117,6 +121,9 @@ func NewHost(opts Options) *Host {
 	if opts.ActivityConcurrency <= 0 {
 		opts.ActivityConcurrency = 256
 	}
+	if opts.StallRetryDelay <= 0 {
+		opts.StallRetryDelay = 5 * time.Second
+	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = time.Minute
 	}
@@ -132,7 +139,7 @@ func NewHost(opts Options) *Host {
 		actors:     map[string]*activation{},
 		lru:        list.New(),
 		deliverSem: make(chan struct{}, 1024),
-		watchers:   map[string][]chan struct{}{},
+		watchers:   map[string][]watcher{},
 		inflight:   map[inflightKey]struct{}{},
 		results:    map[string]*resultQueue{},
 		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -140,6 +147,7 @@ func NewHost(opts Options) *Host {
 		})),
 	}
 	h.metrics = newMetrics(h)
+	h.dispatcher = newWorkerDispatcher(300, 10*time.Second)
 	h.activityCtx, h.cancelActivity = context.WithCancel(context.Background())
 	ro := opts.Reminders
 	ro.DB, ro.Fire, ro.Logger = opts.DB, h.fire, opts.Logger
@@ -191,6 +199,7 @@ func (h *Host) Close() error {
 	}
 	h.background.Wait()
 	h.system.Shutdown()
+	h.dispatcher.stop()
 	return remErr
 }
 
@@ -310,7 +319,8 @@ func (h *Host) activate(ctx context.Context, id string) (*actor.PID, error) {
 			}
 		}
 		a = &activation{id: id, stopped: make(chan struct{})}
-		a.pid = h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newWorkflowActor(h, id, a) }))
+		a.pid = h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newWorkflowActor(h, id, a) },
+			actor.WithDispatcher(h.dispatcher)))
 		a.elem = h.lru.PushFront(a)
 		h.actors[id] = a
 		var victim *actor.PID
@@ -416,21 +426,26 @@ func (h *Host) activityFinished(done Invocation, reported bool) {
 
 func (h *Host) spawnActivity(inv Invocation) {
 	h.background.Add(1)
-	h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &activityActor{h: h, inv: inv} }))
+	h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &activityActor{h: h, inv: inv} },
+		actor.WithDispatcher(h.dispatcher)))
 }
 
-// watch returns a channel closed at the instance's next committed change.
-func (h *Host) watch(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{})
+// A watcher receives the row of every commit of one instance, newest first: the
+// channel holds one row and notify replaces an unread one, so a slow waiter sees
+// the latest state without reading the store again.
+type watcher chan *storage.InstanceRecord
+
+func (h *Host) watch(id string) (watcher, func()) {
+	w := make(watcher, 1)
 	h.watchMu.Lock()
-	h.watchers[id] = append(h.watchers[id], ch)
+	h.watchers[id] = append(h.watchers[id], w)
 	h.watchMu.Unlock()
-	return ch, func() {
+	return w, func() {
 		h.watchMu.Lock()
 		defer h.watchMu.Unlock()
 		ws := h.watchers[id]
-		for i, w := range ws {
-			if w == ch {
+		for i, x := range ws {
+			if x == w {
 				ws = append(ws[:i], ws[i+1:]...)
 				break
 			}
@@ -443,39 +458,38 @@ func (h *Host) watch(id string) (<-chan struct{}, func()) {
 	}
 }
 
-func (h *Host) notify(id string) {
+// notify hands a committed row (nil: purged) to the instance's watchers. The row
+// must not be changed afterwards: callers pass a copy.
+func (h *Host) notify(id string, row *storage.InstanceRecord) {
 	h.watchMu.Lock()
-	ws := h.watchers[id]
-	delete(h.watchers, id)
-	h.watchMu.Unlock()
-	for _, ch := range ws {
-		close(ch)
+	defer h.watchMu.Unlock()
+	for _, w := range h.watchers[id] {
+		select {
+		case <-w: // drop the unread older row
+		default:
+		}
+		w <- row
 	}
 }
 
 // WaitFor blocks until cond holds for the instance's committed row, woken by the
-// runtime's commits rather than by polling.
+// runtime's commits (which hand over the row) rather than by polling the store.
 func (h *Host) WaitFor(ctx context.Context, id string, cond func(*storage.InstanceRecord) bool) (*storage.InstanceRecord, error) {
-	part := h.Partition(id)
+	w, cancel := h.watch(id)
+	defer cancel()
+	row, err := h.db.Instance(h.Partition(id), id)
 	for {
-		ch, cancel := h.watch(id)
-		row, err := h.db.Instance(part, id)
-		if errors.Is(err, storage.ErrNotFound) {
-			cancel()
+		switch {
+		case errors.Is(err, storage.ErrNotFound) || err == nil && row == nil:
 			return nil, ErrInstanceNotFound
-		}
-		if err != nil {
-			cancel()
+		case err != nil:
 			return nil, err
-		}
-		if cond(row) {
-			cancel()
+		case cond(row):
 			return row, nil
 		}
 		select {
-		case <-ch:
+		case row = <-w:
 		case <-ctx.Done():
-			cancel()
 			return row, ctx.Err()
 		}
 	}

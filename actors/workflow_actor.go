@@ -47,6 +47,13 @@ type childCall struct {
 // maxGenerationsPerStep stops a workflow that continues as new without ever waiting.
 const maxGenerationsPerStep = 1000
 
+// A step whose code does not yield within the deadlock timeout is retried with a
+// fresh replay after Options.StallRetryDelay × n, up to maxStalls times, before
+// the instance fails with the DeadlockError: on an overloaded machine the code may
+// simply not have been scheduled, while a real deadlock is deterministic and
+// recurs on every replay.
+const maxStalls = 3
+
 func newWorkflowActor(h *Host, id string, a *activation) *workflowActor {
 	return &workflowActor{h: h, id: id, part: h.Partition(id), act: a}
 }
@@ -171,6 +178,11 @@ func (w *workflowActor) load() error {
 		}
 		w.exec = w.newExecutor()
 		o := w.exec.Execute(history, nil)
+		if t := w.newTxn(); w.stalled(t, o) {
+			return w.commit(t)
+		} else {
+			t.b.Close()
+		}
 		if len(o.Actions) > 0 {
 			// Replay diverged from history (non-determinism) or found actions history
 			// lacks: record them like any other step.
@@ -418,7 +430,7 @@ func (w *workflowActor) purge(m PurgeRequest) error {
 	w.h.rem.Done(done...)
 	w.unload()
 	w.loaded = true // known absent
-	w.h.notify(w.id)
+	w.h.notify(w.id, nil)
 	return nil
 }
 
@@ -512,6 +524,11 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 		return w.commit(t)
 	case kind == "timer" && gen == w.row.Generation && !w.row.Status.Terminal():
 		return w.input(workflow.Event{Kind: workflow.TimerFired, TaskID: task, Time: w.now})
+	case kind == "unstall":
+		// Loading replayed the history with a fresh executor: the step ran again.
+		t := w.newTxn()
+		w.deleteReminder(t, stored)
+		return w.commit(t)
 	case kind == "retry" && gen == w.row.Generation && w.activities[task] != nil:
 		t := w.newTxn()
 		w.deleteReminder(t, stored)
@@ -602,6 +619,7 @@ type txn struct {
 	parent    bool
 	started   string // workflow name, when this step started an instance
 	finished  string // final status, when this step finished it
+	unload    bool   // drop the executor after the commit (a stalled step)
 }
 
 type childStartMsg struct {
@@ -621,6 +639,9 @@ func (w *workflowActor) newTxn() *txn { return &txn{b: w.h.db.NewBatch()} }
 func (w *workflowActor) advance(t *txn, inputs []workflow.Event) error {
 	for gen := 0; ; gen++ {
 		o := w.exec.Execute(nil, inputs)
+		if w.stalled(t, o) {
+			return w.appendHistory(t, inputs...) // keep the inputs; the step runs again on replay
+		}
 		if err := w.record(t, inputs, o); err != nil {
 			return err
 		}
@@ -637,7 +658,7 @@ func (w *workflowActor) advance(t *txn, inputs []workflow.Event) error {
 			return nil
 		}
 		w.dropOutstanding(t)
-		t.b.DeleteHistory(w.part, w.id)
+		t.b.DeleteHistory(w.part, w.id, w.row.NextSeq)
 		w.row.NextSeq = 0
 		w.row.Generation++
 		w.row.Input = last.Data
@@ -645,6 +666,28 @@ func (w *workflowActor) advance(t *txn, inputs []workflow.Event) error {
 		w.exec = w.newExecutor()
 		inputs = append([]workflow.Event{w.startedEvent(last.Data)}, o.Carry...)
 	}
+}
+
+// stalled handles a step whose code did not yield in time: unless it has stalled
+// maxStalls times in a row, the step is abandoned (its inputs are kept by the
+// caller), the executor dropped, and an "unstall" reminder replays it later.
+func (w *workflowActor) stalled(t *txn, o *workflow.Outcome) bool {
+	if !o.Deadlocked {
+		if w.row.Stalls > 0 {
+			w.row.Stalls = 0
+		}
+		return false
+	}
+	if w.row.Stalls >= maxStalls {
+		return false // a real deadlock: record the failure
+	}
+	w.row.Stalls++
+	delay := w.h.opts.StallRetryDelay * time.Duration(w.row.Stalls)
+	w.h.log.Warn("workflow code did not yield in time; retrying the step with a fresh replay",
+		"instance", w.id, "workflow", w.row.Name, "stall", w.row.Stalls, "of", maxStalls, "retry_in", delay)
+	w.putReminder(t, "unstall", w.now.Add(delay))
+	t.unload = true
+	return true
 }
 
 // record appends inputs and the executor's actions to history and turns each
@@ -821,7 +864,13 @@ func (w *workflowActor) commit(t *txn) error {
 	if t.parent {
 		w.notifyParent()
 	}
-	w.h.notify(w.id)
+	if w.row != nil {
+		snapshot := *w.row
+		w.h.notify(w.id, &snapshot)
+	}
+	if t.unload {
+		w.unload() // the next message (at the latest the unstall reminder) replays afresh
+	}
 	return nil
 }
 

@@ -92,13 +92,26 @@ func (b *Batch) AppendHistory(part uint16, id string, seq uint64, ev []byte) {
 	}
 }
 
-// DeleteHistory deletes all history of id (continue-as-new) with one range
-// tombstone.
-func (b *Batch) DeleteHistory(part uint16, id string) {
-	if b.checkInstance("delete history", part, id) == nil {
+// DeleteHistory deletes the history of id (continue-as-new), which has events
+// events (the instance's NextSeq).
+func (b *Batch) DeleteHistory(part uint16, id string, events uint64) {
+	if b.checkInstance("delete history", part, id) != nil {
+		return
+	}
+	// A range deletion costs every later read that crosses the memtable until it
+	// is flushed; an eternal monitor continuing as new every few seconds would pile
+	// them up. Short histories are deleted key by key.
+	if events > pointDeleteLimit {
 		b.delPrefix("delete history", id, historyPrefix(part, id))
+		return
+	}
+	for seq := uint64(0); seq < events; seq++ {
+		b.del("delete history", id, historyKey(part, id, seq))
 	}
 }
+
+// pointDeleteLimit is the longest history deleted key by key.
+const pointDeleteLimit = 256
 
 // PutActivity records an outstanding activity of id.
 func (b *Batch) PutActivity(part uint16, id string, rec *ActivityRecord) error {
@@ -138,10 +151,8 @@ func (b *Batch) DeleteInbox(part uint16, id string) {
 }
 
 // PutReminder stores r under its due time and its reverse entry under the
-// instance. A reminder has one due time per (instance, name): if a committed
-// reminder of that name exists with another due time, its old due-time key is
-// deleted in this batch too (the lookup sees committed state only, so do not put
-// the same name twice in one batch).
+// instance. It reads nothing: a caller that moves a reminder to another due time
+// deletes the old one (DeleteReminder with its old due time) in the same batch.
 func (b *Batch) PutReminder(r Reminder) error {
 	if err := b.checkReminder("put reminder", r); err != nil {
 		return err
@@ -150,19 +161,9 @@ func (b *Batch) PutReminder(r Reminder) error {
 	if err != nil {
 		return b.fail(fmt.Errorf("storage: put reminder %s/%s: %w", r.Instance, r.Name, err))
 	}
-	rk := reverseReminderKey(r.Partition, r.Instance, r.Name)
-	old, err := b.db.get(rk)
-	switch {
-	case err == nil && len(old) == 8:
-		if oldDue := decodeTime(old); !oldDue.Equal(r.Due) {
-			b.del("put reminder", r.Instance, reminderKey(r.Partition, oldDue, r.Instance, r.Name))
-		}
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return b.fail(fmt.Errorf("storage: put reminder %s/%s: read previous: %w", r.Instance, r.Name, err))
-	}
 	due := encodeTime(r.Due)
 	b.set("put reminder", r.Instance, reminderKey(r.Partition, r.Due, r.Instance, r.Name), v)
-	b.set("put reminder", r.Instance, rk, due[:])
+	b.set("put reminder", r.Instance, reverseReminderKey(r.Partition, r.Instance, r.Name), due[:])
 	return b.err
 }
 

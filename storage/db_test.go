@@ -142,8 +142,16 @@ func TestHistoryInSeqOrder(t *testing.T) {
 		t.Fatalf("callback error: got %v after %d calls, want it unwrapped after 1", err, calls)
 	}
 
-	commit(t, db, func(b *Batch) { b.DeleteHistory(2, "h") })
+	commit(t, db, func(b *Batch) { b.DeleteHistory(2, "h", uint64(n)) }) // long: one range deletion
 	must(t, db.History(2, "h", func(seq uint64, _ []byte) error { return fmt.Errorf("seq %d left after DeleteHistory", seq) }))
+	// Short histories are deleted key by key; the neighbour must survive that too.
+	commit(t, db, func(b *Batch) {
+		for seq := range uint64(5) {
+			b.AppendHistory(2, "h", seq, []byte("short"))
+		}
+	})
+	commit(t, db, func(b *Batch) { b.DeleteHistory(2, "h", 5) })
+	must(t, db.History(2, "h", func(seq uint64, _ []byte) error { return fmt.Errorf("seq %d left after a short DeleteHistory", seq) }))
 	count := 0
 	must(t, db.History(2, "h2", func(uint64, []byte) error { count++; return nil }))
 	if count != n/100 {
@@ -251,10 +259,11 @@ func TestRemindersOfAndReplace(t *testing.T) {
 		t.Fatalf("RemindersOf: %+v", rs)
 	}
 
-	// Re-putting a name with a new due time moves it: the old due key is gone.
+	// Moving a reminder to a new due time: the caller deletes the old one in the
+	// same batch, and the old due key is gone.
 	moved := r1
 	moved.Due = t1.Add(time.Hour)
-	commit(t, db, func(b *Batch) { must(t, b.PutReminder(moved)) })
+	commit(t, db, func(b *Batch) { b.DeleteReminder(r1); must(t, b.PutReminder(moved)) })
 	var due []string
 	must(t, db.ScanDue(1, time.Time{}, time.Time{}, 0, func(r Reminder) error {
 		due = append(due, r.Instance+"/"+r.Name)

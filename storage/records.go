@@ -54,6 +54,9 @@ type InstanceRecord struct {
 	Generation    uint32 `msgpack:"g,omitempty"`  // continue-as-new count
 	NextSeq       uint64 `msgpack:"ns,omitempty"` // next history sequence number
 	NextInboxSeq  uint64 `msgpack:"nq,omitempty"`
+	// Stalls counts consecutive steps abandoned because the workflow code did not
+	// yield in time; actors retries such a step before it counts as a deadlock.
+	Stalls uint8 `msgpack:"st,omitempty"`
 }
 
 // ActivityRecord is an outstanding activity invocation (key i/<id>/a/<task>):

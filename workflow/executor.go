@@ -36,6 +36,11 @@ type Outcome struct {
 	// Ignored are input events that matched no outstanding task (duplicates of
 	// at-least-once delivery, or late completions); the runtime may log them.
 	Ignored []Event
+	// Deadlocked is set when the code did not yield within DeadlockTimeout; the
+	// only action is then a WorkflowFailed with a DeadlockError. The executor is
+	// unusable afterwards. On an overloaded machine this can be a stall rather than
+	// a deadlock: a runtime may retry the step with a fresh executor instead.
+	Deadlocked bool
 }
 
 // Done reports whether the outcome ends the generation.
@@ -291,6 +296,7 @@ func (e *Executor) resume() {
 	case <-e.timer.C:
 		e.abandoned.Store(true)
 		e.halted = true
+		e.out.Deadlocked = true
 		e.out.Actions = []Event{{Kind: WorkflowFailed, Time: e.now, Failure: &Failure{
 			Type: "DeadlockError", Message: (&DeadlockError{Workflow: e.name, Timeout: e.opts.DeadlockTimeout.String()}).Error(), NonRetriable: true}}}
 	}
