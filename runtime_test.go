@@ -883,3 +883,27 @@ func TestStallIsRetriedDeadlockFails(t *testing.T) {
 		t.Fatalf("a real deadlock: %+v %v", st, err)
 	}
 }
+
+// TestSendEventBetweenInstances: an event a workflow sends reaches the target,
+// and the sender's outbox entry is gone once the target acknowledged it.
+func TestSendEventBetweenInstances(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, target string) (string, error) {
+		return "sent", ctx.SendEvent(target, "ping", map[string]string{"from": ctx.InstanceID()})
+	}, workflow.WithName("Sender"))
+	if _, err := a.rt.Schedule(ctx, "Waiter", "ping", weft.WithInstanceID("receiver")); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.run(t, "Sender", "receiver", weft.WithInstanceID("sender")); string(st.Output) != `"sent"` {
+		t.Fatalf("sender: %+v", st)
+	}
+	st, err := a.rt.WaitForCompletion(ctx, "receiver")
+	if err != nil || string(st.Output) != `{"from":"sender"}` {
+		t.Fatalf("receiver: %+v %v", st, err)
+	}
+	// The acknowledgement clears the outbox (and with it the awake flag).
+	if _, err := a.rt.Host().WaitFor(ctx, "sender", func(r *storage.InstanceRecord) bool { return r.NextOutboxSeq == 1 }); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -86,6 +86,9 @@ type wake struct{}
 // passivate asks an actor to stop (the active-instance cap was reached).
 type passivate struct{}
 
+// outboxSent tells an instance that an event it sent was acknowledged.
+type outboxSent struct{ seq uint64 }
+
 // parentNotified tells a finished child that its parent acknowledged its result.
 type parentNotified struct{}
 

@@ -37,6 +37,7 @@ type workflowActor struct {
 	reminders  map[string]storage.Reminder       // this instance's stored reminders, by name
 	children   map[int64]string                  // outstanding child workflows: task → child id
 	childInput map[int64]childCall
+	outbox     map[uint64]*storage.OutboxRecord // events sent to other instances, not yet acknowledged
 }
 
 type childCall struct {
@@ -125,6 +126,14 @@ func (w *workflowActor) handleSafely(msg any) (err error) {
 			return w.commit(w.newTxn())
 		}
 		return nil
+	case outboxSent:
+		if w.row != nil && w.outbox[m.seq] != nil {
+			delete(w.outbox, m.seq)
+			t := w.newTxn()
+			t.b.DeleteOutbox(w.part, w.id, m.seq)
+			return w.commit(t)
+		}
+		return nil
 	case wake:
 		return nil // loading re-sent whatever was outstanding
 	}
@@ -141,6 +150,7 @@ func (w *workflowActor) load() error {
 	w.reminders = map[string]storage.Reminder{}
 	w.children = map[int64]string{}
 	w.childInput = map[int64]childCall{}
+	w.outbox = map[uint64]*storage.OutboxRecord{}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
@@ -148,6 +158,14 @@ func (w *workflowActor) load() error {
 		return fmt.Errorf("load instance %s: %w", w.id, err)
 	}
 	w.row = row
+	sends, err := db.Outbox(w.part, w.id)
+	if err != nil {
+		return fmt.Errorf("load outbox of %s: %w", w.id, err)
+	}
+	for i := range sends {
+		w.outbox[sends[i].Seq] = &sends[i]
+		w.send(&sends[i]) // decided before the node stopped: send again
+	}
 	rems, err := db.RemindersOf(w.part, w.id)
 	if err != nil {
 		return fmt.Errorf("load reminders of %s: %w", w.id, err)
@@ -290,6 +308,7 @@ func (w *workflowActor) start(m StartRequest) error {
 		w.reminders = map[string]storage.Reminder{}
 		w.children = map[int64]string{}
 		w.childInput = map[int64]childCall{}
+		w.outbox = map[uint64]*storage.OutboxRecord{}
 	}
 	w.row = &storage.InstanceRecord{
 		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input,
@@ -614,7 +633,7 @@ type txn struct {
 	done      []storage.Reminder
 	dispatch  []Invocation
 	children  []childStartMsg
-	sends     []sendMsg
+	sends     []*storage.OutboxRecord
 	terminate []string
 	parent    bool
 	started   string // workflow name, when this step started an instance
@@ -625,11 +644,6 @@ type txn struct {
 type childStartMsg struct {
 	id  string
 	msg StartRequest
-}
-
-type sendMsg struct {
-	target string
-	msg    RaiseEventRequest
 }
 
 func (w *workflowActor) newTxn() *txn { return &txn{b: w.h.db.NewBatch()} }
@@ -726,7 +740,13 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 			w.childInput[a.TaskID] = childCall{a.Name, a.Data}
 			t.children = append(t.children, childStartMsg{a.Instance, w.childStart(a.TaskID, childCall{a.Name, a.Data})})
 		case workflow.EventSent:
-			t.sends = append(t.sends, sendMsg{a.Instance, RaiseEventRequest{Name: a.Name, Data: a.Data}})
+			rec := &storage.OutboxRecord{Seq: w.row.NextOutboxSeq, Target: a.Instance, Name: a.Name, Data: a.Data}
+			w.row.NextOutboxSeq++
+			if err := t.b.PutOutbox(w.part, w.id, rec); err != nil {
+				return err
+			}
+			w.outbox[rec.Seq] = rec
+			t.sends = append(t.sends, rec)
 		case workflow.WorkflowCompleted:
 			w.finish(t, storage.Completed, a.Data, nil)
 		case workflow.WorkflowFailed:
@@ -828,7 +848,7 @@ func (w *workflowActor) commit(t *txn) error {
 			w.unload()
 			return err
 		}
-		t.b.SetAwake(w.part, w.id, len(w.activities) > 0 || len(w.children) > 0 || w.row.ParentPending)
+		t.b.SetAwake(w.part, w.id, len(w.activities) > 0 || len(w.children) > 0 || len(w.outbox) > 0 || w.row.ParentPending)
 	}
 	start := time.Now()
 	if err := t.b.Commit(); err != nil {
@@ -855,8 +875,8 @@ func (w *workflowActor) commit(t *txn) error {
 			w.h.deliverAsync(c.id, c.msg)
 		}
 	}
-	for _, s := range t.sends {
-		w.h.deliverAsync(s.target, s.msg)
+	for _, rec := range t.sends {
+		w.send(rec)
 	}
 	for _, child := range t.terminate {
 		w.h.deliverAsync(child, TerminateRequest{Reason: quote("parent " + w.id + " terminated"), Recursive: true})
@@ -872,6 +892,22 @@ func (w *workflowActor) commit(t *txn) error {
 		w.unload() // the next message (at the latest the unstall reminder) replays afresh
 	}
 	return nil
+}
+
+// send raises an outbox event on its target until acknowledged, then lets the
+// instance forget it. Delivery is at least once: a crash after the target
+// committed the event and before the outbox entry is deleted sends it again.
+func (w *workflowActor) send(rec *storage.OutboxRecord) {
+	h, id := w.h, w.id
+	if h.closing.Load() {
+		return
+	}
+	h.background.Add(1)
+	go func() {
+		defer h.background.Done()
+		h.deliver(rec.Target, RaiseEventRequest{Name: rec.Name, Data: rec.Data})
+		h.deliverAsync(id, outboxSent{rec.Seq})
+	}()
 }
 
 // notifyParent sends a finished child's outcome to its parent until acknowledged,

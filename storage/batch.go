@@ -150,6 +150,26 @@ func (b *Batch) DeleteInbox(part uint16, id string) {
 	}
 }
 
+// PutOutbox records an event to send.
+func (b *Batch) PutOutbox(part uint16, id string, rec *OutboxRecord) error {
+	if err := b.checkInstance("put outbox", part, id); err != nil {
+		return err
+	}
+	v, err := encodeOutbox(rec)
+	if err != nil {
+		return b.fail(fmt.Errorf("storage: put outbox %d of %s: %w", rec.Seq, id, err))
+	}
+	b.set("put outbox", id, outboxKey(part, id, rec.Seq), v)
+	return b.err
+}
+
+// DeleteOutbox forgets a sent event.
+func (b *Batch) DeleteOutbox(part uint16, id string, seq uint64) {
+	if b.checkInstance("delete outbox", part, id) == nil {
+		b.del("delete outbox", id, outboxKey(part, id, seq))
+	}
+}
+
 // PutReminder stores r under its due time and its reverse entry under the
 // instance. It reads nothing: a caller that moves a reminder to another due time
 // deletes the old one (DeleteReminder with its old due time) in the same batch.

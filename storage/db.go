@@ -333,6 +333,28 @@ func (db *DB) seqScan(part uint16, id, what string, prefix []byte, fn func(uint6
 	return unwrapCallback(err, func(err error) error { return fmt.Errorf("storage: read %s of %s: %w", what, id, err) })
 }
 
+// Outbox returns the events id has yet to send, oldest first.
+func (db *DB) Outbox(part uint16, id string) ([]OutboxRecord, error) {
+	if err := db.check(part); err != nil {
+		return nil, err
+	}
+	defer db.release()
+	var out []OutboxRecord
+	p := outboxPrefix(part, id)
+	err := db.scan(p, prefixEnd(p), func(k, v []byte) error {
+		rec, err := decodeOutbox(v)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: read outbox of %s: %w", id, err)
+	}
+	return out, nil
+}
+
 // Activities returns the outstanding activities of id in task order.
 func (db *DB) Activities(part uint16, id string) ([]ActivityRecord, error) {
 	if err := db.check(part); err != nil {

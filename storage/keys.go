@@ -10,6 +10,7 @@ package storage
 //	p/<part:2B>/i/<instance>/h/<seq:8B>      history event (opaque bytes)
 //	p/<part:2B>/i/<instance>/a/<task:8B>     outstanding activity (ActivityRecord)
 //	p/<part:2B>/i/<instance>/q/<seq:8B>      inbox entry (opaque bytes)
+//	p/<part:2B>/i/<instance>/o/<seq:8B>      outbox entry: an event to send to another instance (OutboxRecord)
 //	p/<part:2B>/i/<instance>/rm/<name>       reverse entry of a reminder → its due time (8B)
 //	p/<part:2B>/r/<due:8B>/<instance>/<name> reminder by due time → reminder value
 //	p/<part:2B>/w/<instance>                 "awake" set
@@ -178,6 +179,14 @@ func inboxPrefix(part uint16, id string) []byte {
 
 func inboxKey(part uint16, id string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(inboxPrefix(part, id), seq)
+}
+
+func outboxPrefix(part uint16, id string) []byte {
+	return append(instancePrefix(part, id), 'o', sep)
+}
+
+func outboxKey(part uint16, id string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(outboxPrefix(part, id), seq)
 }
 
 func reverseReminderPrefix(part uint16, id string) []byte {

@@ -20,6 +20,7 @@ const (
 	indexEntryV     = 1
 	reminderValueV  = 1
 	nodeMetaV       = 1
+	outboxRecordV   = 1
 )
 
 // Failure describes why an instance or activity failed.
@@ -57,6 +58,9 @@ type InstanceRecord struct {
 	// Stalls counts consecutive steps abandoned because the workflow code did not
 	// yield in time; actors retries such a step before it counts as a deadlock.
 	Stalls uint8 `msgpack:"st,omitempty"`
+	// NextOutboxSeq numbers outbox entries; it never restarts, so entries of an
+	// earlier generation never collide with a later one's.
+	NextOutboxSeq uint64 `msgpack:"no,omitempty"`
 }
 
 // ActivityRecord is an outstanding activity invocation (key i/<id>/a/<task>):
@@ -69,6 +73,29 @@ type ActivityRecord struct {
 	Attempt        int       `msgpack:"a,omitempty"`
 	FirstAttemptAt time.Time `msgpack:"fa,omitempty"`
 	NextAttemptAt  time.Time `msgpack:"na,omitempty"`
+}
+
+// OutboxRecord is an event an instance decided to send to another instance (key
+// i/<id>/o/<seq>), kept until the target acknowledges it so a crash between the
+// commit and the send loses nothing.
+type OutboxRecord struct {
+	V      uint8  `msgpack:"v"`
+	Seq    uint64 `msgpack:"q"`
+	Target string `msgpack:"t"`
+	Name   string `msgpack:"n,omitempty"`
+	Data   []byte `msgpack:"d,omitempty"`
+}
+
+func encodeOutbox(rec *OutboxRecord) ([]byte, error) {
+	r := *rec
+	r.V = outboxRecordV
+	return encodeRecord("outbox record", &r)
+}
+
+func decodeOutbox(b []byte) (OutboxRecord, error) {
+	var r OutboxRecord
+	err := decodeRecord("outbox record", outboxRecordV, b, &r)
+	return r, err
 }
 
 // IndexEntry is the value of the listing index x/c: just enough to filter a
