@@ -320,19 +320,7 @@ func (r *Runtime) History(ctx context.Context, id string) ([]workflow.Event, err
 	if _, err := r.db.Instance(part, id); errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("history of %s: %w", id, ErrInstanceNotFound)
 	}
-	var evs []workflow.Event
-	err := r.db.History(part, id, func(_ uint64, b []byte) error {
-		ev, err := workflow.DecodeEvent(b)
-		if err != nil {
-			return err
-		}
-		evs = append(evs, ev)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", id, err)
-	}
-	return evs, nil
+	return r.host.History(id)
 }
 
 // ValidateInstanceID reports whether id can name an instance: 1 to 64 characters

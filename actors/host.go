@@ -495,6 +495,30 @@ func (h *Host) WaitFor(ctx context.Context, id string, cond func(*storage.Instan
 	}
 }
 
+// History returns an instance's history (its current generation), decoded.
+func (h *Host) History(id string) ([]workflow.Event, error) {
+	part := h.Partition(id)
+	evs, err := decodeEvents(func(fn func(uint64, []byte) error) error { return h.db.History(part, id, fn) })
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	return evs, nil
+}
+
+// decodeEvents collects the events a storage scan yields.
+func decodeEvents(scan func(func(uint64, []byte) error) error) ([]workflow.Event, error) {
+	var evs []workflow.Event
+	err := scan(func(_ uint64, b []byte) error {
+		ev, err := workflow.DecodeEvent(b)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, ev)
+		return nil
+	})
+	return evs, err
+}
+
 // levelFloor drops records below a level: protoactor logs every actor start at INFO.
 type levelFloor struct {
 	slog.Handler

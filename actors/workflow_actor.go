@@ -250,19 +250,7 @@ func (w *workflowActor) newExecutor() *workflow.Executor {
 }
 
 func (w *workflowActor) history() ([]workflow.Event, error) {
-	var evs []workflow.Event
-	err := w.h.db.History(w.part, w.id, func(_ uint64, b []byte) error {
-		ev, err := workflow.DecodeEvent(b)
-		if err != nil {
-			return err
-		}
-		evs = append(evs, ev)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load history of %s: %w", w.id, err)
-	}
-	return evs, nil
+	return w.h.History(w.id)
 }
 
 // --- messages ---------------------------------------------------------------
@@ -610,14 +598,7 @@ func (w *workflowActor) settle(t *txn, ev workflow.Event) {
 }
 
 func (w *workflowActor) inbox() ([]workflow.Event, error) {
-	var evs []workflow.Event
-	err := w.h.db.Inbox(w.part, w.id, func(_ uint64, b []byte) error {
-		ev, err := workflow.DecodeEvent(b)
-		if err == nil {
-			evs = append(evs, ev)
-		}
-		return err
-	})
+	evs, err := decodeEvents(func(fn func(uint64, []byte) error) error { return w.h.db.Inbox(w.part, w.id, fn) })
 	if err != nil {
 		return nil, fmt.Errorf("load held events of %s: %w", w.id, err)
 	}
