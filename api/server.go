@@ -82,6 +82,10 @@ func NewHandler(rt *weft.Runtime, opts Options) http.Handler {
 		root.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		root.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	// Everything else answers a JSON 404 too, like every other error.
+	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &Error{http.StatusNotFound, CodeNotFound, "no route for " + r.Method + " " + r.URL.Path})
+	})
 	api := s.guard(http.HandlerFunc(s.route))
 	// The API is routed by hand, on the raw path: ServeMux would redirect Dapr's
 	// paths with an empty segment (".../dapr//start") instead of letting us answer
@@ -129,7 +133,10 @@ func (s *server) guard(next http.Handler) http.Handler {
 func (s *server) authorized(r *http.Request) bool {
 	got := r.Header.Get("dapr-api-token")
 	if got == "" {
-		got, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		var ok bool
+		if got, ok = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); !ok {
+			return false // a bare token in Authorization is not the documented scheme
+		}
 	}
 	return subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.APIToken)) == 1
 }
