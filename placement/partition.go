@@ -1,5 +1,7 @@
 // Package placement decides where things live: which partition a key belongs to,
-// and (in a cluster) which node owns a partition or runs an activity.
+// which member owns a partition, and which live member runs an activity. The
+// rule is in rendezvous.go; this package does no networking (the cluster feeds
+// it member sets).
 package placement
 
 import "hash/fnv"
