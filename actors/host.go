@@ -67,8 +67,6 @@ type Host struct {
 	inflight       map[inflightKey]struct{} // queued or running attempts, so a re-activation does not send them twice
 
 	background sync.WaitGroup // deliveries and reports in flight
-	futuresMu  sync.Mutex
-	futures    map[*actor.Future]struct{} // requests awaiting an answer; Close fails them
 	deliverSem chan struct{}
 
 	resMu   sync.Mutex
@@ -144,7 +142,6 @@ func NewHost(opts Options) *Host {
 		watchers:   map[string][]watcher{},
 		inflight:   map[inflightKey]struct{}{},
 		results:    map[string]*resultQueue{},
-		futures:    map[*actor.Future]struct{}{},
 		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return slog.New(levelFloor{quiet.Handler(), slog.LevelWarn})
 		})),
@@ -191,17 +188,19 @@ func (h *Host) Close() error {
 	}
 	h.cancelActivity()
 	remErr := h.rem.Close()
-	h.failFutures()
 	h.mu.Lock()
 	pids := make([]*actor.PID, 0, len(h.actors))
 	for _, a := range h.actors {
 		pids = append(pids, a.pid)
 	}
 	h.mu.Unlock()
+	// Poison, not Stop: an actor first answers what is already in its mailbox (a
+	// report of an activity that finished just before Close would otherwise wait
+	// out its request timeout), and nothing new arrives, since every request
+	// checks closing first.
 	for _, pid := range pids {
-		_ = h.system.Root.StopFuture(pid).Wait()
+		_ = h.system.Root.PoisonFuture(pid).Wait()
 	}
-	h.failFutures() // requests that reached an actor as it stopped
 	h.background.Wait()
 	h.system.Shutdown()
 	h.dispatcher.stop()
@@ -242,7 +241,7 @@ func (h *Host) Request(ctx context.Context, id string, msg any) error {
 		if timeout <= 0 {
 			return fmt.Errorf("request to instance %s: %w", id, context.DeadlineExceeded)
 		}
-		res, err := h.await(h.system.Root.RequestFuture(pid, msg, timeout))
+		res, err := h.system.Root.RequestFuture(pid, msg, timeout).Result()
 		if h.closing.Load() && errors.Is(err, actor.ErrDeadLetter) {
 			return ErrClosed
 		}
@@ -265,31 +264,6 @@ func (h *Host) Request(ctx context.Context, id string, msg any) error {
 			return fmt.Errorf("request to instance %s: unexpected answer %T", id, res)
 		}
 		return r.err
-	}
-}
-
-// await waits for a request's answer. Close fails every pending request, so no
-// caller waits out its timeout for an actor that was stopped under it.
-func (h *Host) await(f *actor.Future) (any, error) {
-	h.futuresMu.Lock()
-	h.futures[f] = struct{}{}
-	h.futuresMu.Unlock()
-	if h.closing.Load() {
-		h.failFutures() // Close may have failed the others before this one was registered
-	}
-	res, err := f.Result()
-	h.futuresMu.Lock()
-	delete(h.futures, f)
-	h.futuresMu.Unlock()
-	return res, err
-}
-
-// failFutures completes every pending request with a dead letter.
-func (h *Host) failFutures() {
-	h.futuresMu.Lock()
-	defer h.futuresMu.Unlock()
-	for f := range h.futures {
-		h.system.Root.Send(f.PID(), &actor.DeadLetterResponse{})
 	}
 }
 

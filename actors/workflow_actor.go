@@ -143,8 +143,7 @@ func (w *workflowActor) handleSafely(msg any) (err error) {
 // load reads the instance from disk and, if it is running, replays its history
 // into a fresh executor and re-sends the work that was in flight.
 func (w *workflowActor) load() error {
-	db := w.h.db
-	row, err := db.Instance(w.part, w.id)
+	st, err := w.h.db.LoadInstance(w.part, w.id) // one pass over the instance's keys
 	w.loaded = true
 	w.activities = map[int64]*storage.ActivityRecord{}
 	w.reminders = map[string]storage.Reminder{}
@@ -157,33 +156,23 @@ func (w *workflowActor) load() error {
 	if err != nil {
 		return fmt.Errorf("load instance %s: %w", w.id, err)
 	}
-	w.row = row
-	sends, err := db.Outbox(w.part, w.id)
-	if err != nil {
-		return fmt.Errorf("load outbox of %s: %w", w.id, err)
+	w.row = st.Row
+	for i := range st.Outbox {
+		w.outbox[st.Outbox[i].Seq] = &st.Outbox[i]
+		w.send(&st.Outbox[i]) // decided before the node stopped: send again
 	}
-	for i := range sends {
-		w.outbox[sends[i].Seq] = &sends[i]
-		w.send(&sends[i]) // decided before the node stopped: send again
-	}
-	rems, err := db.RemindersOf(w.part, w.id)
-	if err != nil {
-		return fmt.Errorf("load reminders of %s: %w", w.id, err)
-	}
-	for _, r := range rems {
+	for _, r := range st.Reminders {
 		w.reminders[r.Name] = r
 	}
-	if row.Status == storage.Running || row.Status == storage.Suspended {
-		history, err := w.history()
-		if err != nil {
-			return err
+	if w.row.Status == storage.Running || w.row.Status == storage.Suspended {
+		history := make([]workflow.Event, len(st.History))
+		for i, b := range st.History {
+			if history[i], err = workflow.DecodeEvent(b); err != nil {
+				return fmt.Errorf("load history of %s: %w", w.id, err)
+			}
 		}
-		recs, err := db.Activities(w.part, w.id)
-		if err != nil {
-			return fmt.Errorf("load activities of %s: %w", w.id, err)
-		}
-		for i := range recs {
-			w.activities[recs[i].TaskID] = &recs[i]
+		for i := range st.Activities {
+			w.activities[st.Activities[i].TaskID] = &st.Activities[i]
 		}
 		for _, ev := range history {
 			switch ev.Kind {
@@ -214,7 +203,7 @@ func (w *workflowActor) load() error {
 		}
 		w.resend()
 	}
-	if row.Status.Terminal() && row.ParentPending {
+	if w.row.Status.Terminal() && w.row.ParentPending {
 		w.notifyParent()
 	}
 	return nil

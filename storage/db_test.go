@@ -394,3 +394,35 @@ func TestDefaultPartitions(t *testing.T) {
 		t.Fatal("no metrics")
 	}
 }
+
+// TestLoadInstanceReadsEverythingInOnePass: the one-pass load sees exactly what
+// the separate reads see, and nothing of a neighbour whose id extends this one.
+func TestLoadInstanceReadsEverythingInOnePass(t *testing.T) {
+	db := openTest(t, t.TempDir(), 4)
+	for _, id := range []string{"ab", "abc"} {
+		commit(t, db, func(b *Batch) {
+			must(t, b.PutInstance(1, &InstanceRecord{ID: id, Name: "W", Status: Running, CreatedAt: t0}))
+			for seq := range uint64(3) {
+				b.AppendHistory(1, id, seq, []byte(fmt.Sprintf("%s-ev%d", id, seq)))
+			}
+			must(t, b.PutActivity(1, id, &ActivityRecord{TaskID: 7, Name: "A", Attempt: 2}))
+			must(t, b.PutOutbox(1, id, &OutboxRecord{Seq: 3, Target: "x", Name: "ping"}))
+			must(t, b.PutReminder(Reminder{Partition: 1, Instance: id, Name: "timer:0:1", Due: t1}))
+			b.PutInbox(1, id, 0, []byte("held"))
+		})
+	}
+	st, err := db.LoadInstance(1, "ab")
+	must(t, err)
+	if st.Row.ID != "ab" || len(st.History) != 3 || string(st.History[2]) != "ab-ev2" {
+		t.Fatalf("row or history: %+v", st)
+	}
+	if len(st.Activities) != 1 || st.Activities[0].Attempt != 2 || len(st.Outbox) != 1 || st.Outbox[0].Target != "x" {
+		t.Fatalf("activities or outbox: %+v %+v", st.Activities, st.Outbox)
+	}
+	if len(st.Reminders) != 1 || st.Reminders[0].Name != "timer:0:1" || !st.Reminders[0].Due.Equal(t1) {
+		t.Fatalf("reminders: %+v", st.Reminders)
+	}
+	if _, err := db.LoadInstance(1, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing instance: %v", err)
+	}
+}

@@ -183,8 +183,8 @@ func TestGracefulShutdown(t *testing.T) {
 // Regression: the server once took 60 s to exit here. An activity that returned
 // just before Host.Close cancelled the activity context reported its result with
 // a request to the workflow actor, which Close then stopped; the request was never
-// answered and Close waited out its 1-minute timeout. Close now fails every
-// pending request.
+// answered and Close waited out its 1-minute timeout. Close now poisons actors
+// (they answer what is in their mailbox before stopping).
 func TestGracefulShutdownMidFanOut(t *testing.T) {
 	const id = "fan-term"
 	// Many short items in flight, so that results are queued at the workflow actor
