@@ -20,6 +20,10 @@ type Options struct {
 	Dir string
 	// Partitions splits the key space; fixed when Dir is first created (default 256).
 	Partitions int
+	// CacheSize is pebble's block cache in bytes (default 64 MiB). Activating an
+	// instance (a timer firing, an event arriving) reads its keys; a cache smaller
+	// than the working set turns those reads into file reads.
+	CacheSize int64
 	// Logger receives weft's structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// IdleTimeout passivates an instance idle this long (default 2 minutes).
@@ -64,7 +68,10 @@ func Open(opts Options) (*Runtime, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	db, err := storage.Open(storage.Options{Dir: opts.Dir, Partitions: opts.Partitions, Logger: opts.Logger})
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 64 << 20
+	}
+	db, err := storage.Open(storage.Options{Dir: opts.Dir, Partitions: opts.Partitions, Logger: opts.Logger, CacheSize: opts.CacheSize})
 	if err != nil {
 		return nil, fmt.Errorf("weft: open %s: %w", opts.Dir, err)
 	}
