@@ -137,6 +137,9 @@ func (r *Runtime) Status(ctx context.Context, id string) (*InstanceStatus, error
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("status of %s: %w", id, ErrInstanceNotFound)
 	}
+	if err == nil {
+		err = r.db.SyncVisible() // never report a step a crash could still undo
+	}
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", id, err)
 	}
@@ -287,6 +290,9 @@ func (r *Runtime) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 		sq.Statuses = append(sq.Statuses, st)
 	}
 	page, err := r.db.ListInstances(sq)
+	if err == nil {
+		err = r.db.SyncVisible()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
@@ -301,6 +307,9 @@ func (r *Runtime) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 // listing index: O(instances).
 func (r *Runtime) CountByStatus(ctx context.Context) (map[RuntimeStatus]int, error) {
 	counts, err := r.db.CountByStatus()
+	if err == nil {
+		err = r.db.SyncVisible()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("count instances: %w", err)
 	}

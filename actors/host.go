@@ -485,6 +485,9 @@ func (h *Host) WaitFor(ctx context.Context, id string, cond func(*storage.Instan
 	w, cancel := h.watch(id)
 	defer cancel()
 	row, err := h.db.Instance(h.Partition(id), id)
+	if err == nil && cond(row) {
+		err = h.db.SyncVisible() // the row came from pebble, not from a synced commit's notification
+	}
 	for {
 		switch {
 		case errors.Is(err, storage.ErrNotFound) || err == nil && row == nil:
@@ -506,6 +509,9 @@ func (h *Host) WaitFor(ctx context.Context, id string, cond func(*storage.Instan
 func (h *Host) History(id string) ([]workflow.Event, error) {
 	part := h.Partition(id)
 	evs, err := decodeEvents(func(fn func(uint64, []byte) error) error { return h.db.History(part, id, fn) })
+	if err == nil {
+		err = h.db.SyncVisible()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", id, err)
 	}

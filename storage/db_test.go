@@ -426,3 +426,13 @@ func TestLoadInstanceReadsEverythingInOnePass(t *testing.T) {
 		t.Fatalf("missing instance: %v", err)
 	}
 }
+
+func TestSyncVisible(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir, 4)
+	must(t, db.SyncVisible())
+	must(t, db.Close())
+	if err := db.SyncVisible(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
