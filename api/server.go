@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/api/ui"
 )
 
 // DefaultMaxBodyBytes is the default request body limit.
@@ -75,6 +76,9 @@ func NewHandler(rt *weft.Runtime, opts Options) http.Handler {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	root.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	// The web UI's static assets need no token; the API calls it makes do.
+	root.Handle("/ui/", ui.Handler("/ui/"))
+	root.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	if opts.Pprof {
 		root.HandleFunc("/debug/pprof/", pprof.Index)
 		root.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

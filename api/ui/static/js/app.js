@@ -1,0 +1,39 @@
+// The UI's entry point: routes the URL's fragment to a page.
+//
+//	#/                     the instances (query: status, name, pageSize, id)
+//	#/instances/{id}       one instance
+
+import {initToken} from './api.js';
+import {mountList} from './list.js';
+import {mountInstance} from './instance.js';
+
+let unmount = null;
+
+function route() {
+  if (unmount) unmount();
+  unmount = null;
+  const confirm = document.getElementById('confirm-dialog');
+  if (confirm.open) confirm.close(); // an action's dialog belongs to the page it was opened on
+  const page = document.getElementById('page');
+  delete page.dataset.loaded;
+  const hash = location.hash.replace(/^#/, '') || '/';
+  const [path, query] = hash.split('?');
+  const params = new URLSearchParams(query || '');
+  const inst = /^\/instances\/(.+)$/.exec(path);
+  document.getElementById('nav-instances').classList.toggle('active', !inst);
+  if (inst) {
+    const id = decodeURIComponent(inst[1]);
+    page.dataset.page = 'instance';
+    document.title = `${id} · weft`;
+    unmount = mountInstance(page, id);
+  } else {
+    page.dataset.page = 'list';
+    document.title = 'Instances · weft';
+    unmount = mountList(page, params);
+  }
+  window.scrollTo(0, 0);
+}
+
+initToken();
+window.addEventListener('hashchange', route);
+route();
