@@ -35,6 +35,8 @@ func main() {
 	restateServer := flag.String("restate-server", os.Getenv("RESTATE_SERVER"), "restate-server binary (default: @restatedev/restate-server@1.7.12 installed with npm into bench/.restate)")
 	netns := flag.String("netns", "auto", "run Restate in a network namespace with only loopback: auto (if unshare works), on, off")
 	keep := flag.Bool("keep", false, "keep every run's data directory")
+	reuse := flag.String("reuse", "", "a results file of an earlier run (-json): its scenarios that this run does not run go into the report as they were")
+	render := flag.String("render", "", "run nothing: write the report (-out) from this results file")
 	flag.Parse()
 
 	full := false
@@ -82,6 +84,28 @@ func main() {
 		}
 	}
 
+	if *render != "" {
+		sv, err := loadSaved(*render)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		rep := sv.report(plan(sv.Mode == "full"), describeMachine(*workDir, benchDir))
+		if err := os.WriteFile(*out, []byte(rep.markdown()), 0o644); err != nil {
+			fatalf("%v", err)
+		}
+		logf("rendered %s from %s", *out, *render)
+		return
+	}
+	var reused *saved
+	if *reuse != "" {
+		if reused, err = loadSaved(*reuse); err != nil {
+			fatalf("%v", err)
+		}
+		if reused.Mode != *mode {
+			fatalf("-reuse %s holds a %s-mode run, not %s", *reuse, reused.Mode, *mode)
+		}
+	}
+
 	started := time.Now()
 	env := describeMachine(*workDir, benchDir)
 	logf("weft benchmark harness, %s mode, %d run(s) per engine; work in %s", *mode, *runs, *workDir)
@@ -123,6 +147,9 @@ func main() {
 	logf("worker logs in %s", logDir)
 
 	rep := &report{mode: *mode, runs: *runs, engines: engines, scenarios: scenarios, env: env, skipped: skipped, started: started}
+	if reused != nil {
+		rep.reuse(reused, *reuse, plan(full))
+	}
 
 	// Interrupt: kill the running worker, write what was measured.
 	sig := make(chan os.Signal, 1)
@@ -199,7 +226,7 @@ func write(rep *report, out, jsonOut string) {
 			logf("write %s: %v", out, err)
 		}
 	}
-	b, _ := json.MarshalIndent(rep.records, "", "  ")
+	b, _ := json.MarshalIndent(rep.saved(), "", "  ")
 	if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
 		logf("write %s: %v", jsonOut, err)
 	}
