@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/weftrt/weft/actors"
@@ -76,7 +77,7 @@ type scheduleOptions struct {
 }
 
 // WithInstanceID sets the instance id (default: a random UUID). Ids are 1 to 64
-// characters of [A-Za-z0-9_-].
+// characters of [A-Za-z0-9_.:-].
 func WithInstanceID(id string) ScheduleOption { return func(o *scheduleOptions) { o.id = id } }
 
 // WithStartTime delays the start: the instance is PENDING until t.
@@ -115,7 +116,7 @@ func (r *Runtime) Schedule(ctx context.Context, name string, input any, opts ...
 	if err != nil {
 		return "", fmt.Errorf("schedule %s: encode input: %w: %w", name, err, ErrInvalidInput)
 	}
-	if err := r.reg.ValidateWorkflowInput(name, data); err != nil {
+	if err := r.validateWorkflowInput(name, data); err != nil {
 		return "", fmt.Errorf("schedule: %w", err)
 	}
 	if err := r.ready(); err != nil {
@@ -126,6 +127,19 @@ func (r *Runtime) Schedule(ctx context.Context, name string, input any, opts ...
 		return "", err
 	}
 	return o.id, nil
+}
+
+// validateWorkflowInput checks input against the workflow's type. A workflow not
+// registered here is accepted when remote workers may run it; its name cannot be
+// empty.
+func (r *Runtime) validateWorkflowInput(name string, data []byte) error {
+	if r.opts.RemoteWorkers && !r.reg.HasWorkflow(name) {
+		if strings.TrimSpace(name) == "" {
+			return fmt.Errorf("workflow name is empty: %w", ErrWorkflowNotRegistered)
+		}
+		return nil
+	}
+	return r.reg.ValidateWorkflowInput(name, data)
 }
 
 // Status returns an instance's committed status.
@@ -333,7 +347,7 @@ func (r *Runtime) History(ctx context.Context, id string) ([]workflow.Event, err
 }
 
 // ValidateInstanceID reports whether id can name an instance: 1 to 64 characters
-// of [A-Za-z0-9_-]. The error wraps ErrInvalidInstanceID.
+// of [A-Za-z0-9_.:-]. The error wraps ErrInvalidInstanceID.
 func ValidateInstanceID(id string) error {
 	if err := storage.ValidateInstanceID(id); err != nil {
 		if len(id) > MaxInstanceIDLength {
@@ -342,7 +356,7 @@ func ValidateInstanceID(id string) error {
 		if id == "" {
 			return fmt.Errorf("instance id is empty: %w", ErrInvalidInstanceID)
 		}
-		return fmt.Errorf("instance id %q may only contain letters, digits, '-' and '_': %w", id, ErrInvalidInstanceID)
+		return fmt.Errorf("instance id %q may only contain letters, digits, '-', '_', '.' and ':': %w", id, ErrInvalidInstanceID)
 	}
 	return nil
 }

@@ -44,6 +44,12 @@ type Options struct {
 	// and MaxRemindersInMemory caps them (default 100,000).
 	ReminderWindow       time.Duration
 	MaxRemindersInMemory int
+	// RemoteWorkers lets workflows and activities that are not registered in this
+	// process run on workers connected over the durabletask protocol (Dapr's
+	// workflow SDKs, in any language; see api/durabletask). Their work waits until
+	// a worker connects. Off (the default), scheduling an unregistered workflow
+	// fails with ErrWorkflowNotRegistered.
+	RemoteWorkers bool
 }
 
 // Runtime is one embedded weft node.
@@ -86,6 +92,7 @@ func Open(opts Options) (*Runtime, error) {
 		DeadlockTimeout:     opts.DeadlockTimeout,
 		StallRetryDelay:     opts.StallRetryDelay,
 		Reminders:           reminders.Options{Window: opts.ReminderWindow, MaxInMemory: opts.MaxRemindersInMemory},
+		RemoteWorkers:       opts.RemoteWorkers,
 	})
 	return &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger}, nil
 }

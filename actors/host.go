@@ -43,6 +43,10 @@ type Options struct {
 	Reminders reminders.Options
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// RemoteWorkers runs workflows and activities that are not registered in
+	// this process on workers connected over the durabletask protocol (see
+	// RemoteWorkers). Off, starting an unregistered workflow fails.
+	RemoteWorkers bool
 }
 
 // Host runs this node's workflow and activity actors.
@@ -78,6 +82,7 @@ type Host struct {
 	stats      Stats
 	metrics    *metrics
 	dispatcher *workerDispatcher
+	remote     *RemoteWorkers // nil unless Options.RemoteWorkers
 }
 
 // Stats are counters for metrics and tests.
@@ -146,6 +151,9 @@ func NewHost(opts Options) *Host {
 			return slog.New(levelFloor{quiet.Handler(), slog.LevelWarn})
 		})),
 	}
+	if opts.RemoteWorkers {
+		h.remote = newRemoteWorkers(h)
+	}
 	h.metrics = newMetrics(h)
 	h.dispatcher = newWorkerDispatcher(300, 10*time.Second)
 	h.activityCtx, h.cancelActivity = context.WithCancel(context.Background())
@@ -187,6 +195,9 @@ func (h *Host) Close() error {
 		return nil
 	}
 	h.cancelActivity()
+	if h.remote != nil {
+		h.remote.close()
+	}
 	remErr := h.rem.Close()
 	h.mu.Lock()
 	pids := make([]*actor.PID, 0, len(h.actors))
@@ -398,8 +409,13 @@ func (h *Host) dispatchUnlessInFlight(inv Invocation) {
 	}
 }
 
-// dispatch runs an activity attempt when a slot is free, or queues it.
+// dispatch runs an activity attempt when a slot is free, or queues it; an
+// activity not registered here goes to the remote workers.
 func (h *Host) dispatch(inv Invocation) {
+	if h.runsRemotely(inv.Name) {
+		h.remote.submitActivity(inv)
+		return
+	}
 	h.actMu.Lock()
 	h.inflight[keyOf(inv)] = struct{}{}
 	if h.actRunning >= h.opts.ActivityConcurrency {

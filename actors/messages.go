@@ -92,6 +92,12 @@ type outboxSent struct{ seq uint64 }
 // parentNotified tells a finished child that its parent acknowledged its result.
 type parentNotified struct{}
 
+// episodeDone carries a remote worker's answer to an episode.
+type episodeDone struct {
+	work   *OrchestrationWork
+	result OrchestrationResult
+}
+
 type reply struct {
 	err error
 }

@@ -44,6 +44,13 @@ func newMetrics(h *Host) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_activities_running", Help: "Activity attempts running on this node."},
 			func() float64 { h.actMu.Lock(); defer h.actMu.Unlock(); return float64(h.actRunning) }),
 	}
+	if h.remote != nil {
+		m.gauges = append(m.gauges,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_remote_workers", Help: "Workers connected over the durabletask protocol."},
+				func() float64 { n, _ := h.remote.Workers(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_remote_work_queued", Help: "Work items waiting for a remote worker."},
+				func() float64 { _, n := h.remote.Workers(); return float64(n) }))
+	}
 	return m
 }
 

@@ -38,6 +38,17 @@ type workflowActor struct {
 	children   map[int64]string                  // outstanding child workflows: task → child id
 	childInput map[int64]childCall
 	outbox     map[uint64]*storage.OutboxRecord // events sent to other instances, not yet acknowledged
+
+	// For an instance whose code runs on a remote worker (row.Remote), see remote.go.
+	past    []workflow.Event   // this generation's history, as the worker replays it
+	held    []heldEvent        // inputs in the inbox, for the next episode
+	episode *OrchestrationWork // the episode handed to the workers, if one is
+}
+
+// heldEvent is an input waiting in the inbox at position seq.
+type heldEvent struct {
+	seq uint64
+	ev  workflow.Event
 }
 
 type childCall struct {
@@ -116,6 +127,8 @@ func (w *workflowActor) handleSafely(msg any) (err error) {
 		return w.purge(m)
 	case drainResults:
 		return w.activityResults(w.h.takeResults(w.id))
+	case episodeDone:
+		return w.episodeDone(m)
 	case ChildResult:
 		return w.childResult(m)
 	case reminderFired:
@@ -157,6 +170,7 @@ func (w *workflowActor) load() error {
 		return fmt.Errorf("load instance %s: %w", w.id, err)
 	}
 	w.row = st.Row
+	w.past, w.held, w.episode = nil, nil, nil
 	for i := range st.Outbox {
 		w.outbox[st.Outbox[i].Seq] = &st.Outbox[i]
 		w.send(&st.Outbox[i]) // decided before the node stopped: send again
@@ -183,6 +197,11 @@ func (w *workflowActor) load() error {
 				delete(w.children, ev.TaskID)
 			}
 		}
+		if w.row.Remote {
+			w.past = history
+			w.resend()
+			return w.loadHeld()
+		}
 		w.exec = w.newExecutor()
 		o := w.exec.Execute(history, nil)
 		if t := w.newTxn(); w.stalled(t, o) {
@@ -202,6 +221,9 @@ func (w *workflowActor) load() error {
 			}
 		}
 		w.resend()
+	}
+	if w.row.Status == storage.Pending && w.row.Remote {
+		return w.loadHeld()
 	}
 	if w.row.Status.Terminal() && w.row.ParentPending {
 		w.notifyParent()
@@ -229,6 +251,7 @@ func (w *workflowActor) unload() {
 		w.exec.Close()
 	}
 	w.exec, w.row, w.loaded = nil, nil, false
+	w.past, w.held, w.episode = nil, nil, nil
 }
 
 func (w *workflowActor) newExecutor() *workflow.Executor {
@@ -279,6 +302,7 @@ func (w *workflowActor) start(m StartRequest) error {
 		for _, r := range w.reminders {
 			t.done = append(t.done, r)
 		}
+		w.forgetRemoteWork()
 		w.unload()
 		w.loaded = true
 		w.activities = map[int64]*storage.ActivityRecord{}
@@ -290,11 +314,23 @@ func (w *workflowActor) start(m StartRequest) error {
 	w.row = &storage.InstanceRecord{
 		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input,
 		ParentID: m.ParentID, ParentTask: m.ParentTask, ParentGen: m.ParentGen,
+		Remote: w.h.remote != nil && !w.h.reg.HasWorkflow(m.Name),
 	}
 	if m.StartAt.After(w.now) {
 		w.row.Status = storage.Pending
 		w.row.ScheduledStartAt = m.StartAt.UTC()
 		w.putReminder(t, "start", m.StartAt)
+		return w.commit(t)
+	}
+	if w.row.Remote {
+		// PENDING until a worker's first episode is committed: that is what the
+		// SDKs' WaitForInstanceStart waits for.
+		w.row.Status = storage.Pending
+		t.started = m.Name
+		if err := w.hold(t, []workflow.Event{w.startedEvent(m.Input)}); err != nil {
+			t.b.Close()
+			return err
+		}
 		return w.commit(t)
 	}
 	w.exec = w.newExecutor()
@@ -369,6 +405,15 @@ func (w *workflowActor) resume(m ResumeRequest) error {
 		return nil
 	case w.row.Status != storage.Suspended:
 		return fmt.Errorf("resume %s (%s): %w", w.id, w.row.Status, ErrNotRunning)
+	}
+	if w.row.Remote { // the held inputs go to the next episode
+		t := w.newTxn()
+		w.row.Status = storage.Running
+		if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowResumed, Data: quote(m.Reason), Time: w.now}); err != nil {
+			t.b.Close()
+			return err
+		}
+		return w.commit(t)
 	}
 	held, err := w.inbox()
 	if err != nil {
@@ -502,6 +547,15 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 	}
 	kind, gen, task := parseReminderName(r.Name)
 	switch {
+	case kind == "start" && w.row.Status == storage.Pending && w.row.Remote:
+		t := w.newTxn()
+		w.deleteReminder(t, stored)
+		t.started = w.row.Name
+		if err := w.rehold(t, []workflow.Event{w.startedEvent(w.row.Input)}); err != nil {
+			t.b.Close()
+			return err
+		}
+		return w.commit(t)
 	case kind == "start" && w.row.Status == storage.Pending:
 		held, err := w.inbox()
 		if err != nil {
@@ -555,12 +609,21 @@ func (w *workflowActor) inputs(t *txn, evs []workflow.Event) error {
 	if w.row.Status == storage.Running && w.exec != nil {
 		return w.advance(t, evs)
 	}
+	return w.hold(t, evs)
+}
+
+// hold keeps input events in the inbox: while the instance is suspended or not
+// started yet, or, for a remote instance, until the next episode takes them.
+func (w *workflowActor) hold(t *txn, evs []workflow.Event) error {
 	for _, ev := range evs {
 		b, err := workflow.EncodeEvent(ev)
 		if err != nil {
 			return err
 		}
 		t.b.PutInbox(w.part, w.id, w.row.NextInboxSeq, b)
+		if w.row.Remote {
+			w.held = append(w.held, heldEvent{w.row.NextInboxSeq, ev})
+		}
 		w.row.NextInboxSeq++
 	}
 	return nil
@@ -738,6 +801,9 @@ func (w *workflowActor) appendHistory(t *txn, evs ...workflow.Event) error {
 		}
 		t.b.AppendHistory(w.part, w.id, w.row.NextSeq, b)
 		w.row.NextSeq++
+		if w.row.Remote {
+			w.past = append(w.past, ev)
+		}
 	}
 	return nil
 }
@@ -768,6 +834,7 @@ func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, fai
 
 // dropOutstanding forgets the generation's activities and timers.
 func (w *workflowActor) dropOutstanding(t *txn) {
+	w.forgetRemoteWork()
 	for task := range w.activities {
 		t.b.DeleteActivity(w.part, w.id, task)
 	}
@@ -786,6 +853,7 @@ func (w *workflowActor) clearInbox(t *txn) {
 		t.b.DeleteInbox(w.part, w.id)
 		w.row.NextInboxSeq = 0
 	}
+	w.held = nil
 }
 
 func (w *workflowActor) putReminder(t *txn, name string, due time.Time) {
@@ -818,7 +886,8 @@ func (w *workflowActor) commit(t *txn) error {
 			w.unload()
 			return err
 		}
-		t.b.SetAwake(w.part, w.id, len(w.activities) > 0 || len(w.children) > 0 || len(w.outbox) > 0 || w.row.ParentPending)
+		t.b.SetAwake(w.part, w.id, len(w.activities) > 0 || len(w.children) > 0 || len(w.outbox) > 0 || w.row.ParentPending ||
+			w.row.Remote && len(w.held) > 0) // an episode to hand to the workers after a restart
 	}
 	start := time.Now()
 	if err := t.b.Commit(); err != nil {
@@ -854,6 +923,7 @@ func (w *workflowActor) commit(t *txn) error {
 	if t.parent {
 		w.notifyParent()
 	}
+	w.dispatchEpisode()
 	if w.row != nil {
 		snapshot := *w.row
 		w.h.notify(w.id, &snapshot)

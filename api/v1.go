@@ -78,9 +78,21 @@ type HistoryResponse struct {
 	Events []HistoryEvent `json:"events"`
 }
 
+// jsonPayload embeds a stored payload in a JSON response. Payloads are JSON, except
+// what a remote worker set without encoding it (Dapr's SDKs send custom status as
+// plain text): that is embedded as a JSON string rather than breaking the response.
+func jsonPayload(b []byte) json.RawMessage {
+	if len(b) == 0 || json.Valid(b) {
+		return b
+	}
+	q, _ := json.Marshal(string(b))
+	return q
+}
+
 func toStatus(st *weft.InstanceStatus) Status {
 	out := Status{ID: st.ID, Name: st.Name, Status: string(st.Status), CreatedAt: st.CreatedAt, LastUpdatedAt: st.LastUpdatedAt,
-		Input: st.Input, Output: st.Output, CustomStatus: st.CustomStatus, Failure: st.Failure, ParentID: st.ParentID, Generation: st.Generation}
+		Input: jsonPayload(st.Input), Output: jsonPayload(st.Output), CustomStatus: jsonPayload(st.CustomStatus),
+		Failure: st.Failure, ParentID: st.ParentID, Generation: st.Generation}
 	if !st.ScheduledStartAt.IsZero() {
 		out.ScheduledStartAt = &st.ScheduledStartAt
 	}
@@ -311,7 +323,7 @@ func (s *server) history(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	resp := HistoryResponse{ID: id, Events: make([]HistoryEvent, len(evs))}
 	for i, ev := range evs {
-		he := HistoryEvent{Seq: i, Kind: ev.Kind.String(), Time: ev.Time, Name: ev.Name, Instance: ev.Instance, Data: ev.Data, Failure: ev.Failure, Retry: ev.Retry}
+		he := HistoryEvent{Seq: i, Kind: ev.Kind.String(), Time: ev.Time, Name: ev.Name, Instance: ev.Instance, Data: jsonPayload(ev.Data), Failure: ev.Failure, Retry: ev.Retry}
 		if ev.Kind != workflow.WorkflowStarted && !ev.Kind.IsTerminal() && ev.Kind != workflow.EventRaised &&
 			ev.Kind != workflow.WorkflowSuspended && ev.Kind != workflow.WorkflowResumed {
 			task := ev.TaskID

@@ -143,6 +143,14 @@ func (b *Batch) PutInbox(part uint16, id string, seq uint64, v []byte) {
 	}
 }
 
+// DeleteInboxEntry deletes the inbox entry of id at seq (a point deletion: an
+// instance that consumes its inbox one step at a time leaves no range tombstones).
+func (b *Batch) DeleteInboxEntry(part uint16, id string, seq uint64) {
+	if b.checkInstance("delete inbox entry", part, id) == nil {
+		b.del("delete inbox entry", id, inboxKey(part, id, seq))
+	}
+}
+
 // DeleteInbox deletes every inbox entry of id.
 func (b *Batch) DeleteInbox(part uint16, id string) {
 	if b.checkInstance("delete inbox", part, id) == nil {

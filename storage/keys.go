@@ -36,16 +36,17 @@ const sep = '/'
 const MaxInstanceIDLen = 64
 
 // ValidateInstanceID reports whether id may be used as an instance id:
-// 1 to 64 characters of [A-Za-z0-9_-]. The restriction keeps keys parseable
-// (no separator inside an id) and short.
+// 1 to 64 characters of [A-Za-z0-9_.:-]. The restriction keeps keys parseable
+// (no separator inside an id) and short; ':' is in because Dapr's SDKs name child
+// workflows "<parent>:<task>".
 func ValidateInstanceID(id string) error {
 	if len(id) == 0 || len(id) > MaxInstanceIDLen {
 		return fmt.Errorf("storage: instance id %q must be 1 to %d characters", id, MaxInstanceIDLen)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return fmt.Errorf("storage: instance id %q has %q; only [A-Za-z0-9_-] is allowed", id, c)
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
+			return fmt.Errorf("storage: instance id %q has %q; only [A-Za-z0-9_.:-] is allowed", id, c)
 		}
 	}
 	return nil

@@ -138,6 +138,9 @@ func TestValidateInstanceID(t *testing.T) {
 	}{
 		{"a", true},
 		{"Order_42-x", true},
+		{"parent-1:0001", true}, // Dapr SDKs' child ids
+		{"order.42", true},
+		{"a\\b", false},
 		{string(bytes.Repeat([]byte("a"), 64)), true},
 		{"", false},
 		{string(bytes.Repeat([]byte("a"), 65)), false},

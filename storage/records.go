@@ -61,6 +61,11 @@ type InstanceRecord struct {
 	// NextOutboxSeq numbers outbox entries; it never restarts, so entries of an
 	// earlier generation never collide with a later one's.
 	NextOutboxSeq uint64 `msgpack:"no,omitempty"`
+	// Remote is set when the workflow's code runs on a remote worker (the
+	// durabletask protocol) rather than in this process; Episode counts the steps
+	// such a worker has completed in this generation, which names the next one.
+	Remote  bool   `msgpack:"rm,omitempty"`
+	Episode uint64 `msgpack:"ep,omitempty"`
 }
 
 // ActivityRecord is an outstanding activity invocation (key i/<id>/a/<task>):

@@ -34,6 +34,10 @@ const (
 	WorkflowTerminated // Data: reason
 	WorkflowSuspended  // Data: reason
 	WorkflowResumed    // Data: reason
+	// EpisodeStarted opens each step of a workflow whose code runs on a remote
+	// worker (the durabletask protocol's OrchestratorStarted): its Time is the
+	// workflow's "now" for that step, on replay as live.
+	EpisodeStarted
 	kindCount
 )
 
@@ -57,6 +61,7 @@ var kindNames = [...]string{
 	WorkflowTerminated: "workflow-terminated",
 	WorkflowSuspended:  "workflow-suspended",
 	WorkflowResumed:    "workflow-resumed",
+	EpisodeStarted:     "episode-started",
 }
 
 func (k EventKind) String() string {

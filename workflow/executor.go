@@ -228,7 +228,7 @@ func (e *Executor) apply(ev Event) {
 		e.resolve(ev, nil, &TaskFailedError{Kind: kind, TaskName: name, TaskID: ev.TaskID, Failure: f})
 	case EventRaised:
 		e.raise(ev)
-	case WorkflowTerminated, WorkflowSuspended, WorkflowResumed:
+	case WorkflowTerminated, WorkflowSuspended, WorkflowResumed, EpisodeStarted:
 	default:
 		e.out.Ignored = append(e.out.Ignored, ev)
 	}

@@ -17,7 +17,11 @@ import (
 	"time"
 
 	"github.com/weftrt/weft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/weftrt/weft/api"
+	"github.com/weftrt/weft/api/durabletask"
 	"github.com/weftrt/weft/examples/seed"
 )
 
@@ -27,6 +31,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	data := fs.String("data", envOr("WEFT_DATA", "./weft-data"), "data directory (WEFT_DATA)")
 	httpAddr := fs.String("http", envOr("WEFT_HTTP", ":3500"), "HTTP listen address (WEFT_HTTP)")
+	grpcAddr := fs.String("grpc", envOr("WEFT_GRPC", ":50001"), "gRPC listen address for Dapr's workflow SDKs (the durabletask protocol), or off (WEFT_GRPC)")
 	token := fs.String("api-token", envOr("WEFT_API_TOKEN", ""), "require this token on API calls (WEFT_API_TOKEN)")
 	tlsCert := fs.String("tls-cert", envOr("WEFT_TLS_CERT", ""), "TLS certificate file (WEFT_TLS_CERT)")
 	tlsKey := fs.String("tls-key", envOr("WEFT_TLS_KEY", ""), "TLS key file (WEFT_TLS_KEY)")
@@ -57,8 +62,9 @@ func serve(args []string, stderr io.Writer) error {
 		return usageErr("%v", err)
 	}
 
+	grpcOn := *grpcAddr != "off" && *grpcAddr != ""
 	rt, err := weft.Open(weft.Options{Dir: *data, Partitions: *partitions, Logger: logger,
-		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive})
+		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn})
 	if err != nil {
 		return err
 	}
@@ -84,9 +90,32 @@ func serve(args []string, stderr io.Writer) error {
 	if *tlsCert != "" {
 		scheme = "https"
 	}
-	logger.Info("weft serving", "http", scheme+"://"+ln.Addr().String(), "data", *data, "auth", *token != "",
+	errc := make(chan error, 2)
+	grpcShown := "off"
+	if grpcOn {
+		gln, err := net.Listen("tcp", *grpcAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (gRPC; --grpc off disables it): %w", *grpcAddr, err)
+		}
+		gopts := durabletask.Options{Token: *token, Logger: logger}
+		var extra []grpc.ServerOption
+		if *tlsCert != "" {
+			creds, err := credentials.NewServerTLSFromFile(*tlsCert, *tlsKey)
+			if err != nil {
+				ln.Close()
+				gln.Close()
+				return fmt.Errorf("gRPC TLS: %w", err)
+			}
+			extra = append(extra, grpc.Creds(creds))
+		}
+		gsrv := durabletask.NewGRPCServer(durabletask.New(rt, gopts), gopts, extra...)
+		defer gsrv.Stop()
+		go func() { errc <- gsrv.Serve(gln) }()
+		grpcShown = gln.Addr().String()
+	}
+	logger.Info("weft serving", "http", scheme+"://"+ln.Addr().String(), "grpc", grpcShown, "data", *data, "auth", *token != "",
 		"workflows", strings.Join(rt.Registry().Workflows(), ","))
-	errc := make(chan error, 1)
 	go func() {
 		if *tlsCert != "" {
 			errc <- srv.ServeTLS(ln, *tlsCert, *tlsKey)
@@ -96,7 +125,7 @@ func serve(args []string, stderr io.Writer) error {
 	}()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
+		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: finishing in-flight requests and commits")

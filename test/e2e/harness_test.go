@@ -117,7 +117,7 @@ func startServerEnv(t *testing.T, dataDir string, env []string, args ...string) 
 // empty if the process exited before logging its address.
 func tryStartServer(t *testing.T, dataDir string, env []string, args ...string) *server {
 	t.Helper()
-	all := append([]string{"serve", "--http", "127.0.0.1:0", "--data", dataDir}, args...)
+	all := append([]string{"serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--data", dataDir}, args...)
 	cmd := exec.Command(weftBin, all...)
 	cmd.Env = cleanEnv(env...)
 	stderr, err := cmd.StderrPipe()

@@ -1,0 +1,326 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/weftrt/weft/workflow"
+)
+
+// Remote workers run the workflows and activities whose code is not registered in
+// this process: apps connected over the durabletask protocol (api/durabletask), as
+// Dapr's SDKs connect to their sidecar. The runtime does not care where code runs:
+// a workflow actor hands a step (an "episode": the history so far and the new
+// events) to the pool, and applies the actions that come back exactly as it applies
+// the in-process executor's; an activity attempt comes back as an ActivityResult.
+//
+// The pool is pull-based: each connected worker takes items from one queue, up to
+// maxOutstandingPerWorker unanswered at a time, so items spread over all workers.
+// When a worker's stream drops, its unanswered items go back to the front of the
+// queue for another worker (or wait for one). Nothing here is durable, and nothing
+// needs to be: an instance that restarts re-sends its pending episode and its
+// outstanding activities, as it does for in-process work.
+//
+// Responses in the protocol carry no token, only the instance id (and the task id
+// for activities): at most one episode per instance is outstanding, and a
+// response is accepted only from the connection the item was handed to, so a late
+// answer from a worker whose items were reassigned can never be taken for the
+// answer to a newer item.
+
+// maxOutstandingPerWorker bounds the items one worker holds unanswered.
+const maxOutstandingPerWorker = 128
+
+// OrchestrationWork asks a remote worker to run one episode of a workflow.
+type OrchestrationWork struct {
+	InstanceID  string
+	ExecutionID string
+	Name        string
+	Past        []workflow.Event // history so far, as the worker replays it
+	New         []workflow.Event // EpisodeStarted, then the inputs of this episode
+
+	// Which episode this is: the generation, the number of episodes before it
+	// in that generation, and how many held inputs it consumes. All three come
+	// from the instance's durable state, so an answer still applies after the
+	// instance was passivated and loaded again.
+	gen     uint32
+	episode uint64
+	inputs  int
+}
+
+// OrchestrationResult is what a remote worker decided in one episode.
+type OrchestrationResult struct {
+	Actions         []workflow.Event // TaskIDs as the worker numbered them
+	CustomStatus    []byte
+	CustomStatusSet bool
+	Carry           []workflow.Event // events carried into the next generation by a ContinuedAsNew action
+}
+
+// WorkItem is one item for a remote worker: exactly one of Orchestration and
+// Activity is set.
+type WorkItem struct {
+	Orchestration *OrchestrationWork
+	Activity      *Invocation
+
+	key    workKey
+	worker *RemoteWorker // nil while queued
+}
+
+type workKey struct {
+	instance string
+	task     int64 // orchestrationTask for an episode
+}
+
+const orchestrationTask = -1 << 63
+
+// RemoteWorkers is a node's pool of connected workers and the work waiting for them.
+type RemoteWorkers struct {
+	h *Host
+
+	mu      sync.Mutex
+	workers map[*RemoteWorker]struct{}
+	queue   []*WorkItem
+	items   map[workKey]*WorkItem // every unanswered item
+	changed chan struct{}         // closed and replaced whenever the queue or a worker's load changes
+	closed  bool
+}
+
+// RemoteWorker is one connected worker stream.
+type RemoteWorker struct {
+	pool     *RemoteWorkers
+	peer     string
+	assigned map[*WorkItem]struct{}
+	gone     bool
+}
+
+// ErrNotAssigned is returned for a response to an item this connection does not hold.
+var ErrNotAssigned = errors.New("no such work item is outstanding on this connection")
+
+func newRemoteWorkers(h *Host) *RemoteWorkers {
+	return &RemoteWorkers{h: h, workers: map[*RemoteWorker]struct{}{}, items: map[workKey]*WorkItem{}, changed: make(chan struct{})}
+}
+
+// RemoteWorkers returns the pool, or nil when remote workers are not enabled.
+func (h *Host) RemoteWorkers() *RemoteWorkers { return h.remote }
+
+// runsRemotely reports whether an activity's code runs on a remote worker.
+func (h *Host) runsRemotely(activity string) bool {
+	return h.remote != nil && !h.reg.HasActivity(activity)
+}
+
+// Connect registers a worker stream; peer identifies its connection (the remote
+// address), which its responses must come from.
+func (p *RemoteWorkers) Connect(peer string) *RemoteWorker {
+	w := &RemoteWorker{pool: p, peer: peer, assigned: map[*WorkItem]struct{}{}}
+	p.mu.Lock()
+	p.workers[w] = struct{}{}
+	p.mu.Unlock()
+	p.h.log.Info("remote worker connected", "peer", peer)
+	return w
+}
+
+// Workers returns how many workers are connected and how many items wait for one.
+func (p *RemoteWorkers) Workers() (connected, queued int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.workers), len(p.queue)
+}
+
+// Next blocks until an item is available for this worker (or ctx ends, or the
+// pool closes) and hands it over.
+func (w *RemoteWorker) Next(ctx context.Context) (*WorkItem, error) {
+	p := w.pool
+	for {
+		p.mu.Lock()
+		if p.closed || w.gone {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if len(p.queue) > 0 && len(w.assigned) < maxOutstandingPerWorker {
+			it := p.queue[0]
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
+			it.worker = w
+			w.assigned[it] = struct{}{}
+			p.mu.Unlock()
+			return it, nil
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// Disconnect removes the worker; its unanswered items go back to the front of the
+// queue, in the order they were queued.
+func (w *RemoteWorker) Disconnect() {
+	p := w.pool
+	p.mu.Lock()
+	if w.gone {
+		p.mu.Unlock()
+		return
+	}
+	w.gone = true
+	delete(p.workers, w)
+	back := make([]*WorkItem, 0, len(w.assigned))
+	for it := range w.assigned {
+		it.worker = nil
+		back = append(back, it)
+	}
+	p.queue = append(back, p.queue...)
+	p.broadcast()
+	p.mu.Unlock()
+	p.h.log.Info("remote worker disconnected", "peer", w.peer, "requeued", len(back))
+}
+
+// broadcast wakes every waiting Next. Called with p.mu held.
+func (p *RemoteWorkers) broadcast() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// submit queues an item, replacing an unanswered one with the same key (which the
+// instance no longer waits for) unless it is the very same activity attempt.
+func (p *RemoteWorkers) submit(it *WorkItem) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	if old := p.items[it.key]; old != nil {
+		if old.Activity != nil && it.Activity != nil && old.Activity.Gen == it.Activity.Gen && old.Activity.Attempt == it.Activity.Attempt {
+			return // re-sent after a re-activation: already queued or running
+		}
+		p.drop(old)
+	}
+	p.items[it.key] = it
+	p.queue = append(p.queue, it)
+	p.broadcast()
+}
+
+// drop forgets an item wherever it is. Called with p.mu held.
+func (p *RemoteWorkers) drop(it *WorkItem) {
+	if p.items[it.key] == it {
+		delete(p.items, it.key)
+	}
+	if it.worker != nil {
+		delete(it.worker.assigned, it)
+		it.worker = nil
+		p.broadcast() // the worker may take another item
+		return
+	}
+	for i, q := range p.queue {
+		if q == it {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			return
+		}
+	}
+}
+
+// take removes and returns the unanswered item key that peer holds.
+func (p *RemoteWorkers) take(peer string, key workKey) (*WorkItem, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	it := p.items[key]
+	if it == nil || it.worker == nil || it.worker.peer != peer {
+		return nil, ErrNotAssigned
+	}
+	p.drop(it)
+	return it, nil
+}
+
+// putBack re-queues an item whose answer could not be delivered.
+func (p *RemoteWorkers) putBack(it *WorkItem) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.items[it.key] != nil {
+		return // closing, or already replaced by a newer item
+	}
+	p.items[it.key] = it
+	p.queue = append([]*WorkItem{it}, p.queue...)
+	p.broadcast()
+}
+
+// outstandingEpisode returns the episode of instance that is queued or with a
+// worker, if any.
+func (p *RemoteWorkers) outstandingEpisode(instance string) *OrchestrationWork {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if it := p.items[workKey{instance, orchestrationTask}]; it != nil {
+		return it.Orchestration
+	}
+	return nil
+}
+
+// forget drops the instance's unanswered items: it finished or continued as new.
+func (p *RemoteWorkers) forget(instance string, activityTasks []int64, episode bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, task := range activityTasks {
+		if it := p.items[workKey{instance, task}]; it != nil {
+			p.drop(it)
+		}
+	}
+	if it := p.items[workKey{instance, orchestrationTask}]; episode && it != nil {
+		p.drop(it)
+	}
+}
+
+// CompleteOrchestration applies a worker's answer to the instance's outstanding
+// episode. It returns once the step is committed (or found stale).
+func (p *RemoteWorkers) CompleteOrchestration(ctx context.Context, peer, instance string, res OrchestrationResult) error {
+	it, err := p.take(peer, workKey{instance, orchestrationTask})
+	if err != nil {
+		return fmt.Errorf("orchestration %s: %w", instance, err)
+	}
+	err = p.h.Request(ctx, instance, episodeDone{work: it.Orchestration, result: res})
+	if err != nil && !errors.Is(err, ErrInstanceNotFound) {
+		p.putBack(it) // not applied: another worker (or this one) runs the episode again
+		return fmt.Errorf("orchestration %s: %w", instance, err)
+	}
+	return nil
+}
+
+// CompleteActivity reports a remote activity attempt's outcome.
+func (p *RemoteWorkers) CompleteActivity(peer, instance string, task int64, output []byte, failure *workflow.Failure) error {
+	it, err := p.take(peer, workKey{instance, task})
+	if err != nil {
+		return fmt.Errorf("activity task %d of %s: %w", task, instance, err)
+	}
+	inv := it.Activity
+	outcome := "ok"
+	if failure != nil {
+		outcome = "failed"
+	}
+	p.h.stats.ActivitiesRun.Add(1)
+	p.h.metrics.activities.WithLabelValues(inv.Name, outcome).Inc()
+	p.h.report(ActivityResult{Gen: inv.Gen, TaskID: inv.TaskID, Attempt: inv.Attempt, Output: output, Failure: failure}, inv.InstanceID)
+	return nil
+}
+
+// close ends every worker's Next.
+func (p *RemoteWorkers) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.broadcast()
+}
+
+// submitActivity hands an activity attempt to the workers.
+func (p *RemoteWorkers) submitActivity(inv Invocation) {
+	p.submit(&WorkItem{Activity: &inv, key: workKey{inv.InstanceID, inv.TaskID}})
+}
+
+// submitEpisode hands an episode to the workers.
+func (p *RemoteWorkers) submitEpisode(work *OrchestrationWork) {
+	p.submit(&WorkItem{Orchestration: work, key: workKey{work.InstanceID, orchestrationTask}})
+}
+
+// ExecutionID names one generation of an instance in the durabletask protocol
+// (which gives every continue-as-new a new execution id).
+func ExecutionID(gen uint32) string { return fmt.Sprintf("gen-%d", gen) }

@@ -1,0 +1,159 @@
+package actors
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/workflow"
+)
+
+// The part of a workflow actor's lifecycle that differs when the workflow's code
+// runs on a remote worker (row.Remote). Inputs are held in the inbox; an
+// "episode" hands the worker the history so far plus the held inputs, and its
+// answer is recorded like the in-process executor's outcome: the inputs and the
+// actions appended to history, the actions turned into records and effects, all
+// in one commit. At most one episode is outstanding; inputs that arrive meanwhile
+// wait for the next one.
+
+// loadHeld reads the held inputs and makes sure the pending episode is with the
+// workers (after a restart, nothing is).
+func (w *workflowActor) loadHeld() error {
+	err := w.h.db.Inbox(w.part, w.id, func(seq uint64, b []byte) error {
+		ev, err := workflow.DecodeEvent(b)
+		if err != nil {
+			return err
+		}
+		w.held = append(w.held, heldEvent{seq, ev})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load held events of %s: %w", w.id, err)
+	}
+	if w.h.remote == nil {
+		w.h.log.Warn("instance runs on remote workers, but they are off on this node (serve with --grpc)", "instance", w.id, "workflow", w.row.Name)
+		return nil
+	}
+	if ep := w.h.remote.outstandingEpisode(w.id); ep != nil && ep.gen == w.row.Generation && ep.episode == w.row.Episode && ep.inputs <= len(w.held) {
+		w.episode = ep // still with the workers from before the passivation
+		return nil
+	}
+	w.dispatchEpisode()
+	return nil
+}
+
+// episodeReady reports whether the instance may run an episode now.
+func (w *workflowActor) episodeReady() bool {
+	if w.row == nil || !w.row.Remote || w.h.remote == nil || w.episode != nil || len(w.held) == 0 {
+		return false
+	}
+	switch w.row.Status {
+	case storage.Running:
+		return true
+	case storage.Pending:
+		_, scheduled := w.reminders["start"]
+		return !scheduled // started, waiting for its first episode
+	}
+	return false
+}
+
+// dispatchEpisode hands the next episode to the workers, if one is due.
+func (w *workflowActor) dispatchEpisode() {
+	if !w.episodeReady() {
+		return
+	}
+	news := make([]workflow.Event, 0, len(w.held)+1)
+	news = append(news, workflow.Event{Kind: workflow.EpisodeStarted, Time: w.now})
+	for _, h := range w.held {
+		news = append(news, h.ev)
+	}
+	w.episode = &OrchestrationWork{
+		InstanceID:  w.id,
+		ExecutionID: ExecutionID(w.row.Generation),
+		Name:        w.row.Name,
+		Past:        slices.Clip(w.past), // w.past only grows past this length
+		New:         news,
+		gen:         w.row.Generation,
+		episode:     w.row.Episode,
+		inputs:      len(w.held),
+	}
+	w.h.remote.submitEpisode(w.episode)
+}
+
+// episodeDone records a worker's answer to the outstanding episode.
+func (w *workflowActor) episodeDone(m episodeDone) error {
+	e := m.work
+	if w.row == nil || !w.row.Remote || w.row.Status.Terminal() ||
+		e.gen != w.row.Generation || e.episode != w.row.Episode || e.inputs > len(w.held) {
+		w.h.stats.IgnoredDuplicates.Add(1)
+		return nil // an answer to an episode that no longer applies
+	}
+	w.episode = nil
+	t := w.newTxn()
+	for _, h := range w.held[:e.inputs] {
+		t.b.DeleteInboxEntry(w.part, w.id, h.seq)
+	}
+	w.held = w.held[e.inputs:]
+	w.row.Episode++
+	if w.row.Status == storage.Pending {
+		w.row.Status = storage.Running
+	}
+	for i := range m.result.Actions {
+		m.result.Actions[i].Time = w.now // the worker's actions happen at this commit
+	}
+	o := &workflow.Outcome{Actions: m.result.Actions, CustomStatus: m.result.CustomStatus,
+		CustomStatusSet: m.result.CustomStatusSet, Carry: m.result.Carry}
+	if err := w.record(t, e.New, o); err != nil {
+		t.b.Close()
+		return err
+	}
+	if n := len(o.Actions); n > 0 && o.Actions[n-1].Kind == workflow.ContinuedAsNew && !w.row.Status.Terminal() {
+		last := o.Actions[n-1]
+		w.dropOutstanding(t)
+		t.b.DeleteHistory(w.part, w.id, w.row.NextSeq)
+		w.row.NextSeq, w.row.Episode, w.past = 0, 0, nil
+		w.row.Generation++
+		w.row.Input = last.Data
+		w.children = map[int64]string{}
+		w.childInput = map[int64]childCall{}
+		if err := w.rehold(t, append([]workflow.Event{w.startedEvent(last.Data)}, o.Carry...)); err != nil {
+			t.b.Close()
+			return err
+		}
+	}
+	return w.commit(t)
+}
+
+// rehold puts evs in front of the held inputs: the start of a generation must be
+// the first thing its first episode sees.
+func (w *workflowActor) rehold(t *txn, evs []workflow.Event) error {
+	rest := w.held
+	for _, h := range rest {
+		t.b.DeleteInboxEntry(w.part, w.id, h.seq)
+	}
+	w.held = nil
+	all := slices.Concat(evs, heldEvents(rest))
+	return w.hold(t, all)
+}
+
+func heldEvents(hs []heldEvent) []workflow.Event {
+	evs := make([]workflow.Event, len(hs))
+	for i, h := range hs {
+		evs[i] = h.ev
+	}
+	return evs
+}
+
+// forgetRemoteWork withdraws the instance's unanswered items from the workers:
+// it finished, continued as new, or is being replaced.
+func (w *workflowActor) forgetRemoteWork() {
+	if w.h.remote == nil {
+		return
+	}
+	tasks := make([]int64, 0, len(w.activities))
+	for task := range w.activities {
+		tasks = append(tasks, task)
+	}
+	w.h.remote.forget(w.id, tasks, true)
+	w.episode = nil
+}

@@ -1,0 +1,171 @@
+package durabletask
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/api/durabletask/protos"
+	"github.com/weftrt/weft/workflow"
+)
+
+// weft's history events and durabletask's are the same model under other names:
+// weft's TaskID is durabletask's eventId of the scheduling event and the
+// taskScheduledId / timerId of its completion. The runtime markers (terminated,
+// suspended, resumed) have no place in what a worker replays: weft holds events
+// while an instance is suspended and never sends a terminated one a step.
+
+// historyEvents converts a history for a worker; events with no protocol
+// counterpart are left out.
+func historyEvents(evs []workflow.Event, o *actors.OrchestrationWork) []*protos.HistoryEvent {
+	out := make([]*protos.HistoryEvent, 0, len(evs))
+	for _, ev := range evs {
+		if he := historyEvent(ev, o); he != nil {
+			out = append(out, he)
+		}
+	}
+	return out
+}
+
+func historyEvent(ev workflow.Event, o *actors.OrchestrationWork) *protos.HistoryEvent {
+	he := &protos.HistoryEvent{EventId: -1, Timestamp: timestamppb.New(ev.Time)}
+	task := int32(ev.TaskID)
+	switch ev.Kind {
+	case workflow.EpisodeStarted:
+		he.EventType = &protos.HistoryEvent_OrchestratorStarted{OrchestratorStarted: &protos.OrchestratorStartedEvent{}}
+	case workflow.WorkflowStarted:
+		es := &protos.ExecutionStartedEvent{
+			Name:                  ev.Name,
+			Input:                 stringValue(ev.Data),
+			OrchestrationInstance: &protos.OrchestrationInstance{InstanceId: o.InstanceID, ExecutionId: optString(o.ExecutionID)},
+		}
+		if ev.Instance != "" {
+			es.ParentInstance = &protos.ParentInstanceInfo{TaskScheduledId: task,
+				OrchestrationInstance: &protos.OrchestrationInstance{InstanceId: ev.Instance}}
+		}
+		he.EventType = &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: es}
+	case workflow.ActivityScheduled:
+		he.EventId = task
+		he.EventType = &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{Name: ev.Name, Input: stringValue(ev.Data)}}
+	case workflow.ActivityCompleted:
+		he.EventType = &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{TaskScheduledId: task, Result: stringValue(ev.Data)}}
+	case workflow.ActivityFailed:
+		he.EventType = &protos.HistoryEvent_TaskFailed{TaskFailed: &protos.TaskFailedEvent{TaskScheduledId: task, FailureDetails: failureDetails(ev.Failure)}}
+	case workflow.TimerCreated:
+		he.EventId = task
+		he.EventType = &protos.HistoryEvent_TimerCreated{TimerCreated: &protos.TimerCreatedEvent{FireAt: timestamppb.New(ev.FireAt)}}
+	case workflow.TimerFired:
+		he.EventType = &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{TimerId: task, FireAt: timestamppb.New(ev.Time)}}
+	case workflow.ChildScheduled:
+		he.EventId = task
+		he.EventType = &protos.HistoryEvent_SubOrchestrationInstanceCreated{SubOrchestrationInstanceCreated: &protos.SubOrchestrationInstanceCreatedEvent{
+			InstanceId: ev.Instance, Name: ev.Name, Input: stringValue(ev.Data)}}
+	case workflow.ChildCompleted:
+		he.EventType = &protos.HistoryEvent_SubOrchestrationInstanceCompleted{SubOrchestrationInstanceCompleted: &protos.SubOrchestrationInstanceCompletedEvent{
+			TaskScheduledId: task, Result: stringValue(ev.Data)}}
+	case workflow.ChildFailed:
+		he.EventType = &protos.HistoryEvent_SubOrchestrationInstanceFailed{SubOrchestrationInstanceFailed: &protos.SubOrchestrationInstanceFailedEvent{
+			TaskScheduledId: task, FailureDetails: failureDetails(ev.Failure)}}
+	case workflow.EventRaised:
+		he.EventType = &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: ev.Name, Input: stringValue(ev.Data)}}
+	case workflow.EventSent:
+		he.EventId = task
+		he.EventType = &protos.HistoryEvent_EventSent{EventSent: &protos.EventSentEvent{InstanceId: ev.Instance, Name: ev.Name, Input: stringValue(ev.Data)}}
+	default:
+		return nil
+	}
+	return he
+}
+
+// orchestrationResult converts a worker's answer into the actions weft records.
+// The action that ends the workflow is moved last, whatever order it came in.
+func orchestrationResult(res *protos.OrchestratorResponse) (actors.OrchestrationResult, error) {
+	var out actors.OrchestrationResult
+	if cs := res.GetCustomStatus(); cs != nil {
+		out.CustomStatus, out.CustomStatusSet = []byte(cs.GetValue()), true
+	}
+	var end *workflow.Event
+	for _, a := range res.GetActions() {
+		task := int64(a.GetId())
+		switch x := a.GetOrchestratorActionType().(type) {
+		case *protos.OrchestratorAction_ScheduleTask:
+			t := x.ScheduleTask
+			if t.GetName() == "" {
+				return out, fmt.Errorf("action %d schedules an activity without a name", task)
+			}
+			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.ActivityScheduled, TaskID: task, Name: t.GetName(), Data: payload(t.GetInput())})
+		case *protos.OrchestratorAction_CreateSubOrchestration:
+			c := x.CreateSubOrchestration
+			id := c.GetInstanceId()
+			if id == "" {
+				id = fmt.Sprintf("%s:%04x", res.GetInstanceId(), task) // what the SDKs derive
+			}
+			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.ChildScheduled, TaskID: task, Name: c.GetName(), Instance: id, Data: payload(c.GetInput())})
+		case *protos.OrchestratorAction_CreateTimer:
+			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.TimerCreated, TaskID: task, FireAt: x.CreateTimer.GetFireAt().AsTime().UTC()})
+		case *protos.OrchestratorAction_SendEvent:
+			e := x.SendEvent
+			if e.GetInstance().GetInstanceId() == "" || e.GetName() == "" {
+				return out, fmt.Errorf("action %d sends an event without a target instance or a name", task)
+			}
+			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.EventSent, TaskID: task, Instance: e.GetInstance().GetInstanceId(), Name: e.GetName(), Data: payload(e.GetData())})
+		case *protos.OrchestratorAction_CompleteOrchestration:
+			ev, carry, err := completion(x.CompleteOrchestration)
+			if err != nil {
+				return out, fmt.Errorf("action %d: %w", task, err)
+			}
+			end, out.Carry = &ev, carry
+		case *protos.OrchestratorAction_TerminateOrchestration:
+			return out, fmt.Errorf("action %d terminates instance %s from a workflow, which weft does not support; terminate it through the client", task, x.TerminateOrchestration.GetInstanceId())
+		default:
+			return out, fmt.Errorf("action %d is of a kind weft does not know (%T)", task, x)
+		}
+	}
+	if end != nil {
+		out.Actions = append(out.Actions, *end)
+	}
+	return out, nil
+}
+
+func completion(c *protos.CompleteOrchestrationAction) (workflow.Event, []workflow.Event, error) {
+	switch c.GetOrchestrationStatus() {
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED:
+		return workflow.Event{Kind: workflow.WorkflowCompleted, Data: payload(c.GetResult())}, nil, nil
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED:
+		f := failureOf(c.GetFailureDetails())
+		if f == nil {
+			f = &workflow.Failure{Type: "WorkflowFailed", Message: c.GetDetails().GetValue()}
+		}
+		return workflow.Event{Kind: workflow.WorkflowFailed, Failure: f}, nil, nil
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW:
+		var carry []workflow.Event
+		for _, he := range c.GetCarryoverEvents() {
+			er := he.GetEventRaised()
+			if er == nil {
+				return workflow.Event{}, nil, fmt.Errorf("continue-as-new carries a %T event; only raised events can be carried over", he.GetEventType())
+			}
+			carry = append(carry, workflow.Event{Kind: workflow.EventRaised, Name: er.GetName(), Data: payload(er.GetInput()), Time: he.GetTimestamp().AsTime().UTC()})
+		}
+		return workflow.Event{Kind: workflow.ContinuedAsNew, Data: payload(c.GetResult())}, carry, nil
+	}
+	return workflow.Event{}, nil, fmt.Errorf("the workflow ends with status %s, which a workflow cannot give itself", c.GetOrchestrationStatus())
+}
+
+func failureDetails(f *workflow.Failure) *protos.TaskFailureDetails {
+	if f == nil {
+		return &protos.TaskFailureDetails{ErrorType: "Error", ErrorMessage: "failed"}
+	}
+	return &protos.TaskFailureDetails{ErrorType: f.Type, ErrorMessage: f.Message, StackTrace: optString(f.Stack), IsNonRetriable: f.NonRetriable}
+}
+
+func failureOf(fd *protos.TaskFailureDetails) *workflow.Failure {
+	if fd == nil {
+		return nil
+	}
+	msg := fd.GetErrorMessage()
+	for in := fd.GetInnerFailure(); in != nil; in = in.GetInnerFailure() {
+		msg += ": " + in.GetErrorType() + ": " + in.GetErrorMessage()
+	}
+	return &workflow.Failure{Type: fd.GetErrorType(), Message: msg, Stack: fd.GetStackTrace().GetValue(), NonRetriable: fd.GetIsNonRetriable()}
+}

@@ -1,0 +1,480 @@
+// Package durabletask serves the durabletask "sidecar" gRPC protocol
+// (TaskHubSidecarService), the one protocol through which Dapr's workflow SDKs
+// (Go, .NET, Java, Python, JavaScript) and durabletask-go's client talk to their
+// engine. With it, an existing Dapr workflow app runs on weft by pointing its
+// SDK at weft's gRPC address instead of the Dapr sidecar's.
+//
+// Two halves: the client calls (start, get, wait, raise, terminate, suspend,
+// resume, purge, query) map onto weft.Runtime's client methods; the worker calls
+// (GetWorkItems, CompleteOrchestratorTask, CompleteActivityTask) connect the
+// app's workers to the runtime's pool of remote workers (actors.RemoteWorkers),
+// which runs every workflow and activity not registered in this process.
+package durabletask
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/api/durabletask/protos"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Token, when set, is required in the "dapr-api-token" metadata of every call
+	// (as Dapr's sidecar requires it when DAPR_API_TOKEN is set).
+	Token  string
+	Logger *slog.Logger
+}
+
+// Server implements TaskHubSidecarService on a weft runtime.
+type Server struct {
+	protos.UnimplementedTaskHubSidecarServiceServer
+	rt   *weft.Runtime
+	pool *actors.RemoteWorkers // nil: the runtime was opened without RemoteWorkers
+	log  *slog.Logger
+}
+
+// New returns a server for rt. Remote workers can connect only if rt was opened
+// with Options.RemoteWorkers; without it the client calls still work.
+func New(rt *weft.Runtime, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Server{rt: rt, pool: rt.Host().RemoteWorkers(), log: opts.Logger}
+}
+
+// NewGRPCServer returns a grpc.Server serving s, with the token check when
+// opts.Token is set. Extra grpc options (TLS credentials) come last.
+func NewGRPCServer(s *Server, opts Options, extra ...grpc.ServerOption) *grpc.Server {
+	all := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(16 << 20), // histories of long workflows travel in one message
+		grpc.MaxSendMsgSize(64 << 20),
+	}
+	if opts.Token != "" {
+		all = append(all, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			if err := checkToken(ctx, opts.Token); err != nil {
+				return nil, err
+			}
+			return next(ctx, req)
+		}), grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+			if err := checkToken(ss.Context(), opts.Token); err != nil {
+				return err
+			}
+			return next(srv, ss)
+		}))
+	}
+	g := grpc.NewServer(append(all, extra...)...)
+	protos.RegisterTaskHubSidecarServiceServer(g, s)
+	return g
+}
+
+func checkToken(ctx context.Context, want string) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	got := md.Get("dapr-api-token")
+	if len(got) == 0 {
+		return status.Error(codes.Unauthenticated, "missing dapr-api-token metadata: this server requires an API token (set DAPR_API_TOKEN in the app)")
+	}
+	if subtle.ConstantTimeCompare([]byte(got[0]), []byte(want)) != 1 {
+		return status.Error(codes.Unauthenticated, "invalid dapr-api-token")
+	}
+	return nil
+}
+
+// Hello is the SDKs' connectivity check.
+func (s *Server) Hello(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+}
+
+// StartInstance schedules a workflow. The id-reuse policy applies its action when
+// the existing instance's status is one of the listed ones; otherwise an
+// existing id is AlreadyExists, as in durabletask's own backends.
+func (s *Server) StartInstance(ctx context.Context, req *protos.CreateInstanceRequest) (*protos.CreateInstanceResponse, error) {
+	if req.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "workflow name is empty: set the name of the workflow to start")
+	}
+	id := req.GetInstanceId()
+	opts := []weft.ScheduleOption{}
+	if id != "" {
+		opts = append(opts, weft.WithInstanceID(id))
+	}
+	if ts := req.GetScheduledStartTimestamp(); ts != nil {
+		opts = append(opts, weft.WithStartTime(ts.AsTime()))
+	}
+	if p := req.GetOrchestrationIdReusePolicy(); p != nil && id != "" {
+		st, err := s.rt.Status(ctx, id)
+		switch {
+		case errors.Is(err, weft.ErrInstanceNotFound):
+		case err != nil:
+			return nil, toStatus(err)
+		case !statusListed(p.GetOperationStatus(), st.Status):
+			return nil, status.Errorf(codes.AlreadyExists, "instance %s already exists (%s); its status is not one the id-reuse policy lists", id, st.Status)
+		case p.GetAction() == protos.CreateOrchestrationAction_IGNORE:
+			return &protos.CreateInstanceResponse{InstanceId: id}, nil
+		case p.GetAction() == protos.CreateOrchestrationAction_TERMINATE:
+			opts = append(opts, weft.WithReusePolicy(weft.ReuseTerminate))
+		}
+	}
+	got, err := s.rt.Schedule(ctx, req.GetName(), payload(req.GetInput()), opts...)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &protos.CreateInstanceResponse{InstanceId: got}, nil
+}
+
+func statusListed(list []protos.OrchestrationStatus, st weft.RuntimeStatus) bool {
+	for _, s := range list {
+		if s == protoStatus(st) {
+			return true
+		}
+	}
+	return false
+}
+
+// GetInstance returns an instance's state; a missing instance is exists=false,
+// which the SDKs turn into their own not-found error.
+func (s *Server) GetInstance(ctx context.Context, req *protos.GetInstanceRequest) (*protos.GetInstanceResponse, error) {
+	st, err := s.rt.Status(ctx, req.GetInstanceId())
+	return instanceResponse(st, err, req.GetGetInputsAndOutputs())
+}
+
+// WaitForInstanceStart returns once the instance left PENDING: for a workflow run
+// by a remote worker, once its first episode is committed.
+func (s *Server) WaitForInstanceStart(ctx context.Context, req *protos.GetInstanceRequest) (*protos.GetInstanceResponse, error) {
+	st, err := s.rt.WaitForStart(ctx, req.GetInstanceId())
+	return instanceResponse(st, err, req.GetGetInputsAndOutputs())
+}
+
+// WaitForInstanceCompletion returns once the instance finished. Both waits are
+// woken by the runtime's commits, not by polling.
+func (s *Server) WaitForInstanceCompletion(ctx context.Context, req *protos.GetInstanceRequest) (*protos.GetInstanceResponse, error) {
+	st, err := s.rt.WaitForCompletion(ctx, req.GetInstanceId())
+	return instanceResponse(st, err, req.GetGetInputsAndOutputs())
+}
+
+func instanceResponse(st *weft.InstanceStatus, err error, payloads bool) (*protos.GetInstanceResponse, error) {
+	if errors.Is(err, weft.ErrInstanceNotFound) {
+		return &protos.GetInstanceResponse{Exists: false}, nil
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &protos.GetInstanceResponse{Exists: true, OrchestrationState: orchestrationState(st, payloads)}, nil
+}
+
+func orchestrationState(st *weft.InstanceStatus, payloads bool) *protos.OrchestrationState {
+	o := &protos.OrchestrationState{
+		InstanceId:           st.ID,
+		Name:                 st.Name,
+		OrchestrationStatus:  protoStatus(st.Status),
+		CreatedTimestamp:     timestamp(st.CreatedAt),
+		LastUpdatedTimestamp: timestamp(st.LastUpdatedAt),
+		CustomStatus:         stringValue(st.CustomStatus),
+	}
+	if !st.ScheduledStartAt.IsZero() {
+		o.ScheduledStartTimestamp = timestamp(st.ScheduledStartAt)
+	}
+	if payloads {
+		o.Input, o.Output = stringValue(st.Input), stringValue(st.Output)
+	}
+	if st.Failure != nil {
+		o.FailureDetails = &protos.TaskFailureDetails{ErrorType: st.Failure.Type, ErrorMessage: st.Failure.Message,
+			StackTrace: optString(st.Failure.Stack), IsNonRetriable: st.Failure.NonRetriable}
+	}
+	return o
+}
+
+// RaiseEvent delivers an event; events for a finished instance are dropped.
+func (s *Server) RaiseEvent(ctx context.Context, req *protos.RaiseEventRequest) (*protos.RaiseEventResponse, error) {
+	if err := s.rt.RaiseEvent(ctx, req.GetInstanceId(), req.GetName(), payload(req.GetInput())); err != nil {
+		return nil, toStatus(err)
+	}
+	return &protos.RaiseEventResponse{}, nil
+}
+
+// TerminateInstance terminates an instance and, if recursive, its children.
+func (s *Server) TerminateInstance(ctx context.Context, req *protos.TerminateRequest) (*protos.TerminateResponse, error) {
+	opts := weft.TerminateOptions{Recursive: req.GetRecursive()}
+	if out := payload(req.GetOutput()); out != nil {
+		opts.Reason = out
+	}
+	if err := s.rt.Terminate(ctx, req.GetInstanceId(), opts); err != nil {
+		return nil, toStatus(err)
+	}
+	return &protos.TerminateResponse{}, nil
+}
+
+// SuspendInstance pauses an instance.
+func (s *Server) SuspendInstance(ctx context.Context, req *protos.SuspendRequest) (*protos.SuspendResponse, error) {
+	if err := s.rt.Suspend(ctx, req.GetInstanceId(), req.GetReason().GetValue()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &protos.SuspendResponse{}, nil
+}
+
+// ResumeInstance resumes a suspended instance.
+func (s *Server) ResumeInstance(ctx context.Context, req *protos.ResumeRequest) (*protos.ResumeResponse, error) {
+	if err := s.rt.Resume(ctx, req.GetInstanceId(), req.GetReason().GetValue()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &protos.ResumeResponse{}, nil
+}
+
+// PurgeInstances deletes one finished instance (recursively with its children if
+// asked) or every finished instance a filter matches. A missing instance is a
+// count of 0, which the SDKs report as not found; a running one is refused.
+func (s *Server) PurgeInstances(ctx context.Context, req *protos.PurgeInstancesRequest) (*protos.PurgeInstancesResponse, error) {
+	opts := weft.PurgeOptions{Recursive: req.GetRecursive()}
+	if f := req.GetPurgeInstanceFilter(); f != nil {
+		n, err := s.purgeMatching(ctx, f, opts)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &protos.PurgeInstancesResponse{DeletedInstanceCount: n}, nil
+	}
+	err := s.rt.Purge(ctx, req.GetInstanceId(), opts)
+	switch {
+	case errors.Is(err, weft.ErrInstanceNotFound):
+		return &protos.PurgeInstancesResponse{DeletedInstanceCount: 0}, nil
+	case err != nil:
+		return nil, toStatus(err)
+	}
+	return &protos.PurgeInstancesResponse{DeletedInstanceCount: 1}, nil
+}
+
+func (s *Server) purgeMatching(ctx context.Context, f *protos.PurgeInstanceFilter, opts weft.PurgeOptions) (int32, error) {
+	q := weft.ListQuery{PageSize: 1000}
+	if f.GetCreatedTimeFrom() != nil {
+		q.CreatedFrom = f.GetCreatedTimeFrom().AsTime()
+	}
+	if f.GetCreatedTimeTo() != nil {
+		q.CreatedTo = f.GetCreatedTimeTo().AsTime()
+	}
+	for _, st := range f.GetRuntimeStatus() {
+		ws, ok := weftStatus(st)
+		if !ok {
+			return 0, status.Errorf(codes.InvalidArgument, "purge filter: unsupported status %s", st)
+		}
+		if ws.Finished() {
+			q.Statuses = append(q.Statuses, ws)
+		}
+	}
+	if len(f.GetRuntimeStatus()) == 0 {
+		q.Statuses = []weft.RuntimeStatus{weft.StatusCompleted, weft.StatusFailed, weft.StatusTerminated}
+	}
+	if len(q.Statuses) == 0 {
+		return 0, nil // only running statuses: nothing can be purged
+	}
+	var ids []string
+	for {
+		page, err := s.rt.List(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		for _, in := range page.Instances {
+			ids = append(ids, in.ID)
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		q.PageToken = page.NextPageToken
+	}
+	var n int32
+	for _, id := range ids {
+		err := s.rt.Purge(ctx, id, opts)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, weft.ErrInstanceNotFound):
+			// purged meanwhile, e.g. as a child of another match
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// QueryInstances lists instances with weft's filters and paging; the page token
+// is weft's listing token. An id prefix filters each page.
+func (s *Server) QueryInstances(ctx context.Context, req *protos.QueryInstancesRequest) (*protos.QueryInstancesResponse, error) {
+	qq := req.GetQuery()
+	q := weft.ListQuery{PageSize: int(qq.GetMaxInstanceCount()), PageToken: qq.GetContinuationToken().GetValue()}
+	if q.PageSize <= 0 || q.PageSize > 1000 {
+		q.PageSize = 100
+	}
+	if qq.GetCreatedTimeFrom() != nil {
+		q.CreatedFrom = qq.GetCreatedTimeFrom().AsTime()
+	}
+	if qq.GetCreatedTimeTo() != nil {
+		q.CreatedTo = qq.GetCreatedTimeTo().AsTime()
+	}
+	for _, st := range qq.GetRuntimeStatus() {
+		ws, ok := weftStatus(st)
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "query: unsupported status %s", st)
+		}
+		q.Statuses = append(q.Statuses, ws)
+	}
+	page, err := s.rt.List(ctx, q)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	prefix := qq.GetInstanceIdPrefix().GetValue()
+	resp := &protos.QueryInstancesResponse{}
+	for _, in := range page.Instances {
+		if !strings.HasPrefix(in.ID, prefix) {
+			continue
+		}
+		st, err := s.rt.Status(ctx, in.ID)
+		if errors.Is(err, weft.ErrInstanceNotFound) {
+			continue // purged since the listing
+		}
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp.OrchestrationState = append(resp.OrchestrationState, orchestrationState(st, qq.GetFetchInputsAndOutputs()))
+	}
+	if page.NextPageToken != "" {
+		resp.ContinuationToken = wrapperspb.String(page.NextPageToken)
+	}
+	return resp, nil
+}
+
+// The calls weft does not implement say so, and why, rather than failing silently.
+
+func (s *Server) RewindInstance(context.Context, *protos.RewindInstanceRequest) (*protos.RewindInstanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "weft does not rewind failed instances; start a new instance instead")
+}
+
+func (s *Server) CreateTaskHub(context.Context, *protos.CreateTaskHubRequest) (*protos.CreateTaskHubResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "weft has no task hubs to create: its data directory is the one store")
+}
+
+func (s *Server) DeleteTaskHub(context.Context, *protos.DeleteTaskHubRequest) (*protos.DeleteTaskHubResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "weft has no task hubs to delete; purge instances instead")
+}
+
+const noEntities = "weft does not implement durable entities; use a workflow per entity (see docs/patterns.md, the monitor pattern)"
+
+func (s *Server) SignalEntity(context.Context, *protos.SignalEntityRequest) (*protos.SignalEntityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, noEntities)
+}
+
+func (s *Server) GetEntity(context.Context, *protos.GetEntityRequest) (*protos.GetEntityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, noEntities)
+}
+
+func (s *Server) QueryEntities(context.Context, *protos.QueryEntitiesRequest) (*protos.QueryEntitiesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, noEntities)
+}
+
+func (s *Server) CleanEntityStorage(context.Context, *protos.CleanEntityStorageRequest) (*protos.CleanEntityStorageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, noEntities)
+}
+
+func (s *Server) CompleteEntityTask(context.Context, *protos.EntityBatchResult) (*protos.CompleteTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, noEntities)
+}
+
+// toStatus maps weft's errors onto gRPC codes.
+func toStatus(err error) error {
+	if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, weft.ErrInstanceNotFound):
+		code = codes.NotFound
+	case errors.Is(err, weft.ErrInstanceExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, weft.ErrNotFinished), errors.Is(err, weft.ErrNotRunning):
+		code = codes.FailedPrecondition
+	case errors.Is(err, weft.ErrInvalidInstanceID), errors.Is(err, weft.ErrInvalidInput),
+		errors.Is(err, weft.ErrEventNameMissing), errors.Is(err, weft.ErrWorkflowNotRegistered):
+		code = codes.InvalidArgument
+	case errors.Is(err, weft.ErrClosed), errors.Is(err, weft.ErrNotStarted):
+		code = codes.Unavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	}
+	return status.Error(code, err.Error())
+}
+
+func protoStatus(st weft.RuntimeStatus) protos.OrchestrationStatus {
+	switch st {
+	case weft.StatusRunning:
+		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
+	case weft.StatusCompleted:
+		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED
+	case weft.StatusFailed:
+		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED
+	case weft.StatusTerminated:
+		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED
+	case weft.StatusSuspended:
+		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED
+	}
+	return protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING
+}
+
+func weftStatus(st protos.OrchestrationStatus) (weft.RuntimeStatus, bool) {
+	switch st {
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING:
+		return weft.StatusRunning, true
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED:
+		return weft.StatusCompleted, true
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED:
+		return weft.StatusFailed, true
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED:
+		return weft.StatusTerminated, true
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED:
+		return weft.StatusSuspended, true
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING:
+		return weft.StatusPending, true
+	}
+	return "", false
+}
+
+// payload is a protocol payload (JSON text by the SDKs' convention) as the
+// bytes weft stores; absent is nil.
+func payload(v *wrapperspb.StringValue) []byte {
+	if v == nil {
+		return nil
+	}
+	return []byte(v.GetValue())
+}
+
+func stringValue(b []byte) *wrapperspb.StringValue {
+	if b == nil {
+		return nil
+	}
+	return wrapperspb.String(string(b))
+}
+
+func optString(s string) *wrapperspb.StringValue {
+	if s == "" {
+		return nil
+	}
+	return wrapperspb.String(s)
+}
+
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}

@@ -1,0 +1,281 @@
+package durabletask
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/api/durabletask/protos"
+	"github.com/weftrt/weft/workflow"
+)
+
+// The SDKs themselves are tested against the real binary in test/sdk (a module of
+// its own). These tests speak the protocol with weft's own generated client: the
+// error codes, the token, and one worker round trip.
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func serveTest(t *testing.T, token string) protos.TaskHubSidecarServiceClient {
+	t.Helper()
+	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = weft.RegisterWorkflow(rt, func(ctx *workflow.Context, in int) (int, error) { return in + 1, nil }, workflow.WithName("LocalInc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Token: token, Logger: quiet}
+	g := NewGRPCServer(New(rt, opts), opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(ln)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		rt.Close() // ends the worker streams
+		g.Stop()
+	})
+	return protos.NewTaskHubSidecarServiceClient(conn)
+}
+
+func wantCode(t *testing.T, what string, err error, code codes.Code) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Fatalf("%s: %v, want code %s", what, err, code)
+	}
+	if code != codes.OK && status.Convert(err).Message() == "" {
+		t.Fatalf("%s: no message", what)
+	}
+}
+
+func TestClientCallErrors(t *testing.T) {
+	c := serveTest(t, "")
+	ctx := context.Background()
+	_, err := c.Hello(ctx, &emptypb.Empty{})
+	wantCode(t, "hello", err, codes.OK)
+
+	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{InstanceId: "x"})
+	wantCode(t, "start without a name", err, codes.InvalidArgument)
+	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "bad/id"})
+	wantCode(t, "start with a bad id", err, codes.InvalidArgument)
+	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "x", Input: wrapperspb.String("{not json")})
+	wantCode(t, "start with input that is not JSON", err, codes.InvalidArgument)
+
+	got, err := c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "missing"})
+	if err != nil || got.GetExists() {
+		t.Fatalf("get of a missing instance: %v exists=%v, want exists=false", err, got.GetExists())
+	}
+	_, err = c.RaiseEvent(ctx, &protos.RaiseEventRequest{InstanceId: "missing", Name: "e"})
+	wantCode(t, "raise on a missing instance", err, codes.NotFound)
+	_, err = c.TerminateInstance(ctx, &protos.TerminateRequest{InstanceId: "missing"})
+	wantCode(t, "terminate a missing instance", err, codes.NotFound)
+	p, err := c.PurgeInstances(ctx, &protos.PurgeInstancesRequest{Request: &protos.PurgeInstancesRequest_InstanceId{InstanceId: "missing"}})
+	if err != nil || p.GetDeletedInstanceCount() != 0 {
+		t.Fatalf("purge of a missing instance: %v count=%d, want count 0", err, p.GetDeletedInstanceCount())
+	}
+	_, err = c.SignalEntity(ctx, &protos.SignalEntityRequest{})
+	wantCode(t, "entities", err, codes.Unimplemented)
+
+	// A local workflow through the protocol: exists, AlreadyExists, the reuse policy.
+	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "inc", Input: wrapperspb.String("41")})
+	wantCode(t, "start", err, codes.OK)
+	done, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "inc", GetInputsAndOutputs: true})
+	if err != nil || done.GetOrchestrationState().GetOutput().GetValue() != "42" ||
+		done.GetOrchestrationState().GetOrchestrationStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
+		t.Fatalf("wait for completion: %v %v", err, done)
+	}
+	noPayloads, _ := c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "inc"})
+	if noPayloads.GetOrchestrationState().GetInput() != nil || noPayloads.GetOrchestrationState().GetOutput() != nil {
+		t.Fatalf("get without payloads returned payloads: %v", noPayloads)
+	}
+	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "inc"})
+	wantCode(t, "start of a taken id", err, codes.AlreadyExists)
+	reuse := func(action protos.CreateOrchestrationAction, statuses ...protos.OrchestrationStatus) error {
+		_, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "inc", Input: wrapperspb.String("1"),
+			OrchestrationIdReusePolicy: &protos.OrchestrationIdReusePolicy{OperationStatus: statuses, Action: action}})
+		return err
+	}
+	completed := protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED
+	wantCode(t, "reuse policy not listing COMPLETED", reuse(protos.CreateOrchestrationAction_TERMINATE, protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED), codes.AlreadyExists)
+	wantCode(t, "reuse policy IGNORE", reuse(protos.CreateOrchestrationAction_IGNORE, completed), codes.OK)
+	wantCode(t, "reuse policy TERMINATE", reuse(protos.CreateOrchestrationAction_TERMINATE, completed), codes.OK)
+	again, _ := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "inc", GetInputsAndOutputs: true})
+	if again.GetOrchestrationState().GetOutput().GetValue() != "2" {
+		t.Fatalf("after TERMINATE reuse the instance ran again with input 1: %v", again)
+	}
+
+	q, err := c.QueryInstances(ctx, &protos.QueryInstancesRequest{Query: &protos.InstanceQuery{
+		RuntimeStatus: []protos.OrchestrationStatus{completed}, FetchInputsAndOutputs: true}})
+	if err != nil || len(q.GetOrchestrationState()) != 1 || q.GetOrchestrationState()[0].GetInstanceId() != "inc" {
+		t.Fatalf("query: %v %v", err, q)
+	}
+	p, err = c.PurgeInstances(ctx, &protos.PurgeInstancesRequest{Request: &protos.PurgeInstancesRequest_PurgeInstanceFilter{
+		PurgeInstanceFilter: &protos.PurgeInstanceFilter{CreatedTimeFrom: timestamppb.New(time.Now().Add(-time.Hour))}}})
+	if err != nil || p.GetDeletedInstanceCount() != 1 {
+		t.Fatalf("purge by filter: %v count=%d, want 1", err, p.GetDeletedInstanceCount())
+	}
+}
+
+func TestToken(t *testing.T) {
+	c := serveTest(t, "s3cret")
+	_, err := c.Hello(context.Background(), &emptypb.Empty{})
+	wantCode(t, "no token", err, codes.Unauthenticated)
+	bad := metadata.AppendToOutgoingContext(context.Background(), "dapr-api-token", "nope")
+	_, err = c.Hello(bad, &emptypb.Empty{})
+	wantCode(t, "wrong token", err, codes.Unauthenticated)
+	good := metadata.AppendToOutgoingContext(context.Background(), "dapr-api-token", "s3cret")
+	_, err = c.Hello(good, &emptypb.Empty{})
+	wantCode(t, "right token", err, codes.OK)
+	stream, err := c.GetWorkItems(context.Background(), &protos.GetWorkItemsRequest{})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	wantCode(t, "worker stream without a token", err, codes.Unauthenticated)
+}
+
+// TestWorkerRoundTrip plays a worker by hand: an episode, an activity, the next
+// episode with the activity's result, completion.
+func TestWorkerRoundTrip(t *testing.T) {
+	c := serveTest(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Remote", InstanceId: "rt", Input: wrapperspb.String("5")}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "rt"})
+	if st.GetOrchestrationState().GetOrchestrationStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING {
+		t.Fatalf("before the first episode: %v", st.GetOrchestrationState().GetOrchestrationStatus())
+	}
+
+	wi, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	or := wi.GetOrchestratorRequest()
+	if or == nil || or.GetInstanceId() != "rt" || len(or.GetPastEvents()) != 0 || len(or.GetNewEvents()) != 2 ||
+		or.GetNewEvents()[0].GetOrchestratorStarted() == nil || or.GetNewEvents()[1].GetExecutionStarted().GetInput().GetValue() != "5" {
+		t.Fatalf("first episode: %v", wi)
+	}
+	_, err = c.CompleteOrchestratorTask(ctx, &protos.OrchestratorResponse{InstanceId: "rt", CustomStatus: wrapperspb.String("step 1"),
+		Actions: []*protos.OrchestratorAction{{Id: 0, OrchestratorActionType: &protos.OrchestratorAction_ScheduleTask{
+			ScheduleTask: &protos.ScheduleTaskAction{Name: "Double", Input: wrapperspb.String("5")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := c.WaitForInstanceStart(ctx, &protos.GetInstanceRequest{InstanceId: "rt"})
+	if err != nil || started.GetOrchestrationState().GetOrchestrationStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING ||
+		started.GetOrchestrationState().GetCustomStatus().GetValue() != "step 1" {
+		t.Fatalf("after the first episode: %v %v", err, started)
+	}
+
+	wi, err = stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar := wi.GetActivityRequest()
+	if ar == nil || ar.GetName() != "Double" || ar.GetTaskId() != 0 || ar.GetOrchestrationInstance().GetInstanceId() != "rt" {
+		t.Fatalf("activity: %v", wi)
+	}
+	_, err = c.CompleteActivityTask(ctx, &protos.ActivityResponse{InstanceId: "rt", TaskId: 0, Result: wrapperspb.String("10")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CompleteActivityTask(ctx, &protos.ActivityResponse{InstanceId: "rt", TaskId: 0, Result: wrapperspb.String("10")})
+	wantCode(t, "a second answer to the same activity", err, codes.NotFound)
+
+	wi, err = stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	or = wi.GetOrchestratorRequest()
+	past, news := or.GetPastEvents(), or.GetNewEvents()
+	if len(past) != 3 || past[2].GetTaskScheduled().GetName() != "Double" || past[2].GetEventId() != 0 ||
+		len(news) != 2 || news[1].GetTaskCompleted().GetResult().GetValue() != "10" || news[1].GetTaskCompleted().GetTaskScheduledId() != 0 {
+		t.Fatalf("second episode: past %v new %v", past, news)
+	}
+	_, err = c.CompleteOrchestratorTask(ctx, &protos.OrchestratorResponse{InstanceId: "rt",
+		Actions: []*protos.OrchestratorAction{{Id: 1, OrchestratorActionType: &protos.OrchestratorAction_CompleteOrchestration{
+			CompleteOrchestration: &protos.CompleteOrchestrationAction{
+				OrchestrationStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, Result: wrapperspb.String("10")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "rt", GetInputsAndOutputs: true})
+	if err != nil || done.GetOrchestrationState().GetOutput().GetValue() != "10" {
+		t.Fatalf("completion: %v %v", err, done)
+	}
+	_, err = c.PurgeInstances(ctx, &protos.PurgeInstancesRequest{Request: &protos.PurgeInstancesRequest_InstanceId{InstanceId: "rt"}})
+	wantCode(t, "purge", err, codes.OK)
+}
+
+func TestPurgeRunningRefused(t *testing.T) {
+	c := serveTest(t, "")
+	ctx := context.Background()
+	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "NoWorkerYet", InstanceId: "run"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.PurgeInstances(ctx, &protos.PurgeInstancesRequest{Request: &protos.PurgeInstancesRequest_InstanceId{InstanceId: "run"}})
+	wantCode(t, "purge of an unfinished instance", err, codes.FailedPrecondition)
+	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = c.WaitForInstanceStart(wctx, &protos.GetInstanceRequest{InstanceId: "run"})
+	wantCode(t, "wait for a start that cannot happen (no worker)", err, codes.DeadlineExceeded)
+}
+
+func TestOrchestrationResultRejects(t *testing.T) {
+	cases := []struct {
+		name   string
+		action *protos.OrchestratorAction
+	}{
+		{"terminate from a workflow", &protos.OrchestratorAction{OrchestratorActionType: &protos.OrchestratorAction_TerminateOrchestration{
+			TerminateOrchestration: &protos.TerminateOrchestrationAction{InstanceId: "other"}}}},
+		{"activity without a name", &protos.OrchestratorAction{OrchestratorActionType: &protos.OrchestratorAction_ScheduleTask{
+			ScheduleTask: &protos.ScheduleTaskAction{}}}},
+		{"event without a target", &protos.OrchestratorAction{OrchestratorActionType: &protos.OrchestratorAction_SendEvent{
+			SendEvent: &protos.SendEventAction{Name: "e"}}}},
+		{"completion as TERMINATED", &protos.OrchestratorAction{OrchestratorActionType: &protos.OrchestratorAction_CompleteOrchestration{
+			CompleteOrchestration: &protos.CompleteOrchestrationAction{OrchestrationStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED}}}},
+		{"no action type", &protos.OrchestratorAction{}},
+	}
+	for _, c := range cases {
+		if _, err := orchestrationResult(&protos.OrchestratorResponse{InstanceId: "i", Actions: []*protos.OrchestratorAction{c.action}}); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+	// The completing action goes last whatever its position; a child without an id
+	// gets the id the SDKs derive.
+	res, err := orchestrationResult(&protos.OrchestratorResponse{InstanceId: "p", Actions: []*protos.OrchestratorAction{
+		{Id: 2, OrchestratorActionType: &protos.OrchestratorAction_CompleteOrchestration{CompleteOrchestration: &protos.CompleteOrchestrationAction{
+			OrchestrationStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}},
+		{Id: 1, OrchestratorActionType: &protos.OrchestratorAction_CreateSubOrchestration{CreateSubOrchestration: &protos.CreateSubOrchestrationAction{Name: "Child"}}},
+	}})
+	if err != nil || len(res.Actions) != 2 || res.Actions[1].Kind != workflow.WorkflowCompleted || res.Actions[0].Instance != "p:0001" {
+		t.Fatalf("reordered result: %v %+v", err, res.Actions)
+	}
+}

@@ -1,0 +1,113 @@
+package durabletask
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/api/durabletask/protos"
+	"github.com/weftrt/weft/workflow"
+)
+
+// GetWorkItems is a worker's stream: it receives the episodes and activity
+// attempts that no in-process code runs, for as long as it stays connected. When
+// the stream ends, whatever it had not answered goes to another worker.
+func (s *Server) GetWorkItems(_ *protos.GetWorkItemsRequest, stream grpc.ServerStreamingServer[protos.WorkItem]) error {
+	if s.pool == nil {
+		return status.Error(codes.FailedPrecondition, "remote workers are off on this server: run `weft serve` with gRPC enabled")
+	}
+	ctx := stream.Context()
+	w := s.pool.Connect(peerOf(ctx))
+	defer w.Disconnect()
+	for {
+		it, err := w.Next(ctx)
+		if err != nil {
+			if errors.Is(err, actors.ErrClosed) {
+				return status.Error(codes.Unavailable, "weft is shutting down")
+			}
+			return nil // the worker went away
+		}
+		if err := stream.Send(workItem(it)); err != nil {
+			s.log.Debug("sending a work item failed; the worker's items go to another worker", "peer", peerOf(ctx), "err", err)
+			return err
+		}
+	}
+}
+
+// CompleteOrchestratorTask applies a worker's answer to an episode. It returns
+// once the episode's outcome is committed.
+func (s *Server) CompleteOrchestratorTask(ctx context.Context, res *protos.OrchestratorResponse) (*protos.CompleteTaskResponse, error) {
+	if s.pool == nil {
+		return nil, status.Error(codes.FailedPrecondition, "remote workers are off on this server")
+	}
+	result, err := orchestrationResult(res)
+	if err != nil {
+		// The worker sent something weft cannot record: the workflow fails with
+		// the reason rather than waiting forever for a better answer.
+		s.log.Warn("a worker's answer cannot be recorded; the workflow fails", "instance", res.GetInstanceId(), "err", err)
+		result = actors.OrchestrationResult{Actions: []workflow.Event{{Kind: workflow.WorkflowFailed,
+			Failure: &workflow.Failure{Type: "UnsupportedAction", Message: err.Error(), NonRetriable: true}}}}
+	}
+	if err := s.pool.CompleteOrchestration(ctx, peerOf(ctx), res.GetInstanceId(), result); err != nil {
+		return nil, completionStatus(err)
+	}
+	return &protos.CompleteTaskResponse{}, nil
+}
+
+// CompleteActivityTask reports an activity attempt's outcome.
+func (s *Server) CompleteActivityTask(ctx context.Context, res *protos.ActivityResponse) (*protos.CompleteTaskResponse, error) {
+	if s.pool == nil {
+		return nil, status.Error(codes.FailedPrecondition, "remote workers are off on this server")
+	}
+	var failure *workflow.Failure
+	if fd := res.GetFailureDetails(); fd != nil {
+		failure = failureOf(fd)
+	}
+	err := s.pool.CompleteActivity(peerOf(ctx), res.GetInstanceId(), int64(res.GetTaskId()), payload(res.GetResult()), failure)
+	if err != nil {
+		return nil, completionStatus(err)
+	}
+	return &protos.CompleteTaskResponse{}, nil
+}
+
+func completionStatus(err error) error {
+	if errors.Is(err, actors.ErrNotAssigned) {
+		return status.Error(codes.NotFound, err.Error()+" (it was answered already, withdrawn, or handed to another worker)")
+	}
+	return toStatus(err)
+}
+
+// peerOf names the connection a call came on: a worker's responses come on the
+// connection its stream uses.
+func peerOf(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// workItem turns a pool item into its protocol form.
+func workItem(it *actors.WorkItem) *protos.WorkItem {
+	if o := it.Orchestration; o != nil {
+		return &protos.WorkItem{Request: &protos.WorkItem_OrchestratorRequest{OrchestratorRequest: &protos.OrchestratorRequest{
+			InstanceId:  o.InstanceID,
+			ExecutionId: optString(o.ExecutionID),
+			PastEvents:  historyEvents(o.Past, o),
+			NewEvents:   historyEvents(o.New, o),
+		}}}
+	}
+	a := it.Activity
+	return &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: &protos.ActivityRequest{
+		Name:  a.Name,
+		Input: stringValue(a.Input),
+		OrchestrationInstance: &protos.OrchestrationInstance{
+			InstanceId: a.InstanceID, ExecutionId: optString(actors.ExecutionID(a.Gen)),
+		},
+		TaskId: int32(a.TaskID),
+	}}}
+}

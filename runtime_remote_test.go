@@ -1,0 +1,387 @@
+package weft_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/workflow"
+)
+
+// These tests drive the runtime's pool of remote workers directly, as
+// api/durabletask does for a gRPC worker: a fake worker takes items and answers
+// with actions it decides by hand. They pin what the protocol layer relies on:
+// episodes carry the history and the new inputs, answers are applied once, a
+// dropped worker's items go to another, and nothing is lost across a restart.
+
+func openRemote(t *testing.T, dir string) *weft.Runtime {
+	t.Helper()
+	rt, err := weft.Open(weft.Options{Dir: dir, Logger: quiet, RemoteWorkers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+// fakeWorker is one connected worker stream.
+type fakeWorker struct {
+	t    *testing.T
+	pool *actors.RemoteWorkers
+	w    *actors.RemoteWorker
+	peer string
+}
+
+func connect(t *testing.T, rt *weft.Runtime, peer string) *fakeWorker {
+	pool := rt.Host().RemoteWorkers()
+	fw := &fakeWorker{t: t, pool: pool, w: pool.Connect(peer), peer: peer}
+	t.Cleanup(fw.w.Disconnect)
+	return fw
+}
+
+func (f *fakeWorker) next() *actors.WorkItem {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	it, err := f.w.Next(ctx)
+	if err != nil {
+		f.t.Fatalf("worker %s: no work item: %v", f.peer, err)
+	}
+	return it
+}
+
+func (f *fakeWorker) nextEpisode() *actors.OrchestrationWork {
+	f.t.Helper()
+	it := f.next()
+	if it.Orchestration == nil {
+		f.t.Fatalf("worker %s: want an episode, got activity %+v", f.peer, it.Activity)
+	}
+	return it.Orchestration
+}
+
+func (f *fakeWorker) answer(id string, actions ...workflow.Event) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return f.pool.CompleteOrchestration(ctx, f.peer, id, actors.OrchestrationResult{Actions: actions})
+}
+
+func (f *fakeWorker) mustAnswer(id string, actions ...workflow.Event) {
+	f.t.Helper()
+	if err := f.answer(id, actions...); err != nil {
+		f.t.Fatalf("worker %s: answer for %s: %v", f.peer, id, err)
+	}
+}
+
+func kinds(evs []workflow.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Kind.String())
+	}
+	return out
+}
+
+func wantKinds(t *testing.T, what string, evs []workflow.Event, want ...string) {
+	t.Helper()
+	got := kinds(evs)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%s: kinds %v, want %v", what, got, want)
+	}
+}
+
+func status(t *testing.T, rt *weft.Runtime, id string) *weft.InstanceStatus {
+	t.Helper()
+	st, err := rt.Status(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestRemoteWorkflowLifecycle(t *testing.T) {
+	rt := openRemote(t, t.TempDir())
+	defer rt.Close()
+	ctx := context.Background()
+	id, err := rt.Schedule(ctx, "RemoteChain", 1, weft.WithInstanceID("r1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, rt, id); st.Status != weft.StatusPending {
+		t.Fatalf("before its first episode: %s, want PENDING", st.Status)
+	}
+	w := connect(t, rt, "w1")
+
+	ep := w.nextEpisode()
+	wantKinds(t, "first episode past", ep.Past)
+	wantKinds(t, "first episode new", ep.New, "episode-started", "workflow-started")
+	if ep.Name != "RemoteChain" || string(ep.New[1].Data) != "1" || ep.ExecutionID != actors.ExecutionID(0) {
+		t.Fatalf("first episode: %+v", ep)
+	}
+	w.mustAnswer(id, workflow.Event{Kind: workflow.ActivityScheduled, TaskID: 0, Name: "RemoteAdd", Data: []byte("1")})
+	if st := status(t, rt, id); st.Status != weft.StatusRunning {
+		t.Fatalf("after its first episode: %s, want RUNNING", st.Status)
+	}
+
+	act := w.next()
+	if act.Activity == nil || act.Activity.Name != "RemoteAdd" || act.Activity.TaskID != 0 || string(act.Activity.Input) != "1" {
+		t.Fatalf("want the RemoteAdd activity, got %+v", act)
+	}
+	if err := rt.RaiseEvent(ctx, id, "hello", "world"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.pool.CompleteActivity("w1", id, 0, []byte("2"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The event and the result arrive in one or two episodes, depending on timing.
+	var seen []string
+	for len(seen) < 2 {
+		ep = w.nextEpisode()
+		for _, ev := range ep.New[1:] {
+			seen = append(seen, ev.Kind.String())
+		}
+		if len(seen) < 2 {
+			w.mustAnswer(id)
+		}
+	}
+	wantKinds(t, "history before the last episode", ep.Past[:3], "episode-started", "workflow-started", "activity-scheduled")
+	w.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted, Data: []byte(`"done"`)})
+
+	st, err := rt.WaitForCompletion(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != weft.StatusCompleted || string(st.Output) != `"done"` {
+		t.Fatalf("final: %s %s", st.Status, st.Output)
+	}
+	// A second answer to an episode that was applied is refused, not applied.
+	if err := w.answer(id, workflow.Event{Kind: workflow.WorkflowFailed}); !errors.Is(err, actors.ErrNotAssigned) {
+		t.Fatalf("answer to an applied episode: %v, want ErrNotAssigned", err)
+	}
+	h, err := rt.History(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := h[len(h)-1]; last.Kind != workflow.WorkflowCompleted {
+		t.Fatalf("history ends with %s", last.Kind)
+	}
+}
+
+func TestRemoteWorkerDropReassigns(t *testing.T) {
+	rt := openRemote(t, t.TempDir())
+	defer rt.Close()
+	id, err := rt.Schedule(context.Background(), "RemoteOne", nil, weft.WithInstanceID("drop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1 := connect(t, rt, "w1")
+	w1.nextEpisode()
+	w2 := connect(t, rt, "w2")
+	// w2 may not answer what w1 holds.
+	if err := w2.answer(id, workflow.Event{Kind: workflow.WorkflowCompleted}); !errors.Is(err, actors.ErrNotAssigned) {
+		t.Fatalf("answer from the wrong connection: %v, want ErrNotAssigned", err)
+	}
+	w1.w.Disconnect()
+	ep := w2.nextEpisode() // the same episode, again
+	wantKinds(t, "re-sent episode", ep.New, "episode-started", "workflow-started")
+	if err := w1.answer(id, workflow.Event{Kind: workflow.WorkflowFailed}); !errors.Is(err, actors.ErrNotAssigned) {
+		t.Fatalf("late answer from the dropped worker: %v, want ErrNotAssigned", err)
+	}
+	w2.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted, Data: []byte("7")})
+	if st := status(t, rt, id); st.Status != weft.StatusCompleted || string(st.Output) != "7" {
+		t.Fatalf("final: %s %s", st.Status, st.Output)
+	}
+}
+
+func TestRemoteWorkSpreadsOverWorkers(t *testing.T) {
+	rt := openRemote(t, t.TempDir())
+	defer rt.Close()
+	ctx := context.Background()
+	for i := range 6 {
+		if _, err := rt.Schedule(ctx, "RemoteOne", nil, weft.WithInstanceID("s"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w1, w2 := connect(t, rt, "w1"), connect(t, rt, "w2")
+	got := map[string]string{}
+	for range 3 {
+		for _, w := range []*fakeWorker{w1, w2} {
+			ep := w.nextEpisode()
+			got[ep.InstanceID] = w.peer
+		}
+	}
+	if len(got) != 6 {
+		t.Fatalf("six episodes went to %d distinct instances: %v", len(got), got)
+	}
+	for id, peer := range got {
+		w := map[string]*fakeWorker{"w1": w1, "w2": w2}[peer]
+		w.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted})
+	}
+}
+
+func TestRemoteEpisodeSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	rt := openRemote(t, dir)
+	id, err := rt.Schedule(context.Background(), "RemoteTimer", nil, weft.WithInstanceID("restart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connect(t, rt, "w1")
+	w.nextEpisode()
+	w.mustAnswer(id, workflow.Event{Kind: workflow.ActivityScheduled, TaskID: 0, Name: "RemoteSlow"})
+	w.next() // the activity: taken, never answered before the node stops
+	if err := rt.RaiseEvent(context.Background(), id, "e", 1); err != nil {
+		t.Fatal(err)
+	}
+	ep := w.nextEpisode() // taken, never answered
+	wantKinds(t, "episode before the restart", ep.New, "episode-started", "event-raised")
+	w.w.Disconnect()
+	// An instance whose first episode no worker has taken yet: only its held
+	// start marks it as having work.
+	if _, err := rt.Schedule(context.Background(), "RemoteOne", nil, weft.WithInstanceID("never-taken")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rt = openRemote(t, dir)
+	defer rt.Close()
+	w = connect(t, rt, "w1-again")
+	items := []*actors.WorkItem{w.next(), w.next(), w.next()}
+	var sawActivity, sawEpisode, sawFirst bool
+	for _, it := range items {
+		switch {
+		case it.Activity != nil && it.Activity.Name == "RemoteSlow":
+			sawActivity = true
+		case it.Orchestration != nil && it.Orchestration.InstanceID == "never-taken":
+			sawFirst = true
+			wantKinds(t, "never-taken's first episode", it.Orchestration.New, "episode-started", "workflow-started")
+		case it.Orchestration != nil:
+			sawEpisode = true
+			wantKinds(t, "episode after the restart", it.Orchestration.New, "episode-started", "event-raised")
+			wantKinds(t, "its past", it.Orchestration.Past, "episode-started", "workflow-started", "activity-scheduled")
+		}
+	}
+	if !sawActivity || !sawEpisode || !sawFirst {
+		t.Fatalf("after the restart the worker got %+v, want the activity and the episode again", items)
+	}
+	w.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted})
+	if st := status(t, rt, id); st.Status != weft.StatusCompleted {
+		t.Fatalf("final: %s", st.Status)
+	}
+}
+
+func TestRemoteContinueAsNewCarriesEvents(t *testing.T) {
+	rt := openRemote(t, t.TempDir())
+	defer rt.Close()
+	ctx := context.Background()
+	id, err := rt.Schedule(ctx, "RemoteLoop", 0, weft.WithInstanceID("can"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connect(t, rt, "w1")
+	w.nextEpisode()
+	carried := workflow.Event{Kind: workflow.EventRaised, Name: "kept", Data: []byte(`"x"`), Time: time.Now()}
+	if err := w.pool.CompleteOrchestration(ctx, "w1", id, actors.OrchestrationResult{
+		Actions: []workflow.Event{{Kind: workflow.ContinuedAsNew, Data: []byte("1")}},
+		Carry:   []workflow.Event{carried},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ep := w.nextEpisode()
+	wantKinds(t, "the next generation's first episode past", ep.Past)
+	wantKinds(t, "its new events", ep.New, "episode-started", "workflow-started", "event-raised")
+	if string(ep.New[1].Data) != "1" || ep.New[2].Name != "kept" || ep.ExecutionID != actors.ExecutionID(1) {
+		t.Fatalf("next generation: %+v", ep)
+	}
+	w.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted, Data: []byte("2")})
+	st := status(t, rt, id)
+	if st.Status != weft.StatusCompleted || st.Generation != 1 || string(st.Input) != "1" {
+		t.Fatalf("final: %s gen %d input %s", st.Status, st.Generation, st.Input)
+	}
+}
+
+func TestRemoteTerminateWithdrawsWork(t *testing.T) {
+	rt := openRemote(t, t.TempDir())
+	defer rt.Close()
+	ctx := context.Background()
+	id, err := rt.Schedule(ctx, "RemoteOne", nil, weft.WithInstanceID("term"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connect(t, rt, "w1")
+	w.nextEpisode()
+	if err := rt.Terminate(ctx, id, weft.TerminateOptions{Reason: "stop"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.answer(id, workflow.Event{Kind: workflow.WorkflowCompleted}); !errors.Is(err, actors.ErrNotAssigned) {
+		t.Fatalf("answer after terminate: %v, want ErrNotAssigned", err)
+	}
+	if st := status(t, rt, id); st.Status != weft.StatusTerminated {
+		t.Fatalf("final: %s", st.Status)
+	}
+}
+
+// A workflow registered in-process may call an activity that only a remote
+// worker has.
+func TestLocalWorkflowCallsRemoteActivity(t *testing.T) {
+	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	err = weft.RegisterWorkflow(rt, func(ctx *workflow.Context, in int) (int, error) {
+		var out int
+		err := ctx.CallActivity("ElsewhereDouble", in).Await(&out)
+		return out, err
+	}, workflow.WithName("LocalCaller"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id, err := rt.Schedule(context.Background(), "LocalCaller", 21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connect(t, rt, "w1")
+	it := w.next()
+	if it.Activity == nil || it.Activity.Name != "ElsewhereDouble" {
+		t.Fatalf("want the remote activity, got %+v", it)
+	}
+	var in int
+	_ = json.Unmarshal(it.Activity.Input, &in)
+	if err := w.pool.CompleteActivity("w1", id, it.Activity.TaskID, []byte(strconv.Itoa(2*in)), nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := rt.WaitForCompletion(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != weft.StatusCompleted || string(st.Output) != "42" {
+		t.Fatalf("final: %s %s", st.Status, st.Output)
+	}
+}
+
+// Without remote workers, an unregistered workflow is refused at once.
+func TestUnregisteredWorkflowWithoutRemoteWorkers(t *testing.T) {
+	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Schedule(context.Background(), "Nowhere", nil); !errors.Is(err, weft.ErrWorkflowNotRegistered) {
+		t.Fatalf("schedule of an unregistered workflow: %v, want ErrWorkflowNotRegistered", err)
+	}
+}
