@@ -3,15 +3,18 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test vet fmt build bench run
+.PHONY: test vet fmt build bench run proto
 
 ## run: one node on the embedded default (HTTP on :3500, data in ./weft-data)
 run:
 	$(GO) run ./cmd/weft serve
 
-## test: vet, then every test with the race detector
+## test: vet, then every test with the race detector; then test/sdk, a module of its
+## own that runs Dapr's Go SDK, durabletask-go's client and a JavaScript worker
+## (@dapr/durabletask-js, installed with npm on first use) against `weft serve`
 test: vet
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+	cd test/sdk && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 vet:
 	$(GO) vet $(PKGS)
@@ -21,6 +24,12 @@ fmt:
 
 build:
 	$(GO) build $(PKGS)
+
+## proto: regenerate api/durabletask/protos (needs protoc, protoc-gen-go and
+## protoc-gen-go-grpc on PATH; the generated code is committed)
+proto:
+	cd api/durabletask/protos && protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative orchestrator_service.proto
 
 ## bench: the Go benchmarks of the executor and the runtime, then the side-by-side
 ## harness against durabletask-go and Restate (bench/, a module of its own):

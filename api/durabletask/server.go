@@ -182,13 +182,12 @@ func orchestrationState(st *weft.InstanceStatus, payloads bool) *protos.Orchestr
 		OrchestrationStatus:  protoStatus(st.Status),
 		CreatedTimestamp:     timestamp(st.CreatedAt),
 		LastUpdatedTimestamp: timestamp(st.LastUpdatedAt),
-		CustomStatus:         stringValue(st.CustomStatus),
 	}
 	if !st.ScheduledStartAt.IsZero() {
 		o.ScheduledStartTimestamp = timestamp(st.ScheduledStartAt)
 	}
-	if payloads {
-		o.Input, o.Output = stringValue(st.Input), stringValue(st.Output)
+	if payloads { // the SDKs count the custom status among the payloads
+		o.Input, o.Output, o.CustomStatus = stringValue(st.Input), stringValue(st.Output), stringValue(st.CustomStatus)
 	}
 	if st.Failure != nil {
 		o.FailureDetails = &protos.TaskFailureDetails{ErrorType: st.Failure.Type, ErrorMessage: st.Failure.Message,

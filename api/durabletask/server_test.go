@@ -190,7 +190,11 @@ func TestWorkerRoundTrip(t *testing.T) {
 	}
 	started, err := c.WaitForInstanceStart(ctx, &protos.GetInstanceRequest{InstanceId: "rt"})
 	if err != nil || started.GetOrchestrationState().GetOrchestrationStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING ||
-		started.GetOrchestrationState().GetCustomStatus().GetValue() != "step 1" {
+		started.GetOrchestrationState().GetCustomStatus() != nil {
+		t.Fatalf("after the first episode, without payloads: %v %v", err, started)
+	}
+	started, err = c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "rt", GetInputsAndOutputs: true})
+	if err != nil || started.GetOrchestrationState().GetCustomStatus().GetValue() != "step 1" {
 		t.Fatalf("after the first episode: %v %v", err, started)
 	}
 
