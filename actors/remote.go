@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/weftrt/weft/workflow"
 )
@@ -78,12 +79,13 @@ const orchestrationTask = -1 << 63
 type RemoteWorkers struct {
 	h *Host
 
-	mu      sync.Mutex
-	workers map[*RemoteWorker]struct{}
-	queue   []*WorkItem
-	items   map[workKey]*WorkItem // every unanswered item
-	changed chan struct{}         // closed and replaced whenever the queue or a worker's load changes
-	closed  bool
+	mu       sync.Mutex
+	lastIdle time.Time // when "no worker connected" was last logged
+	workers  map[*RemoteWorker]struct{}
+	queue    []*WorkItem
+	items    map[workKey]*WorkItem // every unanswered item
+	changed  chan struct{}         // closed and replaced whenever the queue or a worker's load changes
+	closed   bool
 }
 
 // RemoteWorker is one connected worker stream.
@@ -201,6 +203,15 @@ func (p *RemoteWorkers) submit(it *WorkItem) {
 	p.items[it.key] = it
 	p.queue = append(p.queue, it)
 	p.broadcast()
+	if len(p.workers) == 0 && time.Since(p.lastIdle) > 30*time.Second {
+		p.lastIdle = time.Now()
+		what := "episode of workflow " + it.key.instance
+		if it.Activity != nil {
+			what = "activity " + it.Activity.Name + " of " + it.key.instance
+		}
+		p.h.log.Warn("work waits for a remote worker: none is connected (start the app whose SDK worker runs it, pointed at this server's gRPC address)",
+			"work", what, "queued", len(p.queue))
+	}
 }
 
 // drop forgets an item wherever it is. Called with p.mu held.

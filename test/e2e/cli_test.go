@@ -216,7 +216,7 @@ func TestCLI(t *testing.T) {
 		if !strings.Contains(r.Stderr, "ERR_WORKFLOW_NOT_REGISTERED") {
 			t.Errorf("%s", r)
 		}
-		cli(t, exitUsage, "start", "ChainingWorkflow", "--id", "bad.id")
+		cli(t, exitUsage, "start", "ChainingWorkflow", "--id", "bad*id")
 		cli(t, exitUsage, "status", strings.Repeat("z", 65))
 		cli(t, exitUsage, "list", "--status", "BOGUS")
 	})

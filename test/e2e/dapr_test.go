@@ -320,14 +320,14 @@ func TestDaprErrors(t *testing.T) {
 			status             int
 			code               string
 		}{
-			{"POST", b + "dapr/OrderProcessingWorkflow/start?instanceID=bad.id", paperclips, 400, "ERR_INSTANCE_ID_INVALID"},
+			{"POST", b + "dapr/OrderProcessingWorkflow/start?instanceID=bad*id", paperclips, 400, "ERR_INSTANCE_ID_INVALID"},
 			{"POST", b + "dapr/OrderProcessingWorkflow/start?instanceID=has%20space", paperclips, 400, "ERR_INSTANCE_ID_INVALID"},
 			{"POST", b + "dapr/OrderProcessingWorkflow/start?instanceID=", paperclips, 400, "ERR_INSTANCE_ID_INVALID"},
 			{"POST", b + "dapr/OrderProcessingWorkflow/start?instanceID=" + long, paperclips, 400, "ERR_INSTANCE_ID_TOO_LONG"},
-			{"GET", b + "dapr/bad.id", "", 400, "ERR_INSTANCE_ID_INVALID"},
+			{"GET", b + "dapr/bad*id", "", 400, "ERR_INSTANCE_ID_INVALID"},
 			{"GET", b + "dapr/" + long, "", 400, "ERR_INSTANCE_ID_TOO_LONG"},
 			{"POST", b + "dapr/" + long + "/terminate", "", 400, "ERR_INSTANCE_ID_TOO_LONG"},
-			{"POST", b + "dapr/bad.id/raiseEvent/x", "", 400, "ERR_INSTANCE_ID_INVALID"},
+			{"POST", b + "dapr/bad*id/raiseEvent/x", "", 400, "ERR_INSTANCE_ID_INVALID"},
 			{"POST", b + "dapr//start", paperclips, 400, "ERR_WORKFLOW_NAME_MISSING"},
 			{"POST", b + "dapr/taken/raiseEvent/", "{}", 400, "ERR_WORKFLOW_EVENT_NAME_MISSING"},
 			{"POST", b + "dapr/taken/raiseEvent", "{}", 400, "ERR_WORKFLOW_EVENT_NAME_MISSING"},

@@ -117,7 +117,9 @@ func startServerEnv(t *testing.T, dataDir string, env []string, args ...string) 
 // empty if the process exited before logging its address.
 func tryStartServer(t *testing.T, dataDir string, env []string, args ...string) *server {
 	t.Helper()
-	all := append([]string{"serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--data", dataDir}, args...)
+	// gRPC is off: with it on, an unregistered workflow name waits for a remote
+	// worker instead of being refused, and test/sdk covers it.
+	all := append([]string{"serve", "--http", "127.0.0.1:0", "--grpc", "off", "--data", dataDir}, args...)
 	cmd := exec.Command(weftBin, all...)
 	cmd.Env = cleanEnv(env...)
 	stderr, err := cmd.StderrPipe()

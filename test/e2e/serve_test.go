@@ -110,7 +110,7 @@ func TestServeRefusesBusyAddress(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, t.TempDir())
 	addr := strings.TrimPrefix(s.URL, "http://")
-	r := wantCLI(t, 1, nil, "serve", "--http", addr, "--grpc", "127.0.0.1:0", "--data", t.TempDir())
+	r := wantCLI(t, 1, nil, "serve", "--http", addr, "--grpc", "off", "--data", t.TempDir())
 	if !strings.Contains(r.Stderr, "listen on "+addr) {
 		t.Errorf("%s", r)
 	}

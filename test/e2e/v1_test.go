@@ -275,7 +275,7 @@ func TestV1Routes(t *testing.T) {
 			{"POST", "/api/v1/instances", `{"name":"ChainingWorkflow","instanceId":"a/b"}`, 400, "ERR_INSTANCE_ID_INVALID"},
 			{"POST", "/api/v1/instances", `{"name":"ChainingWorkflow","instanceId":"` + long + `"}`, 400, "ERR_INSTANCE_ID_TOO_LONG"},
 			{"POST", "/api/v1/instances", `{"name":"ChainingWorkflow","input":"not an object"}`, 400, "ERR_INVALID_INPUT"},
-			{"GET", "/api/v1/instances/bad.id", "", 400, "ERR_INSTANCE_ID_INVALID"},
+			{"GET", "/api/v1/instances/bad*id", "", 400, "ERR_INSTANCE_ID_INVALID"},
 			{"GET", "/api/v1/instances/" + long, "", 400, "ERR_INSTANCE_ID_TOO_LONG"},
 			{"GET", "/api/v1/instances/nope", "", 404, "ERR_INSTANCE_ID_NOT_FOUND"},
 			{"POST", "/api/v1/instances/nope/events/x", "{}", 404, "ERR_INSTANCE_ID_NOT_FOUND"},
