@@ -14,6 +14,7 @@ run:
 ## (@dapr/durabletask-js, installed with npm on first use) against `weft serve`
 test: vet
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+	$(GO) test -count=1 -timeout 3m -run '^TestCluster' .
 	cd test/sdk && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 vet:
@@ -25,11 +26,12 @@ fmt:
 build:
 	$(GO) build $(PKGS)
 
-## proto: regenerate api/durabletask/protos (needs protoc, protoc-gen-go and
+## proto: regenerate api/durabletask/protos and cluster/wire (needs protoc, protoc-gen-go and
 ## protoc-gen-go-grpc on PATH; the generated code is committed)
 proto:
 	cd api/durabletask/protos && protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative orchestrator_service.proto
+	cd cluster/wire && protoc --go_out=. --go_opt=paths=source_relative envelope.proto
 
 ## bench: the Go benchmarks of the executor and the runtime, then the side-by-side
 ## harness against durabletask-go and Restate (bench/, a module of its own):

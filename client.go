@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/cluster"
 	"github.com/weftrt/weft/storage"
 	"github.com/weftrt/weft/workflow"
 )
@@ -27,6 +28,10 @@ var (
 	ErrInvalidInput          = workflow.ErrInvalidInput
 	ErrEventNameMissing      = errors.New("event name is empty")
 	ErrNotStarted            = errors.New("runtime not started: call Start first")
+	// ErrUnavailable: the instance's partition is held by a cluster node that is
+	// down (or moving for longer than the wait); errors.As with
+	// *cluster.UnavailableError says which node and when to retry.
+	ErrUnavailable = cluster.ErrUnavailable
 )
 
 // MaxInstanceIDLength is the longest instance id accepted.
@@ -147,6 +152,13 @@ func (r *Runtime) Status(ctx context.Context, id string) (*InstanceStatus, error
 	if err := ValidateInstanceID(id); err != nil {
 		return nil, err
 	}
+	if r.node != nil {
+		row, err := r.node.ReadInstance(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("status of %s: %w", id, err)
+		}
+		return statusOf(row), nil
+	}
 	row, err := r.db.Instance(r.host.Partition(id), id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("status of %s: %w", id, ErrInstanceNotFound)
@@ -163,6 +175,9 @@ func (r *Runtime) Status(ctx context.Context, id string) (*InstanceStatus, error
 // WaitForStart blocks until the instance has started (is no longer PENDING) or ctx
 // ends.
 func (r *Runtime) WaitForStart(ctx context.Context, id string) (*InstanceStatus, error) {
+	if r.node != nil {
+		return r.waitRemote(ctx, id, true)
+	}
 	return r.waitFor(ctx, id, func(row *storage.InstanceRecord) bool { return row.Status != storage.Pending })
 }
 
@@ -170,9 +185,29 @@ func (r *Runtime) WaitForStart(ctx context.Context, id string) (*InstanceStatus,
 // TERMINATED) or ctx ends. It is woken by the commit that finishes the instance,
 // not by polling.
 func (r *Runtime) WaitForCompletion(ctx context.Context, id string) (*InstanceStatus, error) {
+	if r.node != nil {
+		return r.waitRemote(ctx, id, false)
+	}
 	return r.waitFor(ctx, id, func(row *storage.InstanceRecord) bool {
 		return row.Status == storage.Completed || row.Status == storage.Failed || row.Status == storage.Terminated
 	})
+}
+
+// waitRemote waits on the node that serves the instance.
+func (r *Runtime) waitRemote(ctx context.Context, id string, forStart bool) (*InstanceStatus, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	row, err := r.node.WaitFor(ctx, id, forStart)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			if st, serr := r.Status(context.Background(), id); serr == nil {
+				return st, err // the caller's deadline: with the latest status, as locally
+			}
+		}
+		return nil, fmt.Errorf("wait for %s: %w", id, err)
+	}
+	return statusOf(row), nil
 }
 
 func (r *Runtime) waitFor(ctx context.Context, id string, cond func(*storage.InstanceRecord) bool) (*InstanceStatus, error) {
@@ -303,9 +338,19 @@ func (r *Runtime) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 		}
 		sq.Statuses = append(sq.Statuses, st)
 	}
-	page, err := r.db.ListInstances(sq)
-	if err == nil {
-		err = r.db.SyncVisible()
+	var page storage.ListPage
+	var err error
+	if r.node != nil {
+		var missing []string
+		page, missing, err = r.node.List(ctx, sq)
+		if len(missing) > 0 {
+			r.log.Warn("listing without the instances of nodes that are down", "nodes", missing)
+		}
+	} else {
+		page, err = r.db.ListInstances(sq)
+		if err == nil {
+			err = r.db.SyncVisible()
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
@@ -320,9 +365,19 @@ func (r *Runtime) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 // CountByStatus counts the stored instances of every status. It reads the whole
 // listing index: O(instances).
 func (r *Runtime) CountByStatus(ctx context.Context) (map[RuntimeStatus]int, error) {
-	counts, err := r.db.CountByStatus()
-	if err == nil {
-		err = r.db.SyncVisible()
+	var counts map[storage.Status]int
+	var err error
+	if r.node != nil {
+		var missing []string
+		counts, missing, err = r.node.Counts(ctx)
+		if len(missing) > 0 {
+			r.log.Warn("counting without the instances of nodes that are down", "nodes", missing)
+		}
+	} else {
+		counts, err = r.db.CountByStatus()
+		if err == nil {
+			err = r.db.SyncVisible()
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("count instances: %w", err)
@@ -338,6 +393,9 @@ func (r *Runtime) CountByStatus(ctx context.Context) (map[RuntimeStatus]int, err
 func (r *Runtime) History(ctx context.Context, id string) ([]workflow.Event, error) {
 	if err := ValidateInstanceID(id); err != nil {
 		return nil, err
+	}
+	if r.node != nil {
+		return r.node.History(ctx, id)
 	}
 	part := r.host.Partition(id)
 	if _, err := r.db.Instance(part, id); errors.Is(err, storage.ErrNotFound) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/cluster"
 	"github.com/weftrt/weft/reminders"
 	"github.com/weftrt/weft/storage"
 	"github.com/weftrt/weft/workflow"
@@ -50,6 +51,10 @@ type Options struct {
 	// a worker connects. Off (the default), scheduling an unregistered workflow
 	// fails with ErrWorkflowNotRegistered.
 	RemoteWorkers bool
+	// Cluster, when set, makes this runtime one node of a cluster (see package
+	// cluster): instances live on the node that holds their partition, any node
+	// takes any call, activities run on every live node.
+	Cluster *cluster.NodeConfig
 }
 
 // Runtime is one embedded weft node.
@@ -59,6 +64,8 @@ type Runtime struct {
 	reg  *workflow.Registry
 	host *actors.Host
 	log  *slog.Logger
+
+	node *cluster.Node // nil unless Options.Cluster
 
 	mu      sync.Mutex
 	started bool
@@ -121,6 +128,13 @@ func (r *Runtime) Start(ctx context.Context) error {
 	if r.started {
 		return nil
 	}
+	if r.opts.Cluster != nil {
+		node, err := cluster.StartNode(r.host, *r.opts.Cluster)
+		if err != nil {
+			return fmt.Errorf("weft: join the cluster: %w", err)
+		}
+		r.node = node
+	}
 	if err := r.host.Start(ctx); err != nil {
 		return fmt.Errorf("weft: start: %w", err)
 	}
@@ -139,11 +153,30 @@ func (r *Runtime) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	err := r.host.Close()
+	var err error
+	if r.node != nil {
+		err = r.node.Close()
+	}
+	if herr := r.host.Close(); err == nil {
+		err = herr
+	}
 	if cerr := r.db.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// Cluster returns the runtime's cluster node, or nil when it runs alone.
+func (r *Runtime) Cluster() *cluster.Node { return r.node }
+
+// LeaveCluster leaves the cluster gracefully before Close: the node hands every
+// partition it holds to its new owner (waiting at most until ctx ends), then
+// leaves the gossip. Without a cluster it does nothing.
+func (r *Runtime) LeaveCluster(ctx context.Context) error {
+	if r.node == nil {
+		return nil
+	}
+	return r.node.Leave(ctx)
 }
 
 // Host exposes the actor host, for the server and tests (metrics, counters).

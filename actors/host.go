@@ -83,6 +83,7 @@ type Host struct {
 	metrics    *metrics
 	dispatcher *workerDispatcher
 	remote     *RemoteWorkers // nil unless Options.RemoteWorkers
+	router     Router         // nil: a single node
 }
 
 // Stats are counters for metrics and tests.
@@ -238,6 +239,11 @@ func (h *Host) Partition(id string) uint16 { return placement.PartitionOf(id, h.
 // its reply. A message that raced a passivation is sent again to the next
 // activation; messages are idempotent, so a retry never applies twice.
 func (h *Host) Request(ctx context.Context, id string, msg any) error {
+	if h.router != nil {
+		if forwarded, err := h.router.Forward(ctx, id, msg); forwarded {
+			return err
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		pid, err := h.activate(ctx, id)
 		if err != nil {
@@ -359,6 +365,41 @@ func (h *Host) activate(ctx context.Context, id string) (*actor.PID, error) {
 	}
 }
 
+// StopPartition passivates every active instance of partition part and waits
+// until they stopped: a partition about to move must have no actor writing to
+// it. The router keeps new requests away from it first.
+func (h *Host) StopPartition(ctx context.Context, part uint16) error {
+	h.mu.Lock()
+	var victims []*activation
+	for id, a := range h.actors {
+		if h.Partition(id) == part {
+			victims = append(victims, a)
+		}
+	}
+	h.mu.Unlock()
+	for _, a := range victims {
+		h.system.Root.Send(a.pid, passivate{})
+	}
+	for _, a := range victims {
+		select {
+		case <-a.stopped:
+		case <-ctx.Done():
+			return fmt.Errorf("stop the actors of partition %d: %w", part, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// System is the host's actor system (the cluster starts protoactor's remote
+// transport on it).
+func (h *Host) System() *actor.ActorSystem { return h.system }
+
+// DB is the host's store.
+func (h *Host) DB() *storage.DB { return h.db }
+
+// Log is the host's logger.
+func (h *Host) Log() *slog.Logger { return h.log }
+
 // deactivate takes an activation out of routing: later requests wait for it to stop
 // and go to a fresh activation.
 func (h *Host) deactivate(a *activation) {
@@ -416,6 +457,18 @@ func (h *Host) dispatch(inv Invocation) {
 		h.remote.submitActivity(inv)
 		return
 	}
+	if h.router != nil && h.router.Dispatch(inv) {
+		h.actMu.Lock()
+		h.inflight[keyOf(inv)] = struct{}{} // until its result comes back (takeResults)
+		h.actMu.Unlock()
+		return
+	}
+	h.dispatchLocal(inv)
+}
+
+// dispatchLocal runs an activity attempt on this node when a slot is free, or
+// queues it.
+func (h *Host) dispatchLocal(inv Invocation) {
 	h.actMu.Lock()
 	h.inflight[keyOf(inv)] = struct{}{}
 	if h.actRunning >= h.opts.ActivityConcurrency {

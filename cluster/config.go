@@ -41,6 +41,19 @@ type Config struct {
 	Meta      Meta // NodeID is filled in from NodeID; Partitions 0 means placement.DefaultPartitions
 	Timing    Timing
 	Logger    *slog.Logger // nil means slog.Default(); memberlist's own lines go to debug
+	// State, when set, is replicated state the node exchanges with its peers:
+	// memberlist's push/pull anti-entropy (on join and every PushPullInterval)
+	// carries LocalState, and Membership.Broadcast sends updates at once.
+	State StateDelegate
+}
+
+// StateDelegate is state replicated over gossip. MergeRemoteState receives both a
+// peer's whole state and a broadcast update, so one encoding serves both; it
+// must be idempotent and order-insensitive (a CRDT), since messages repeat and
+// arrive in any order.
+type StateDelegate interface {
+	LocalState() []byte
+	MergeRemoteState(buf []byte)
 }
 
 // Timing tunes failure detection and dissemination. Zero fields keep
@@ -126,6 +139,10 @@ func (cfg *Config) memberlistConfig() (*memberlist.Config, error) {
 	c.Name = cfg.NodeID
 	c.Label = cfg.ClusterName
 	c.SecretKey = key
+	// A node that comes back after a crash may come back at another address (a
+	// new container, port 0 in tests): memberlist refuses a known name at a new
+	// address unless the old one has been dead this long.
+	c.DeadNodeReclaimTime = time.Second
 
 	bind := cfg.BindAddr
 	if bind == "" {

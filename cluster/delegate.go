@@ -18,11 +18,28 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return d.m.metaBuf
 }
 
-// Membership carries no messages or state of its own in gossip.
-func (d *delegate) NotifyMsg([]byte)                           {}
+// Membership carries the replicated state (Config.State), if any: whole in
+// push/pull, as updates in messages.
+func (d *delegate) NotifyMsg(b []byte) {
+	if d.m.state != nil && len(b) > 0 {
+		d.m.state.MergeRemoteState(b)
+	}
+}
+
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *delegate) LocalState(join bool) []byte                { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (d *delegate) LocalState(join bool) []byte {
+	if d.m.state == nil {
+		return nil
+	}
+	return d.m.state.LocalState()
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	if d.m.state != nil && len(buf) > 0 {
+		d.m.state.MergeRemoteState(buf)
+	}
+}
 
 // check decides whether a node may be a member: its metadata must be readable,
 // name it, and carry this node's partition count.

@@ -61,6 +61,7 @@ type Membership struct {
 	partitions int
 	log        *slog.Logger
 	ml         *memberlist.Memberlist
+	state      StateDelegate
 
 	joinMu sync.Mutex // one Join at a time, so a merge refusal is matched to its join
 	// lifeMu orders Leave and Shutdown: memberlist panics on a leave after
@@ -126,6 +127,7 @@ func Start(cfg Config) (*Membership, error) {
 		metaBuf:    buf,
 		members:    map[string]Member{},
 		subs:       map[*subscription]struct{}{},
+		state:      cfg.State,
 	}
 	d := &delegate{m}
 	mlc.Delegate = d
@@ -150,6 +152,30 @@ func Start(cfg Config) (*Membership, error) {
 		}
 	}
 	return m, nil
+}
+
+// Broadcast sends b to every other alive member over a reliable (TCP) message,
+// where the StateDelegate merges it. Sends run in the background: a slow or dead
+// peer delays nobody, and push/pull repairs what a lost message missed.
+func (m *Membership) Broadcast(b []byte) {
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	m.mu.Lock()
+	done := m.shutdown || m.left
+	m.mu.Unlock()
+	if done {
+		return
+	}
+	for _, n := range m.ml.Members() {
+		if n.Name == m.id {
+			continue
+		}
+		go func() {
+			if err := m.ml.SendReliable(n, b); err != nil {
+				m.log.Debug("state update not sent; push/pull will repair it", "peer", n.Name, "err", err)
+			}
+		}()
+	}
 }
 
 // ID returns this node's id.

@@ -239,6 +239,21 @@ func (s *Service) Done(rs ...storage.Reminder) {
 	}
 }
 
+// DropPartition forgets the in-memory reminders of partition part: it moved to
+// another node, whose service fires them now.
+func (s *Service) DropPartition(part uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.byKey {
+		if e.r.Partition == part {
+			s.removeLocked(k)
+		}
+	}
+	if s.wantRefillLocked() {
+		s.wake()
+	}
+}
+
 // Pending is the number of reminders in memory, in flight included.
 func (s *Service) Pending() int {
 	s.mu.Lock()

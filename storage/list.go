@@ -41,6 +41,15 @@ const (
 	maxListLimit     = 1000
 )
 
+// PageTokenAfter is the page token that continues a listing after the instance
+// (created, id): a cluster merging the pages of several nodes cuts its own page
+// and continues it with the same token on every node.
+func PageTokenAfter(created time.Time, id string) string {
+	t := encodeTime(created)
+	tok := append(append(t[:], sep), id...)
+	return base64.RawURLEncoding.EncodeToString(tok)
+}
+
 // ListInstances lists instances in (created, id) order across all partitions:
 // it merges one index iterator per partition through a heap, so a page costs
 // O(page × log partitions) plus the entries the filters skip.
@@ -130,9 +139,7 @@ func (db *DB) ListInstances(q ListQuery) (ListPage, error) {
 			if len(page.Instances) == limit {
 				// One more match exists: the page is full and not the last.
 				last := page.Instances[limit-1]
-				t := encodeTime(last.CreatedAt)
-				tok := append(append(t[:], sep), last.ID...)
-				page.NextPageToken = base64.RawURLEncoding.EncodeToString(tok)
+				page.NextPageToken = PageTokenAfter(last.CreatedAt, last.ID)
 				return page, nil
 			}
 			page.Instances = append(page.Instances, IndexedInstance{Partition: part, ID: id, Name: e.Name, Status: e.Status, CreatedAt: created})

@@ -1,0 +1,326 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/placement"
+	"github.com/weftrt/weft/storage"
+)
+
+// Handoff moves a partition from the node that holds it to the node placement
+// now says owns it, on a graceful join or leave:
+//
+//  1. the holder marks the partition moving (requests for it wait), stops its
+//     actors and drops its reminders from memory;
+//  2. it copies every key of the partition to the new owner in chunks; the new
+//     owner writes them without marking the partition held;
+//  3. the new owner commits (the last chunk's keys and its held record, epoch+1,
+//     in one synced batch), fires the partition's reminders and wakes its
+//     instances with work in flight, and answers;
+//  4. only then does the holder delete the partition and its held record (one
+//     synced batch) and forward what waited.
+//
+// A crash before 3 leaves the holder holding (the receiver's partial keys are
+// cleared by the next attempt); a crash between 3 and 4 leaves two copies, and
+// the older epoch is dropped as soon as its node hears of the newer one.
+
+const chunkBytes = 1 << 20
+
+type chunkReq struct {
+	Part  uint16       `msgpack:"p"`
+	Epoch uint64       `msgpack:"e"`
+	Seq   int          `msgpack:"s"`
+	KVs   []storage.KV `msgpack:"kv"`
+	From  string       `msgpack:"f"`
+}
+
+type commitReq struct {
+	Part   uint16 `msgpack:"p"`
+	Epoch  uint64 `msgpack:"e"`
+	Chunks int    `msgpack:"n"`
+	From   string `msgpack:"f"`
+}
+
+// incoming is a partition being received.
+type incoming struct {
+	epoch uint64
+	next  int
+	from  string
+	pend  []storage.KV // keys of the chunk not yet written (the last one, held for the commit)
+}
+
+// reconcileLoop hands off held partitions whose owner is another live node, and
+// drops copies another node holds at a newer epoch. It runs on every registry
+// or membership change, and every few seconds in case a handoff failed.
+func (n *Node) reconcileLoop() {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	failures := map[uint16]time.Time{}
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.kick:
+		case <-tick.C:
+		}
+		if b, err := n.db.GetMeta(registryKey); err != nil || !slices.Equal(b, n.reg.LocalState()) {
+			_ = n.db.PutMeta(registryKey, n.reg.LocalState(), false) // a hint: the peers hold it too
+		}
+		n.dropStale()
+		table := n.Table()
+		n.mu.Lock()
+		parts := slices.Sorted(maps.Keys(n.held))
+		n.mu.Unlock()
+		for _, p := range parts {
+			owner := string(table.Owners[p])
+			if owner == n.id || owner == "" || !n.alive(owner) {
+				continue
+			}
+			if until, ok := failures[p]; ok && time.Now().Before(until) {
+				continue
+			}
+			select {
+			case <-n.stop:
+				return
+			default:
+			}
+			if err := n.handOff(p, owner); err != nil {
+				n.log.Warn("partition handoff failed; retrying shortly", "partition", p, "to", owner, "err", err)
+				failures[p] = time.Now().Add(2 * time.Second)
+				continue
+			}
+			delete(failures, p)
+		}
+	}
+}
+
+// dropStale forgets partitions another node holds at a newer epoch: this copy
+// survived a crash between a handoff's two commits.
+func (n *Node) dropStale() {
+	n.mu.Lock()
+	var stale []uint16
+	for p, ep := range n.held {
+		if n.moving[p] != nil {
+			continue
+		}
+		if e, ok := n.holderOf(p); ok {
+			if theirs, _ := e.Holds(p); theirs > ep {
+				stale = append(stale, p)
+			}
+		}
+	}
+	n.mu.Unlock()
+	for _, p := range stale {
+		n.log.Warn("dropping a stale copy of a partition: another node holds a newer one", "partition", p)
+		_ = n.h.StopPartition(context.Background(), p)
+		n.h.Reminders().DropPartition(p)
+		n.mu.Lock()
+		delete(n.held, p)
+		n.mu.Unlock()
+		b := n.db.NewBatch()
+		b.DeletePartition(p)
+		b.PutMeta(heldKey, n.heldBytes())
+		if err := b.Commit(); err != nil {
+			n.log.Error("dropping a stale partition failed", "partition", p, "err", err)
+		}
+		b.Close()
+		n.publish()
+	}
+}
+
+// handOff moves partition p to node to (steps 1, 2 and 4 above).
+func (n *Node) handOff(p uint16, to string) error {
+	target, ok := n.reg.Get(to)
+	if !ok {
+		return fmt.Errorf("node %s is not in the registry", to)
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	n.mu.Lock()
+	epoch, held := n.held[p]
+	if !held || n.moving[p] != nil {
+		n.mu.Unlock()
+		return nil
+	}
+	n.moving[p] = done
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.moving, p)
+		n.mu.Unlock()
+		close(done)
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := n.h.StopPartition(ctx, p); err != nil {
+		return err
+	}
+	n.h.Reminders().DropPartition(p)
+	seq, keys := 0, 0
+	err := n.db.ScanPartition(p, chunkBytes, func(kvs []storage.KV) error {
+		keys += len(kvs)
+		_, err := n.tr.call(ctx, target.ActorAddr, kindChunk, chunkReq{Part: p, Epoch: epoch + 1, Seq: seq, KVs: kvs, From: n.id}, 0)
+		seq++
+		return err
+	})
+	if err == nil {
+		_, err = n.tr.call(ctx, target.ActorAddr, kindHandoff, commitReq{Part: p, Epoch: epoch + 1, Chunks: seq, From: n.id}, 0)
+	}
+	if err != nil {
+		n.reloadReminders(p) // still ours: its reminders fire here again
+		return err
+	}
+	// The new owner has it: forget it here, in one synced batch.
+	n.mu.Lock()
+	delete(n.held, p)
+	n.mu.Unlock()
+	b := n.db.NewBatch()
+	b.DeletePartition(p)
+	b.PutMeta(heldKey, n.heldBytes())
+	err = b.Commit()
+	b.Close()
+	if err != nil {
+		return fmt.Errorf("forget partition %d after handing it off: %w", p, err)
+	}
+	n.publish()
+	for id, rs := range n.h.TakePartitionResults(p) {
+		for _, r := range rs {
+			n.h.Report(r, id) // results that arrived during the move: to the new owner
+		}
+	}
+	n.log.Info("partition handed off", "partition", p, "to", to, "epoch", epoch+1, "keys", keys, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// receiveChunk writes one chunk of a partition being received (step 2).
+func (n *Node) receiveChunk(c chunkReq) error {
+	n.mu.Lock()
+	if ep, ok := n.held[c.Part]; ok && ep >= c.Epoch {
+		n.mu.Unlock()
+		return fmt.Errorf("partition %d: this node already holds epoch %d", c.Part, ep)
+	}
+	in := n.receiving[c.Part]
+	if c.Seq == 0 || in == nil || in.epoch != c.Epoch || in.from != c.From {
+		in = &incoming{epoch: c.Epoch, from: c.From}
+		n.receiving[c.Part] = in
+	}
+	if c.Seq != in.next {
+		n.mu.Unlock()
+		return fmt.Errorf("partition %d: chunk %d arrived, %d expected", c.Part, c.Seq, in.next)
+	}
+	in.next++
+	n.mu.Unlock()
+	b := n.db.NewBatch()
+	defer b.Close()
+	if c.Seq == 0 {
+		b.DeletePartition(c.Part) // leftovers of an earlier, interrupted attempt
+	}
+	if err := b.PutPartitionKeys(c.Part, c.KVs); err != nil {
+		return err
+	}
+	return b.Commit()
+}
+
+// receiveCommit makes a received partition this node's (step 3).
+func (n *Node) receiveCommit(c commitReq) error {
+	n.mu.Lock()
+	in := n.receiving[c.Part]
+	if ep, ok := n.held[c.Part]; ok && ep >= c.Epoch {
+		n.mu.Unlock()
+		return nil // a repeated commit: done already
+	}
+	if c.Chunks > 0 && (in == nil || in.epoch != c.Epoch || in.next != c.Chunks) {
+		n.mu.Unlock()
+		return fmt.Errorf("partition %d: commit of %d chunks, but the chunks received do not match", c.Part, c.Chunks)
+	}
+	delete(n.receiving, c.Part)
+	n.held[c.Part] = c.Epoch
+	n.mu.Unlock()
+
+	// Reminders due before this node's scan floor would be missed by its next
+	// scan after a crash: store them at the floor (they fire at once either way).
+	b := n.db.NewBatch()
+	defer b.Close()
+	if c.Chunks == 0 {
+		b.DeletePartition(c.Part) // an empty partition: clear any leftovers
+	}
+	floor := n.h.Reminders().Floor()
+	early, err := n.db.RemindersIn(c.Part, floor)
+	if err != nil {
+		return err
+	}
+	for _, r := range early {
+		b.DeleteReminder(r)
+		r.Due = floor
+		if err := b.PutReminder(r); err != nil {
+			return err
+		}
+	}
+	b.PutMeta(heldKey, n.heldBytes())
+	if err := b.Commit(); err != nil {
+		n.mu.Lock()
+		delete(n.held, c.Part)
+		n.mu.Unlock()
+		return err
+	}
+	n.publish()
+	n.reloadReminders(c.Part)
+	n.wakePartition(c.Part)
+	n.log.Info("partition received", "partition", c.Part, "from", c.From, "epoch", c.Epoch)
+	return nil
+}
+
+// reloadReminders hands the partition's stored reminders to the reminder
+// service (it skips those beyond its window; its scans find them later).
+func (n *Node) reloadReminders(p uint16) {
+	rs, err := n.db.RemindersIn(p, time.Time{})
+	if err != nil {
+		n.log.Error("reading a partition's reminders failed", "partition", p, "err", err)
+		return
+	}
+	n.h.Reminders().Added(rs...)
+}
+
+// wakePartition activates the partition's instances that have work in flight.
+func (n *Node) wakePartition(p uint16) {
+	_ = n.db.AwakeIn(p, func(id string) error {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := n.h.Wake(ctx, id); err != nil && !errors.Is(err, actors.ErrClosed) {
+				n.log.Debug("waking a received instance failed; its next message wakes it", "instance", id, "err", err)
+			}
+		}()
+		return nil
+	})
+}
+
+// OwnedNotServed returns the partitions placement gives this node that it does
+// not serve yet (their data has not arrived, or is moving).
+func (n *Node) ownedNotServed() []uint16 {
+	table := n.Table()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []uint16
+	for p, owner := range table.Owners {
+		if string(owner) != n.id {
+			continue
+		}
+		if _, ok := n.held[uint16(p)]; !ok || n.moving[uint16(p)] != nil {
+			out = append(out, uint16(p))
+		}
+	}
+	return out
+}
+
+var _ = placement.PartitionOf
+var _ = msgpack.Marshal

@@ -1,0 +1,890 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"google.golang.org/grpc"
+
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/cluster/wire"
+	"github.com/weftrt/weft/placement"
+	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/workflow"
+)
+
+// A Node makes a runtime's host one member of a cluster. It keeps the registry
+// (who is registered, who holds which partition), computes placement's table
+// from it, routes every message for an instance to the node that holds the
+// instance's partition, places activities over the live nodes, and hands
+// partitions over when ownership changes (handoff.go).
+//
+// The rules it keeps:
+//   - a partition is served only by the node that holds its data, at the latest
+//     epoch; ownership (placement over the registered nodes) says where data
+//     should be, holding says where it is;
+//   - a partition moves only on a graceful join or leave: its holder stops its
+//     actors, copies every key to the new owner, and forgets the partition only
+//     once the new owner committed it; requests meanwhile wait;
+//   - a dead node keeps its partitions: their requests fail fast with
+//     ErrUnavailable naming it, and nothing starts them empty elsewhere.
+
+// ErrUnavailable is returned (wrapped in *UnavailableError) for a request whose
+// partition no live node serves now.
+var ErrUnavailable = errors.New("partition unavailable")
+
+// UnavailableError says which partition cannot be served and why.
+type UnavailableError struct {
+	Partition  uint16
+	Node       string // the node that holds (or should hold) it
+	Reason     string
+	RetryAfter time.Duration
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("partition %d is unavailable: %s", e.Partition, e.Reason)
+}
+
+func (e *UnavailableError) Unwrap() error { return ErrUnavailable }
+
+// NodeConfig configures a Node.
+type NodeConfig struct {
+	Gossip Config // membership: NodeID, ClusterName, BindAddr, Join, GossipKey, Meta (HTTP, gRPC addresses), Timing
+	// ActorAddr is where protoactor's remote transport listens (host:port, port 0
+	// picks one); AdvertiseHost is the host other nodes reach it at (default:
+	// ActorAddr's host).
+	ActorAddr     string
+	AdvertiseHost string
+	// Transport TLS, if any: gRPC server and dial options for protoactor remote.
+	ServerOptions []grpc.ServerOption
+	DialOptions   []grpc.DialOption
+	// Founder: with a store that never was part of a cluster, this node holds
+	// every partition (it creates the cluster). Otherwise it holds none and gets
+	// its share by handoff.
+	Founder bool
+	// MoveWait bounds how long a request waits for a partition that is moving
+	// (default 30 s).
+	MoveWait time.Duration
+	Logger   *slog.Logger
+}
+
+// Persisted meta keys.
+const (
+	heldKey     = "cluster/held"
+	registryKey = "cluster/registry"
+)
+
+type heldRecord struct {
+	V    uint8             `msgpack:"v"`
+	Held map[uint16]uint64 `msgpack:"h"` // partition → epoch
+}
+
+// Node is this node's part in the cluster.
+type Node struct {
+	cfg   NodeConfig
+	id    string
+	h     *actors.Host
+	db    *storage.DB
+	log   *slog.Logger
+	parts int
+
+	tr  *transport
+	ms  *Membership
+	reg *Registry
+
+	mu         sync.Mutex
+	held       map[uint16]uint64        // partitions whose data this node holds → epoch
+	moving     map[uint16]chan struct{} // held partitions being handed off; closed when done
+	receiving  map[uint16]*incoming     // partitions being received
+	registered bool
+	version    uint64
+	changed    chan struct{} // closed and replaced when the registry or held set changes
+	placed     map[string]map[placedKey]actors.Invocation
+	leaving    bool
+
+	kick   chan struct{}
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed bool
+}
+
+type placedKey struct {
+	instance string
+	gen      uint32
+	task     int64
+	attempt  int
+}
+
+// StartNode makes h a member of the cluster: it loads what this node holds, starts
+// the actor transport and gossip, registers the node, and routes h's work.
+// Call it after the host started.
+func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = h.Log()
+	}
+	if cfg.MoveWait <= 0 {
+		cfg.MoveWait = 30 * time.Second
+	}
+	n := &Node{
+		cfg: cfg, id: cfg.Gossip.NodeID, h: h, db: h.DB(), log: cfg.Logger.With("node", cfg.Gossip.NodeID),
+		parts: h.DB().Partitions(), held: map[uint16]uint64{}, moving: map[uint16]chan struct{}{},
+		receiving: map[uint16]*incoming{}, changed: make(chan struct{}), placed: map[string]map[placedKey]actors.Invocation{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}),
+	}
+	if err := n.loadHeld(); err != nil {
+		return nil, err
+	}
+	var entries []Entry
+	if b, err := n.db.GetMeta(registryKey); err == nil {
+		if entries, err = DecodeEntries(b); err != nil {
+			return nil, err
+		}
+	}
+	n.reg = NewRegistry(entries, n.registryChanged)
+	if own, ok := n.reg.Get(n.id); ok {
+		n.version = own.Version
+	}
+	h.SetRouter(n) // before anything can send to this node: nothing races the host's reads of it
+	tr, err := startTransport(h.System(), cfg.ActorAddr, cfg.AdvertiseHost, cfg.ServerOptions, cfg.DialOptions, n.handle, n.log)
+	if err != nil {
+		return nil, err
+	}
+	n.tr = tr
+	n.registered = true
+	n.publish()
+
+	gcfg := cfg.Gossip
+	gcfg.Meta.ActorAddr = tr.addr
+	gcfg.Meta.Partitions = n.parts
+	gcfg.State = n.reg
+	gcfg.Logger = cfg.Logger
+	ms, err := Start(gcfg)
+	if err != nil {
+		tr.stop()
+		return nil, err
+	}
+	n.ms = ms
+	n.publish() // with the gossip address known
+	n.log.Info("cluster node started", "actor", tr.addr, "gossip", ms.Addr(), "holds", len(n.held), "members", len(n.reg.Registered()))
+
+	events, cancel := ms.Subscribe()
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		defer cancel()
+		n.watchMembers(events)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.reconcileLoop()
+	}()
+	return n, nil
+}
+
+// loadHeld reads which partitions this node holds; a store new to the cluster
+// holds all of them if this node founds the cluster, none otherwise.
+func (n *Node) loadHeld() error {
+	b, err := n.db.GetMeta(heldKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		if n.cfg.Founder {
+			for p := range n.parts {
+				n.held[uint16(p)] = 1
+			}
+		}
+		return n.persistHeld()
+	}
+	if err != nil {
+		return err
+	}
+	var rec heldRecord
+	if err := msgpack.Unmarshal(b, &rec); err != nil {
+		return fmt.Errorf("cluster: decode the held partitions: %w", err)
+	}
+	maps.Copy(n.held, rec.Held)
+	return nil
+}
+
+func (n *Node) heldBytes() []byte {
+	n.mu.Lock()
+	rec := heldRecord{V: 1, Held: maps.Clone(n.held)}
+	n.mu.Unlock()
+	b, _ := msgpack.Marshal(&rec)
+	return b
+}
+
+func (n *Node) persistHeld() error {
+	return n.db.PutMeta(heldKey, n.heldBytes(), true)
+}
+
+// publish writes this node's registry entry (a new version) and sends it to
+// the others.
+func (n *Node) publish() {
+	n.mu.Lock()
+	n.version++
+	e := Entry{Node: n.id, Version: n.version, Registered: n.registered, ActorAddr: n.tr.addr, HTTPAddr: n.cfg.Gossip.Meta.HTTPAddr}
+	if n.ms != nil {
+		e.GossipAddr = n.ms.Addr()
+	}
+	for _, p := range slices.Sorted(maps.Keys(n.held)) {
+		e.Held = append(e.Held, p)
+		e.Epochs = append(e.Epochs, n.held[p])
+	}
+	ms := n.ms
+	n.mu.Unlock()
+	n.reg.Merge([]Entry{e})
+	if ms != nil {
+		ms.Broadcast(EncodeEntries([]Entry{e}))
+	}
+}
+
+func (n *Node) registryChanged() {
+	n.mu.Lock()
+	close(n.changed)
+	n.changed = make(chan struct{})
+	n.mu.Unlock()
+	n.poke()
+}
+
+func (n *Node) poke() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// alive reports whether a node answers gossip (this node always does).
+func (n *Node) alive(node string) bool {
+	if node == n.id {
+		return true
+	}
+	if n.ms == nil {
+		return false
+	}
+	for _, m := range n.ms.Members() {
+		if m.ID == node {
+			return m.State == StateAlive
+		}
+	}
+	return false
+}
+
+// Table is placement's table over the registered nodes.
+func (n *Node) Table() *placement.Table {
+	ids := n.reg.Registered()
+	ms := make([]placement.Member, len(ids))
+	for i, id := range ids {
+		ms[i] = placement.Member(id)
+	}
+	return placement.NewTable(n.parts, ms)
+}
+
+// holderOf returns the other node that holds p at the highest epoch, if any.
+func (n *Node) holderOf(p uint16) (Entry, bool) {
+	var best Entry
+	var bestEpoch uint64
+	found := false
+	for _, e := range n.reg.Entries() {
+		if e.Node == n.id {
+			continue
+		}
+		if ep, ok := e.Holds(p); ok && (!found || ep > bestEpoch) {
+			best, bestEpoch, found = e, ep, true
+		}
+	}
+	return best, found
+}
+
+// --- routing (actors.Router) --------------------------------------------------
+
+// Forward implements actors.Router.
+func (n *Node) Forward(ctx context.Context, id string, msg any) (bool, error) {
+	p := placement.PartitionOf(id, n.parts)
+	target, err := n.route(ctx, p)
+	if err != nil {
+		return true, err
+	}
+	if target == nil {
+		return false, nil // served here
+	}
+	kind, payload, err := actors.EncodeMessage(msg)
+	if err != nil {
+		return true, fmt.Errorf("instance %s is served by node %s: %w", id, target.Node, err)
+	}
+	_, err = n.tr.call(ctx, target.ActorAddr, kindMsg, msgReq{ID: id, Kind: kind, Payload: payload}, hopsOf(ctx)+1)
+	return true, err
+}
+
+// route decides where partition p is served: here (nil), or the returned node.
+// It waits (at most MoveWait) while p is moving or nobody holds it yet.
+func (n *Node) route(ctx context.Context, p uint16) (*Entry, error) {
+	if hopsOf(ctx) >= maxHops {
+		return nil, &UnavailableError{Partition: p, Reason: "the nodes disagree on who holds it (forwarded too often); retry shortly", RetryAfter: time.Second}
+	}
+	deadline := time.Now().Add(n.cfg.MoveWait)
+	for {
+		n.mu.Lock()
+		_, held := n.held[p]
+		moving := n.moving[p]
+		changed := n.changed
+		n.mu.Unlock()
+		var wait <-chan struct{}
+		switch {
+		case held && moving == nil:
+			return nil, nil
+		case held:
+			wait = moving
+		default:
+			e, ok := n.holderOf(p)
+			if ok && n.alive(e.Node) {
+				return &e, nil
+			}
+			if ok {
+				return nil, &UnavailableError{Partition: p, Node: e.Node, RetryAfter: 5 * time.Second,
+					Reason: fmt.Sprintf("its data is on node %s, which is not reachable; it is served again when %s is back", e.Node, e.Node)}
+			}
+			wait = changed // nobody holds it yet: a handoff is landing
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			owner := string(n.Table().Owners[p])
+			return nil, &UnavailableError{Partition: p, Node: owner, RetryAfter: 2 * time.Second,
+				Reason: fmt.Sprintf("it is moving to node %s and the move has not finished within %s", owner, n.cfg.MoveWait)}
+		}
+		t := time.NewTimer(min(remaining, 500*time.Millisecond))
+		select {
+		case <-wait:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-n.stop:
+			t.Stop()
+			return nil, actors.ErrClosed
+		}
+		t.Stop()
+	}
+}
+
+// Dispatch implements actors.Router: activities go to a node chosen by
+// rendezvous hashing over the live registered nodes.
+func (n *Node) Dispatch(inv actors.Invocation) bool {
+	var live []placement.Member
+	for _, id := range n.reg.Registered() {
+		if n.alive(id) {
+			live = append(live, placement.Member(id))
+		}
+	}
+	n.mu.Lock()
+	leaving := n.leaving
+	n.mu.Unlock()
+	key := fmt.Sprintf("%s/%d/%d/%d", inv.InstanceID, inv.Gen, inv.TaskID, inv.Attempt)
+	target := placement.ActivityNode(live, key)
+	if target == "" || string(target) == n.id || leaving {
+		return false
+	}
+	e, ok := n.reg.Get(string(target))
+	if !ok {
+		return false
+	}
+	n.mu.Lock()
+	if n.placed[e.Node] == nil {
+		n.placed[e.Node] = map[placedKey]actors.Invocation{}
+	}
+	n.placed[e.Node][placedKey{inv.InstanceID, inv.Gen, inv.TaskID, inv.Attempt}] = inv
+	n.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := n.tr.call(ctx, e.ActorAddr, kindRun, inv, 0); err != nil {
+			n.log.Debug("activity not placed on its node; running it here", "target", e.Node, "err", err)
+			n.unplace(e.Node, inv)
+			n.h.RunActivity(inv)
+		}
+	}()
+	return true
+}
+
+func (n *Node) unplace(node string, inv actors.Invocation) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.placed[node], placedKey{inv.InstanceID, inv.Gen, inv.TaskID, inv.Attempt})
+}
+
+// replace re-dispatches the attempts placed on a node that died or left and
+// whose results have not come back.
+func (n *Node) replace(node string) {
+	n.mu.Lock()
+	invs := slices.Collect(maps.Values(n.placed[node]))
+	delete(n.placed, node)
+	n.mu.Unlock()
+	redone := 0
+	for _, inv := range invs {
+		if n.h.InFlight(inv) {
+			n.h.Redispatch(inv)
+			redone++
+		}
+	}
+	if redone > 0 {
+		n.log.Info("activities re-sent: the node they ran on is gone", "gone", node, "count", redone)
+	}
+}
+
+// watchMembers reacts to membership changes.
+func (n *Node) watchMembers(events <-chan Event) {
+	for ev := range events {
+		n.log.Info("cluster membership changed", "member", ev.Member.ID, "event", ev.Type.String(), "state", ev.Member.State.String())
+		if ev.Type == EventFail || ev.Type == EventLeave {
+			n.replace(ev.Member.ID)
+		}
+		n.registryChanged() // liveness changes routing too: wake waiters, reconcile
+	}
+}
+
+// --- requests from other nodes ------------------------------------------------
+
+func (n *Node) handle(ctx context.Context, env *wire.Envelope) *wire.Envelope {
+	dec := func(v any) error { return msgpack.Unmarshal(env.Payload, v) }
+	switch env.Kind {
+	case kindMsg:
+		var r msgReq
+		if err := dec(&r); err != nil {
+			return reply(nil, err)
+		}
+		msg, err := actors.DecodeMessage(r.Kind, r.Payload)
+		if err != nil {
+			return reply(nil, err)
+		}
+		if res, ok := msg.(actors.ActivityResult); ok {
+			n.h.Report(res, r.ID)
+			return reply(nil, nil)
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		return reply(nil, n.h.Request(ctx, r.ID, msg))
+	case kindRun:
+		var inv actors.Invocation
+		if err := dec(&inv); err != nil {
+			return reply(nil, err)
+		}
+		n.h.RunActivity(inv)
+		return reply(nil, nil)
+	case kindStatus, kindHistory, kindWait:
+		var r idReq
+		if err := dec(&r); err != nil {
+			return reply(nil, err)
+		}
+		timeout := time.Minute
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		switch env.Kind {
+		case kindStatus:
+			row, err := n.ReadInstance(ctx, r.ID)
+			return reply(row, err)
+		case kindHistory:
+			evs, err := n.History(ctx, r.ID)
+			return reply(evs, err)
+		default:
+			row, err := n.WaitFor(ctx, r.ID, r.ForStart)
+			return reply(row, err)
+		}
+	case kindList:
+		var q storage.ListQuery
+		if err := dec(&q); err != nil {
+			return reply(nil, err)
+		}
+		page, err := n.db.ListInstances(q)
+		if err == nil {
+			err = n.db.SyncVisible()
+		}
+		return reply(page, err)
+	case kindCounts:
+		counts, err := n.db.CountByStatus()
+		return reply(counts, err)
+	case kindChunk:
+		var c chunkReq
+		if err := dec(&c); err != nil {
+			return reply(nil, err)
+		}
+		return reply(nil, n.receiveChunk(c))
+	case kindHandoff:
+		var c commitReq
+		if err := dec(&c); err != nil {
+			return reply(nil, err)
+		}
+		return reply(nil, n.receiveCommit(c))
+	}
+	return reply(nil, fmt.Errorf("unknown request kind %q", env.Kind))
+}
+
+// --- reads, routed like messages ------------------------------------------------
+
+// read runs local here if the instance's partition is served here, or asks the
+// node that serves it.
+func (n *Node) read(ctx context.Context, id, kind string, req idReq, local func() (any, error), out any) error {
+	p := placement.PartitionOf(id, n.parts)
+	target, err := n.route(ctx, p)
+	if err != nil {
+		return err
+	}
+	if target == nil {
+		v, err := local()
+		if err != nil {
+			return err
+		}
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return msgpack.Unmarshal(b, out)
+	}
+	b, err := n.tr.call(ctx, target.ActorAddr, kind, req, hopsOf(ctx)+1)
+	if err != nil {
+		return err
+	}
+	return msgpack.Unmarshal(b, out)
+}
+
+// ReadInstance returns an instance's committed row from the node serving it.
+func (n *Node) ReadInstance(ctx context.Context, id string) (*storage.InstanceRecord, error) {
+	p := placement.PartitionOf(id, n.parts)
+	target, err := n.route(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if target == nil {
+		row, err := n.h.ReadInstance(id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("instance %s: %w", id, actors.ErrInstanceNotFound)
+		}
+		return row, err
+	}
+	b, err := n.tr.call(ctx, target.ActorAddr, kindStatus, idReq{ID: id}, hopsOf(ctx)+1)
+	if err != nil {
+		return nil, err
+	}
+	var row storage.InstanceRecord
+	if err := msgpack.Unmarshal(b, &row); err != nil {
+		return nil, err
+	}
+	return &row, nil
+}
+
+// WaitFor waits, on the node serving the instance, until it started (forStart)
+// or finished.
+func (n *Node) WaitFor(ctx context.Context, id string, forStart bool) (*storage.InstanceRecord, error) {
+	cond := func(r *storage.InstanceRecord) bool { return r.Status.Terminal() }
+	if forStart {
+		cond = func(r *storage.InstanceRecord) bool { return r.Status != storage.Pending }
+	}
+	for {
+		p := placement.PartitionOf(id, n.parts)
+		target, err := n.route(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if target == nil {
+			// Wait here, but not past a move of the partition: then ask again.
+			wctx, cancel := context.WithCancel(ctx)
+			stopOnMove := n.watchMove(p, cancel)
+			row, err := n.h.WaitFor(wctx, id, cond)
+			stopOnMove()
+			cancel()
+			if err != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
+				continue // the partition moved away
+			}
+			return row, err
+		}
+		// Ask in slices of at most 30 s, so a move of the partition is noticed.
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		b, err := n.tr.call(cctx, target.ActorAddr, kindWait, idReq{ID: id, ForStart: forStart}, hopsOf(ctx)+1)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				continue
+			}
+			return nil, err
+		}
+		var row storage.InstanceRecord
+		if err := msgpack.Unmarshal(b, &row); err != nil {
+			return nil, err
+		}
+		return &row, nil
+	}
+}
+
+// watchMove calls cancel when partition p starts moving away.
+func (n *Node) watchMove(p uint16, cancel func()) (stop func()) {
+	quit := make(chan struct{})
+	go func() {
+		for {
+			n.mu.Lock()
+			moving := n.moving[p]
+			changed := n.changed
+			n.mu.Unlock()
+			if moving != nil {
+				cancel()
+				return
+			}
+			select {
+			case <-quit:
+				return
+			case <-changed:
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return func() { close(quit) }
+}
+
+// History returns an instance's history from the node serving it.
+func (n *Node) History(ctx context.Context, id string) ([]workflow.Event, error) {
+	var evs []workflow.Event
+	err := n.read(ctx, id, kindHistory, idReq{ID: id}, func() (any, error) {
+		if _, err := n.h.ReadInstance(id); errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("history of %s: %w", id, actors.ErrInstanceNotFound)
+		}
+		return n.h.History(id)
+	}, &evs)
+	return evs, err
+}
+
+// List gathers a page of the listing from every live node: each returns its
+// page after the same cursor, and the merge keeps the first PageSize in
+// (created, id) order. Nodes that are down are missing from it (the second
+// result names them).
+func (n *Node) List(ctx context.Context, q storage.ListQuery) (storage.ListPage, []string, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	var all []storage.IndexedInstance
+	var missing []string
+	more := false
+	for _, e := range n.reg.Entries() {
+		if len(e.Held) == 0 && e.Node != n.id {
+			continue
+		}
+		var page storage.ListPage
+		var err error
+		if e.Node == n.id {
+			page, err = n.db.ListInstances(q)
+			if err == nil {
+				err = n.db.SyncVisible()
+			}
+		} else if !n.alive(e.Node) {
+			missing = append(missing, e.Node)
+			continue
+		} else {
+			var b []byte
+			b, err = n.tr.call(ctx, e.ActorAddr, kindList, q, 0)
+			if err == nil {
+				err = msgpack.Unmarshal(b, &page)
+			}
+		}
+		if err != nil {
+			return storage.ListPage{}, nil, fmt.Errorf("list on node %s: %w", e.Node, err)
+		}
+		all = append(all, page.Instances...)
+		more = more || page.NextPageToken != ""
+	}
+	slices.SortFunc(all, func(a, b storage.IndexedInstance) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	out := storage.ListPage{Instances: all}
+	if len(all) > limit {
+		out.Instances = all[:limit]
+		more = true
+	}
+	if more && len(out.Instances) > 0 {
+		last := out.Instances[len(out.Instances)-1]
+		out.NextPageToken = storage.PageTokenAfter(last.CreatedAt, last.ID)
+	}
+	return out, missing, nil
+}
+
+// Counts adds up the instance counts of every live node.
+func (n *Node) Counts(ctx context.Context) (map[storage.Status]int, []string, error) {
+	total := map[storage.Status]int{}
+	var missing []string
+	for _, e := range n.reg.Entries() {
+		if len(e.Held) == 0 && e.Node != n.id {
+			continue
+		}
+		var counts map[storage.Status]int
+		var err error
+		switch {
+		case e.Node == n.id:
+			counts, err = n.db.CountByStatus()
+		case !n.alive(e.Node):
+			missing = append(missing, e.Node)
+			continue
+		default:
+			var b []byte
+			if b, err = n.tr.call(ctx, e.ActorAddr, kindCounts, nil, 0); err == nil {
+				err = msgpack.Unmarshal(b, &counts)
+			}
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("count on node %s: %w", e.Node, err)
+		}
+		for st, c := range counts {
+			total[st] += c
+		}
+	}
+	return total, missing, nil
+}
+
+// --- leaving and stopping -------------------------------------------------------
+
+// Leave leaves the cluster gracefully: the node unregisters, hands every
+// partition it holds to its new owner, then leaves the gossip. It gives up on
+// partitions it could not hand over by ctx's deadline (they stay here, on disk,
+// and the node keeps them when it starts again).
+func (n *Node) Leave(ctx context.Context) error {
+	n.mu.Lock()
+	n.registered = false
+	n.leaving = true
+	n.mu.Unlock()
+	n.publish()
+	n.log.Info("leaving the cluster: handing off partitions")
+	var err error
+	for {
+		n.mu.Lock()
+		left := len(n.held)
+		changed := n.changed
+		n.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		n.poke()
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("leave: %d partitions not handed off: %w", left, ctx.Err())
+		case <-changed:
+			continue
+		case <-time.After(500 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	if lerr := n.ms.Leave(5 * time.Second); lerr != nil && err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// Close stops the node's gossip, transport and loops (after Leave, or on a
+// crash-like stop: its partitions stay registered and held).
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	close(n.stop)
+	err := n.ms.Shutdown()
+	n.wg.Wait()
+	_ = n.db.PutMeta(registryKey, n.reg.LocalState(), true)
+	n.tr.stop()
+	return err
+}
+
+// --- views ----------------------------------------------------------------------
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.id }
+
+// MemberView is one member as the members listing shows it.
+type MemberView struct {
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	Registered bool   `json:"registered"`
+	Gossip     string `json:"gossip,omitempty"`
+	Actor      string `json:"actor,omitempty"`
+	HTTP       string `json:"http,omitempty"`
+	Partitions int    `json:"partitions"` // owned in this node's table
+	Held       int    `json:"held"`
+}
+
+// Members lists the registry with liveness and owned partition counts.
+func (n *Node) Members() []MemberView {
+	counts := n.Table().Count()
+	state := map[string]string{}
+	for _, m := range n.ms.Members() {
+		state[m.ID] = m.State.String()
+	}
+	var out []MemberView
+	for _, e := range n.reg.Entries() {
+		st := state[e.Node]
+		if st == "" {
+			st = "dead" // registered, but gossip has not heard of it since this node started
+			if !e.Registered {
+				st = "left"
+			}
+		}
+		if e.Node == n.id {
+			st = "alive"
+		}
+		out = append(out, MemberView{ID: e.Node, State: st, Registered: e.Registered, Gossip: e.GossipAddr, Actor: e.ActorAddr,
+			HTTP: e.HTTPAddr, Partitions: counts[placement.Member(e.Node)], Held: len(e.Held)})
+	}
+	return out
+}
+
+// PartitionView is one partition as the partitions listing shows it.
+type PartitionView struct {
+	Partition int    `json:"partition"`
+	Owner     string `json:"owner"`
+	Holder    string `json:"holder"`
+	Epoch     uint64 `json:"epoch"`
+	Serving   bool   `json:"serving"`
+}
+
+// Partitions lists the placement table with where each partition's data is.
+func (n *Node) Partitions() []PartitionView {
+	table := n.Table()
+	out := make([]PartitionView, n.parts)
+	n.mu.Lock()
+	held := maps.Clone(n.held)
+	moving := maps.Clone(n.moving)
+	n.mu.Unlock()
+	for p := range out {
+		v := PartitionView{Partition: p, Owner: string(table.Owners[p])}
+		if ep, ok := held[uint16(p)]; ok {
+			v.Holder, v.Epoch, v.Serving = n.id, ep, moving[uint16(p)] == nil
+		} else if e, ok := n.holderOf(uint16(p)); ok {
+			v.Holder = e.Node
+			v.Epoch, _ = e.Holds(uint16(p))
+			v.Serving = n.alive(e.Node)
+		}
+		out[p] = v
+	}
+	return out
+}
+
+// Ready reports whether this node serves every partition it owns.
+func (n *Node) Ready() error {
+	if missing := n.ownedNotServed(); len(missing) > 0 {
+		return fmt.Errorf("node %s owns %d partitions it does not serve yet (e.g. %d): they are moving here or their data is on a node that is down", n.id, len(missing), missing[0])
+	}
+	return nil
+}
