@@ -146,3 +146,18 @@ func (c *Client) History(ctx context.Context, id string) (*HistoryResponse, erro
 	_, err := c.do(ctx, http.MethodGet, "/api/v1/instances/"+url.PathEscape(id)+"/history", nil, &out)
 	return &out, err
 }
+
+// ClusterMembers returns the cluster's members as the server sees them.
+func (c *Client) ClusterMembers(ctx context.Context) (*ClusterMembers, error) {
+	var out ClusterMembers
+	_, err := c.do(ctx, http.MethodGet, "/api/v1/cluster/members", nil, &out)
+	return &out, err
+}
+
+// ClusterPartitions returns the server's placement table with where each
+// partition's data is.
+func (c *Client) ClusterPartitions(ctx context.Context) (*ClusterPartitions, error) {
+	var out ClusterPartitions
+	_, err := c.do(ctx, http.MethodGet, "/api/v1/cluster/partitions", nil, &out)
+	return &out, err
+}

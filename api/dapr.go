@@ -2,11 +2,13 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/cluster"
 )
 
 // daprStatus is exactly the body of Dapr's GET /workflows/dapr/{instanceID}.
@@ -220,7 +222,12 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if e.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
+		retry := time.Second
+		var down *cluster.UnavailableError
+		if errors.As(err, &down) && down.RetryAfter > 0 {
+			retry = down.RetryAfter
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, retry.Round(time.Second)/time.Second))))
 	}
 	writeError(w, e)
 }

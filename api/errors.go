@@ -35,6 +35,8 @@ const (
 	CodeUnauthorized        = "ERR_UNAUTHORIZED"
 	CodeBadRequest          = "ERR_BAD_REQUEST"
 	CodeUnavailable         = "ERR_UNAVAILABLE"
+	CodePartitionDown       = "ERR_PARTITION_UNAVAILABLE"
+	CodeNotClustered        = "ERR_NOT_CLUSTERED"
 	CodeTimeout             = "ERR_TIMEOUT"
 	CodeInternal            = "ERR_INTERNAL"
 	CodeNotFound            = "ERR_NOT_FOUND"
@@ -71,6 +73,8 @@ func errorOf(err error) *Error {
 		return &Error{http.StatusBadRequest, CodeEventNameMissing, msg}
 	case errors.Is(err, weft.ErrInvalidInstanceID):
 		return &Error{http.StatusBadRequest, CodeInstanceIDInvalid, msg}
+	case errors.Is(err, weft.ErrUnavailable):
+		return &Error{http.StatusServiceUnavailable, CodePartitionDown, msg}
 	case errors.Is(err, weft.ErrClosed), errors.Is(err, weft.ErrNotStarted):
 		return &Error{http.StatusServiceUnavailable, CodeUnavailable, msg}
 	case errors.Is(err, context.DeadlineExceeded):

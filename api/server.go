@@ -73,6 +73,12 @@ func NewHandler(rt *weft.Runtime, opts Options) http.Handler {
 			http.Error(w, "not ready: this node does not serve all of its partitions yet", http.StatusServiceUnavailable)
 			return
 		}
+		if node := rt.Cluster(); node != nil {
+			if err := node.Ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	root.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/cluster"
 	"github.com/weftrt/weft/workflow"
 )
 
@@ -72,6 +73,18 @@ type HistoryEvent struct {
 	Retry    *workflow.RetryPolicy `json:"retry,omitempty"`
 }
 
+// ClusterMembers is the body of GET /api/v1/cluster/members.
+type ClusterMembers struct {
+	Self    string               `json:"self"`
+	Members []cluster.MemberView `json:"members"`
+}
+
+// ClusterPartitions is the body of GET /api/v1/cluster/partitions.
+type ClusterPartitions struct {
+	Self       string                  `json:"self"`
+	Partitions []cluster.PartitionView `json:"partitions"`
+}
+
 // HistoryResponse is the body of GET /api/v1/instances/{id}/history.
 type HistoryResponse struct {
 	ID     string         `json:"id"`
@@ -131,6 +144,20 @@ func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
 				return
 			}
 			writeJSON(w, http.StatusOK, counts)
+		}
+	case n == 2 && segs[0] == "cluster" && (segs[1] == "members" || segs[1] == "partitions"):
+		if !s.method(w, r, http.MethodGet) {
+			return
+		}
+		node := s.rt.Cluster()
+		if node == nil {
+			writeError(w, &Error{http.StatusNotFound, CodeNotClustered, "this node runs alone: start weft serve with --gossip (and --join) to form a cluster"})
+			return
+		}
+		if segs[1] == "members" {
+			writeJSON(w, http.StatusOK, ClusterMembers{Self: node.ID(), Members: node.Members()})
+		} else {
+			writeJSON(w, http.StatusOK, ClusterPartitions{Self: node.ID(), Partitions: node.Partitions()})
 		}
 	case n == 1 && segs[0] == "instances":
 		switch r.Method {

@@ -157,7 +157,17 @@ func Start(cfg Config) (*Membership, error) {
 // Broadcast sends b to every other alive member over a reliable (TCP) message,
 // where the StateDelegate merges it. Sends run in the background: a slow or dead
 // peer delays nobody, and push/pull repairs what a lost message missed.
-func (m *Membership) Broadcast(b []byte) {
+func (m *Membership) Broadcast(b []byte) { m.broadcast(b, nil) }
+
+// BroadcastWait is Broadcast that returns once every send finished (or failed):
+// for a node about to leave, whose last word must reach the others.
+func (m *Membership) BroadcastWait(b []byte) {
+	var wg sync.WaitGroup
+	m.broadcast(b, &wg)
+	wg.Wait()
+}
+
+func (m *Membership) broadcast(b []byte, wg *sync.WaitGroup) {
 	m.lifeMu.Lock()
 	defer m.lifeMu.Unlock()
 	m.mu.Lock()
@@ -170,7 +180,13 @@ func (m *Membership) Broadcast(b []byte) {
 		if n.Name == m.id {
 			continue
 		}
+		if wg != nil {
+			wg.Add(1)
+		}
 		go func() {
+			if wg != nil {
+				defer wg.Done()
+			}
 			if err := m.ml.SendReliable(n, b); err != nil {
 				m.log.Debug("state update not sent; push/pull will repair it", "peer", n.Name, "err", err)
 			}

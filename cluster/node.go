@@ -318,7 +318,19 @@ func (n *Node) Forward(ctx context.Context, id string, msg any) (bool, error) {
 		return true, fmt.Errorf("instance %s is served by node %s: %w", id, target.Node, err)
 	}
 	_, err = n.tr.call(ctx, target.ActorAddr, kindMsg, msgReq{ID: id, Kind: kind, Payload: payload}, hopsOf(ctx)+1)
-	return true, err
+	return true, n.unreachable(ctx, p, target.Node, err)
+}
+
+// unreachable turns a failure to reach the node serving partition p (not an
+// error that node answered with) into ErrUnavailable naming it: until gossip
+// declares the node dead, that is how a crash shows.
+func (n *Node) unreachable(ctx context.Context, p uint16, node string, err error) error {
+	var answered *remoteError
+	if err == nil || errors.As(err, &answered) || ctx.Err() != nil {
+		return err
+	}
+	return &UnavailableError{Partition: p, Node: node, RetryAfter: 2 * time.Second,
+		Reason: fmt.Sprintf("its data is on node %s, which did not answer (%v)", node, err)}
 }
 
 // route decides where partition p is served: here (nil), or the returned node.
@@ -546,7 +558,7 @@ func (n *Node) read(ctx context.Context, id, kind string, req idReq, local func(
 	}
 	b, err := n.tr.call(ctx, target.ActorAddr, kind, req, hopsOf(ctx)+1)
 	if err != nil {
-		return err
+		return n.unreachable(ctx, p, target.Node, err)
 	}
 	return msgpack.Unmarshal(b, out)
 }
@@ -567,7 +579,7 @@ func (n *Node) ReadInstance(ctx context.Context, id string) (*storage.InstanceRe
 	}
 	b, err := n.tr.call(ctx, target.ActorAddr, kindStatus, idReq{ID: id}, hopsOf(ctx)+1)
 	if err != nil {
-		return nil, err
+		return nil, n.unreachable(ctx, p, target.Node, err)
 	}
 	var row storage.InstanceRecord
 	if err := msgpack.Unmarshal(b, &row); err != nil {
@@ -609,7 +621,7 @@ func (n *Node) WaitFor(ctx context.Context, id string, forStart bool) (*storage.
 			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				continue
 			}
-			return nil, err
+			return nil, n.unreachable(ctx, p, target.Node, err)
 		}
 		var row storage.InstanceRecord
 		if err := msgpack.Unmarshal(b, &row); err != nil {
@@ -768,9 +780,10 @@ func (n *Node) Leave(ctx context.Context) error {
 	for {
 		n.mu.Lock()
 		left := len(n.held)
+		busy := len(n.moving) > 0
 		changed := n.changed
 		n.mu.Unlock()
-		if left == 0 {
+		if left == 0 && !busy {
 			break
 		}
 		n.poke()
@@ -783,6 +796,11 @@ func (n *Node) Leave(ctx context.Context) error {
 			continue
 		}
 		break
+	}
+	// The last entry (unregistered, holding nothing) must reach the others before
+	// the gossip goes quiet: they would list this node as holding partitions.
+	if own, ok := n.reg.Get(n.id); ok {
+		n.ms.BroadcastWait(EncodeEntries([]Entry{own}))
 	}
 	if lerr := n.ms.Leave(5 * time.Second); lerr != nil && err == nil {
 		err = lerr

@@ -128,8 +128,49 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		}
 		printTimeline(stdout, h)
 		return nil
+	case "cluster members", "cluster partitions":
+		if err := need(0, "[--json]"); err != nil {
+			return err
+		}
+		return clusterCommand(ctx, c, cmd, *asJSON, stdout)
 	}
 	return usageErr("unknown command %q", cmd)
+}
+
+// clusterCommand prints the members or the placement table as the server sees them.
+func clusterCommand(ctx context.Context, c *api.Client, cmd string, asJSON bool, stdout io.Writer) error {
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	if cmd == "cluster members" {
+		m, err := c.ClusterMembers(ctx)
+		if err != nil {
+			return apiErr(err)
+		}
+		if asJSON {
+			return printJSON(stdout, m)
+		}
+		fmt.Fprintln(tw, "NODE\tSTATE\tREGISTERED\tOWNS\tHOLDS\tHTTP\tGOSSIP\tACTOR")
+		for _, x := range m.Members {
+			self := ""
+			if x.ID == m.Self {
+				self = " (this node)"
+			}
+			fmt.Fprintf(tw, "%s%s\t%s\t%v\t%d\t%d\t%s\t%s\t%s\n", x.ID, self, x.State, x.Registered, x.Partitions, x.Held, x.HTTP, x.Gossip, x.Actor)
+		}
+		return nil
+	}
+	p, err := c.ClusterPartitions(ctx)
+	if err != nil {
+		return apiErr(err)
+	}
+	if asJSON {
+		return printJSON(stdout, p)
+	}
+	fmt.Fprintln(tw, "PARTITION\tOWNER\tHOLDER\tEPOCH\tSERVING")
+	for _, x := range p.Partitions {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%v\n", x.Partition, x.Owner, x.Holder, x.Epoch, x.Serving)
+	}
+	return nil
 }
 
 // parseInterspersed lets flags come before or after positional arguments.

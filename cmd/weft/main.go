@@ -33,6 +33,7 @@ Usage:
   weft purge ID [--recursive]
   weft list [--status RUNNING,FAILED] [--name NAME] [--limit N]
   weft history ID [--json]
+  weft cluster members | partitions [--json]  the cluster as the server sees it
 
 Client flags (any command but serve):
   --server URL   the weft server (env WEFT_SERVER, default http://localhost:3500)
@@ -70,6 +71,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(rest, stderr)
 	case "start", "status", "raise", "terminate", "pause", "resume", "purge", "list", "history":
 		err = clientCommand(cmd, rest, stdout)
+	case "cluster":
+		if len(rest) == 0 || (rest[0] != "members" && rest[0] != "partitions") {
+			err = usageErr("usage: weft cluster members | partitions [--json]")
+		} else {
+			err = clientCommand("cluster "+rest[0], rest[1:], stdout)
+		}
 	default:
 		err = usageErr("unknown command %q (weft help lists them)", cmd)
 	}

@@ -43,6 +43,17 @@ func serve(args []string, stderr io.Writer) error {
 	activities := fs.Int("activity-concurrency", atoiOr(envOr("WEFT_ACTIVITY_CONCURRENCY", ""), 0), "activity attempts run at once (default 256)")
 	maxActive := fs.Int("max-active", atoiOr(envOr("WEFT_MAX_ACTIVE", ""), 0), "instances held in memory (default 10000)")
 	threshold := fs.Float64("approval-threshold", atofOr(envOr("WEFT_APPROVAL_THRESHOLD", ""), 1000), "OrderProcessingWorkflow: orders above this cost wait for ManagerApproval")
+	nodeID := fs.String("node-id", envOr("WEFT_NODE_ID", ""), "cluster: this node's id (default: generated once and kept in the data directory; WEFT_NODE_ID)")
+	gossipAddr := fs.String("gossip", envOr("WEFT_GOSSIP", ""), "cluster: gossip listen address, e.g. :7946; setting it (or --join) makes this node part of a cluster (WEFT_GOSSIP)")
+	actorAddr := fs.String("actor", envOr("WEFT_ACTOR", ""), "cluster: node-to-node messaging listen address (default :7947; WEFT_ACTOR)")
+	advertise := fs.String("advertise", envOr("WEFT_ADVERTISE", ""), "cluster: the host other nodes reach this one at, when the listen addresses bind every interface (WEFT_ADVERTISE)")
+	join := fs.String("join", envOr("WEFT_JOIN", ""), "cluster: gossip addresses of members to join, comma-separated; without it the node founds a new cluster (WEFT_JOIN)")
+	clusterName := fs.String("cluster-name", envOr("WEFT_CLUSTER_NAME", "weft"), "cluster: name; nodes of clusters with other names never merge (WEFT_CLUSTER_NAME)")
+	gossipKey := fs.String("gossip-key", envOr("WEFT_GOSSIP_KEY", ""), "cluster: base64 of a 16, 24 or 32-byte key encrypting gossip (WEFT_GOSSIP_KEY)")
+	clusterCert := fs.String("cluster-tls-cert", envOr("WEFT_CLUSTER_TLS_CERT", ""), "cluster: TLS certificate for node-to-node messaging (WEFT_CLUSTER_TLS_CERT)")
+	clusterKey := fs.String("cluster-tls-key", envOr("WEFT_CLUSTER_TLS_KEY", ""), "cluster: its key (WEFT_CLUSTER_TLS_KEY)")
+	clusterCA := fs.String("cluster-tls-ca", envOr("WEFT_CLUSTER_TLS_CA", ""), "cluster: CA that signed every node's certificate; nodes verify each other (WEFT_CLUSTER_TLS_CA)")
+	leaveTimeout := fs.Duration("leave-timeout", durOr(envOr("WEFT_LEAVE_TIMEOUT", ""), 2*time.Minute), "cluster: on SIGTERM, how long to hand partitions over before stopping anyway (WEFT_LEAVE_TIMEOUT)")
 	approvalTimeout := fs.Duration("approval-timeout", durOr(envOr("WEFT_APPROVAL_TIMEOUT", ""), 24*time.Hour), "OrderProcessingWorkflow: how long to wait for ManagerApproval")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
@@ -63,8 +74,35 @@ func serve(args []string, stderr io.Writer) error {
 	}
 
 	grpcOn := *grpcAddr != "off" && *grpcAddr != ""
-	rt, err := weft.Open(weft.Options{Dir: *data, Partitions: *partitions, Logger: logger,
-		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn})
+	clustered := *gossipAddr != "" || *join != ""
+	if !clustered && (*nodeID != "" || *actorAddr != "" || *gossipKey != "" || *clusterCert != "") {
+		return usageErr("--node-id, --actor, --gossip-key and --cluster-tls-* configure a cluster node: add --gossip (and --join for every node but the first)")
+	}
+	if (*clusterCert == "") != (*clusterKey == "") || (*clusterCA != "" && *clusterCert == "") {
+		return usageErr("--cluster-tls-cert and --cluster-tls-key go together (and --cluster-tls-ca with them)")
+	}
+	// HTTP listens first: its address travels in the cluster's gossip.
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *httpAddr, err)
+	}
+	defer ln.Close()
+	scheme := "http"
+	if *tlsCert != "" {
+		scheme = "https"
+	}
+	httpURL := scheme + "://" + advertised(ln.Addr().String(), *advertise)
+	opts := weft.Options{Dir: *data, Partitions: *partitions, Logger: logger,
+		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn}
+	if clustered {
+		cfg, err := clusterConfig(clusterFlags{data: *data, nodeID: *nodeID, gossip: *gossipAddr, actor: *actorAddr, advertise: *advertise,
+			join: *join, name: *clusterName, key: *gossipKey, cert: *clusterCert, certKey: *clusterKey, ca: *clusterCA, http: httpURL})
+		if err != nil {
+			return err
+		}
+		opts.Cluster = cfg
+	}
+	rt, err := weft.Open(opts)
 	if err != nil {
 		return err
 	}
@@ -77,18 +115,10 @@ func serve(args []string, stderr io.Writer) error {
 	if err := rt.Start(ctx); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *httpAddr, err)
-	}
 	srv := &http.Server{
 		Handler:           api.NewHandler(rt, api.Options{APIToken: *token, MaxBodyBytes: limit, Pprof: *pprof, Logger: logger}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	scheme := "http"
-	if *tlsCert != "" {
-		scheme = "https"
 	}
 	errc := make(chan error, 2)
 	grpcShown := "off"
@@ -114,8 +144,18 @@ func serve(args []string, stderr io.Writer) error {
 		go func() { errc <- gsrv.Serve(gln) }()
 		grpcShown = gln.Addr().String()
 	}
-	logger.Info("weft serving", "http", scheme+"://"+ln.Addr().String(), "grpc", grpcShown, "data", *data, "auth", *token != "",
-		"workflows", strings.Join(rt.Registry().Workflows(), ","))
+	attrs := []any{"http", scheme + "://" + ln.Addr().String(), "grpc", grpcShown}
+	if node := rt.Cluster(); node != nil {
+		var gossip, actorShown string
+		for _, m := range node.Members() {
+			if m.ID == node.ID() {
+				gossip, actorShown = m.Gossip, m.Actor
+			}
+		}
+		attrs = append(attrs, "node", node.ID(), "gossip", gossip, "actor", actorShown)
+	}
+	attrs = append(attrs, "data", *data, "auth", *token != "", "workflows", strings.Join(rt.Registry().Workflows(), ","))
+	logger.Info("weft serving", attrs...)
 	go func() {
 		if *tlsCert != "" {
 			errc <- srv.ServeTLS(ln, *tlsCert, *tlsKey)
@@ -133,6 +173,16 @@ func serve(args []string, stderr io.Writer) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("http shutdown", "err", err)
+	}
+	if rt.Cluster() != nil {
+		lctx, cancel := context.WithTimeout(context.Background(), *leaveTimeout)
+		err := rt.LeaveCluster(lctx)
+		cancel()
+		if err != nil {
+			logger.Warn("left the cluster without handing every partition over; this node keeps them and serves them when it starts again", "err", err)
+		} else {
+			logger.Info("left the cluster: every partition handed over")
+		}
 	}
 	if err := rt.Close(); err != nil {
 		return fmt.Errorf("close runtime: %w", err)
