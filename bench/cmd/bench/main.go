@@ -1,8 +1,9 @@
 // Command bench is weft's benchmark harness: for each scenario it runs weft and
 // the peers — github.com/microsoft/durabletask-go v0.6.0 and Restate 1.7.12 — in
-// the same invocation, alternating, each run in a process of its own, and writes
-// a Markdown report with medians, min–max, the ratio weft/peer, and each
-// process's peak RSS and CPU seconds.
+// the same invocation (sdkchain: weft serve and durabletask-go's sidecar, both
+// driven over gRPC by Dapr's Go SDK), alternating, each run in a process of its
+// own, and writes a Markdown report with medians, min–max, the ratio weft/peer,
+// and each process's peak RSS and CPU seconds.
 //
 //	cd bench && go run ./cmd/bench -mode quick            # smoke run, a few minutes
 //	cd bench && go run ./cmd/bench -mode full -out ../docs/BENCHMARKS.md
@@ -28,8 +29,8 @@ func main() {
 	mode := flag.String("mode", "quick", "quick (scaled-down sizes, 1 run each) or full (the issue's sizes, 3 runs each)")
 	out := flag.String("out", "", "report file (default: report-<mode>.md in the bench directory)")
 	jsonOut := flag.String("json", "", "raw results file (default: results-<mode>.json in the bench directory)")
-	only := flag.String("only", "", "comma-separated scenarios to run (default all): chain,single,fanout,timer1s,timers,timers1m,longchain,idle,restart,latency")
-	peers := flag.String("peers", strings.Join(allEngines, ","), "comma-separated engines: weft,durabletask,restate")
+	only := flag.String("only", "", "comma-separated scenarios to run (default all): chain,single,fanout,timer1s,timers,timers1m,longchain,idle,restart,latency,sdkchain")
+	peers := flag.String("peers", strings.Join(allEngines, ","), "comma-separated engines: weft,durabletask,restate (in sdkchain, weft and durabletask are weft serve and durabletask-go's sidecar)")
 	runs := flag.Int("runs", 0, "runs per engine and scenario (default: quick 1, full 3)")
 	workDir := flag.String("workdir", "", "where each run's data directory is created (default: the system temporary directory); all engines use the same file system")
 	restateServer := flag.String("restate-server", os.Getenv("RESTATE_SERVER"), "restate-server binary (default: @restatedev/restate-server@1.7.12 installed with npm into bench/.restate)")
@@ -113,10 +114,28 @@ func main() {
 	// Build the workers.
 	binDir := filepath.Join(benchDir, ".bin")
 	logf("building workers into %s", binDir)
-	build := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/weftbench", "./cmd/dtbench", "./cmd/restatebench")
+	build := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/weftbench", "./cmd/dtbench", "./cmd/restatebench", "./cmd/sdkbench")
 	build.Dir, build.Stdout, build.Stderr = benchDir, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fatalf("build the workers: %v\n(if the main module's dependencies changed, `cd bench && go mod tidy` brings the bench module up to date)", err)
+	}
+	// The servers the selected scenarios start (sdkchain), each a binary of its own,
+	// built in this module: weft's through its replace of github.com/weftrt/weft.
+	var servers []string
+	for _, s := range scenarios {
+		for _, e := range s.engines {
+			if srv := s.args(e).server; srv != "" && !slices.Contains(servers, srv) && slices.Contains(engines, e) {
+				servers = append(servers, srv)
+			}
+		}
+	}
+	slices.Sort(servers)
+	for _, srv := range servers {
+		build := exec.Command("go", "build", "-o", filepath.Join(binDir, srv), serverBinaries[srv])
+		build.Dir, build.Stdout, build.Stderr = benchDir, os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fatalf("build %s (%s): %v", srv, serverBinaries[srv], err)
+		}
 	}
 
 	// Restate: the server binary and the network namespace.
@@ -174,7 +193,7 @@ func main() {
 		for run := range s.runsFor(*runs) {
 			for _, e := range es { // alternating: every engine once per round
 				n++
-				logf("[%d/%d] %s — %s, run %d", n, total, s.title, engineTitle[e], run+1)
+				logf("[%d/%d] %s — %s, run %d", n, total, s.title, s.engineName(e), run+1)
 				rec := r.run(s, e, run)
 				rep.add(rec)
 				logf("        %s", rec.summary(s))

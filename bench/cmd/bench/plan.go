@@ -52,6 +52,27 @@ type scenario struct {
 	anySize bool
 	// note, when set, adds a note computed from the measurements.
 	note func(r *report) string
+	// workers and engineTitles, when set, replace workerBinary and engineTitle
+	// for this scenario: the same engine deployed another way (sdkchain: as a
+	// server process driven over gRPC by Dapr's SDK, with one worker for both).
+	workers      map[string]string
+	engineTitles map[string]string
+}
+
+// worker is the worker binary that runs engine e on s.
+func (s scenario) worker(e string) string {
+	if w := s.workers[e]; w != "" {
+		return w
+	}
+	return workerBinary[e]
+}
+
+// engineName is how the report names engine e in s.
+func (s scenario) engineName(e string) string {
+	if t := s.engineTitles[e]; t != "" {
+		return t
+	}
+	return engineTitle[e]
 }
 
 // args are a worker's parameters (see harness.Params).
@@ -62,6 +83,22 @@ type args struct {
 	warmup          int
 	opts            string
 	timeout         time.Duration
+	// server is a binary the driver builds into its bin directory (serverBinaries)
+	// that the worker starts: passed as -server with its path, with -server-log.
+	server string
+}
+
+// Server binaries the driver builds besides the workers, each in a binary of its
+// own: weft's protos and durabletask-go's register the same unqualified names and
+// cannot be linked together.
+const (
+	weftServer = "weft"                // `weft serve`, from this tree (replace ../)
+	dtSidecar  = "durabletask-sidecar" // package main of github.com/microsoft/durabletask-go v0.6.0
+)
+
+var serverBinaries = map[string]string{
+	weftServer: "github.com/weftrt/weft/cmd/weft",
+	dtSidecar:  "github.com/microsoft/durabletask-go",
 }
 
 func (a args) flags() []string {
@@ -321,6 +358,44 @@ func plan(full bool) []scenario {
 			notes: []string{"durabletask-go has no HTTP API of its own (Dapr puts one in front of it), so it is not run here; " +
 				"its embedded latency is in 1b."},
 			anySize: true,
+		},
+		{
+			name:  harness.SDKChain,
+			title: fmt.Sprintf("8. Dapr Go SDK over gRPC: %d chains of 5", pick(full, 50, 200)),
+			what: "The chain of 1 as a Dapr application runs it: the workflow and its activity (input + 1) are written " +
+				"with Dapr's Go SDK (`github.com/dapr/go-sdk` v1.11.0, package `workflow`) and run by its workflow worker " +
+				"against a server speaking durabletask's `TaskHubSidecarService` gRPC protocol, started as a process of its " +
+				"own on a free port of 127.0.0.1: `weft serve` (this tree), or the sidecar that durabletask-go v0.6.0 " +
+				"ships (the `main` package at the root of its module, sqlite file in the run's data directory). A " +
+				"`workflow.Client` on a second connection starts all instances from 64 goroutines and awaits each with " +
+				"`WaitForWorkflowCompletion` as soon as it is started; outputs are checked. Throughput is activities over " +
+				"the time from the first start to the last completion seen by the client; CPU per activity sums the SDK " +
+				"worker's process and the server's over that interval.",
+			engines: []string{weft, durabletask},
+			workers: map[string]string{weft: "sdkbench", durabletask: "sdkbench"},
+			engineTitles: map[string]string{
+				weft:        "weft serve (gRPC)",
+				durabletask: "durabletask-go v0.6.0 sidecar",
+			},
+			args: func(e string) args {
+				a := args{n: pick(full, 50, 200), steps: 5, timeout: to(5*time.Minute, 10*time.Minute), opts: "target=" + e}
+				a.server = map[string]string{weft: weftServer, durabletask: dtSidecar}[e]
+				return a
+			},
+			metrics: append(append([]metric{}, throughput...),
+				metric{"server_acts_per_s", "activities/s by the server's completion times (last update of the last instance)", +1},
+				metric{"wait_lag_p50_ms", "wait call returned after the server's completion time, p50 (ms)", -1},
+				metric{"wait_lag_max_ms", "… max (ms)", -1},
+				metric{"start_s", "time to start all instances (s)", -1},
+				metric{"activity_runs", "activity executions in the SDK worker (one per activity expected)", 0},
+				metric{"workflow_runs", "workflow function executions in the SDK worker (first runs and replays)", 0},
+			),
+			notes: []string{"The durabletask-go sidecar runs as its `main.go` sets it up: `backend.NewOrchestrationWorker` and " +
+				"`NewActivityTaskWorker` without options, i.e. one orchestration and one activity work item at a time, and a " +
+				"`WaitForInstanceCompletion` that polls its store with a backoff from 1 ms up to 3 s (the wait-lag rows show " +
+				"what that adds; the server-time throughput row leaves it out). weft serve runs with its defaults.",
+				"Both server binaries and the SDK worker are built in the bench module, so they share its dependency " +
+					"versions (the versions are listed below)."},
 		},
 	}
 }

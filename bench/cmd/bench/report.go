@@ -385,7 +385,7 @@ func (r *report) scenarioSection(b *strings.Builder, s scenario) {
 	}
 	for _, e := range es {
 		if sz := r.sizeOf(s.name, e); sz != "" {
-			w("- %s: %s\n", engineTitle[e], sz)
+			w("- %s: %s\n", s.engineName(e), sz)
 		}
 	}
 	w("\n")
@@ -393,9 +393,9 @@ func (r *report) scenarioSection(b *strings.Builder, s scenario) {
 	sameSize := func(e string) bool { return s.anySize || r.sizeOf(s.name, e) == r.sizeOf(s.name, weft) }
 	w("| metric |")
 	for _, e := range es {
-		w(" %s |", engineTitle[e])
+		w(" %s |", s.engineName(e))
 		if e != weft && slices.Contains(es, weft) {
-			w(" weft / %s |", strings.Fields(engineTitle[e])[0])
+			w(" weft / %s |", strings.Fields(s.engineName(e))[0])
 		}
 	}
 	w("\n|---|")
@@ -442,7 +442,7 @@ func (r *report) scenarioSection(b *strings.Builder, s scenario) {
 	w("\nProcesses (median peak RSS, median CPU seconds): ")
 	var parts []string
 	for _, e := range es {
-		parts = append(parts, fmt.Sprintf("%s — %s", engineTitle[e], r.procDetail(s.name, e)))
+		parts = append(parts, fmt.Sprintf("%s — %s", s.engineName(e), r.procDetail(s.name, e)))
 	}
 	w("%s.\n\n", strings.Join(parts, "; "))
 	for _, n := range s.notes {
@@ -455,11 +455,11 @@ func (r *report) scenarioSection(b *strings.Builder, s scenario) {
 	}
 	for _, e := range es {
 		for _, n := range r.workerNotes(s.name, e) {
-			w("- %s: %s\n", engineTitle[e], n)
+			w("- %s: %s\n", s.engineName(e), n)
 		}
 		for _, rec := range r.of(s.name, e) {
 			if !rec.ok() {
-				w("- %s, run %d **failed** after %.0f s: %s%s\n", engineTitle[e], rec.Run+1, rec.Wall, clip(rec.errText(), 500), measuredSoFar(s, rec))
+				w("- %s, run %d **failed** after %.0f s: %s%s\n", s.engineName(e), rec.Run+1, rec.Wall, clip(rec.errText(), 500), measuredSoFar(s, rec))
 			}
 		}
 	}
@@ -546,6 +546,7 @@ func (r *report) methodSection(b *strings.Builder) {
 - **Same workload.** All instances of a batch are started from 64 client goroutines and each is awaited as soon as it is started; outputs are checked (chain i → i+5, fan-out → the sum).
 - **Timers.** Lateness is the wall clock when the code after the timer first ran minus the engine's own due time; fire rate is timers fired over the time from the first to the last fire.
 - **Processes.** Peak RSS and CPU seconds come from `+"`wait4`"+`'s rusage for a worker that started nothing else (weft, durabletask-go). The Restate worker reports its own `+"`getrusage`"+` figures and those of `+"`restate-server`"+` (reaped with `+"`wait4`"+` after a SIGTERM); both are listed. Per-scenario CPU per activity counts the measured interval only, summed over the engine's processes; the process rows count whole runs, start-up included (Restate's server takes a few seconds of CPU to start).
+- **Over gRPC with Dapr's Go SDK (sdkchain).** `+"`bench/cmd/sdkbench`"+` starts the server as a child process listening on a free port of 127.0.0.1 — `+"`weft serve --http 127.0.0.1:0 --grpc 127.0.0.1:0`"+` (built from this tree) or durabletask-go v0.6.0's own sidecar (its module's root `+"`main`"+` package, `+"`-host 127.0.0.1 -port 0 -db <run dir>/durabletask.sqlite`"+`) — waits for the address in its log, then runs the Dapr Go SDK's workflow worker in process and starts and awaits the instances with a `+"`workflow.Client`"+` (`+"`WaitForWorkflowCompletion`"+`, answered by the server: weft wakes it on the completing commit, the durabletask sidecar polls its store with a 1 ms–3 s backoff). Both server binaries are built in the bench module (`+"`go build github.com/weftrt/weft/cmd/weft`"+` through its `+"`replace`"+`, `+"`go build github.com/microsoft/durabletask-go`"+`), each on its own: no binary links both weft's and durabletask-go's generated protocol code. The server's output goes to a `+"`.server.log`"+` next to the worker's log; it is stopped with SIGTERM and its peak RSS and CPU come from `+"`wait4`"+`.
 - **Robustness.** Every worker stops itself at a deadline and reports what it measured; the harness kills a worker's whole process group if it overruns, and on Ctrl-C writes the partial report.
 
 `, netns)
@@ -561,6 +562,7 @@ func (r *report) limitsSection(b *strings.Builder) {
 	}
 	w("- The peers run scenarios 1–4 and 7 where they can: idle monitors (5), restart (6) and the 1,000,000 pending timers (3c) are weft only, and the 1–5 s timers (3b) run at 1,000 instances on the peers (100,000 on weft).\n")
 	w("- durabletask-go has no HTTP API (Dapr puts one in front of it), so it has no latency-over-HTTP figure; its embedded latency is in 1b.\n")
+	w("- The Dapr SDK scenario (8) compares two servers of durabletask's sidecar protocol, weft serve and durabletask-go's own sidecar; Restate does not speak that protocol and is not in it.\n")
 	w("- `restate-server` 1.7.12 checks GitHub for a newer release at start-up and no setting turns that off (telemetry is off); ")
 	if r.env.netns {
 		w("here it ran in a loopback-only network namespace, so the check failed at once.\n")

@@ -93,9 +93,14 @@ func (r *runner) run(s scenario, e string, run int) *record {
 	logPath := filepath.Join(r.logDir, fmt.Sprintf("%s-%s-%d.log", s.name, e, run))
 	rec.Log = logPath
 	hard := a.timeout + 90*time.Second // the worker stops itself at a.timeout
+	if a.server != "" {
+		base = append(base, "-server", filepath.Join(r.binDir, a.server),
+			"-server-log", strings.TrimSuffix(logPath, ".log")+".server.log")
+	}
+	bin := s.worker(e)
 
 	if s.name != harness.Restart {
-		res, procs, err := r.exec(e, base, logPath, hard, "")
+		res, procs, err := r.exec(e, bin, base, logPath, hard, "")
 		rec.Result = res
 		if err != nil {
 			rec.Error = err.Error()
@@ -104,13 +109,13 @@ func (r *runner) run(s scenario, e string, run int) *record {
 		return rec
 	}
 	// Restart: load until "ready", SIGKILL, then recover on the same directory.
-	load, loadProcs, err := r.exec(e, append(base, "-phase", "load"), logPath, hard, "ready")
+	load, loadProcs, err := r.exec(e, bin, append(base, "-phase", "load"), logPath, hard, "ready")
 	if err != nil {
 		rec.Error = "load phase: " + err.Error()
 		rec.Result = load
 		return rec
 	}
-	res, procs, err := r.exec(e, append(base, "-phase", "recover"), logPath, hard, "")
+	res, procs, err := r.exec(e, bin, append(base, "-phase", "recover"), logPath, hard, "")
 	rec.Result = res
 	if err != nil {
 		rec.Error = "recover phase: " + err.Error()
@@ -149,10 +154,11 @@ func mergeProcs(res *harness.Result, waited []harness.Proc) {
 	}
 }
 
-// exec runs one worker process. With killAt set, the worker is killed (SIGKILL,
-// whole process group) as soon as it reports that phase, and that is success.
-func (r *runner) exec(e string, flags []string, logPath string, hard time.Duration, killAt string) (*harness.Result, []harness.Proc, error) {
-	bin := filepath.Join(r.binDir, workerBinary[e])
+// exec runs one worker process (the binary named worker, for engine e). With
+// killAt set, the worker is killed (SIGKILL, whole process group) as soon as it
+// reports that phase, and that is success.
+func (r *runner) exec(e, worker string, flags []string, logPath string, hard time.Duration, killAt string) (*harness.Result, []harness.Proc, error) {
+	bin := filepath.Join(r.binDir, worker)
 	argv := append([]string{bin}, flags...)
 	if e == restateEng {
 		argv = append(argv, "-restate-server", r.restateServer)
@@ -227,7 +233,7 @@ func (r *runner) exec(e string, flags []string, logPath string, hard time.Durati
 
 	var procs []harness.Proc
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		procs = []harness.Proc{{Name: workerBinary[e], PeakRSSMiB: float64(ru.Maxrss) / 1024, CPUSeconds: harness.RusageCPU(ru)}}
+		procs = []harness.Proc{{Name: worker, PeakRSSMiB: float64(ru.Maxrss) / 1024, CPUSeconds: harness.RusageCPU(ru)}}
 	}
 	switch {
 	case killed:

@@ -1,6 +1,7 @@
 // Package harness holds what the benchmark driver (cmd/bench) and its engine
-// workers (cmd/weftbench, cmd/dtbench, cmd/restatebench) share: the result line a
-// worker prints, the scenario parameters, statistics and process measurements.
+// workers (cmd/weftbench, cmd/dtbench, cmd/restatebench, cmd/sdkbench) share: the
+// result line a worker prints, the scenario parameters, statistics and process
+// measurements.
 package harness
 
 import (
@@ -41,6 +42,7 @@ const (
 	Idle      = "idle"      // N monitor workflows sleeping on timers
 	Restart   = "restart"   // N instances in flight, SIGKILL, reopen
 	Latency   = "latency"   // one-activity workflow over HTTP, one at a time
+	SDKChain  = "sdkchain"  // N instances × S sequential activities, Dapr Go SDK over gRPC to a server process
 )
 
 // Params are a run's parameters; every worker takes them as the same flags.
@@ -62,7 +64,7 @@ type Params struct {
 
 // RegisterFlags defines the common flags on fs.
 func RegisterFlags(fs *flag.FlagSet, p *Params) {
-	fs.StringVar(&p.Scenario, "scenario", "", "scenario: chain, fanout, single, timer1s, timers, timers1m, longchain, idle, restart, latency")
+	fs.StringVar(&p.Scenario, "scenario", "", "scenario: chain, fanout, single, timer1s, timers, timers1m, longchain, idle, restart, latency, sdkchain")
 	fs.IntVar(&p.N, "n", 1000, "instances (samples for single and latency)")
 	fs.IntVar(&p.Steps, "steps", 5, "sequential activities per chain")
 	fs.IntVar(&p.Width, "width", 1000, "parallel activities per fan-out")
