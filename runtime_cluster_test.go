@@ -35,6 +35,12 @@ type clusterNode struct {
 
 func startClusterNode(t *testing.T, id, dir string, join []string) *clusterNode {
 	t.Helper()
+	return startClusterNodeWith(t, id, dir, join, func(ctx context.Context, v int) (int, error) { return v + 1, nil })
+}
+
+// startClusterNodeWith registers inc as this node's ClusterInc activity.
+func startClusterNodeWith(t *testing.T, id, dir string, join []string, inc func(context.Context, int) (int, error)) *clusterNode {
+	t.Helper()
 	rt, err := weft.Open(weft.Options{Dir: dir, Logger: quiet, Cluster: &cluster.NodeConfig{
 		Gossip:    cluster.Config{NodeID: id, BindAddr: "127.0.0.1:0", Join: join, Timing: fastGossip},
 		ActorAddr: "127.0.0.1:0",
@@ -56,7 +62,7 @@ func startClusterNode(t *testing.T, id, dir string, join []string) *clusterNode 
 	}, workflow.WithName("ClusterChain")); err != nil {
 		t.Fatal(err)
 	}
-	if err := workflow.RegisterActivity(reg, func(ctx context.Context, v int) (int, error) { return v + 1, nil }, workflow.WithName("ClusterInc")); err != nil {
+	if err := workflow.RegisterActivity(reg, inc, workflow.WithName("ClusterInc")); err != nil {
 		t.Fatal(err)
 	}
 	if err := rt.Start(context.Background()); err != nil {
@@ -267,4 +273,54 @@ func TestClusterDeadNodeKeepsItsPartitions(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// Activities run on every live node; those running on a node that dies are
+// re-sent to the live ones, and their workflows complete.
+func TestClusterActivitiesOfADeadNodeAreResent(t *testing.T) {
+	ctx := context.Background()
+	ran := make(chan struct{}, 1000)
+	a := startClusterNodeWith(t, "a", t.TempDir(), nil, func(ctx context.Context, v int) (int, error) {
+		ran <- struct{}{}
+		return v + 1, nil
+	})
+	defer a.rt.Close()
+	stuck := make(chan struct{}, 1000)
+	b := startClusterNodeWith(t, "b", t.TempDir(), []string{a.gossipAddr()}, func(ctx context.Context, v int) (int, error) {
+		stuck <- struct{}{}
+		<-ctx.Done() // never finishes: its node dies first
+		return 0, ctx.Err()
+	})
+	eventually(t, "placement settles", 30*time.Second, func() error { return settled(a, b) })
+	// Instances whose partitions a holds, so they outlive b.
+	var ids []string
+	for i := 0; len(ids) < 20; i++ {
+		id := fmt.Sprintf("act-%d", i)
+		if a.rt.Cluster().Partitions()[a.rt.Host().Partition(id)].Holder != "a" {
+			continue
+		}
+		if _, err := a.rt.Schedule(ctx, "ClusterChain", 0, weft.WithInstanceID(id)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	select {
+	case <-stuck: // at least one activity was placed on b
+	case <-time.After(20 * time.Second):
+		t.Fatal("no activity ran on b: placement did not spread them")
+	}
+	if err := b.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st, err := a.rt.WaitForCompletion(wctx, id)
+		cancel()
+		if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != "3" {
+			t.Fatalf("%s: %v %v", id, st, err)
+		}
+	}
+	if len(ran) == 0 {
+		t.Fatal("no activity ran on a")
+	}
 }

@@ -457,11 +457,15 @@ func (h *Host) dispatch(inv Invocation) {
 		h.remote.submitActivity(inv)
 		return
 	}
-	if h.router != nil && h.router.Dispatch(inv) {
+	if h.router != nil {
+		// In flight until its result comes back (takeResults), wherever it runs:
+		// marked first, so the router never sees a placed attempt that is not.
 		h.actMu.Lock()
-		h.inflight[keyOf(inv)] = struct{}{} // until its result comes back (takeResults)
+		h.inflight[keyOf(inv)] = struct{}{}
 		h.actMu.Unlock()
-		return
+		if h.router.Dispatch(inv) {
+			return
+		}
 	}
 	h.dispatchLocal(inv)
 }

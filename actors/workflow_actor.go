@@ -483,9 +483,15 @@ func (w *workflowActor) activityResults(results []ActivityResult) error {
 	}
 	t := w.newTxn()
 	var inputs []workflow.Event
+	taken := map[int64]bool{} // a batch may hold the same attempt's result twice (a re-sent report)
 	for _, m := range results {
+		if taken[m.TaskID] {
+			w.h.stats.IgnoredDuplicates.Add(1)
+			continue
+		}
 		if ev, ok := w.activityResult(t, m); ok {
 			inputs = append(inputs, ev)
+			taken[m.TaskID] = true
 		}
 	}
 	if len(inputs) > 0 {

@@ -71,6 +71,7 @@ func (n *Node) reconcileLoop() {
 		case <-n.kick:
 		case <-tick.C:
 		}
+		n.prunePlaced()
 		if b, err := n.db.GetMeta(registryKey); err != nil || !slices.Equal(b, n.reg.LocalState()) {
 			_ = n.db.PutMeta(registryKey, n.reg.LocalState(), false) // a hint: the peers hold it too
 		}
@@ -98,6 +99,24 @@ func (n *Node) reconcileLoop() {
 				continue
 			}
 			delete(failures, p)
+		}
+	}
+}
+
+// prunePlaced forgets the activities placed on other nodes whose results came
+// back: only those still in flight need re-sending if their node goes.
+func (n *Node) prunePlaced() {
+	n.mu.Lock()
+	placed := make(map[string][]actors.Invocation, len(n.placed))
+	for node, m := range n.placed {
+		placed[node] = slices.Collect(maps.Values(m))
+	}
+	n.mu.Unlock()
+	for node, invs := range placed {
+		for _, inv := range invs {
+			if !n.h.InFlight(inv) {
+				n.unplace(node, inv)
+			}
 		}
 	}
 }

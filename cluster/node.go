@@ -411,15 +411,12 @@ func (n *Node) Dispatch(inv actors.Invocation) bool {
 	}
 	n.placed[e.Node][placedKey{inv.InstanceID, inv.Gen, inv.TaskID, inv.Attempt}] = inv
 	n.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := n.tr.call(ctx, e.ActorAddr, kindRun, inv, 0); err != nil {
-			n.log.Debug("activity not placed on its node; running it here", "target", e.Node, "err", err)
-			n.unplace(e.Node, inv)
-			n.h.RunActivity(inv)
-		}
-	}()
+	// Fire and forget: if the node is gone, the failure event re-sends what is
+	// still in flight (replace), and a slow node is not a reason to run it twice.
+	if err := n.tr.send(e.ActorAddr, kindRun, inv); err != nil {
+		n.unplace(e.Node, inv)
+		return false
+	}
 	return true
 }
 
@@ -450,10 +447,16 @@ func (n *Node) replace(node string) {
 
 // watchMembers reacts to membership changes.
 func (n *Node) watchMembers(events <-chan Event) {
+	epochs := map[string]int64{} // each member's start epoch: a new one means it restarted
 	for ev := range events {
 		n.log.Info("cluster membership changed", "member", ev.Member.ID, "event", ev.Type.String(), "state", ev.Member.State.String())
-		if ev.Type == EventFail || ev.Type == EventLeave {
-			n.replace(ev.Member.ID)
+		m := ev.Member
+		restarted := epochs[m.ID] != 0 && m.Meta.Epoch != 0 && m.Meta.Epoch != epochs[m.ID]
+		if m.Meta.Epoch != 0 {
+			epochs[m.ID] = m.Meta.Epoch
+		}
+		if ev.Type == EventFail || ev.Type == EventLeave || restarted {
+			n.replace(m.ID) // what ran there is lost, even if it came back before anyone saw it die
 		}
 		n.registryChanged() // liveness changes routing too: wake waiters, reconcile
 	}
@@ -861,6 +864,9 @@ func (n *Node) Members() []MemberView {
 		}
 		if e.Node == n.id {
 			st = "alive"
+		}
+		if !e.Registered && st == "dead" {
+			st = "left" // it unregistered: gossip may not have heard its leave before it went
 		}
 		out = append(out, MemberView{ID: e.Node, State: st, Registered: e.Registered, Gossip: e.GossipAddr, Actor: e.ActorAddr,
 			HTTP: e.HTTPAddr, Partitions: counts[placement.Member(e.Node)], Held: len(e.Held)})

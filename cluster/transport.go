@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/grpc"
@@ -89,6 +91,40 @@ type transport struct {
 	remote *remote.Remote
 	addr   string // host:port other nodes reach this one at
 	log    *slog.Logger
+
+	// Requests waiting for an answer, by address: when protoactor loses the
+	// connection to an address (the node crashed), they fail at once instead of
+	// waiting out their timeout.
+	mu      sync.Mutex
+	pending map[string]map[*actor.Future]struct{}
+	sub     *eventstream.Subscription
+}
+
+// codeUnreachable marks an answer the transport made up for a lost connection.
+const codeUnreachable = "unreachable"
+
+func (t *transport) track(addr string, f *actor.Future) func() {
+	t.mu.Lock()
+	if t.pending[addr] == nil {
+		t.pending[addr] = map[*actor.Future]struct{}{}
+	}
+	t.pending[addr][f] = struct{}{}
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		delete(t.pending[addr], f)
+		t.mu.Unlock()
+	}
+}
+
+func (t *transport) connectionLost(addr string) {
+	t.mu.Lock()
+	fs := t.pending[addr]
+	delete(t.pending, addr)
+	t.mu.Unlock()
+	for f := range fs {
+		t.system.Root.Send(f.PID(), &wire.Envelope{Error: "connection to " + addr + " lost", Code: codeUnreachable})
+	}
 }
 
 // startTransport starts protoactor remote on bind (host:port; port 0 picks one),
@@ -126,14 +162,25 @@ func startTransport(system *actor.ActorSystem, bind, advertiseHost string, serve
 		opts = append(opts, remote.WithDialOptions(dialOpts...))
 	}
 	opts = append(opts, remote.WithCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
-	r := remote.NewRemote(system, remote.Configure(host, port, opts...))
+	rcfg := remote.Configure(host, port, opts...)
+	// protoactor retries a failed connection 5 times, 2 s apart, before it
+	// answers the queued requests with dead letters: 10 s for a request to a node
+	// that just crashed. One attempt: the caller answers ErrUnavailable at once,
+	// and the next request connects afresh.
+	rcfg.MaxRetryCount = 1
+	r := remote.NewRemote(system, rcfg)
 	defer func() {
 		if p := recover(); p != nil { // protoactor panics when it cannot listen
 			err = fmt.Errorf("cluster: start the actor transport on %s: %v", bind, p)
 		}
 	}()
 	r.Start()
-	t = &transport{system: system, remote: r, addr: system.ProcessRegistry.Address, log: log}
+	t = &transport{system: system, remote: r, addr: system.ProcessRegistry.Address, log: log, pending: map[string]map[*actor.Future]struct{}{}}
+	t.sub = system.EventStream.Subscribe(func(evt any) {
+		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
+			t.connectionLost(e.Address)
+		}
+	})
 	props := actor.PropsFromFunc(func(c actor.Context) {
 		env, ok := c.Message().(*wire.Envelope)
 		if !ok {
@@ -155,7 +202,10 @@ func startTransport(system *actor.ActorSystem, bind, advertiseHost string, serve
 	return t, nil
 }
 
-func (t *transport) stop() { t.remote.Shutdown(true) }
+func (t *transport) stop() {
+	t.system.EventStream.Unsubscribe(t.sub)
+	t.remote.Shutdown(true)
+}
 
 // call sends a request to the node at addr and waits for its answer.
 func (t *transport) call(ctx context.Context, addr, kind string, req any, hops int) ([]byte, error) {
@@ -174,7 +224,10 @@ func (t *transport) call(ctx context.Context, addr, kind string, req any, hops i
 		return nil, context.DeadlineExceeded
 	}
 	pid := actor.NewPID(addr, handlerName)
-	res, err := t.system.Root.RequestFuture(pid, &wire.Envelope{Kind: kind, Payload: payload, Hops: uint32(hops)}, timeout).Result()
+	f := t.system.Root.RequestFuture(pid, &wire.Envelope{Kind: kind, Payload: payload, Hops: uint32(hops)}, timeout)
+	untrack := t.track(addr, f)
+	res, err := f.Result()
+	untrack()
 	if err != nil {
 		if errors.Is(err, actor.ErrTimeout) {
 			return nil, fmt.Errorf("cluster: %s request to %s: no answer within %s: %w", kind, addr, timeout.Round(time.Millisecond), context.DeadlineExceeded)
@@ -185,10 +238,23 @@ func (t *transport) call(ctx context.Context, addr, kind string, req any, hops i
 	if !ok {
 		return nil, fmt.Errorf("cluster: %s request to %s: unexpected answer %T", kind, addr, res)
 	}
+	if env.Code == codeUnreachable {
+		return nil, fmt.Errorf("cluster: %s request to %s: %s", kind, addr, env.Error)
+	}
 	if env.Error != "" {
 		return nil, &remoteError{msg: env.Error, sentinel: wireErrors[env.Code]}
 	}
 	return env.Payload, nil
+}
+
+// send sends a request without waiting for an answer.
+func (t *transport) send(addr, kind string, req any) error {
+	payload, err := msgpack.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("cluster: encode %s request: %w", kind, err)
+	}
+	t.system.Root.Send(actor.NewPID(addr, handlerName), &wire.Envelope{Kind: kind, Payload: payload})
+	return nil
 }
 
 // reply builds an answer envelope.

@@ -1,0 +1,1308 @@
+// Package cluster_test tests a weft cluster made of real processes: it builds
+// cmd/weft once, starts three (or four) `weft serve` nodes on 127.0.0.1 with their
+// own data directories and fixed gossip and actor ports, and drives them over
+// HTTP and the CLI as an operator would.
+//
+// What is tested:
+//
+//   - TestSeedPatternsThroughEachNode: every seed workflow (chaining, fan-out/fan-in,
+//     order processing with and without approval, the monitor) started through each
+//     node, for instances owned by each node, completes with the right output, read
+//     back through other nodes and both APIs; listing gathers from all nodes; the
+//     `weft cluster members|partitions` commands.
+//   - TestActivitiesSpread: a fan-out of 300 on three nodes runs a real share of its
+//     activities on every node (the weft_activity_executions_total counters and
+//     the activity log lines agree).
+//   - TestKillNodeUnderLoad: SIGKILL one node during fan-outs and chains; its
+//     instances answer 503 ERR_PARTITION_UNAVAILABLE with Retry-After, naming it,
+//     quickly; the other partitions keep completing; after a restart on the same
+//     data directory everything completes and no activity whose completion was
+//     recorded before the kill ran again.
+//   - TestJoinAndLeaveUnderLoad: a fourth node joins under load, then a node leaves
+//     with SIGTERM under load; requests keep being answered during the moves, only
+//     the partitions of the joining or leaving node move, all nodes' placement
+//     tables agree, and every workflow completed exactly once with its output.
+//   - TestIsolation: nodes with different cluster names or gossip keys never see
+//     each other, even when one is told to join the other.
+//
+// Each node's stderr is read line by line: the tests learn the HTTP address from
+// the "weft serving" line and count "activity executed" lines; logs are printed
+// when a test fails. Tests await conditions (HTTP state, long-polls, log lines)
+// with deadlines instead of sleeping.
+package cluster_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/weftrt/weft/placement"
+)
+
+// weftBin is cmd/weft, built once by TestMain (without -race, so the nodes run at
+// their real speed).
+var weftBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "weft-cluster-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cluster: temp dir:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	weftBin = filepath.Join(dir, "weft")
+	build := exec.Command("go", "build", "-o", weftBin, "github.com/weftrt/weft/cmd/weft")
+	build.Env = append(os.Environ(), "GOFLAGS=") // no -race inherited from the test's flags
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "cluster: go build ./cmd/weft: %v\n%s", err, out)
+		return 1
+	}
+	code := m.Run()
+	if code == 0 {
+		httpClient.CloseIdleConnections()
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "cluster: goroutines leaked:", err)
+			return 1
+		}
+	}
+	return code
+}
+
+// cleanEnv is the test's environment without WEFT_* variables.
+func cleanEnv(extra ...string) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "WEFT_") })
+	return append(env, extra...)
+}
+
+// --- processes ---------------------------------------------------------------
+
+// proc is one run of the weft binary; its stderr is kept line by line.
+type proc struct {
+	args []string
+	cmd  *exec.Cmd
+
+	mu      sync.Mutex
+	lines   []string
+	changed chan struct{} // closed and replaced on every new line and at exit
+	done    chan struct{} // closed once stderr hit EOF and the process was reaped
+	exitErr error
+}
+
+func startProc(args []string) (*proc, error) {
+	cmd := exec.Command(weftBin, args...)
+	cmd.Env = cleanEnv()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", weftBin, err)
+	}
+	p := &proc{args: args, cmd: cmd, changed: make(chan struct{}), done: make(chan struct{})}
+	go p.read(stderr)
+	return p, nil
+}
+
+func (p *proc) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		p.mu.Lock()
+		p.lines = append(p.lines, sc.Text())
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.mu.Unlock()
+	}
+	err := p.cmd.Wait()
+	p.mu.Lock()
+	p.exitErr = err
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	close(p.done)
+}
+
+func (p *proc) Lines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.lines)
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// await waits until cond holds on the lines, the process exits, or timeout.
+func (p *proc) await(timeout time.Duration, cond func([]string) bool) (ok, exited bool) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		ok, ch := cond(p.lines), p.changed
+		p.mu.Unlock()
+		if ok {
+			return true, false
+		}
+		select {
+		case <-p.done:
+			p.mu.Lock()
+			ok = cond(p.lines)
+			p.mu.Unlock()
+			return ok, true
+		case <-deadline.C:
+			return false, false
+		case <-ch:
+		}
+	}
+}
+
+// kill SIGKILLs the process if it still runs and waits until it is reaped.
+func (p *proc) kill() {
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// summary is the log without the per-activity lines, cut to its last 300 lines.
+func (p *proc) summary() string {
+	lines := p.Lines()
+	if i := slices.Index(lines, "SIGQUIT: quit"); i >= 0 {
+		lines = append(lines[:i:i], "SIGQUIT: quit (goroutine dump left out)")
+	}
+	kept := slices.DeleteFunc(slices.Clone(lines), func(l string) bool {
+		return strings.Contains(l, `msg="activity executed"`)
+	})
+	head := fmt.Sprintf("(%d \"activity executed\" lines left out)", len(lines)-len(kept))
+	if len(kept) > 300 {
+		head += fmt.Sprintf(" (%d earlier lines left out)", len(kept)-300)
+		kept = kept[len(kept)-300:]
+	}
+	return head + "\n" + strings.Join(kept, "\n")
+}
+
+// --- nodes -------------------------------------------------------------------
+
+// node is one cluster member: its identity, ports and data directory, which stay
+// the same across restarts, and every process run for it.
+type node struct {
+	t      *testing.T
+	ID     string
+	Dir    string
+	Gossip string   // 127.0.0.1:PORT, fixed
+	Actor  string   // 127.0.0.1:PORT, fixed
+	Join   []string // gossip addresses to join through; empty founds a cluster
+	Extra  []string // more serve flags (--cluster-name, --gossip-key)
+
+	mu    sync.Mutex
+	procs []*proc
+	url   string // the current process's http://127.0.0.1:PORT ("" when not serving)
+}
+
+// servingLine finds the HTTP address in the "weft serving" line (text format).
+var servingLine = regexp.MustCompile(`msg="weft serving" http=(\S+)`)
+
+// newNode prepares a node (it does not start it). Its processes are SIGKILLed at
+// the end of the test; their logs are printed if the test failed.
+func newNode(t *testing.T, id string, join []string, extra ...string) *node {
+	t.Helper()
+	n := &node{t: t, ID: id, Dir: t.TempDir(), Gossip: freeAddr(t), Actor: freeAddr(t), Join: join, Extra: extra}
+	// Registered after TempDir's cleanup, so it runs first: processes die before
+	// their directories are removed.
+	t.Cleanup(func() {
+		n.mu.Lock()
+		procs := slices.Clone(n.procs)
+		n.mu.Unlock()
+		for _, p := range procs {
+			p.kill()
+		}
+		if t.Failed() {
+			for i, p := range procs {
+				t.Logf("--- stderr of node %s, process %d (pid %d, %v): weft %s ---\n%s",
+					n.ID, i+1, p.cmd.Process.Pid, p.exitErr, strings.Join(p.args, " "), p.summary())
+			}
+		}
+	})
+	return n
+}
+
+func (n *node) args() []string {
+	a := []string{"serve", "--http", "127.0.0.1:0", "--grpc", "off", "--data", n.Dir,
+		"--node-id", n.ID, "--gossip", n.Gossip, "--actor", n.Actor}
+	if len(n.Join) > 0 {
+		a = append(a, "--join", strings.Join(n.Join, ","))
+	}
+	return append(a, n.Extra...)
+}
+
+// start starts a process for the node and returns once it logged "weft serving".
+func (n *node) start() {
+	n.t.Helper()
+	if !n.tryStart(30 * time.Second) {
+		p := n.cur()
+		n.t.Fatalf("node %s exited (%v) before serving\n%s", n.ID, p.exitErr, p.summary())
+	}
+}
+
+// restart starts the node again: same id, data directory, gossip and actor ports
+// and join addresses (the HTTP port is picked anew).
+func (n *node) restart() {
+	n.t.Helper()
+	if p := n.cur(); p != nil && !p.exited() {
+		n.t.Fatalf("restart of node %s while it runs", n.ID)
+	}
+	n.start()
+}
+
+// tryStart is start for a node that may refuse to start: it returns false if the
+// process exited before logging "weft serving". It fails the test if the process
+// neither serves nor exits within timeout.
+func (n *node) tryStart(timeout time.Duration) bool {
+	n.t.Helper()
+	p, err := startProc(n.args())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.mu.Lock()
+	n.procs = append(n.procs, p)
+	n.url = ""
+	n.mu.Unlock()
+	var addr, line string
+	ok, exited := p.await(timeout, func(lines []string) bool {
+		for _, l := range lines {
+			if m := servingLine.FindStringSubmatch(l); m != nil {
+				addr, line = m[1], l
+				return true
+			}
+		}
+		return false
+	})
+	switch {
+	case ok:
+		if !strings.Contains(line, " node="+n.ID) || !strings.Contains(line, " gossip=") || !strings.Contains(line, " actor=") {
+			n.t.Errorf("node %s: the \"weft serving\" line lacks node=%s gossip=... actor=...: %s", n.ID, n.ID, line)
+		}
+		n.mu.Lock()
+		n.url = addr
+		n.mu.Unlock()
+		return true
+	case exited:
+		return false
+	}
+	n.t.Fatalf("node %s neither served nor exited within %s\n%s", n.ID, timeout, p.summary())
+	return false
+}
+
+// cur is the node's latest process (nil before the first start).
+func (n *node) cur() *proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.procs) == 0 {
+		return nil
+	}
+	return n.procs[len(n.procs)-1]
+}
+
+// URL is the current process's HTTP base URL.
+func (n *node) URL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.url
+}
+
+// allLines are the stderr lines of every process run for the node, in order.
+func (n *node) allLines() []string {
+	n.mu.Lock()
+	procs := slices.Clone(n.procs)
+	n.mu.Unlock()
+	var all []string
+	for _, p := range procs {
+		all = append(all, p.Lines()...)
+	}
+	return all
+}
+
+// kill9 SIGKILLs the node's process and waits until it is reaped.
+func (n *node) kill9() {
+	n.t.Helper()
+	p := n.cur()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		n.t.Fatalf("SIGKILL node %s: %v", n.ID, err)
+	}
+	<-p.done
+	n.mu.Lock()
+	n.url = ""
+	n.mu.Unlock()
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		n.t.Fatalf("node %s was not killed by SIGKILL: %v", n.ID, p.exitErr)
+	}
+}
+
+// term sends SIGTERM and waits up to timeout for the process to exit; it returns
+// the exit error (nil for status 0). A process still running after timeout gets
+// SIGQUIT (its goroutine dump goes to the log) and the test fails.
+func (n *node) term(timeout time.Duration) error {
+	n.t.Helper()
+	p := n.cur()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		n.t.Fatalf("SIGTERM node %s: %v", n.ID, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			p.kill()
+		}
+		n.t.Fatalf("node %s did not exit within %s of SIGTERM", n.ID, timeout)
+	}
+	n.mu.Lock()
+	n.url = ""
+	n.mu.Unlock()
+	n.t.Logf("node %s exited %s after SIGTERM (%v)", n.ID, time.Since(start).Round(time.Millisecond), p.exitErr)
+	return p.exitErr
+}
+
+// usedPorts keeps freeAddr from handing out a port twice in one test run.
+var usedPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// freeAddr returns 127.0.0.1:PORT with PORT free for both TCP and UDP (memberlist
+// uses both): listen on :0, read the port, close.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		usedPorts.Lock()
+		taken := usedPorts.m[port]
+		usedPorts.m[port] = true
+		usedPorts.Unlock()
+		if !taken {
+			return fmt.Sprintf("127.0.0.1:%d", port)
+		}
+	}
+	t.Fatal("no free port for TCP and UDP")
+	return ""
+}
+
+// --- clusters ----------------------------------------------------------------
+
+// cluster is a set of nodes started together: n1 founds it, the others join n1.
+type cluster struct {
+	t     *testing.T
+	nodes []*node
+	extra []string
+}
+
+// startCluster starts size nodes (n1 without --join, the others joining n1) and
+// waits until they all see each other alive, serve all they own and agree on
+// placement.
+func startCluster(t *testing.T, size int, extra ...string) *cluster {
+	t.Helper()
+	start := time.Now()
+	c := &cluster{t: t, extra: extra}
+	first := newNode(t, "n1", nil, extra...)
+	first.start()
+	c.nodes = append(c.nodes, first)
+	for i := 2; i <= size; i++ {
+		c.join(fmt.Sprintf("n%d", i))
+	}
+	awaitSettled(t, 60*time.Second, c.nodes, nil)
+	t.Logf("%d-node cluster up and settled in %s", size, time.Since(start).Round(time.Millisecond))
+	return c
+}
+
+// join starts a new node that joins through n1's gossip address. It does not
+// wait for placement to settle.
+func (c *cluster) join(id string) *node {
+	c.t.Helper()
+	n := newNode(c.t, id, []string{c.nodes[0].Gossip}, c.extra...)
+	n.start()
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
+// --- HTTP --------------------------------------------------------------------
+
+var httpClient = &http.Client{Timeout: 2 * time.Minute}
+
+// response is a read response.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Took   time.Duration
+	req    string
+}
+
+func (r response) String() string {
+	return fmt.Sprintf("%s → %d %s (%s)", r.req, r.Status, bytes.TrimSpace(r.Body), r.Took.Round(time.Millisecond))
+}
+
+// doURL sends one request with its own timeout. Safe from any goroutine.
+func doURL(method, u, body string, timeout time.Duration) (response, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return response{}, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	start := time.Now()
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return response{}, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b, Took: time.Since(start), req: method + " " + u}, nil
+}
+
+// do sends a request to the node's current process. Safe from any goroutine.
+func (n *node) do(method, path, body string) (response, error) {
+	u := n.URL()
+	if u == "" {
+		return response{}, fmt.Errorf("node %s is not serving", n.ID)
+	}
+	return doURL(method, u+path, body, 60*time.Second)
+}
+
+// must sends a request and fails the test unless the status is want. Test
+// goroutine only.
+func (n *node) must(method, path, body string, want int) response {
+	n.t.Helper()
+	r, err := n.do(method, path, body)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if r.Status != want {
+		n.t.Fatalf("%s; want %d", r, want)
+	}
+	return r
+}
+
+func decodeJSON[T any](r response) (T, error) {
+	var v T
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		return v, fmt.Errorf("%s: decode %T: %w", r, v, err)
+	}
+	return v, nil
+}
+
+func getJSON[T any](n *node, path string) (T, error) {
+	r, err := n.do("GET", path, "")
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	if r.Status != http.StatusOK {
+		var zero T
+		return zero, fmt.Errorf("%s; want 200", r)
+	}
+	return decodeJSON[T](r)
+}
+
+// jsonEqual reports whether two JSON texts hold the same value.
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	return bytes.Equal(xa, yb)
+}
+
+// --- cluster state over HTTP -------------------------------------------------
+
+type membersDoc struct {
+	Self    string   `json:"self"`
+	Members []member `json:"members"`
+}
+
+type member struct {
+	ID         string `json:"id"`
+	State      string `json:"state"` // alive, dead, left
+	Registered bool   `json:"registered"`
+	Gossip     string `json:"gossip"`
+	Actor      string `json:"actor"`
+	HTTP       string `json:"http"`
+	Partitions int    `json:"partitions"`
+}
+
+func (d membersDoc) find(id string) (member, bool) {
+	for _, m := range d.Members {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return member{}, false
+}
+
+type partitionsDoc struct {
+	Partitions []partitionRow `json:"partitions"`
+}
+
+type partitionRow struct {
+	Partition int    `json:"partition"`
+	Owner     string `json:"owner"`
+	Holder    string `json:"holder"`
+	Serving   bool   `json:"serving"`
+}
+
+func (n *node) members() (membersDoc, error) {
+	return getJSON[membersDoc](n, "/api/v1/cluster/members")
+}
+
+func (n *node) partitions() (partitionsDoc, error) {
+	return getJSON[partitionsDoc](n, "/api/v1/cluster/partitions")
+}
+
+// table is a placement table: owners[p] owns partition p.
+type table []string
+
+// byPartition orders a partitions document by partition number; it reports rows
+// that are missing, repeated or out of range.
+func byPartition(d partitionsDoc) ([]partitionRow, error) {
+	rows := make([]partitionRow, len(d.Partitions))
+	seen := make([]bool, len(d.Partitions))
+	for _, r := range d.Partitions {
+		if r.Partition < 0 || r.Partition >= len(rows) || seen[r.Partition] {
+			return nil, fmt.Errorf("partition %d is out of range or listed twice (%d rows)", r.Partition, len(rows))
+		}
+		seen[r.Partition] = true
+		rows[r.Partition] = r
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("no partitions listed")
+	}
+	return rows, nil
+}
+
+// ownerTable reads n's placement table. Test goroutine only.
+func ownerTable(t *testing.T, n *node) table {
+	t.Helper()
+	d, err := n.partitions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := byPartition(d)
+	if err != nil {
+		t.Fatalf("node %s: %v", n.ID, err)
+	}
+	tb := make(table, len(rows))
+	for i, r := range rows {
+		tb[i] = r.Owner
+	}
+	return tb
+}
+
+// ownerOf is the owner of id's partition. The partition of an instance id is
+// placement.PartitionOf(id, P), the documented placement rule (P is the length
+// of the partitions listing).
+func (tb table) ownerOf(id string) string {
+	return tb[placement.PartitionOf(id, len(tb))]
+}
+
+// count is how many partitions each member owns.
+func (tb table) count() map[string]int {
+	m := map[string]int{}
+	for _, o := range tb {
+		m[o]++
+	}
+	return m
+}
+
+// idsOwnedBy returns, for each owner in want, want[owner] ids prefix-K whose
+// partition that owner owns in tb, in order.
+func (tb table) idsOwnedBy(prefix string, want map[string]int) map[string][]string {
+	out := map[string][]string{}
+	left := 0
+	for _, k := range want {
+		left += k
+	}
+	for k := 0; left > 0 && k < 1_000_000; k++ {
+		id := fmt.Sprintf("%s-%d", prefix, k)
+		o := tb.ownerOf(id)
+		if len(out[o]) < want[o] {
+			out[o] = append(out[o], id)
+			left--
+		}
+	}
+	return out
+}
+
+// settleProblem returns "" when the nodes form a settled cluster: each sees
+// exactly these nodes alive with their current addresses (and the gone ones, if
+// listed at all, as left and owning nothing), /readyz is 200 on each, all have
+// identical owner columns in which only these nodes own partitions, and every
+// partition's holder is its owner and serves it. Otherwise it says what is not
+// so.
+func settleProblem(nodes []*node, gone []string) string {
+	ids := map[string]*node{}
+	for _, n := range nodes {
+		ids[n.ID] = n
+	}
+	var ref []partitionRow
+	var refNode string
+	for _, n := range nodes {
+		md, err := n.members()
+		if err != nil {
+			return err.Error()
+		}
+		if md.Self != n.ID {
+			return fmt.Sprintf("node %s calls itself %q", n.ID, md.Self)
+		}
+		var alive []string
+		for _, m := range md.Members {
+			if m.State == "alive" {
+				alive = append(alive, m.ID)
+			}
+			want, ours := ids[m.ID]
+			switch {
+			case ours:
+				if m.State != "alive" {
+					continue
+				}
+				if m.HTTP != want.URL() || m.Gossip != want.Gossip || m.Actor != want.Actor {
+					return fmt.Sprintf("node %s lists %s at http=%s gossip=%s actor=%s, want %s %s %s",
+						n.ID, m.ID, m.HTTP, m.Gossip, m.Actor, want.URL(), want.Gossip, want.Actor)
+				}
+			case slices.Contains(gone, m.ID):
+				// Settled means the departed node is not alive and owns nothing; that
+				// it shows as "left" is checked apart (leftProblem), so that a wrong
+				// state does not hide what the test checks after settling.
+				if m.State == "alive" || m.Partitions != 0 {
+					return fmt.Sprintf("node %s lists the departed %s as %s owning %d partitions, want it gone owning 0",
+						n.ID, m.ID, m.State, m.Partitions)
+				}
+			default:
+				return fmt.Sprintf("node %s lists an unexpected member %+v", n.ID, m)
+			}
+		}
+		slices.Sort(alive)
+		wantAlive := make([]string, 0, len(ids))
+		for id := range ids {
+			wantAlive = append(wantAlive, id)
+		}
+		slices.Sort(wantAlive)
+		if !slices.Equal(alive, wantAlive) {
+			return fmt.Sprintf("node %s sees %v alive, want %v", n.ID, alive, wantAlive)
+		}
+		pd, err := n.partitions()
+		if err != nil {
+			return err.Error()
+		}
+		rows, err := byPartition(pd)
+		if err != nil {
+			return fmt.Sprintf("node %s: %v", n.ID, err)
+		}
+		owned := map[string]int{}
+		for _, r := range rows {
+			owned[r.Owner]++
+			if _, ok := ids[r.Owner]; !ok {
+				return fmt.Sprintf("node %s: partition %d is owned by %q, not a live member", n.ID, r.Partition, r.Owner)
+			}
+			if r.Holder != r.Owner || !r.Serving {
+				return fmt.Sprintf("node %s: partition %d owner %s holder %s serving %v", n.ID, r.Partition, r.Owner, r.Holder, r.Serving)
+			}
+		}
+		for _, m := range md.Members {
+			if _, ok := ids[m.ID]; ok && m.Partitions != owned[m.ID] {
+				return fmt.Sprintf("node %s: members says %s owns %d partitions, its table %d", n.ID, m.ID, m.Partitions, owned[m.ID])
+			}
+		}
+		for id := range ids {
+			if owned[id] == 0 {
+				return fmt.Sprintf("node %s: %s owns no partition", n.ID, id)
+			}
+		}
+		if ref == nil {
+			ref, refNode = rows, n.ID
+		} else {
+			if len(rows) != len(ref) {
+				return fmt.Sprintf("node %s lists %d partitions, node %s %d", n.ID, len(rows), refNode, len(ref))
+			}
+			for i := range rows {
+				if rows[i].Owner != ref[i].Owner {
+					return fmt.Sprintf("nodes %s and %s disagree on partition %d: owner %s vs %s", refNode, n.ID, i, ref[i].Owner, rows[i].Owner)
+				}
+			}
+		}
+		r, err := n.do("GET", "/readyz", "")
+		if err != nil {
+			return err.Error()
+		}
+		if r.Status != http.StatusOK {
+			return fmt.Sprintf("node %s: %s", n.ID, r)
+		}
+	}
+	return ""
+}
+
+// leftProblem returns "" when every node lists the gracefully departed node as
+// left, unregistered and owning nothing, or no longer lists it.
+// ASSUMPTION: either is fine; "dead" is not (it did not fail, it left).
+func leftProblem(nodes []*node, gone string) string {
+	var out []string
+	for _, n := range nodes {
+		md, err := n.members()
+		if err != nil {
+			return err.Error()
+		}
+		if m, ok := md.find(gone); ok && (m.State != "left" || m.Registered || m.Partitions != 0) {
+			out = append(out, fmt.Sprintf("node %s lists %s as %+v", n.ID, gone, m))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// awaitSettled waits until settleProblem reports nothing; it returns how long
+// that took.
+func awaitSettled(t *testing.T, timeout time.Duration, nodes []*node, gone []string) time.Duration {
+	t.Helper()
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.ID
+	}
+	return await(t, timeout, fmt.Sprintf("settled cluster of %v", names), func() string { return settleProblem(nodes, gone) })
+}
+
+// await polls problem every 100 ms until it returns ""; it fails the test with
+// the last problem after timeout. It returns how long it waited.
+func await(t *testing.T, timeout time.Duration, what string, problem func() string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		last := problem()
+		if last == "" {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("no %s after %s; last: %s", what, timeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// wantUnavailable checks a response for an instance whose partition's holder is
+// down: 503, a Retry-After header, and {"errorCode":"ERR_PARTITION_UNAVAILABLE",
+// "message": naming the node}.
+func wantUnavailable(r response, node string) error {
+	if r.Status != http.StatusServiceUnavailable {
+		return fmt.Errorf("%s; want 503 ERR_PARTITION_UNAVAILABLE", r)
+	}
+	ra := r.Header.Get("Retry-After")
+	if ra == "" {
+		return fmt.Errorf("%s: no Retry-After header", r)
+	}
+	if s, err := strconv.Atoi(ra); err != nil || s < 1 {
+		if _, err := http.ParseTime(ra); err != nil {
+			return fmt.Errorf("%s: Retry-After %q is neither seconds ≥ 1 nor a date", r, ra)
+		}
+	}
+	var body struct {
+		ErrorCode string `json:"errorCode"`
+		Message   string `json:"message"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		return fmt.Errorf("%s: the body is not JSON: %v", r, err)
+	}
+	if body.ErrorCode != "ERR_PARTITION_UNAVAILABLE" {
+		return fmt.Errorf("%s: errorCode %q, want ERR_PARTITION_UNAVAILABLE", r, body.ErrorCode)
+	}
+	if !regexp.MustCompile(`\b` + regexp.QuoteMeta(node) + `\b`).MatchString(body.Message) {
+		return fmt.Errorf("%s: the message does not name node %s", r, node)
+	}
+	return nil
+}
+
+// --- metrics -----------------------------------------------------------------
+
+// activityExecutions sums every weft_activity_executions_total series of n.
+func activityExecutions(n *node) (float64, error) {
+	r, err := n.do("GET", "/metrics", "")
+	if err != nil {
+		return 0, err
+	}
+	if r.Status != http.StatusOK {
+		return 0, fmt.Errorf("%s", r)
+	}
+	sum, found := 0.0, false
+	for _, l := range strings.Split(string(r.Body), "\n") {
+		if !strings.HasPrefix(l, "weft_activity_executions_total{") && !strings.HasPrefix(l, "weft_activity_executions_total ") {
+			continue
+		}
+		f := strings.Fields(l)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("node %s: metrics line %q: %v", n.ID, l, err)
+		}
+		sum += v
+		found = true
+	}
+	if !found {
+		return 0, nil // no activity ran yet: the counter vector has no series
+	}
+	return sum, nil
+}
+
+// --- workflows ---------------------------------------------------------------
+
+// job is one workflow instance a test starts, with the output it must end with.
+type job struct {
+	ID    string
+	Name  string
+	Input string
+	Want  string // the expected output, JSON
+}
+
+func fanOutJob(id string, count, maxParallel, delayMs int) job {
+	return job{ID: id, Name: "FanOutFanInWorkflow",
+		Input: fmt.Sprintf(`{"count":%d,"maxParallel":%d,"itemDelayMs":%d}`, count, maxParallel, delayMs),
+		Want:  strconv.Itoa(count * (count + 1) / 2)}
+}
+
+// chainJob: Step1..Step4 each add 1. failStep fails failTimes times first (each
+// retry waits retrySeconds, doubling), which stays below the seed's 3 attempts.
+func chainJob(id string, value int, failStep string, failTimes int, retrySeconds float64) job {
+	in := map[string]any{"value": value}
+	if failStep != "" {
+		in["failStep"], in["failTimes"], in["retrySeconds"] = failStep, failTimes, retrySeconds
+	}
+	b, _ := json.Marshal(in)
+	return job{ID: id, Name: "ChainingWorkflow", Input: string(b), Want: strconv.Itoa(value + 4)}
+}
+
+func orderJob(id string) job {
+	return job{ID: id, Name: "OrderProcessingWorkflow", Input: `{"Name":"Paperclips","Quantity":1,"TotalCost":9.95}`,
+		Want: `{"Processed":true}`}
+}
+
+// start starts the job through n with POST /api/v1/instances. Safe from any goroutine.
+func (j job) start(n *node) error {
+	body, _ := json.Marshal(map[string]any{"name": j.Name, "instanceId": j.ID, "input": json.RawMessage(j.Input)})
+	r, err := n.do("POST", "/api/v1/instances", string(body))
+	if err != nil {
+		return err
+	}
+	if r.Status != http.StatusAccepted {
+		return fmt.Errorf("%s; want 202", r)
+	}
+	return nil
+}
+
+// startJobs starts the jobs, job i through via[i%len(via)], a few at a time, and
+// fails the test if any start failed.
+func startJobs(t *testing.T, jobs []job, via []*node) {
+	t.Helper()
+	errs := parallel(len(jobs), 8, func(i int) error { return jobs[i].start(via[i%len(via)]) })
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if len(errs) > 0 {
+		t.FailNow()
+	}
+}
+
+// parallel runs fn(0..n-1) with at most width at once and returns the errors.
+func parallel(n, width int, fn func(i int) error) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, width)
+	)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// status is weft's /api/v1 status body (the fields the tests read).
+type status struct {
+	ID           string          `json:"id"`
+	Name         string          `json:"name"`
+	Status       string          `json:"status"`
+	Input        json.RawMessage `json:"input"`
+	Output       json.RawMessage `json:"output"`
+	CustomStatus json.RawMessage `json:"customStatus"`
+	Failure      *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"failure"`
+}
+
+// waitFinished long-polls /wait through the nodes in turn until the instance
+// finished or the deadline passed. 503s (a partition moving or down) and
+// connection errors are retried. Safe from any goroutine.
+func waitFinished(id string, via []*node, deadline time.Time) (status, error) {
+	last := "nothing yet"
+	for i := 0; ; i++ {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return status{}, fmt.Errorf("instance %s did not finish in time; last answer: %s", id, last)
+		}
+		n := via[i%len(via)]
+		secs := max(1, min(20, int(left/time.Second)))
+		u := n.URL()
+		if u == "" {
+			last = "node " + n.ID + " not serving"
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		r, err := doURL("GET", fmt.Sprintf("%s/api/v1/instances/%s/wait?timeout=%ds", u, id, secs), "", time.Duration(secs+30)*time.Second)
+		switch {
+		case err != nil:
+			last = err.Error()
+			time.Sleep(200 * time.Millisecond)
+		case r.Status == http.StatusOK:
+			return decodeJSON[status](r)
+		case r.Status == http.StatusAccepted:
+			last = r.String()
+		default:
+			last = r.String()
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// check verifies a finished job's status.
+func (j job) check(st status) error {
+	if st.Status != "COMPLETED" || !jsonEqual(st.Output, []byte(j.Want)) {
+		return fmt.Errorf("instance %s (%s %s): %s output %s failure %+v; want COMPLETED %s",
+			j.ID, j.Name, j.Input, st.Status, st.Output, st.Failure, j.Want)
+	}
+	return nil
+}
+
+// waitJobs waits for every job through the nodes and checks its output; errors
+// fail the test (not fatally).
+func waitJobs(t *testing.T, jobs []job, via []*node, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	errs := parallel(len(jobs), 24, func(i int) error {
+		// Spread the long-polls: job i starts with node i.
+		rot := append(slices.Clone(via[i%len(via):]), via[:i%len(via)]...)
+		st, err := waitFinished(jobs[i].ID, rot, deadline)
+		if err != nil {
+			return err
+		}
+		return jobs[i].check(st)
+	})
+	for _, err := range errs {
+		t.Error(err)
+	}
+	t.Logf("%d instances finished (%d wrong) within %s", len(jobs), len(errs), time.Since(start).Round(time.Millisecond))
+}
+
+// --- histories and activity logs ---------------------------------------------
+
+type histEvent struct {
+	Seq    int             `json:"seq"`
+	Kind   string          `json:"kind"`
+	Time   time.Time       `json:"time"`
+	TaskID *int64          `json:"taskId"`
+	Name   string          `json:"name"`
+	Data   json.RawMessage `json:"data"`
+}
+
+type historyDoc struct {
+	ID     string      `json:"id"`
+	Events []histEvent `json:"events"`
+}
+
+func history(n *node, id string) (historyDoc, error) {
+	return getJSON[historyDoc](n, "/api/v1/instances/"+id+"/history")
+}
+
+// completedTasks are the task ids with an activity-completed event.
+func (h historyDoc) completedTasks() map[int64]bool {
+	m := map[int64]bool{}
+	for _, ev := range h.Events {
+		if ev.Kind == "activity-completed" && ev.TaskID != nil {
+			m[*ev.TaskID] = true
+		}
+	}
+	return m
+}
+
+func (h historyDoc) finished() bool {
+	return slices.ContainsFunc(h.Events, func(ev histEvent) bool {
+		return ev.Kind == "workflow-completed" || ev.Kind == "workflow-failed"
+	})
+}
+
+// historyProblems checks a finished instance's history: every activity scheduled
+// once and completed once, none failed (history records only final outcomes and
+// the tests' retries succeed), and exactly one workflow-completed event.
+func historyProblems(h historyDoc) []string {
+	var out []string
+	scheduled, completed := map[int64]int{}, map[int64]int{}
+	terminal := 0
+	for _, ev := range h.Events {
+		switch ev.Kind {
+		case "activity-scheduled":
+			scheduled[*ev.TaskID]++
+		case "activity-completed":
+			completed[*ev.TaskID]++
+		case "activity-failed":
+			out = append(out, fmt.Sprintf("%s: task %d failed: %s", h.ID, *ev.TaskID, ev.Data))
+		case "workflow-completed", "workflow-failed", "workflow-terminated":
+			terminal++
+			if ev.Kind != "workflow-completed" {
+				out = append(out, fmt.Sprintf("%s: %s", h.ID, ev.Kind))
+			}
+		}
+	}
+	if terminal != 1 {
+		out = append(out, fmt.Sprintf("%s: %d terminal events, want exactly one workflow-completed", h.ID, terminal))
+	}
+	for task, k := range scheduled {
+		if k != 1 || completed[task] != 1 {
+			out = append(out, fmt.Sprintf("%s: task %d scheduled %d times, completed %d times", h.ID, task, k, completed[task]))
+		}
+	}
+	for task := range completed {
+		if scheduled[task] == 0 {
+			out = append(out, fmt.Sprintf("%s: task %d completed but never scheduled", h.ID, task))
+		}
+	}
+	return out
+}
+
+// execution is one "activity executed" log line.
+type execution struct {
+	Node     string
+	Time     time.Time
+	Activity string
+	Instance string
+	Task     int64
+	Attempt  int
+}
+
+var (
+	logTime     = regexp.MustCompile(`^time=(\S+)`)
+	logActivity = regexp.MustCompile(` activity=(\S+)`)
+	logInstance = regexp.MustCompile(` instance=(\S+)`)
+	logTask     = regexp.MustCompile(` task=(\d+)`)
+	logAttempt  = regexp.MustCompile(` attempt=(\d+)`)
+)
+
+// executions parses the node's "activity executed" lines, of every process run
+// for it (slog's text format: time=RFC3339 with milliseconds).
+func (n *node) executions() []execution {
+	var out []execution
+	for _, l := range n.allLines() {
+		if !strings.Contains(l, `msg="activity executed"`) {
+			continue
+		}
+		e := execution{Node: n.ID}
+		if m := logTime.FindStringSubmatch(l); m != nil {
+			e.Time, _ = time.Parse(time.RFC3339Nano, m[1])
+		}
+		if m := logActivity.FindStringSubmatch(l); m != nil {
+			e.Activity = m[1]
+		}
+		if m := logInstance.FindStringSubmatch(l); m != nil {
+			e.Instance = strings.Trim(m[1], `"`)
+		}
+		if m := logTask.FindStringSubmatch(l); m != nil {
+			e.Task, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+		if m := logAttempt.FindStringSubmatch(l); m != nil {
+			e.Attempt, _ = strconv.Atoi(m[1])
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// countExecuted counts "activity executed" lines of activity for instances whose
+// id starts with prefix, over the nodes' current and past processes.
+func countExecuted(nodes []*node, activity, prefix string) int {
+	k := 0
+	for _, n := range nodes {
+		for _, l := range n.allLines() {
+			if strings.Contains(l, `msg="activity executed"`) && strings.Contains(l, " activity="+activity+" ") &&
+				strings.Contains(l, " instance="+prefix) {
+				k++
+			}
+		}
+	}
+	return k
+}
+
+// awaitExecuted waits until at least k executions of activity for prefix-ids
+// were logged across the nodes.
+func awaitExecuted(t *testing.T, timeout time.Duration, nodes []*node, activity, prefix string, k int) {
+	t.Helper()
+	await(t, timeout, fmt.Sprintf("%d executions of %s for %s*", k, activity, prefix), func() string {
+		if got := countExecuted(nodes, activity, prefix); got < k {
+			return fmt.Sprintf("%d so far", got)
+		}
+		return ""
+	})
+}
+
+// listAll pages through GET /api/v1/instances on n and returns every summary.
+func listAll(n *node, pageSize int) ([]summary, error) {
+	var all []summary
+	q := url.Values{"pageSize": {strconv.Itoa(pageSize)}}
+	for range 10_000 {
+		page, err := getJSON[struct {
+			Instances     []summary `json:"instances"`
+			NextPageToken string    `json:"nextPageToken"`
+		}](n, "/api/v1/instances?"+q.Encode())
+		if err != nil {
+			return all, err
+		}
+		all = append(all, page.Instances...)
+		if page.NextPageToken == "" {
+			return all, nil
+		}
+		q.Set("pageToken", page.NextPageToken)
+	}
+	return all, errors.New("listing: too many pages")
+}
+
+type summary struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+// listingProblems compares a listing with the jobs: each job exactly once,
+// COMPLETED, under its workflow name, and nothing else.
+func listingProblems(via string, got []summary, jobs []job) []string {
+	var out []string
+	want := map[string]job{}
+	for _, j := range jobs {
+		want[j.ID] = j
+	}
+	seen := map[string]int{}
+	for _, s := range got {
+		seen[s.ID]++
+		j, ok := want[s.ID]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("listing via %s: unexpected instance %+v", via, s))
+		case seen[s.ID] == 2:
+			out = append(out, fmt.Sprintf("listing via %s: %s listed more than once", via, s.ID))
+		case s.Status != "COMPLETED" || s.Name != j.Name:
+			out = append(out, fmt.Sprintf("listing via %s: %+v, want %s COMPLETED", via, s, j.Name))
+		}
+	}
+	for _, j := range jobs {
+		if seen[j.ID] == 0 {
+			out = append(out, fmt.Sprintf("listing via %s: %s missing", via, j.ID))
+		}
+	}
+	if len(out) > 20 {
+		out = append(out[:20], fmt.Sprintf("... and %d more", len(out)-20))
+	}
+	return out
+}
+
+// --- CLI ---------------------------------------------------------------------
+
+type cliResult struct {
+	Code           int
+	Stdout, Stderr string
+	args           []string
+}
+
+func (r cliResult) String() string {
+	return fmt.Sprintf("weft %s → exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.Code, r.Stdout, r.Stderr)
+}
+
+// runCLI runs the weft binary as a client and fails unless it exits with code.
+func runCLI(t *testing.T, code int, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, weftBin, args...)
+	cmd.Env = cleanEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := cliResult{Stdout: stdout.String(), Stderr: stderr.String(), args: args}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Exited():
+		res.Code = ee.ExitCode()
+	default:
+		t.Fatalf("weft %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	if res.Code != code {
+		t.Fatalf("%s\nwant exit %d", res, code)
+	}
+	return res
+}
