@@ -202,7 +202,13 @@ func TestClusterInProcess(t *testing.T) {
 	}
 	cancel()
 	c.rt.Close()
-	eventually(t, "placement settles on two nodes", 30*time.Second, func() error { return settled(a, b) })
+	eventually(t, "placement settles on two nodes", 30*time.Second, func() error {
+		err := settled(a, b)
+		if err != nil {
+			return fmt.Errorf("%w; b sees %+v; a's members %+v", err, b.rt.Cluster().Partitions()[4], a.rt.Cluster().Members())
+		}
+		return nil
+	})
 	for _, id := range append(early, ids...) {
 		st, err := a.rt.Status(ctx, id)
 		if err != nil || st.Status != weft.StatusCompleted {

@@ -411,12 +411,25 @@ func (n *Node) Dispatch(inv actors.Invocation) bool {
 	}
 	n.placed[e.Node][placedKey{inv.InstanceID, inv.Gen, inv.TaskID, inv.Attempt}] = inv
 	n.mu.Unlock()
-	// Fire and forget: if the node is gone, the failure event re-sends what is
-	// still in flight (replace), and a slow node is not a reason to run it twice.
-	if err := n.tr.send(e.ActorAddr, kindRun, inv); err != nil {
-		n.unplace(e.Node, inv)
-		return false
-	}
+	// The node acknowledges taking the attempt. Without that answer (it crashed,
+	// or protoactor dropped the message while reconnecting) the attempt runs here:
+	// at worst twice, which the instance's bookkeeping absorbs.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := n.tr.call(ctx, e.ActorAddr, kindRun, inv, 0); err != nil {
+			n.unplace(e.Node, inv)
+			select {
+			case <-n.stop:
+				return // closing: the instance re-sends it after the next start
+			default:
+			}
+			n.log.Debug("activity not taken by its node; running it here", "target", e.Node, "err", err)
+			n.h.RunActivity(inv)
+		}
+	}()
 	return true
 }
 
@@ -456,6 +469,9 @@ func (n *Node) watchMembers(events <-chan Event) {
 			epochs[m.ID] = m.Meta.Epoch
 		}
 		if ev.Type == EventFail || ev.Type == EventLeave || restarted {
+			if e, ok := n.reg.Get(m.ID); ok && e.ActorAddr != "" && ev.Type != EventLeave {
+				n.tr.connectionLost(e.ActorAddr) // requests waiting on it fail now, as 503s
+			}
 			n.replace(m.ID) // what ran there is lost, even if it came back before anyone saw it die
 		}
 		n.registryChanged() // liveness changes routing too: wake waiters, reconcile
@@ -823,6 +839,7 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	close(n.stop)
 	err := n.ms.Shutdown()
+	n.tr.failAll() // requests still waiting on other nodes end now
 	n.wg.Wait()
 	_ = n.db.PutMeta(registryKey, n.reg.LocalState(), true)
 	n.tr.stop()

@@ -117,6 +117,19 @@ func (t *transport) track(addr string, f *actor.Future) func() {
 	}
 }
 
+// failAll ends every request waiting for an answer: the node is stopping.
+func (t *transport) failAll() {
+	t.mu.Lock()
+	addrs := make([]string, 0, len(t.pending))
+	for a := range t.pending {
+		addrs = append(addrs, a)
+	}
+	t.mu.Unlock()
+	for _, a := range addrs {
+		t.connectionLost(a)
+	}
+}
+
 func (t *transport) connectionLost(addr string) {
 	t.mu.Lock()
 	fs := t.pending[addr]
