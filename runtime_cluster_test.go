@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -41,7 +43,16 @@ func startClusterNode(t *testing.T, id, dir string, join []string) *clusterNode 
 // startClusterNodeWith registers inc as this node's ClusterInc activity.
 func startClusterNodeWith(t *testing.T, id, dir string, join []string, inc func(context.Context, int) (int, error)) *clusterNode {
 	t.Helper()
-	rt, err := weft.Open(weft.Options{Dir: dir, Logger: quiet, Cluster: &cluster.NodeConfig{
+	logger := quiet
+	if f := os.Getenv("WEFT_TEST_CLUSTER_LOG"); f != "" { // a debugging aid: every node's log in one file
+		w, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test_node", id)
+	}
+	rt, err := weft.Open(weft.Options{Dir: dir, Logger: logger, Cluster: &cluster.NodeConfig{
 		Gossip:    cluster.Config{NodeID: id, BindAddr: "127.0.0.1:0", Join: join, Timing: fastGossip},
 		ActorAddr: "127.0.0.1:0",
 		Founder:   len(join) == 0,

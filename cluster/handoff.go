@@ -198,8 +198,13 @@ func (n *Node) handOff(p uint16, to string) error {
 		n.reloadReminders(p) // still ours: its reminders fire here again
 		return err
 	}
-	// The new owner has it: forget it here, in one synced batch.
+	// The new owner has it: forget it here, in one synced batch (unless a newer
+	// copy arrived meanwhile, which refuseLocked prevents: never delete that).
 	n.mu.Lock()
+	if n.held[p] != epoch {
+		n.mu.Unlock()
+		return fmt.Errorf("partition %d changed epoch during its handoff (%d → %d): kept", p, epoch, n.held[p])
+	}
 	delete(n.held, p)
 	n.mu.Unlock()
 	b := n.db.NewBatch()
@@ -220,9 +225,27 @@ func (n *Node) handOff(p uint16, to string) error {
 	return nil
 }
 
+// refuseLocked says why this node cannot take partition p now: it is leaving
+// (its sender's view of the cluster is behind: it would hand the partition
+// back and forth), or it is handing p over itself. The sender retries later,
+// when views have converged.
+func (n *Node) refuseLocked(p uint16) error {
+	if !n.registered {
+		return fmt.Errorf("node %s is leaving the cluster and takes no partitions", n.id)
+	}
+	if n.moving[p] != nil {
+		return fmt.Errorf("node %s is handing partition %d over itself", n.id, p)
+	}
+	return nil
+}
+
 // receiveChunk writes one chunk of a partition being received (step 2).
 func (n *Node) receiveChunk(c chunkReq) error {
 	n.mu.Lock()
+	if err := n.refuseLocked(c.Part); err != nil {
+		n.mu.Unlock()
+		return err
+	}
 	if ep, ok := n.held[c.Part]; ok && ep >= c.Epoch {
 		n.mu.Unlock()
 		return fmt.Errorf("partition %d: this node already holds epoch %d", c.Part, ep)
@@ -256,6 +279,10 @@ func (n *Node) receiveCommit(c commitReq) error {
 	if ep, ok := n.held[c.Part]; ok && ep >= c.Epoch {
 		n.mu.Unlock()
 		return nil // a repeated commit: done already
+	}
+	if err := n.refuseLocked(c.Part); err != nil {
+		n.mu.Unlock()
+		return err
 	}
 	if c.Chunks > 0 && (in == nil || in.epoch != c.Epoch || in.next != c.Chunks) {
 		n.mu.Unlock()
