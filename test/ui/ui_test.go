@@ -449,3 +449,33 @@ func TestAPIToken(t *testing.T) {
 	b.goTo("#/instances/chain-1")
 	b.waitJS("COMPLETED", `document.getElementById('inst-status')?.dataset.status === 'COMPLETED'`)
 }
+
+// TestClusterPage: on a cluster node the Cluster link appears and its page shows
+// the members and one cell per partition, colored by owner; on a lone server the
+// link stays hidden and the page says why.
+func TestClusterPage(t *testing.T) {
+	needChromium(t)
+	s := startServer(t, "", "--node-id", "ui-node", "--gossip", "127.0.0.1:0", "--actor", "127.0.0.1:0")
+	b := newBrowser(t, s)
+	b.open("/ui/")
+	b.waitVisible("#nav-cluster")
+	b.click("#nav-cluster")
+	b.waitJS("the cluster page", `location.hash === '#/cluster' && document.getElementById('page')?.dataset.loaded === 'true'`)
+	if got := evalAs[[]string](b, `[...document.querySelectorAll('#members tbody tr')].map(r => r.dataset.node + '=' + r.dataset.state)`); !slices.Equal(got, []string{"ui-node=alive"}) {
+		t.Errorf("members %v, want [ui-node=alive]", got)
+	}
+	if n := evalAs[int](b, `document.querySelectorAll('#partition-map .cell[data-owner="ui-node"]:not(.away):not(.off)').length`); n != 256 {
+		t.Errorf("%d served cells owned by ui-node, want 256", n)
+	}
+	b.saveScreenshot("ui-cluster.png")
+
+	lone := startServer(t, "")
+	lb := newBrowser(t, lone)
+	lb.open("/ui/#/cluster")
+	if !strings.Contains(lb.text("#page .notice"), "runs alone") {
+		t.Errorf("a lone server's cluster page says %q", lb.text("#page .notice"))
+	}
+	if hidden := evalAs[bool](lb, `document.getElementById('nav-cluster').hidden`); !hidden {
+		t.Error("a lone server shows the Cluster link")
+	}
+}

@@ -2,10 +2,13 @@
 //
 //	#/                     the instances (query: status, name, pageSize, id)
 //	#/instances/{id}       one instance
+//	#/cluster              the cluster's members and partitions (a cluster node only)
 
 import {initToken} from './api.js';
 import {mountList} from './list.js';
 import {mountInstance} from './instance.js';
+import {mountCluster} from './cluster.js';
+import {api} from './api.js';
 
 let unmount = null;
 
@@ -20,8 +23,14 @@ function route() {
   const [path, query] = hash.split('?');
   const params = new URLSearchParams(query || '');
   const inst = /^\/instances\/(.+)$/.exec(path);
-  document.getElementById('nav-instances').classList.toggle('active', !inst);
-  if (inst) {
+  const cluster = path === '/cluster';
+  document.getElementById('nav-instances').classList.toggle('active', !inst && !cluster);
+  document.getElementById('nav-cluster').classList.toggle('active', cluster);
+  if (cluster) {
+    page.dataset.page = 'cluster';
+    document.title = 'Cluster · weft';
+    unmount = mountCluster(page);
+  } else if (inst) {
     const id = decodeURIComponent(inst[1]);
     page.dataset.page = 'instance';
     document.title = `${id} · weft`;
@@ -37,3 +46,5 @@ function route() {
 initToken();
 window.addEventListener('hashchange', route);
 route();
+// The Cluster link shows only on a cluster node.
+api.clusterMembers().then(() => { document.getElementById('nav-cluster').hidden = false; }, () => {});
