@@ -1,17 +1,24 @@
-// Package cluster is weft's gossip membership: which nodes make up the cluster,
-// what each advertises (its addresses, partition count and start epoch), and
-// whether each is alive, left gracefully or dead. It is built on
-// hashicorp/memberlist and does only membership: who owns a partition is
-// placement's rule, and messages between nodes travel elsewhere.
+// Package cluster makes weft nodes one cluster. Its parts, from the bottom:
 //
-// A cluster is isolated by its name (memberlist's Label, checked on every packet
-// and stream) and, optionally, by a shared gossip key (AES-GCM over every
-// message). Nodes whose partition counts differ cannot form one cluster, since
-// they would map the same key to different partitions: each refuses the other
-// when one tries to join, and refuses to hear of it through gossip.
+//   - Membership (membership.go): gossip with hashicorp/memberlist, which nodes
+//     make up the cluster, what each advertises (its addresses, partition count
+//     and start epoch) and whether each is alive, left gracefully or dead. A
+//     cluster is isolated by its name (memberlist's Label, checked on every
+//     packet and stream) and, optionally, by a shared gossip key (AES-GCM).
+//     Nodes whose partition counts differ cannot form one cluster: each refuses
+//     the other. memberlist does not report that a node is merely suspected,
+//     nor whether a node that went away left or died; Membership tells the two
+//     apart through the Leaving flag that Leave gossips before memberlist's own
+//     leave message.
+//   - Registry (registry.go): the replicated record of who is registered and
+//     which partitions each node holds, at which epoch; a CRDT carried by
+//     memberlist's push/pull and broadcasts.
+//   - Transport (transport.go): node-to-node requests over protoactor-go remote,
+//     one protobuf envelope (package wire) carrying msgpack payloads.
+//   - Node (node.go, handoff.go): routes every message, read and activity of a
+//     runtime's host to the node that should handle it, and moves partitions on
+//     a graceful join or leave. The rules it keeps are in node.go.
 //
-// memberlist does not report that a node is merely suspected, nor whether a
-// node that went away left or died; Membership tells the two apart through the
-// Leaving flag that Leave gossips in the node's metadata before memberlist's own
-// leave message, so a Member is alive, left or dead.
+// Who owns a partition is placement's rule (placement/rendezvous.go); this
+// package decides only where the data is and who may serve it.
 package cluster

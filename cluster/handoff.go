@@ -8,10 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/weftrt/weft/actors"
-	"github.com/weftrt/weft/placement"
 	"github.com/weftrt/weft/storage"
 )
 
@@ -350,7 +347,7 @@ func (n *Node) wakePartition(p uint16) {
 	})
 }
 
-// OwnedNotServed returns the partitions placement gives this node that it does
+// ownedNotServed returns the partitions placement gives this node that it does
 // not serve yet (their data has not arrived, or is moving).
 func (n *Node) ownedNotServed() []uint16 {
 	table := n.Table()
@@ -367,6 +364,3 @@ func (n *Node) ownedNotServed() []uint16 {
 	}
 	return out
 }
-
-var _ = placement.PartitionOf
-var _ = msgpack.Marshal
