@@ -387,6 +387,9 @@ func (h *Host) StopPartition(ctx context.Context, part uint16) error {
 			return fmt.Errorf("stop the actors of partition %d: %w", part, ctx.Err())
 		}
 	}
+	if h.remote != nil {
+		h.remote.forgetPartition(part)
+	}
 	return nil
 }
 

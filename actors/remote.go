@@ -282,6 +282,18 @@ func (p *RemoteWorkers) forget(instance string, activityTasks []int64, episode b
 	}
 }
 
+// forgetPartition drops the unanswered items of every instance of partition
+// part: it moved to another node, whose own workers get its work.
+func (p *RemoteWorkers) forgetPartition(part uint16) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key, it := range p.items {
+		if p.h.Partition(key.instance) == part {
+			p.drop(it)
+		}
+	}
+}
+
 // CompleteOrchestration applies a worker's answer to the instance's outstanding
 // episode. It returns once the step is committed (or found stale).
 func (p *RemoteWorkers) CompleteOrchestration(ctx context.Context, peer, instance string, res OrchestrationResult) error {
@@ -290,11 +302,16 @@ func (p *RemoteWorkers) CompleteOrchestration(ctx context.Context, peer, instanc
 		return fmt.Errorf("orchestration %s: %w", instance, err)
 	}
 	err = p.h.Request(ctx, instance, episodeDone{work: it.Orchestration, result: res})
-	if err != nil && !errors.Is(err, ErrInstanceNotFound) {
-		p.putBack(it) // not applied: another worker (or this one) runs the episode again
-		return fmt.Errorf("orchestration %s: %w", instance, err)
+	switch {
+	case err == nil, errors.Is(err, ErrInstanceNotFound):
+		return nil
+	case errors.Is(err, ErrNotForwardable):
+		// The instance's partition moved to another node since: its new node
+		// hands its own workers the episode when it loads the instance.
+		return fmt.Errorf("orchestration %s: its partition moved to another node; the episode runs there", instance)
 	}
-	return nil
+	p.putBack(it) // not applied: another worker (or this one) runs the episode again
+	return fmt.Errorf("orchestration %s: %w", instance, err)
 }
 
 // CompleteActivity reports a remote activity attempt's outcome.

@@ -192,7 +192,10 @@ func (n *Node) handOff(p uint16, to string) error {
 		_, err = n.tr.call(ctx, target.ActorAddr, kindHandoff, commitReq{Part: p, Epoch: epoch + 1, Chunks: seq, From: n.id}, 0)
 	}
 	if err != nil {
-		n.reloadReminders(p) // still ours: its reminders fire here again
+		// Still ours: its reminders fire here again, and its instances with work
+		// in flight (their actors were stopped) re-send it.
+		n.reloadReminders(p)
+		n.wakePartition(p)
 		return err
 	}
 	// The new owner has it: forget it here, in one synced batch (unless a newer
