@@ -52,7 +52,7 @@ func startClusterNodeWith(t *testing.T, id, dir string, join []string, inc func(
 		t.Cleanup(func() { w.Close() })
 		logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test_node", id)
 	}
-	rt, err := weft.Open(weft.Options{Dir: dir, Logger: logger, Cluster: &cluster.NodeConfig{
+	rt, err := weft.Open(weft.Options{Dir: dir, Logger: logger, RemoteWorkers: true, Cluster: &cluster.NodeConfig{
 		Gossip:    cluster.Config{NodeID: id, BindAddr: "127.0.0.1:0", Join: join, Timing: fastGossip},
 		ActorAddr: "127.0.0.1:0",
 		Founder:   len(join) == 0,
@@ -339,5 +339,45 @@ func TestClusterActivitiesOfADeadNodeAreResent(t *testing.T) {
 	}
 	if len(ran) == 0 {
 		t.Fatal("no activity ran on a")
+	}
+}
+
+// Remote (SDK) workers connected to a node run the work of that node's
+// partitions, as each Dapr app replica serves its own sidecar's; a workflow
+// started through any node reaches the holder's workers.
+func TestClusterRemoteWorkersServeTheirNode(t *testing.T) {
+	ctx := context.Background()
+	a := startClusterNode(t, "a", t.TempDir(), nil)
+	defer a.rt.Close()
+	b := startClusterNode(t, "b", t.TempDir(), []string{a.gossipAddr()})
+	defer b.rt.Close()
+	eventually(t, "placement settles", 30*time.Second, func() error { return settled(a, b) })
+	onB := ""
+	for i := 0; onB == ""; i++ {
+		id := fmt.Sprintf("sdk-%d", i)
+		if a.rt.Cluster().Partitions()[a.rt.Host().Partition(id)].Holder == "b" {
+			onB = id
+		}
+	}
+	wa, wb := connect(t, a.rt, "worker-a"), connect(t, b.rt, "worker-b")
+	if _, err := a.rt.Schedule(ctx, "SdkOnly", 1, weft.WithInstanceID(onB)); err != nil { // through a
+		t.Fatal(err)
+	}
+	ep := wb.nextEpisode() // b's worker gets it
+	if ep.InstanceID != onB {
+		t.Fatalf("b's worker got %s", ep.InstanceID)
+	}
+	wb.mustAnswer(onB, workflow.Event{Kind: workflow.WorkflowCompleted, Data: []byte("7")})
+	st, err := a.rt.WaitForCompletion(ctx, onB)
+	if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != "7" {
+		t.Fatalf("through a: %v %v", st, err)
+	}
+	if n, _ := a.rt.Host().RemoteWorkers().Workers(); n != 1 {
+		t.Fatalf("a has %d workers", n)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if it, err := wa.w.Next(wctx); err == nil {
+		t.Fatalf("a's worker got work of b's partition: %+v", it)
 	}
 }
