@@ -91,7 +91,11 @@ func serve(args []string, stderr io.Writer) error {
 	if *tlsCert != "" {
 		scheme = "https"
 	}
-	httpURL := scheme + "://" + advertised(ln.Addr().String(), *advertise)
+	host := *advertise
+	if h, _, err := net.SplitHostPort(*gossipAddr); host == "" && err == nil {
+		host = h // a node that names its gossip host is reached there over HTTP too
+	}
+	httpURL := scheme + "://" + advertised(ln.Addr().String(), host)
 	opts := weft.Options{Dir: *data, Partitions: *partitions, Logger: logger,
 		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn}
 	if clustered {
