@@ -118,53 +118,45 @@ func EncodeMessage(msg any) (kind string, payload []byte, err error) {
 
 // DecodeMessage is EncodeMessage's inverse.
 func DecodeMessage(kind string, payload []byte) (any, error) {
-	dec := func(v any) error {
-		if err := msgpack.Unmarshal(payload, v); err != nil {
-			return fmt.Errorf("decode %s message: %w", kind, err)
-		}
-		return nil
-	}
 	switch kind {
 	case MsgStart:
-		var m StartRequest
-		return m, dec(&m)
+		return decodeAs[StartRequest](kind, payload)
 	case MsgRaise:
-		var m RaiseEventRequest
-		return m, dec(&m)
+		return decodeAs[RaiseEventRequest](kind, payload)
 	case MsgTerminate:
-		var m TerminateRequest
-		return m, dec(&m)
+		return decodeAs[TerminateRequest](kind, payload)
 	case MsgSuspend:
-		var m SuspendRequest
-		return m, dec(&m)
+		return decodeAs[SuspendRequest](kind, payload)
 	case MsgResume:
-		var m ResumeRequest
-		return m, dec(&m)
+		return decodeAs[ResumeRequest](kind, payload)
 	case MsgPurge:
-		var m PurgeRequest
-		return m, dec(&m)
+		return decodeAs[PurgeRequest](kind, payload)
 	case MsgChildResult:
-		var m ChildResult
-		return m, dec(&m)
+		return decodeAs[ChildResult](kind, payload)
 	case MsgActivity:
-		var m ActivityResult
-		return m, dec(&m)
+		return decodeAs[ActivityResult](kind, payload)
 	case MsgReminder:
-		var r storage.Reminder
-		err := dec(&r)
+		r, err := decodeAs[storage.Reminder](kind, payload)
 		return reminderFired{r}, err
 	case MsgWake:
 		return wake{}, nil
 	case MsgDrain:
 		return drainResults{}, nil
 	case MsgOutboxSent:
-		var w outboxSentWire
-		err := dec(&w)
+		w, err := decodeAs[outboxSentWire](kind, payload)
 		return outboxSent{w.Seq}, err
 	case MsgParentAck:
 		return parentNotified{}, nil
 	}
 	return nil, fmt.Errorf("unknown message kind %q", kind)
+}
+
+func decodeAs[T any](kind string, payload []byte) (T, error) {
+	var v T
+	if err := msgpack.Unmarshal(payload, &v); err != nil {
+		return v, fmt.Errorf("decode %s message: %w", kind, err)
+	}
+	return v, nil
 }
 
 // InFlight reports whether an attempt's result has not reached its instance yet.

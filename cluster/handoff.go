@@ -61,6 +61,7 @@ func (n *Node) reconcileLoop() {
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	failures := map[uint16]time.Time{}
+	var saved []byte // the registry as last persisted
 	for {
 		select {
 		case <-n.stop:
@@ -69,8 +70,10 @@ func (n *Node) reconcileLoop() {
 		case <-tick.C:
 		}
 		n.prunePlaced()
-		if b, err := n.db.GetMeta(registryKey); err != nil || !slices.Equal(b, n.reg.LocalState()) {
-			_ = n.db.PutMeta(registryKey, n.reg.LocalState(), false) // a hint: the peers hold it too
+		if state := n.reg.LocalState(); !slices.Equal(state, saved) {
+			if n.db.PutMeta(registryKey, state, false) == nil { // a hint: the peers hold it too
+				saved = state
+			}
 		}
 		n.dropStale()
 		table := n.Table()

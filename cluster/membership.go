@@ -275,6 +275,13 @@ func (m *Membership) Members() []Member {
 	return ms
 }
 
+// StateOf returns what this node knows of member id's state (0 if nothing).
+func (m *Membership) StateOf(id string) State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.members[id].State
+}
+
 // Subscribe returns a channel of membership events from now on, and a cancel
 // function that closes it. Call Subscribe before Members to miss nothing.
 // This node's own changes are included (its Leave shows as an update, then a

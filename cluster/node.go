@@ -264,15 +264,7 @@ func (n *Node) alive(node string) bool {
 	if node == n.id {
 		return true
 	}
-	if n.ms == nil {
-		return false
-	}
-	for _, m := range n.ms.Members() {
-		if m.ID == node {
-			return m.State == StateAlive
-		}
-	}
-	return false
+	return n.ms != nil && n.ms.StateOf(node) == StateAlive
 }
 
 // Table is placement's table over the registered nodes.
@@ -556,32 +548,6 @@ func (n *Node) handle(ctx context.Context, env *wire.Envelope) *wire.Envelope {
 
 // --- reads, routed like messages ------------------------------------------------
 
-// read runs local here if the instance's partition is served here, or asks the
-// node that serves it.
-func (n *Node) read(ctx context.Context, id, kind string, req idReq, local func() (any, error), out any) error {
-	p := placement.PartitionOf(id, n.parts)
-	target, err := n.route(ctx, p)
-	if err != nil {
-		return err
-	}
-	if target == nil {
-		v, err := local()
-		if err != nil {
-			return err
-		}
-		b, err := msgpack.Marshal(v)
-		if err != nil {
-			return err
-		}
-		return msgpack.Unmarshal(b, out)
-	}
-	b, err := n.tr.call(ctx, target.ActorAddr, kind, req, hopsOf(ctx)+1)
-	if err != nil {
-		return n.unreachable(ctx, p, target.Node, err)
-	}
-	return msgpack.Unmarshal(b, out)
-}
-
 // ReadInstance returns an instance's committed row from the node serving it.
 func (n *Node) ReadInstance(ctx context.Context, id string) (*storage.InstanceRecord, error) {
 	p := placement.PartitionOf(id, n.parts)
@@ -676,14 +642,23 @@ func (n *Node) watchMove(p uint16, cancel func()) (stop func()) {
 
 // History returns an instance's history from the node serving it.
 func (n *Node) History(ctx context.Context, id string) ([]workflow.Event, error) {
-	var evs []workflow.Event
-	err := n.read(ctx, id, kindHistory, idReq{ID: id}, func() (any, error) {
+	p := placement.PartitionOf(id, n.parts)
+	target, err := n.route(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if target == nil {
 		if _, err := n.h.ReadInstance(id); errors.Is(err, storage.ErrNotFound) {
 			return nil, fmt.Errorf("history of %s: %w", id, actors.ErrInstanceNotFound)
 		}
 		return n.h.History(id)
-	}, &evs)
-	return evs, err
+	}
+	b, err := n.tr.call(ctx, target.ActorAddr, kindHistory, idReq{ID: id}, hopsOf(ctx)+1)
+	if err != nil {
+		return nil, n.unreachable(ctx, p, target.Node, err)
+	}
+	var evs []workflow.Event
+	return evs, msgpack.Unmarshal(b, &evs)
 }
 
 // List gathers a page of the listing from every live node: each returns its
