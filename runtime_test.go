@@ -765,6 +765,56 @@ func TestPassivationAndReactivation(t *testing.T) {
 	}
 }
 
+// TestSleepersAndFinishedLeaveMemory: an instance that only waits on a timer
+// due beyond SleepPassivation, or that has finished, is passivated at once, and
+// the timer brings it back to finish. One waiting on an event stays until
+// IdleTimeout.
+func TestSleepersAndFinishedLeaveMemory(t *testing.T) {
+	a := newApp(t, "", weft.Options{SleepPassivation: 300 * time.Millisecond})
+	ctx := ctxT(t)
+	before := a.rt.Host().Stats().Passivations.Load()
+	for i := range 10 {
+		if _, err := a.rt.Schedule(ctx, "Sleeper", time.Second, weft.WithInstanceID(fmt.Sprintf("s-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.rt.Schedule(ctx, "Waiter", "go", weft.WithInstanceID("w")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "sleepers passivated", func() bool { return a.rt.Host().Active() == 1 })
+	if p := a.rt.Host().Stats().Passivations.Load() - before; p != 10 {
+		t.Errorf("%d passivations while sleeping, want 10", p)
+	}
+	for i := range 10 {
+		id := fmt.Sprintf("s-%d", i)
+		if st, err := a.rt.WaitForCompletion(ctx, id); err != nil || string(st.Output) != `"woke"` {
+			t.Fatalf("%s: %v, output %s", id, err, st.Output)
+		}
+	}
+	// Woken by their timers, they finished and left memory again; the waiter stays.
+	waitUntil(t, ctx, "finished instances passivated", func() bool { return a.rt.Host().Active() == 1 })
+	if err := a.rt.RaiseEvent(ctx, "w", "go", 7); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.rt.WaitForCompletion(ctx, "w"); err != nil || string(st.Output) != "7" {
+		t.Fatalf("w: %v, output %s", err, st.Output)
+	}
+	waitUntil(t, ctx, "all passivated", func() bool { return a.rt.Host().Active() == 0 })
+}
+
+// waitUntil polls cond (the host's counters have no change notification) until
+// it holds or ctx ends.
+func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not within the test's deadline", what)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // TestReopenResumesOnlyInstancesWithWork stores many instances waiting on timers
 // and a few with activities in flight, closes, reopens: only the latter are
 // activated, and they finish.

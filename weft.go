@@ -31,6 +31,12 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxActiveInstances caps instances held in memory (default 10,000).
 	MaxActiveInstances int
+	// SleepPassivation: an instance whose only wait is a timer (or retry, or
+	// scheduled start) due at least this far ahead leaves memory at once, and
+	// its timer brings it back (default 2 s; negative: only IdleTimeout and
+	// MaxActiveInstances passivate). Finished instances always leave at once.
+	// A million sleeping instances then cost disk, not memory.
+	SleepPassivation time.Duration
 	// ActivityConcurrency caps activity attempts running at once (default 256);
 	// further ones queue.
 	ActivityConcurrency int
@@ -95,6 +101,7 @@ func Open(opts Options) (*Runtime, error) {
 		Logger:              opts.Logger,
 		IdleTimeout:         opts.IdleTimeout,
 		MaxActive:           opts.MaxActiveInstances,
+		SleepPassivation:    opts.SleepPassivation,
 		ActivityConcurrency: opts.ActivityConcurrency,
 		DeadlockTimeout:     opts.DeadlockTimeout,
 		StallRetryDelay:     opts.StallRetryDelay,

@@ -12,16 +12,19 @@ import (
 // its workflow until the workflow acknowledges it, and stops. It keeps nothing on
 // disk: the invocation's durable record (attempt, next attempt time) is the
 // workflow's, so a crash here at worst runs the attempt again.
+//
+// The invocation arrives as the actor's first message rather than through its
+// producer, so every activity actor is spawned from the host's one Props.
 type activityActor struct {
-	h   *Host
-	inv Invocation
+	h *Host
 }
 
 func (a *activityActor) Receive(ctx actor.Context) {
-	if _, ok := ctx.Message().(*actor.Started); !ok {
+	inv, ok := ctx.Message().(Invocation)
+	if !ok {
 		return
 	}
-	h, inv := a.h, a.inv
+	h := a.h
 	reported := false
 	defer func() {
 		h.activityFinished(inv, reported)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,11 @@ type Options struct {
 	// MaxActive caps the active (in-memory) instances; the least recently used one
 	// is passivated beyond it (default 10,000).
 	MaxActive int
+	// SleepPassivation passivates an instance at once when all it waits for is a
+	// reminder (a timer, a retry, a scheduled start) due at least this far ahead
+	// (default 2 s; negative: never, only IdleTimeout and MaxActive passivate).
+	// Finished instances are always passivated at once.
+	SleepPassivation time.Duration
 	// ActivityConcurrency caps the activity attempts running at once on this node;
 	// the rest wait in a queue (default 256).
 	ActivityConcurrency int
@@ -68,13 +74,12 @@ type Host struct {
 	actMu          sync.Mutex
 	actRunning     int
 	actQueue       []Invocation
-	inflight       map[inflightKey]struct{} // queued or running attempts, so a re-activation does not send them twice
 
 	background sync.WaitGroup // deliveries and reports in flight
 	deliverSem chan struct{}
 
-	resMu   sync.Mutex
-	results map[string]*resultQueue
+	shards    [workShards]workShard // queued results and in-flight attempts, by instance
+	shardSeed maphash.Seed
 
 	watchMu  sync.Mutex
 	watchers map[string][]watcher
@@ -82,8 +87,10 @@ type Host struct {
 	stats      Stats
 	metrics    *metrics
 	dispatcher *workerDispatcher
-	remote     *RemoteWorkers // nil unless Options.RemoteWorkers
-	router     Router         // nil: a single node
+	// activityProps spawns every activity actor; the invocation is its first message.
+	activityProps *actor.Props
+	remote        *RemoteWorkers // nil unless Options.RemoteWorkers
+	router        Router         // nil: a single node
 }
 
 // Stats are counters for metrics and tests.
@@ -124,6 +131,9 @@ func NewHost(opts Options) *Host {
 	if opts.MaxActive <= 0 {
 		opts.MaxActive = 10_000
 	}
+	if opts.SleepPassivation == 0 {
+		opts.SleepPassivation = 2 * time.Second
+	}
 	if opts.ActivityConcurrency <= 0 {
 		opts.ActivityConcurrency = 256
 	}
@@ -146,17 +156,21 @@ func NewHost(opts Options) *Host {
 		lru:        list.New(),
 		deliverSem: make(chan struct{}, 1024),
 		watchers:   map[string][]watcher{},
-		inflight:   map[inflightKey]struct{}{},
-		results:    map[string]*resultQueue{},
+		shardSeed:  maphash.MakeSeed(),
 		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return slog.New(levelFloor{quiet.Handler(), slog.LevelWarn})
 		})),
+	}
+	for i := range h.shards {
+		h.shards[i] = workShard{results: map[string]*resultQueue{}, inflight: map[inflightKey]struct{}{}}
 	}
 	if opts.RemoteWorkers {
 		h.remote = newRemoteWorkers(h)
 	}
 	h.metrics = newMetrics(h)
 	h.dispatcher = newWorkerDispatcher(300, 10*time.Second)
+	h.activityProps = actor.PropsFromProducer(func() actor.Actor { return &activityActor{h: h} },
+		actor.WithDispatcher(h.dispatcher))
 	h.activityCtx, h.cancelActivity = context.WithCancel(context.Background())
 	ro := opts.Reminders
 	ro.DB, ro.Fire, ro.Logger = opts.DB, h.fire, opts.Logger
@@ -238,14 +252,20 @@ func (h *Host) Partition(id string) uint16 { return placement.PartitionOf(id, h.
 // Request sends msg to the instance's actor, activating it if needed, and waits for
 // its reply. A message that raced a passivation is sent again to the next
 // activation; messages are idempotent, so a retry never applies twice.
+//
+// The reply comes back on a channel, not through a protoactor future: a future
+// registers a process and a timer per call (a tenth of a chain step's
+// allocations), and a message left in the mailbox of an actor that stopped is
+// dropped without a dead letter, so a future would wait out its whole timeout.
+// Watching the activation's stopped signal instead re-sends such a message at once.
 func (h *Host) Request(ctx context.Context, id string, msg any) error {
 	if h.router != nil {
 		if forwarded, err := h.router.Forward(ctx, id, msg); forwarded {
 			return err
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		pid, err := h.activate(ctx, id)
+	for {
+		a, err := h.activate(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -258,30 +278,41 @@ func (h *Host) Request(ctx context.Context, id string, msg any) error {
 		if timeout <= 0 {
 			return fmt.Errorf("request to instance %s: %w", id, context.DeadlineExceeded)
 		}
-		res, err := h.system.Root.RequestFuture(pid, msg, timeout).Result()
-		if h.closing.Load() && errors.Is(err, actor.ErrDeadLetter) {
-			return ErrClosed
-		}
-		switch {
-		case errors.Is(err, actor.ErrDeadLetter):
-			if attempt > 3 {
-				time.Sleep(time.Millisecond)
+		req := request{msg: msg, done: make(chan error, 1)}
+		h.system.Root.Send(a.pid, req)
+		timer := time.NewTimer(timeout)
+		select {
+		case err := <-req.done:
+			timer.Stop()
+			return err
+		case <-a.stopped:
+			timer.Stop()
+			select {
+			case err := <-req.done: // answered just before it stopped
+				return err
+			default:
 			}
-			continue
-		case errors.Is(err, actor.ErrTimeout):
-			if ctx.Err() != nil {
-				return fmt.Errorf("request to instance %s: %w", id, ctx.Err())
+			if h.closing.Load() {
+				return ErrClosed
 			}
+			// Stopped without taking it: the next activation does.
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("request to instance %s: %w", id, ctx.Err())
+		case <-timer.C:
 			return fmt.Errorf("request to instance %s: no answer within %s: %w", id, timeout, context.DeadlineExceeded)
-		case err != nil:
-			return fmt.Errorf("request to instance %s: %w", id, err)
 		}
-		r, ok := res.(*reply)
-		if !ok {
-			return fmt.Errorf("request to instance %s: unexpected answer %T", id, res)
-		}
-		return r.err
 	}
+}
+
+// post sends msg to the instance's actor without waiting for an answer: for
+// messages whose loss a stopping activation makes good (see stopped).
+func (h *Host) post(id string, msg any) {
+	a, err := h.activate(context.Background(), id)
+	if err != nil {
+		return // closing
+	}
+	h.system.Root.Send(a.pid, msg)
 }
 
 // deliverAsync sends msg to an instance in the background, retrying until it is
@@ -319,7 +350,7 @@ func (h *Host) deliver(id string, msg any) {
 // fire is the reminder service's callback.
 func (h *Host) fire(r storage.Reminder) { h.deliverAsync(r.Instance, reminderFired{r}) }
 
-func (h *Host) activate(ctx context.Context, id string) (*actor.PID, error) {
+func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 	for {
 		h.mu.Lock()
 		if h.closing.Load() {
@@ -330,7 +361,7 @@ func (h *Host) activate(ctx context.Context, id string) (*actor.PID, error) {
 		if a != nil && !a.stopping {
 			h.lru.MoveToFront(a.elem)
 			h.mu.Unlock()
-			return a.pid, nil
+			return a, nil
 		}
 		if a != nil {
 			stopped := a.stopped
@@ -361,7 +392,7 @@ func (h *Host) activate(ctx context.Context, id string) (*actor.PID, error) {
 		if victim != nil {
 			h.system.Root.Send(victim, passivate{})
 		}
-		return a.pid, nil
+		return a, nil
 	}
 }
 
@@ -414,9 +445,11 @@ func (h *Host) deactivate(a *activation) {
 	}
 }
 
+// stopped is called by an activation's actor as it stops; whatever is left in
+// its mailbox is dropped unread (protoactor does not dead-letter it), which is why
+// requests watch a.stopped and results still queued are drained by a new activation.
 func (h *Host) stopped(a *activation) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.actors[a.id] == a {
 		delete(h.actors, a.id)
 		if !a.stopping {
@@ -428,7 +461,11 @@ func (h *Host) stopped(a *activation) {
 	default:
 		close(a.stopped)
 	}
+	h.mu.Unlock()
 	h.stats.Passivations.Add(1)
+	if h.hasResults(a.id) && !h.closing.Load() {
+		h.deliverAsync(a.id, drainResults{})
+	}
 }
 
 type inflightKey struct {
@@ -445,10 +482,7 @@ func keyOf(inv Invocation) inflightKey {
 // dispatchUnlessInFlight dispatches an attempt that this node is not already
 // running or queueing (after a passivation it may well be).
 func (h *Host) dispatchUnlessInFlight(inv Invocation) {
-	h.actMu.Lock()
-	_, busy := h.inflight[keyOf(inv)]
-	h.actMu.Unlock()
-	if !busy {
+	if !h.isInFlight(inv) {
 		h.dispatch(inv)
 	}
 }
@@ -463,9 +497,7 @@ func (h *Host) dispatch(inv Invocation) {
 	if h.router != nil {
 		// In flight until its result comes back (takeResults), wherever it runs:
 		// marked first, so the router never sees a placed attempt that is not.
-		h.actMu.Lock()
-		h.inflight[keyOf(inv)] = struct{}{}
-		h.actMu.Unlock()
+		h.markInFlight(inv)
 		if h.router.Dispatch(inv) {
 			return
 		}
@@ -476,8 +508,8 @@ func (h *Host) dispatch(inv Invocation) {
 // dispatchLocal runs an activity attempt on this node when a slot is free, or
 // queues it.
 func (h *Host) dispatchLocal(inv Invocation) {
+	h.markInFlight(inv)
 	h.actMu.Lock()
-	h.inflight[keyOf(inv)] = struct{}{}
 	if h.actRunning >= h.opts.ActivityConcurrency {
 		h.actQueue = append(h.actQueue, inv)
 		h.actMu.Unlock()
@@ -491,10 +523,10 @@ func (h *Host) dispatchLocal(inv Invocation) {
 // activityFinished frees the attempt's slot. Its in-flight mark stays until the
 // workflow takes the result (takeResults), unless the attempt produced none.
 func (h *Host) activityFinished(done Invocation, reported bool) {
-	h.actMu.Lock()
 	if !reported {
-		delete(h.inflight, keyOf(done))
+		h.unmarkInFlight(done)
 	}
+	h.actMu.Lock()
 	if len(h.actQueue) == 0 || h.closing.Load() {
 		h.actRunning--
 		h.actMu.Unlock()
@@ -509,8 +541,7 @@ func (h *Host) activityFinished(done Invocation, reported bool) {
 
 func (h *Host) spawnActivity(inv Invocation) {
 	h.background.Add(1)
-	h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &activityActor{h: h, inv: inv} },
-		actor.WithDispatcher(h.dispatcher)))
+	h.system.Root.Send(h.system.Root.Spawn(h.activityProps), inv)
 }
 
 // A watcher receives the row of every commit of one instance, newest first: the

@@ -7,8 +7,9 @@ import (
 	"github.com/weftrt/weft/workflow"
 )
 
-// The messages a workflow actor handles. Every one is answered with a *reply once
-// its effects are committed (or refused), so senders retry until they hear back.
+// The messages a workflow actor handles. Every one sent with Host.Request is
+// answered once its effects are committed (or refused), so senders retry until
+// they hear back.
 
 // ReusePolicy says what starting an instance whose id is taken does.
 type ReusePolicy uint8
@@ -98,6 +99,9 @@ type episodeDone struct {
 	result OrchestrationResult
 }
 
-type reply struct {
-	err error
+// request carries a message to a workflow actor and the channel its answer goes
+// back on (buffered, so the actor never waits for the sender).
+type request struct {
+	msg  any
+	done chan error
 }

@@ -161,10 +161,7 @@ func decodeAs[T any](kind string, payload []byte) (T, error) {
 
 // InFlight reports whether an attempt's result has not reached its instance yet.
 func (h *Host) InFlight(inv Invocation) bool {
-	h.actMu.Lock()
-	defer h.actMu.Unlock()
-	_, ok := h.inflight[keyOf(inv)]
-	return ok
+	return h.isInFlight(inv)
 }
 
 // Redispatch places an attempt again: the node it ran on is gone.

@@ -39,10 +39,24 @@ type workflowActor struct {
 	childInput map[int64]childCall
 	outbox     map[uint64]*storage.OutboxRecord // events sent to other instances, not yet acknowledged
 
+	// What the store holds of this instance's listing index entry and awake flag,
+	// so a step rewrites them only when they change. Zero (unknown) after loading.
+	stored storedState
+
 	// For an instance whose code runs on a remote worker (row.Remote), see remote.go.
 	past    []workflow.Event   // this generation's history, as the worker replays it
 	held    []heldEvent        // inputs in the inbox, for the next episode
 	episode *OrchestrationWork // the episode handed to the workers, if one is
+}
+
+// storedState is what the last commit wrote of the instance's index entry and
+// awake flag.
+type storedState struct {
+	indexed    bool
+	name       string
+	status     storage.Status
+	awakeKnown bool
+	awake      bool
 }
 
 // heldEvent is an input waiting in the inbox at position seq.
@@ -81,19 +95,54 @@ func (w *workflowActor) Receive(ctx actor.Context) {
 	case *actor.ReceiveTimeout, passivate:
 		w.h.deactivate(w.act)
 		ctx.Poison(ctx.Self())
+	case request:
+		err := w.handleSafely(msg.msg)
+		msg.done <- err
+		w.passivateIfDone(ctx)
 	default:
-		err := w.handleSafely(msg)
-		if ctx.Sender() != nil {
-			ctx.Respond(&reply{err: err})
-		}
-		if w.loaded && w.row == nil && isPurge(msg) && err == nil {
-			w.h.deactivate(w.act) // purged: nothing left to keep in memory
-			ctx.Poison(ctx.Self())
-		}
+		_ = w.handleSafely(msg) // posted: nothing waits for an answer
+		w.passivateIfDone(ctx)
 	}
 }
 
-func isPurge(msg any) bool { _, ok := msg.(PurgeRequest); return ok }
+// passivateIfDone stops the actor right after a message when keeping it in memory
+// buys nothing: the instance is gone or finished with nothing left to send, or it
+// sleeps on a reminder due more than SleepPassivation from now with nothing in
+// flight (a fired reminder activates it again). Holding such instances until the
+// idle timeout is what made a million pending timers cost gigabytes.
+func (w *workflowActor) passivateIfDone(ctx actor.Context) {
+	if !w.loaded || w.act.stopping {
+		return
+	}
+	if !w.idleInMemory() {
+		return
+	}
+	w.h.deactivate(w.act)
+	ctx.Poison(ctx.Self())
+}
+
+func (w *workflowActor) idleInMemory() bool {
+	row := w.row
+	switch {
+	case row == nil:
+		return true // purged, or never existed
+	case len(w.outbox) > 0 || row.ParentPending:
+		return false // acknowledgements on their way
+	case row.Status.Terminal():
+		return true
+	case row.Remote || w.h.opts.SleepPassivation < 0:
+		return false
+	case len(w.activities) > 0 || len(w.children) > 0 || len(w.reminders) == 0:
+		return false // results coming, or waiting on an event that may come any moment
+	}
+	soonest := time.Time{}
+	for _, r := range w.reminders {
+		if soonest.IsZero() || r.Due.Before(soonest) {
+			soonest = r.Due
+		}
+	}
+	return soonest.Sub(w.now) >= w.h.opts.SleepPassivation
+}
 
 // handleSafely turns a panic in the runtime's own code into an error for the
 // sender and a reload from disk, never a crash of the node.
@@ -251,6 +300,7 @@ func (w *workflowActor) unload() {
 		w.exec.Close()
 	}
 	w.exec, w.row, w.loaded = nil, nil, false
+	w.stored = storedState{}
 	w.past, w.held, w.episode = nil, nil, nil
 }
 
@@ -885,21 +935,31 @@ func (w *workflowActor) deleteReminder(t *txn, r storage.Reminder) {
 
 // commit writes the step and then carries out its effects, in that order.
 func (w *workflowActor) commit(t *txn) error {
+	defer t.b.Close() // returns pebble's batch to its pool
+	var stored storedState
 	if w.row != nil {
 		w.row.UpdatedAt = w.now
-		if err := t.b.PutInstance(w.part, w.row); err != nil {
-			t.b.Close()
+		stored = storedState{indexed: true, name: w.row.Name, status: w.row.Status, awakeKnown: true,
+			awake: len(w.activities) > 0 || len(w.children) > 0 || len(w.outbox) > 0 || w.row.ParentPending ||
+				w.row.Remote && len(w.held) > 0} // an episode to hand to the workers after a restart
+		put := t.b.PutInstance
+		if w.stored.indexed && w.stored.name == stored.name && w.stored.status == stored.status {
+			put = t.b.PutInstanceRow
+		}
+		if err := put(w.part, w.row); err != nil {
 			w.unload()
 			return err
 		}
-		t.b.SetAwake(w.part, w.id, len(w.activities) > 0 || len(w.children) > 0 || len(w.outbox) > 0 || w.row.ParentPending ||
-			w.row.Remote && len(w.held) > 0) // an episode to hand to the workers after a restart
+		if !w.stored.awakeKnown || w.stored.awake != stored.awake {
+			t.b.SetAwake(w.part, w.id, stored.awake)
+		}
 	}
 	start := time.Now()
 	if err := t.b.Commit(); err != nil {
 		w.unload()
 		return fmt.Errorf("commit instance %s: %w", w.id, err)
 	}
+	w.stored = stored
 	w.h.metrics.commit.Observe(time.Since(start).Seconds())
 	w.h.stats.Commits.Add(1)
 	if t.started != "" {

@@ -63,6 +63,21 @@ func (b *Batch) delPrefix(op, id string, p []byte) {
 // under CreatedAt). CreatedAt is part of the index key, so it must be set and
 // must never change for an instance (continue-as-new keeps it).
 func (b *Batch) PutInstance(part uint16, rec *InstanceRecord) error {
+	if err := b.PutInstanceRow(part, rec); err != nil {
+		return err
+	}
+	ie, err := encodeIndexEntry(rec.Name, rec.Status)
+	if err != nil {
+		return b.fail(fmt.Errorf("storage: put instance %s: %w", rec.ID, err))
+	}
+	b.set("put instance", rec.ID, createdIndexKey(part, rec.CreatedAt, rec.ID), ie)
+	return b.err
+}
+
+// PutInstanceRow writes the instance row alone, for a step that changed neither
+// Name nor Status, whose listing index entry therefore stands as it is: most steps
+// of a running instance, which then write one key less.
+func (b *Batch) PutInstanceRow(part uint16, rec *InstanceRecord) error {
 	if rec == nil {
 		return b.fail(errors.New("storage: put instance: nil record"))
 	}
@@ -76,12 +91,7 @@ func (b *Batch) PutInstance(part uint16, rec *InstanceRecord) error {
 	if err != nil {
 		return b.fail(fmt.Errorf("storage: put instance %s: %w", rec.ID, err))
 	}
-	ie, err := encodeIndexEntry(rec.Name, rec.Status)
-	if err != nil {
-		return b.fail(fmt.Errorf("storage: put instance %s: %w", rec.ID, err))
-	}
 	b.set("put instance", rec.ID, instanceKey(part, rec.ID), v)
-	b.set("put instance", rec.ID, createdIndexKey(part, rec.CreatedAt, rec.ID), ie)
 	return b.err
 }
 
