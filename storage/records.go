@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/weftrt/weft/internal/mpack"
 )
 
 // Every stored record is a msgpack map whose first key is "v", its version, so
@@ -94,13 +96,15 @@ type OutboxRecord struct {
 func encodeOutbox(rec *OutboxRecord) ([]byte, error) {
 	r := *rec
 	r.V = outboxRecordV
-	return encodeRecord("outbox record", &r)
+	return appendOutbox(make([]byte, 0, outboxSize(&r)), &r), nil
 }
 
 func decodeOutbox(b []byte) (OutboxRecord, error) {
 	var r OutboxRecord
-	err := decodeRecord("outbox record", outboxRecordV, b, &r)
-	return r, err
+	if err := decodeWith("outbox record", outboxRecordV, b, &r, readOutbox); err != nil {
+		return OutboxRecord{}, err
+	}
+	return r, nil
 }
 
 // IndexEntry is the value of the listing index x/c: just enough to filter a
@@ -139,56 +143,70 @@ type nodeMeta struct {
 // layout change can detect and migrate an old store.
 const storeFormat = 1
 
+// The records below are encoded and decoded by the hand-written codecs of
+// codec.go, which write the bytes encodeRecord writes and read what
+// decodeRecord reads, without its reflection. Their encoders cannot fail; the
+// error results keep the signatures of encodeRecord's callers.
+
 func encodeInstance(rec *InstanceRecord) ([]byte, error) {
 	r := *rec
 	r.V = instanceRecordV
-	return encodeRecord("instance record", &r)
+	return appendInstance(make([]byte, 0, instanceSize(&r)), &r), nil
 }
 
 func decodeInstance(b []byte) (*InstanceRecord, error) {
-	var r InstanceRecord
-	if err := decodeRecord("instance record", instanceRecordV, b, &r); err != nil {
+	r := new(InstanceRecord)
+	if err := decodeWith("instance record", instanceRecordV, b, r, readInstance); err != nil {
 		return nil, err
 	}
-	return &r, nil
+	return r, nil
 }
 
 func encodeActivity(rec *ActivityRecord) ([]byte, error) {
 	r := *rec
 	r.V = activityRecordV
-	return encodeRecord("activity record", &r)
+	return appendActivity(make([]byte, 0, activitySize(&r)), &r), nil
 }
 
 func decodeActivity(b []byte) (ActivityRecord, error) {
 	var r ActivityRecord
-	err := decodeRecord("activity record", activityRecordV, b, &r)
-	return r, err
+	if err := decodeWith("activity record", activityRecordV, b, &r, readActivity); err != nil {
+		return ActivityRecord{}, err
+	}
+	return r, nil
 }
 
 func encodeIndexEntry(name string, s Status) ([]byte, error) {
-	return encodeRecord("index entry", &IndexEntry{V: indexEntryV, Name: name, Status: s})
+	e := IndexEntry{V: indexEntryV, Name: name, Status: s}
+	return appendIndexEntry(make([]byte, 0, indexEntryMaxFixed+len(name)), &e), nil
 }
 
 func decodeIndexEntry(b []byte) (IndexEntry, error) {
 	var e IndexEntry
-	err := decodeRecord("index entry", indexEntryV, b, &e)
-	return e, err
+	if err := decodeWith("index entry", indexEntryV, b, &e, readIndexEntry); err != nil {
+		return IndexEntry{}, err
+	}
+	return e, nil
 }
 
 func encodeReminderValue(payload []byte) ([]byte, error) {
-	return encodeRecord("reminder", &reminderValue{V: reminderValueV, Payload: payload})
+	v := reminderValue{V: reminderValueV, Payload: payload}
+	return appendReminderValue(make([]byte, 0, reminderMaxFixed+len(payload)), &v), nil
 }
 
 func decodeReminderValue(b []byte) ([]byte, error) {
 	var v reminderValue
-	if err := decodeRecord("reminder", reminderValueV, b, &v); err != nil {
+	if err := decodeWith("reminder", reminderValueV, b, &v, readReminderValue); err != nil {
 		return nil, err
 	}
 	return v.Payload, nil
 }
 
 // encodeRecord writes integers in their smallest msgpack form: sequence numbers
-// and task ids are small, and every byte is paid in every stored value.
+// and task ids are small, and every byte is paid in every stored value. It
+// encodes through reflection, for the records read and written once per store
+// (node meta); the per-step records have their own codecs, which write the same
+// bytes.
 func encodeRecord(what string, v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
@@ -204,14 +222,12 @@ func encodeRecord(what string, v any) ([]byte, error) {
 var ErrUnknownVersion = errors.New("storage: unknown record version")
 
 // decodeRecord checks the record's version before decoding the rest, so a newer
-// layout is rejected by name rather than half-decoded.
+// layout is rejected by name rather than half-decoded. Like encodeRecord, it
+// decodes through reflection, for the records read once per store.
 func decodeRecord(what string, maxV uint8, b []byte, v any) error {
-	ver, err := peekVersion(b)
+	ver, err := checkVersion(what, maxV, b)
 	if err != nil {
-		return fmt.Errorf("storage: decode %s: %w", what, err)
-	}
-	if ver == 0 || ver > maxV {
-		return fmt.Errorf("storage: decode %s: version %d, this build reads up to %d: %w", what, ver, maxV, ErrUnknownVersion)
+		return err
 	}
 	if err := msgpack.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("storage: decode %s (version %d): %w", what, ver, err)
@@ -219,26 +235,55 @@ func decodeRecord(what string, maxV uint8, b []byte, v any) error {
 	return nil
 }
 
-// peekVersion returns the "v" field of a msgpack map, 0 when it has none.
+// decodeWith is decodeRecord with a hand-written decoder in place of
+// reflection: the same version check, the same errors.
+func decodeWith[T any](what string, maxV uint8, b []byte, v *T, read func(*mpack.Reader, *T) error) error {
+	ver, err := checkVersion(what, maxV, b)
+	if err != nil {
+		return err
+	}
+	r := mpack.NewReader(b)
+	if err := read(&r, v); err != nil {
+		return fmt.Errorf("storage: decode %s (version %d): %w", what, ver, err)
+	}
+	return nil
+}
+
+// checkVersion returns the version of the record b, or an error naming the
+// record: ErrUnknownVersion when it has none or one newer than maxV.
+func checkVersion(what string, maxV uint8, b []byte) (uint8, error) {
+	ver, err := peekVersion(b)
+	if err != nil {
+		return 0, fmt.Errorf("storage: decode %s: %w", what, err)
+	}
+	if ver == 0 || ver > maxV {
+		return 0, fmt.Errorf("storage: decode %s: version %d, this build reads up to %d: %w", what, ver, maxV, ErrUnknownVersion)
+	}
+	return ver, nil
+}
+
+// peekVersion returns the "v" field of a msgpack map, 0 when it has none. It
+// reads the first "v" (a well-formed record has one, its first key), accepting
+// what msgpack/v5's DecodeMapLen, DecodeString and DecodeUint8 accepted.
 func peekVersion(b []byte) (uint8, error) {
-	d := msgpack.NewDecoder(bytes.NewReader(b))
-	n, err := d.DecodeMapLen()
+	r := mpack.NewReader(b)
+	n, err := r.ReadMapLen()
 	if err != nil {
 		return 0, fmt.Errorf("not a versioned record: %w", err)
 	}
-	for i := 0; i < n; i++ {
-		k, err := d.DecodeString()
+	for range n {
+		k, err := r.ReadKey()
 		if err != nil {
 			return 0, fmt.Errorf("read field name: %w", err)
 		}
-		if k == "v" {
-			v, err := d.DecodeUint8()
+		if string(k) == "v" {
+			v, err := readUint8(&r)
 			if err != nil {
 				return 0, fmt.Errorf("read version: %w", err)
 			}
 			return v, nil
 		}
-		if err := d.Skip(); err != nil {
+		if err := r.Skip(); err != nil {
 			return 0, fmt.Errorf("skip field %q: %w", k, err)
 		}
 	}

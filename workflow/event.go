@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/weftrt/weft/internal/mpack"
 )
 
 // EventKind says what a history event records. The numeric values are stored: never
@@ -109,21 +109,21 @@ type Event struct {
 	Retry    *RetryPolicy `msgpack:"r,omitempty"`
 }
 
-// EncodeEvent returns the stored form of ev.
+// EncodeEvent returns the stored form of ev: a msgpack map, written by the
+// hand-written encoder in event_codec.go byte for byte as msgpack/v5 wrote it.
+// The error is always nil; it stays in the signature for a future encoding
+// that can fail.
 func EncodeEvent(ev Event) ([]byte, error) {
 	ev.V = eventVersion
-	b, err := msgpack.Marshal(&ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
-	}
-	return b, nil
+	return appendEvent(make([]byte, 0, eventSize(&ev)), &ev), nil
 }
 
 // DecodeEvent parses a stored event. It refuses versions it does not know, so an old
 // binary never misreads a newer history.
 func DecodeEvent(b []byte) (Event, error) {
 	var ev Event
-	if err := msgpack.Unmarshal(b, &ev); err != nil {
+	r := mpack.NewReader(b)
+	if err := readEvent(&r, &ev); err != nil {
 		return Event{}, fmt.Errorf("decode history event: %w", err)
 	}
 	if ev.V == 0 || ev.V > eventVersion {
