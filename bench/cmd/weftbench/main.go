@@ -494,6 +494,7 @@ func timersMillion(ctx context.Context, res *harness.Result) error {
 		}
 	}
 	runtime.GC()
+	p.WriteHeapProfile()
 	res.Set("pending_rss_mib", harness.StatusMiB(0, "VmRSS"))
 	res.Set("pending_heap_mib", heapMiB())
 	res.Set("pending_reminders_in_memory", float64(rt.Host().Reminders().Pending()))
@@ -564,6 +565,7 @@ func idle(ctx context.Context, res *harness.Result) error {
 	// Let the commits of the last timers settle before measuring.
 	settle := 2 * time.Second
 	time.Sleep(settle)
+	p.WriteHeapProfile()
 	res.Set("rss_sleeping_mib", harness.StatusMiB(0, "VmRSS"))
 	res.Set("active_at_window_start", float64(rt.Host().Active()))
 	cpu0, w0 := harness.CPU(), time.Now()

@@ -60,6 +60,7 @@ type Params struct {
 	Warmup   int           // single/latency: samples run first and not counted
 	Options  string        // engine-specific options, key=value,...
 	Profile  string        // write a CPU profile of the whole run to this file
+	HeapProf string        // write a heap profile here when the scenario reads its memory figure
 }
 
 // RegisterFlags defines the common flags on fs.
@@ -77,6 +78,23 @@ func RegisterFlags(fs *flag.FlagSet, p *Params) {
 	fs.IntVar(&p.Warmup, "warmup", 10, "single, latency: uncounted samples run first")
 	fs.StringVar(&p.Options, "opts", "", "engine options, key=value,... (see the worker's -help)")
 	fs.StringVar(&p.Profile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.StringVar(&p.HeapProf, "memprofile", "", "write a heap profile to this file when the scenario reads its memory figure (timers1m, idle)")
+}
+
+// WriteHeapProfile writes the heap profile p.HeapProf names, if any.
+func (p *Params) WriteHeapProfile() {
+	if p.HeapProf == "" {
+		return
+	}
+	f, err := os.Create(p.HeapProf)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "memprofile:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "memprofile:", err)
+	}
 }
 
 // StartProfile starts the CPU profile p.Profile names, if any; call the returned
