@@ -283,3 +283,45 @@ func BenchmarkFanShapes(b *testing.B) {
 		})
 	}
 }
+
+// benchSleep awaits one durable timer of d.
+func benchSleep(ctx *workflow.Context, d time.Duration) (int, error) {
+	return 0, ctx.CreateTimer(d).Await(nil)
+}
+
+// BenchmarkStarts: 1,000 instances that each start a one-minute timer, scheduled
+// at once; one iteration is the whole batch, up to every start being committed.
+// Starting is what an instance pays before its first wait (activation, the
+// first run of its code, one synced commit).
+func BenchmarkStarts(b *testing.B) {
+	rt := openBenchRuntime(b, Options{})
+	if err := RegisterWorkflow(rt, benchSleep, workflow.WithName("BenchSleep")); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), benchRunTimeout)
+	defer cancel()
+	var total time.Duration
+	run := 0
+	cpu0 := processCPU()
+	for b.Loop() {
+		next := atomic.Int64{}
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range benchSchedulers {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < benchChainInstances; i = next.Add(1) - 1 {
+					if _, err := rt.Schedule(ctx, "BenchSleep", time.Minute, WithInstanceID(fmt.Sprintf("s-r%d-%d", run, i))); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		total += time.Since(start)
+		run++
+	}
+	starts := float64(run * benchChainInstances)
+	b.ReportMetric(starts/total.Seconds(), "starts/s")
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/starts, "cpu-µs/start")
+}

@@ -102,12 +102,22 @@ type Stats struct {
 	IgnoredDuplicates atomic.Int64
 }
 
+// activation is one instance's actor while it is in memory. Its actor is spawned
+// outside the host's lock (spawning under it serialised every activation), so
+// pid is set, and may be read, once spawned is closed.
 type activation struct {
 	id       string
 	pid      *actor.PID
+	spawned  chan struct{}
 	elem     *list.Element
 	stopping bool
 	stopped  chan struct{}
+}
+
+// PID waits until the actor is spawned and returns it.
+func (a *activation) PID() *actor.PID {
+	<-a.spawned
+	return a.pid
 }
 
 // Invocation is one attempt of one activity.
@@ -217,7 +227,7 @@ func (h *Host) Close() error {
 	h.mu.Lock()
 	pids := make([]*actor.PID, 0, len(h.actors))
 	for _, a := range h.actors {
-		pids = append(pids, a.pid)
+		pids = append(pids, a.PID())
 	}
 	h.mu.Unlock()
 	// Poison, not Stop: an actor first answers what is already in its mailbox (a
@@ -279,7 +289,7 @@ func (h *Host) Request(ctx context.Context, id string, msg any) error {
 			return fmt.Errorf("request to instance %s: %w", id, context.DeadlineExceeded)
 		}
 		req := request{msg: msg, done: make(chan error, 1)}
-		h.system.Root.Send(a.pid, req)
+		h.system.Root.Send(a.PID(), req)
 		timer := time.NewTimer(timeout)
 		select {
 		case err := <-req.done:
@@ -312,7 +322,7 @@ func (h *Host) post(id string, msg any) {
 	if err != nil {
 		return // closing
 	}
-	h.system.Root.Send(a.pid, msg)
+	h.system.Root.Send(a.PID(), msg)
 }
 
 // deliverAsync sends msg to an instance in the background, retrying until it is
@@ -373,24 +383,24 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 				return nil, ctx.Err()
 			}
 		}
-		a = &activation{id: id, stopped: make(chan struct{})}
-		a.pid = h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newWorkflowActor(h, id, a) },
-			actor.WithDispatcher(h.dispatcher)))
+		a = &activation{id: id, stopped: make(chan struct{}), spawned: make(chan struct{})}
 		a.elem = h.lru.PushFront(a)
 		h.actors[id] = a
-		var victim *actor.PID
+		var victim *activation
 		if len(h.actors) > h.opts.MaxActive {
 			for e := h.lru.Back(); e != nil && e != a.elem; e = e.Prev() {
 				if v := e.Value.(*activation); !v.stopping {
-					victim = v.pid
+					victim = v
 					break
 				}
 			}
 		}
 		h.mu.Unlock()
+		a.pid = h.system.Root.Spawn(h.workflowProps(a))
+		close(a.spawned)
 		h.stats.Activations.Add(1)
 		if victim != nil {
-			h.system.Root.Send(victim, passivate{})
+			h.system.Root.Send(victim.PID(), passivate{})
 		}
 		return a, nil
 	}
@@ -409,7 +419,7 @@ func (h *Host) StopPartition(ctx context.Context, part uint16) error {
 	}
 	h.mu.Unlock()
 	for _, a := range victims {
-		h.system.Root.Send(a.pid, passivate{})
+		h.system.Root.Send(a.PID(), passivate{})
 	}
 	for _, a := range victims {
 		select {
@@ -537,6 +547,12 @@ func (h *Host) activityFinished(done Invocation, reported bool) {
 	h.actQueue = h.actQueue[1:]
 	h.actMu.Unlock()
 	h.spawnActivity(inv)
+}
+
+// workflowProps spawns the actor of activation a.
+func (h *Host) workflowProps(a *activation) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return newWorkflowActor(h, a.id, a) },
+		actor.WithDispatcher(h.dispatcher))
 }
 
 func (h *Host) spawnActivity(inv Invocation) {
