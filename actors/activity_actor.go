@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -46,8 +47,10 @@ func (a *activityActor) Receive(ctx actor.Context) {
 	if h.activityCtx.Err() != nil {
 		return // the node is closing: the workflow re-sends this invocation after the next start
 	}
-	h.log.Debug("activity attempt done", "instance", inv.InstanceID, "task", inv.TaskID, "activity", inv.Name,
-		"attempt", inv.Attempt, "ok", failure == nil, "took", time.Since(start))
+	if h.log.Enabled(h.activityCtx, slog.LevelDebug) { // its arguments cost allocations even when dropped
+		h.log.Debug("activity attempt done", "instance", inv.InstanceID, "task", inv.TaskID, "activity", inv.Name,
+			"attempt", inv.Attempt, "ok", failure == nil, "took", time.Since(start))
+	}
 	reported = true
 	h.report(ActivityResult{Gen: inv.Gen, TaskID: inv.TaskID, Attempt: inv.Attempt, Output: out, Failure: failure}, inv.InstanceID)
 }

@@ -588,6 +588,14 @@ func (h *Host) watch(id string) (watcher, func()) {
 	}
 }
 
+// watched reports whether anyone waits on the instance's commits, so a step
+// copies its row for them only if someone does.
+func (h *Host) watched(id string) bool {
+	h.watchMu.Lock()
+	defer h.watchMu.Unlock()
+	return len(h.watchers[id]) > 0
+}
+
 // notify hands a committed row (nil: purged) to the instance's watchers. The row
 // must not be changed afterwards: callers pass a copy.
 func (h *Host) notify(id string, row *storage.InstanceRecord) {

@@ -533,7 +533,10 @@ func (w *workflowActor) activityResults(results []ActivityResult) error {
 	}
 	t := w.newTxn()
 	var inputs []workflow.Event
-	taken := map[int64]bool{} // a batch may hold the same attempt's result twice (a re-sent report)
+	var taken map[int64]bool // a batch may hold the same attempt's result twice (a re-sent report)
+	if len(results) > 1 {
+		taken = make(map[int64]bool, len(results))
+	}
 	for _, m := range results {
 		if taken[m.TaskID] {
 			w.h.stats.IgnoredDuplicates.Add(1)
@@ -541,7 +544,9 @@ func (w *workflowActor) activityResults(results []ActivityResult) error {
 		}
 		if ev, ok := w.activityResult(t, m); ok {
 			inputs = append(inputs, ev)
-			taken[m.TaskID] = true
+			if taken != nil {
+				taken[m.TaskID] = true
+			}
 		}
 	}
 	if len(inputs) > 0 {
@@ -990,7 +995,7 @@ func (w *workflowActor) commit(t *txn) error {
 		w.notifyParent()
 	}
 	w.dispatchEpisode()
-	if w.row != nil {
+	if w.row != nil && w.h.watched(w.id) {
 		snapshot := *w.row
 		w.h.notify(w.id, &snapshot)
 	}
@@ -1053,8 +1058,17 @@ func (w *workflowActor) childStart(task int64, c childCall) StartRequest {
 }
 
 // Reminder names: "start", "timer:<gen>:<task>", "retry:<gen>:<task>".
-func timerName(gen uint32, task int64) string { return fmt.Sprintf("timer:%d:%d", gen, task) }
-func retryName(gen uint32, task int64) string { return fmt.Sprintf("retry:%d:%d", gen, task) }
+func timerName(gen uint32, task int64) string { return reminderName("timer:", gen, task) }
+func retryName(gen uint32, task int64) string { return reminderName("retry:", gen, task) }
+
+func reminderName(kind string, gen uint32, task int64) string {
+	b := make([]byte, 0, len(kind)+24)
+	b = append(b, kind...)
+	b = strconv.AppendUint(b, uint64(gen), 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, task, 10)
+	return string(b)
+}
 
 func parseReminderName(name string) (kind string, gen uint32, task int64) {
 	parts := strings.Split(name, ":")
