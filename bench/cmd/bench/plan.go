@@ -307,8 +307,9 @@ func plan(full bool) []scenario {
 			title: "5. Idle monitors",
 			what: "weft only. Eternal monitor workflows (call a Check activity, sleep 1 h on a durable timer, continue as " +
 				"new) are started; once every one has checked and sleeps, RSS is read and the CPU used by the process " +
-				"over an idle window is measured. weft runs with its defaults (instances idle for 2 minutes are " +
-				"passivated, at most 10,000 held in memory).",
+				"over an idle window is measured. weft runs with its defaults: an instance whose only wait is a timer " +
+				"due 2 s or more ahead leaves memory at once (its timer brings it back), others after 2 idle minutes, " +
+				"and at most 10,000 are held in memory.",
 			engines: []string{weft},
 			args: func(e string) args {
 				return args{n: pick(full, 10000, 100000), window: pick(full, 5*time.Second, 30*time.Second), timeout: to(3*time.Minute, 10*time.Minute)}
