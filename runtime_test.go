@@ -802,6 +802,34 @@ func TestSleepersAndFinishedLeaveMemory(t *testing.T) {
 	waitUntil(t, ctx, "all passivated", func() bool { return a.rt.Host().Active() == 0 })
 }
 
+// TestResultsSurviveEviction: with room for one instance in memory, fan-outs
+// evict each other while their activity results are queued in the host; every
+// result must still reach its instance, through whichever activation is next.
+func TestResultsSurviveEviction(t *testing.T) {
+	a := newApp(t, "", weft.Options{MaxActiveInstances: 1})
+	ctx := ctxT(t)
+	const instances, width = 8, 30
+	for i := range instances {
+		if _, err := a.rt.Schedule(ctx, "FanOut", struct{ N, K int }{width, width}, weft.WithInstanceID(fmt.Sprintf("e-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := 0
+	for i := range width {
+		want += i * i
+	}
+	for i := range instances {
+		id := fmt.Sprintf("e-%d", i)
+		st, err := a.rt.WaitForCompletion(ctx, id)
+		if err != nil || string(st.Output) != fmt.Sprint(want) {
+			t.Fatalf("%s: %v, output %s, want %d", id, err, st.Output, want)
+		}
+	}
+	if p := a.rt.Host().Stats().Passivations.Load(); p < instances {
+		t.Errorf("%d passivations: the instances did not evict each other", p)
+	}
+}
+
 // waitUntil polls cond (the host's counters have no change notification) until
 // it holds or ctx ends.
 func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
