@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand"
 	"reflect"
 	"strings"
@@ -150,7 +149,7 @@ func indexEntryCodec() recordCodec[IndexEntry] {
 	return recordCodec[IndexEntry]{
 		what: "index entry", v: indexEntryV,
 		gen: func(rng *rand.Rand) IndexEntry {
-			return IndexEntry{Name: genString(rng), Status: genStatus(rng)}
+			return IndexEntry{Name: mpacktest.String(rng), Status: genStatus(rng)}
 		},
 		setV:   func(e IndexEntry, v uint8) any { e.V = v; return &e },
 		encode: func(e IndexEntry) ([]byte, error) { return encodeIndexEntry(e.Name, e.Status) }, decode: decodeIndexEntry,
@@ -162,7 +161,7 @@ func indexEntryCodec() recordCodec[IndexEntry] {
 
 func reminderCodec() recordCodec[[]byte] {
 	return recordCodec[[]byte]{
-		what: "reminder", v: reminderValueV, gen: genBytes,
+		what: "reminder", v: reminderValueV, gen: mpacktest.Bytes,
 		setV:   func(p []byte, v uint8) any { return &reminderValue{V: v, Payload: p} },
 		encode: encodeReminderValue, decode: decodeReminderValue,
 		refDecode: func(b []byte) ([]byte, error) {
@@ -198,93 +197,6 @@ func storedBytes(bs ...*[]byte) {
 	}
 }
 
-func genString(rng *rand.Rand) string {
-	switch rng.Intn(10) {
-	case 0, 1, 2:
-		return ""
-	case 3:
-		return "order-" + fmt.Sprint(rng.Intn(1000))
-	case 4:
-		return strings.Repeat("é", rng.Intn(40)) // 2 bytes a rune: across 31/32
-	case 5:
-		return "日本語" + strings.Repeat("x", 240+rng.Intn(30)) // across 255/256
-	case 6:
-		if rng.Intn(10) == 0 {
-			return strings.Repeat("y", 65530+rng.Intn(12)) // across 65535/65536
-		}
-		return "🙂"
-	default:
-		return fmt.Sprintf("%x", rng.Uint64())
-	}
-}
-
-func genBytes(rng *rand.Rand) []byte {
-	switch rng.Intn(10) {
-	case 0, 1:
-		return nil
-	case 2:
-		return []byte{}
-	case 3:
-		return bytes.Repeat([]byte("a"), 250+rng.Intn(10))
-	case 4:
-		if rng.Intn(10) == 0 {
-			return bytes.Repeat([]byte("b"), 65530+rng.Intn(12+rng.Intn(10000)))
-		}
-		return []byte("null")
-	default:
-		return fmt.Appendf(nil, `{"n":%d}`, rng.Int63())
-	}
-}
-
-func genInt(rng *rand.Rand) int64 {
-	switch rng.Intn(8) {
-	case 0, 1:
-		return 0
-	case 2:
-		return int64(rng.Intn(200))
-	case 3:
-		return -int64(rng.Intn(200))
-	case 4:
-		return []int64{math.MaxInt64, math.MinInt64, math.MaxInt32 + 1, math.MinInt32 - 1}[rng.Intn(4)]
-	default:
-		return rng.Int63() >> rng.Intn(63) * int64(1-2*rng.Intn(2))
-	}
-}
-
-func genUint(rng *rand.Rand) uint64 {
-	switch rng.Intn(6) {
-	case 0, 1:
-		return 0
-	case 2:
-		return uint64(rng.Intn(300))
-	case 3:
-		return []uint64{math.MaxUint64, 1 << 63, math.MaxUint32, math.MaxUint32 + 1}[rng.Intn(4)]
-	default:
-		return rng.Uint64() >> rng.Intn(64)
-	}
-}
-
-func genTime(rng *rand.Rand) time.Time {
-	var t time.Time
-	switch rng.Intn(8) {
-	case 0, 1:
-		return time.Time{}
-	case 2:
-		t = time.Unix(rng.Int63n(1<<32), 0)
-	case 3:
-		t = time.Unix(rng.Int63n(1<<34), rng.Int63n(1e9))
-	case 4:
-		t = time.Unix(-rng.Int63n(1<<36), rng.Int63n(1e9)) // before 1970
-	case 5:
-		t = time.Unix(1<<34+rng.Int63n(1<<36), rng.Int63n(2)*rng.Int63n(1e9)) // after 2514
-	case 6:
-		t = time.Time{}.Add(time.Duration(rng.Intn(3))) // about the zero time
-	default:
-		t = time.Date(2026, 1, 2, 3, 4, 5, rng.Intn(1e9), time.UTC)
-	}
-	return t.In([]*time.Location{time.UTC, time.Local, time.FixedZone("x", -7*3600)}[rng.Intn(3)])
-}
-
 func genStatus(rng *rand.Rand) Status {
 	if rng.Intn(10) == 0 {
 		return Status(128 + rng.Intn(128))
@@ -294,30 +206,30 @@ func genStatus(rng *rand.Rand) Status {
 
 func genInstance(rng *rand.Rand) *InstanceRecord {
 	r := &InstanceRecord{
-		ID: genString(rng), Name: genString(rng), Status: genStatus(rng),
-		CreatedAt: genTime(rng), UpdatedAt: genTime(rng), ScheduledStartAt: genTime(rng), CompletedAt: genTime(rng),
-		Input: genBytes(rng), Output: genBytes(rng), CustomStatus: genBytes(rng),
-		ParentID: genString(rng), ParentTask: genInt(rng), ParentGen: uint32(genUint(rng)),
-		ParentPending: rng.Intn(2) == 0, Generation: uint32(genUint(rng)),
-		NextSeq: genUint(rng), NextInboxSeq: genUint(rng), Stalls: uint8(genUint(rng)),
-		NextOutboxSeq: genUint(rng), Remote: rng.Intn(2) == 0, Episode: genUint(rng),
+		ID: mpacktest.String(rng), Name: mpacktest.String(rng), Status: genStatus(rng),
+		CreatedAt: mpacktest.Time(rng), UpdatedAt: mpacktest.Time(rng), ScheduledStartAt: mpacktest.Time(rng), CompletedAt: mpacktest.Time(rng),
+		Input: mpacktest.Bytes(rng), Output: mpacktest.Bytes(rng), CustomStatus: mpacktest.Bytes(rng),
+		ParentID: mpacktest.String(rng), ParentTask: mpacktest.Int(rng), ParentGen: uint32(mpacktest.Uint(rng)),
+		ParentPending: rng.Intn(2) == 0, Generation: uint32(mpacktest.Uint(rng)),
+		NextSeq: mpacktest.Uint(rng), NextInboxSeq: mpacktest.Uint(rng), Stalls: uint8(mpacktest.Uint(rng)),
+		NextOutboxSeq: mpacktest.Uint(rng), Remote: rng.Intn(2) == 0, Episode: mpacktest.Uint(rng),
 	}
 	switch rng.Intn(3) {
 	case 0:
 		r.Failure = &Failure{}
 	case 1:
-		r.Failure = &Failure{Type: genString(rng), Message: genString(rng), Stack: genString(rng)}
+		r.Failure = &Failure{Type: mpacktest.String(rng), Message: mpacktest.String(rng), Stack: mpacktest.String(rng)}
 	}
 	return r
 }
 
 func genActivity(rng *rand.Rand) ActivityRecord {
-	return ActivityRecord{TaskID: genInt(rng), Name: genString(rng), Input: genBytes(rng), Attempt: int(genInt(rng)),
-		FirstAttemptAt: genTime(rng), NextAttemptAt: genTime(rng)}
+	return ActivityRecord{TaskID: mpacktest.Int(rng), Name: mpacktest.String(rng), Input: mpacktest.Bytes(rng), Attempt: int(mpacktest.Int(rng)),
+		FirstAttemptAt: mpacktest.Time(rng), NextAttemptAt: mpacktest.Time(rng)}
 }
 
 func genOutbox(rng *rand.Rand) OutboxRecord {
-	return OutboxRecord{Seq: genUint(rng), Target: genString(rng), Name: genString(rng), Data: genBytes(rng)}
+	return OutboxRecord{Seq: mpacktest.Uint(rng), Target: mpacktest.String(rng), Name: mpacktest.String(rng), Data: mpacktest.Bytes(rng)}
 }
 
 // sameErrors reports whether err and the reference's refErr agree: both nil,
