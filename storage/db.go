@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/weftrt/weft/placement"
 )
@@ -76,6 +77,7 @@ func Open(opts Options) (*DB, error) {
 	popts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest, // so data written today opens tomorrow (see LIBRARIES.md)
 		Logger:             pebbleLogger{logger},
+		FS:                 sizedWALFS{vfs.Default},
 	}
 	if opts.CacheSize > 0 {
 		c := pebble.NewCache(opts.CacheSize)
