@@ -197,7 +197,7 @@ func BenchmarkChains(b *testing.B) {
 // BenchmarkFanOut: 10 instances each calling 1,000 activities in parallel and
 // summing them (WhenAll); one iteration is the whole run.
 func BenchmarkFanOut(b *testing.B) {
-	rt := openBenchRuntime(b, Options{ActivityConcurrency: benchFanInstances * benchFanWidth})
+	rt := openBenchRuntime(b, Options{})
 	// sum over i of (i+1) for i < width
 	want := fmt.Sprint(benchFanWidth * (benchFanWidth + 1) / 2)
 	var total time.Duration
@@ -266,7 +266,7 @@ func BenchmarkSingleChainLatency(b *testing.B) {
 func BenchmarkFanShapes(b *testing.B) {
 	for _, shape := range []struct{ instances, width int }{{10, 1000}, {100, 100}, {1000, 10}} {
 		b.Run(fmt.Sprintf("%dx%d", shape.instances, shape.width), func(b *testing.B) {
-			rt := openBenchRuntime(b, Options{ActivityConcurrency: benchFanInstances * benchFanWidth})
+			rt := openBenchRuntime(b, Options{})
 			want := fmt.Sprint(shape.width * (shape.width + 1) / 2)
 			var total time.Duration
 			run := 0
