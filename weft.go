@@ -25,6 +25,11 @@ type Options struct {
 	// instance (a timer firing, an event arriving) reads its keys; a cache smaller
 	// than the working set turns those reads into file reads.
 	CacheSize int64
+	// GroupCommitWindow: while several instances commit steps at once, the
+	// write-ahead log waits this long after each fsync so that more commits
+	// share the next one (default 300 µs; negative: never wait). A step
+	// committed alone never waits.
+	GroupCommitWindow time.Duration
 	// Logger receives weft's structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// IdleTimeout passivates an instance idle this long (default 2 minutes).
@@ -90,7 +95,8 @@ func Open(opts Options) (*Runtime, error) {
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 64 << 20
 	}
-	db, err := storage.Open(storage.Options{Dir: opts.Dir, Partitions: opts.Partitions, Logger: opts.Logger, CacheSize: opts.CacheSize})
+	db, err := storage.Open(storage.Options{Dir: opts.Dir, Partitions: opts.Partitions, Logger: opts.Logger,
+		CacheSize: opts.CacheSize, GroupCommitWindow: opts.GroupCommitWindow})
 	if err != nil {
 		return nil, fmt.Errorf("weft: open %s: %w", opts.Dir, err)
 	}

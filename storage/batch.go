@@ -252,6 +252,8 @@ func (b *Batch) Commit() error {
 		return err
 	}
 	defer b.db.release()
+	b.db.syncing.Add(1)
+	defer b.db.syncing.Add(-1)
 	if err := b.b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
 	}

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestSizedWALCrashImageReopens: a new WAL is preallocated with its size set, so a
@@ -77,5 +79,73 @@ func copyDir(t *testing.T, from, to string) {
 		must(t, err)
 		must(t, src.Close())
 		must(t, dst.Close())
+	}
+}
+
+// TestGroupCommitWindow: the WAL waits between fsyncs only while enough synced
+// commits are in flight; a negative window turns the wait off; and commits from
+// many goroutines at once, waiting in that window, are all durable.
+func TestGroupCommitWindow(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(Options{Dir: dir, Partitions: 4, Logger: quietLogger()})
+	must(t, err)
+	if db.groupWindow != DefaultGroupCommitWindow {
+		t.Fatalf("default window %v, want %v", db.groupWindow, DefaultGroupCommitWindow)
+	}
+	for _, c := range []struct {
+		inFlight int64
+		want     time.Duration
+	}{{0, 0}, {1, 0}, {groupCommitters - 1, 0}, {groupCommitters, DefaultGroupCommitWindow}, {100, DefaultGroupCommitWindow}} {
+		db.syncing.Store(c.inFlight)
+		if got := db.groupCommit(); got != c.want {
+			t.Errorf("%d synced commits in flight: wait %v, want %v", c.inFlight, got, c.want)
+		}
+	}
+	db.syncing.Store(0)
+
+	const writers, each = 32, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				b := db.NewBatch()
+				err := b.PutInstance(uint16(w%4), &InstanceRecord{ID: fmt.Sprintf("w%02d-%03d", w, i), Name: "W", CreatedAt: t0})
+				if err == nil {
+					err = b.Commit()
+				}
+				b.Close()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := db.syncing.Load(); n != 0 {
+		t.Fatalf("%d synced commits still counted in flight after all returned", n)
+	}
+	image := t.TempDir()
+	copyDir(t, dir, image) // what a crash leaves: every returned commit was synced
+	must(t, db.Close())
+	db2 := openTest(t, image, 4)
+	for w := range writers {
+		for i := range each {
+			if _, err := db2.Instance(uint16(w%4), fmt.Sprintf("w%02d-%03d", w, i)); err != nil {
+				t.Fatalf("commit w%02d-%03d missing from the crash image: %v", w, i, err)
+			}
+		}
+	}
+
+	off, err := Open(Options{Dir: t.TempDir(), Logger: quietLogger(), GroupCommitWindow: -1})
+	must(t, err)
+	defer off.Close()
+	if off.groupWindow >= 0 {
+		t.Fatalf("GroupCommitWindow -1 kept window %v", off.groupWindow)
 	}
 }
