@@ -985,3 +985,51 @@ func TestSendEventBetweenInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWaitForCompletionOfInstancesInMemory: waiting on an instance held in
+// memory uses its last commit instead of reading the store, and still answers as
+// a read would: a deadline returns the latest status with the error, a
+// completion that commits while the caller waits wakes it, an instance already
+// finished (passivated) answers at once, and every waiter of many on one
+// instance is woken.
+func TestWaitForCompletionOfInstancesInMemory(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	id, err := a.rt.Schedule(ctx, "Waiter", "go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	st, err := a.rt.WaitForCompletion(short, id)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || st == nil || st.Status != weft.StatusRunning {
+		t.Fatalf("deadline while running: status %+v, err %v; want RUNNING with DeadlineExceeded", st, err)
+	}
+
+	const waiters = 8
+	done := make(chan *weft.InstanceStatus, waiters)
+	for range waiters {
+		go func() {
+			st, err := a.rt.WaitForCompletion(ctx, id)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- st
+		}()
+	}
+	if err := a.rt.RaiseEvent(ctx, id, "go", "payload"); err != nil {
+		t.Fatal(err)
+	}
+	for range waiters {
+		if st := <-done; st == nil || st.Status != weft.StatusCompleted || string(st.Output) != `"payload"` {
+			t.Fatalf("woken waiter got %+v; want COMPLETED \"payload\"", st)
+		}
+	}
+	st, err = a.rt.WaitForCompletion(ctx, id) // finished: passivated, read from the store
+	if err != nil || st.Status != weft.StatusCompleted {
+		t.Fatalf("wait after completion: %+v, %v", st, err)
+	}
+	if _, err := a.rt.WaitForCompletion(ctx, "no-such-instance"); !errors.Is(err, weft.ErrInstanceNotFound) {
+		t.Fatalf("wait for an unknown instance: %v, want ErrInstanceNotFound", err)
+	}
+}

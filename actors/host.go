@@ -112,6 +112,10 @@ type activation struct {
 	elem     *list.Element
 	stopping bool
 	stopped  chan struct{}
+	// committed is the status of the instance's last commit plus one (0: not
+	// known), written by the actor after each commit and before it notifies
+	// watchers, so WaitFor need not read a running instance's row from the store.
+	committed atomic.Int32
 }
 
 // PID waits until the actor is spawned and returns it.
@@ -615,25 +619,57 @@ func (h *Host) notify(id string, row *storage.InstanceRecord) {
 func (h *Host) WaitFor(ctx context.Context, id string, cond func(*storage.InstanceRecord) bool) (*storage.InstanceRecord, error) {
 	w, cancel := h.watch(id)
 	defer cancel()
-	row, err := h.db.Instance(h.Partition(id), id)
-	if err == nil && cond(row) {
-		err = h.db.SyncVisible() // the row came from pebble, not from a synced commit's notification
+	var row *storage.InstanceRecord
+	var err error
+	read := func() {
+		row, err = h.db.Instance(h.Partition(id), id)
+		if err == nil && cond(row) {
+			err = h.db.SyncVisible() // the row came from pebble, not from a synced commit's notification
+		}
+	}
+	// An instance in memory whose last commit does not meet cond yet: its next
+	// commits come to w (the watch is registered first, and the actor records the
+	// status before it looks for watchers), so there is nothing to read yet.
+	if st, ok := h.committedStatus(id); !ok || cond(&storage.InstanceRecord{Status: st}) {
+		read()
 	}
 	for {
 		switch {
-		case errors.Is(err, storage.ErrNotFound) || err == nil && row == nil:
+		case errors.Is(err, storage.ErrNotFound):
 			return nil, ErrInstanceNotFound
 		case err != nil:
 			return nil, err
-		case cond(row):
+		case row != nil && cond(row):
 			return row, nil
 		}
 		select {
 		case row = <-w:
+			if row == nil {
+				return nil, ErrInstanceNotFound // purged
+			}
 		case <-ctx.Done():
+			if row == nil {
+				read() // the caller gets the latest row with its deadline
+				if err != nil {
+					return nil, err
+				}
+			}
 			return row, ctx.Err()
 		}
 	}
+}
+
+// committedStatus is the status of the instance's last commit, if the instance
+// is in memory and has committed since it was loaded.
+func (h *Host) committedStatus(id string) (storage.Status, bool) {
+	h.mu.Lock()
+	a := h.actors[id]
+	h.mu.Unlock()
+	if a == nil {
+		return 0, false
+	}
+	s := a.committed.Load()
+	return storage.Status(s - 1), s > 0
 }
 
 // History returns an instance's history (its current generation), decoded.

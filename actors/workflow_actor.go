@@ -300,6 +300,7 @@ func (w *workflowActor) unload() {
 		w.exec.Close()
 	}
 	w.exec, w.row, w.loaded = nil, nil, false
+	w.act.committed.Store(0)
 	w.stored = storedState{}
 	w.past, w.held, w.episode = nil, nil, nil
 }
@@ -995,6 +996,11 @@ func (w *workflowActor) commit(t *txn) error {
 		w.notifyParent()
 	}
 	w.dispatchEpisode()
+	if w.row != nil {
+		w.act.committed.Store(int32(w.row.Status) + 1)
+	} else {
+		w.act.committed.Store(0)
+	}
 	if w.row != nil && w.h.watched(w.id) {
 		snapshot := *w.row
 		w.h.notify(w.id, &snapshot)
