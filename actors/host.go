@@ -68,6 +68,12 @@ type Host struct {
 	actors  map[string]*activation
 	lru     *list.List // of *activation, most recently used first
 	closing atomic.Bool
+	// fenced are the partitions whose actors StopPartition stopped (they are
+	// moving to another node, or this node's copy is stale): nothing activates
+	// an instance of them until ServePartition. Checked under mu together with
+	// the activation table, so no activation slips in after StopPartition took
+	// its list of actors to stop.
+	fenced map[uint16]struct{}
 
 	activityCtx    context.Context
 	cancelActivity context.CancelFunc
@@ -167,6 +173,7 @@ func NewHost(opts Options) *Host {
 		reg:        opts.Registry,
 		log:        opts.Logger,
 		actors:     map[string]*activation{},
+		fenced:     map[uint16]struct{}{},
 		lru:        list.New(),
 		deliverSem: make(chan struct{}, 1024),
 		watchers:   map[string][]watcher{},
@@ -273,13 +280,23 @@ func (h *Host) Partition(id string) uint16 { return placement.PartitionOf(id, h.
 // dropped without a dead letter, so a future would wait out its whole timeout.
 // Watching the activation's stopped signal instead re-sends such a message at once.
 func (h *Host) Request(ctx context.Context, id string, msg any) error {
-	if h.router != nil {
-		if forwarded, err := h.router.Forward(ctx, id, msg); forwarded {
-			return err
-		}
-	}
 	for {
+		// Routed on every attempt: a message that raced a passivation may find its
+		// partition moved away by the time it is sent again.
+		if h.router != nil {
+			if forwarded, err := h.router.Forward(ctx, id, msg); forwarded {
+				return err
+			}
+		}
 		a, err := h.activate(ctx, id)
+		if errors.Is(err, errPartitionFenced) {
+			// The router saw the partition here a moment before its actors were
+			// stopped for a move: ask it again (it waits for the move).
+			if err := sleepCtx(ctx, time.Millisecond); err != nil {
+				return fmt.Errorf("request to instance %s: %w", id, err)
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -320,9 +337,15 @@ func (h *Host) Request(ctx context.Context, id string, msg any) error {
 }
 
 // post sends msg to the instance's actor without waiting for an answer: for
-// messages whose loss a stopping activation makes good (see stopped).
+// messages whose loss a stopping activation makes good (see stopped). Only
+// drainResults is posted; if the instance's partition is fenced, its queued
+// results go wherever the partition is served now.
 func (h *Host) post(id string, msg any) {
 	a, err := h.activate(context.Background(), id)
+	if errors.Is(err, errPartitionFenced) {
+		h.rerouteResults(id)
+		return
+	}
 	if err != nil {
 		return // closing
 	}
@@ -364,12 +387,21 @@ func (h *Host) deliver(id string, msg any) {
 // fire is the reminder service's callback.
 func (h *Host) fire(r storage.Reminder) { h.deliverAsync(r.Instance, reminderFired{r}) }
 
+// errPartitionFenced: the instance's partition is fenced (see Host.fenced).
+var errPartitionFenced = errors.New("the instance's partition is not served here now")
+
 func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 	for {
 		h.mu.Lock()
 		if h.closing.Load() {
 			h.mu.Unlock()
 			return nil, ErrClosed
+		}
+		if len(h.fenced) > 0 {
+			if _, ok := h.fenced[h.Partition(id)]; ok {
+				h.mu.Unlock()
+				return nil, errPartitionFenced
+			}
 		}
 		a := h.actors[id]
 		if a != nil && !a.stopping {
@@ -410,11 +442,14 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 	}
 }
 
-// StopPartition passivates every active instance of partition part and waits
-// until they stopped: a partition about to move must have no actor writing to
-// it. The router keeps new requests away from it first.
+// StopPartition fences partition part (no instance of it is activated until
+// ServePartition), passivates every active instance of it and waits until they
+// stopped: a partition about to move, or a stale copy about to be dropped, must
+// have no actor writing to it. The router keeps new requests away from it
+// first; the fence stops those that were routed here just before.
 func (h *Host) StopPartition(ctx context.Context, part uint16) error {
 	h.mu.Lock()
+	h.fenced[part] = struct{}{}
 	var victims []*activation
 	for id, a := range h.actors {
 		if h.Partition(id) == part {
@@ -436,6 +471,21 @@ func (h *Host) StopPartition(ctx context.Context, part uint16) error {
 		h.remote.forgetPartition(part)
 	}
 	return nil
+}
+
+// ServePartition lifts StopPartition's fence: the partition is served here
+// (again). Results that were queued for its instances meanwhile are drained.
+func (h *Host) ServePartition(part uint16) {
+	h.mu.Lock()
+	_, was := h.fenced[part]
+	delete(h.fenced, part)
+	h.mu.Unlock()
+	if !was {
+		return
+	}
+	for _, id := range h.queuedIn(part) {
+		h.post(id, drainResults{})
+	}
 }
 
 // System is the host's actor system (the cluster starts protoactor's remote
@@ -707,4 +757,16 @@ type levelFloor struct {
 
 func (l levelFloor) Enabled(ctx context.Context, lvl slog.Level) bool {
 	return lvl >= l.min && l.Handler.Enabled(ctx, lvl)
+}
+
+// sleepCtx waits d, or less if ctx ends first (its error is returned then).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

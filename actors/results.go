@@ -83,6 +83,43 @@ func (h *Host) queueResult(res ActivityResult, instance string) {
 	}
 }
 
+// rerouteResults takes the results queued for an instance whose partition is
+// fenced here and reports them again: the router takes them to the node that
+// serves the partition now, or back here once it is served here again.
+func (h *Host) rerouteResults(instance string) {
+	sh := h.shard(instance)
+	sh.mu.Lock()
+	q := sh.results[instance]
+	delete(sh.results, instance)
+	sh.mu.Unlock()
+	if q == nil || h.closing.Load() {
+		return
+	}
+	h.background.Add(1)
+	go func() {
+		defer h.background.Done()
+		for _, r := range q.items {
+			h.report(r, instance)
+		}
+	}()
+}
+
+// queuedIn lists the instances of partition part with queued results.
+func (h *Host) queuedIn(part uint16) []string {
+	var ids []string
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		for id := range sh.results {
+			if h.Partition(id) == part {
+				ids = append(ids, id)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return ids
+}
+
 // hasResults reports whether results wait for the instance.
 func (h *Host) hasResults(instance string) bool {
 	sh := h.shard(instance)

@@ -139,20 +139,42 @@ func (n *Node) dropStale() {
 	n.mu.Unlock()
 	for _, p := range stale {
 		n.log.Warn("dropping a stale copy of a partition: another node holds a newer one", "partition", p)
-		_ = n.h.StopPartition(context.Background(), p)
-		n.h.Reminders().DropPartition(p)
-		n.mu.Lock()
-		delete(n.held, p)
-		n.mu.Unlock()
-		b := n.db.NewBatch()
-		b.DeletePartition(p)
-		b.PutMeta(heldKey, n.heldBytes())
-		if err := b.Commit(); err != nil {
-			n.log.Error("dropping a stale partition failed", "partition", p, "err", err)
-		}
-		b.Close()
-		n.publish()
+		n.dropCopy(p)
 	}
+}
+
+// dropCopy forgets this node's copy of partition p: its actors stop (and stay
+// fenced), its reminders leave memory, its keys and its held record are
+// deleted in one synced batch. Requests for p wait meanwhile, then go to the
+// node that holds it.
+func (n *Node) dropCopy(p uint16) {
+	done := make(chan struct{})
+	n.mu.Lock()
+	if _, held := n.held[p]; !held || n.moving[p] != nil {
+		n.mu.Unlock()
+		return
+	}
+	n.moving[p] = done
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.moving, p)
+		n.mu.Unlock()
+		close(done)
+	}()
+	_ = n.h.StopPartition(context.Background(), p)
+	n.h.Reminders().DropPartition(p)
+	n.mu.Lock()
+	delete(n.held, p)
+	n.mu.Unlock()
+	b := n.db.NewBatch()
+	b.DeletePartition(p)
+	b.PutMeta(heldKey, n.heldBytes())
+	if err := b.Commit(); err != nil {
+		n.log.Error("dropping a stale partition failed", "partition", p, "err", err)
+	}
+	b.Close()
+	n.publish()
 }
 
 // handOff moves partition p to node to (steps 1, 2 and 4 above).
@@ -195,8 +217,10 @@ func (n *Node) handOff(p uint16, to string) error {
 		_, err = n.tr.call(ctx, target.ActorAddr, kindHandoff, commitReq{Part: p, Epoch: epoch + 1, Chunks: seq, From: n.id}, 0)
 	}
 	if err != nil {
-		// Still ours: its reminders fire here again, and its instances with work
-		// in flight (their actors were stopped) re-send it.
+		// Still ours: its actors may run again, its reminders fire here again,
+		// and its instances with work in flight (their actors were stopped)
+		// re-send it.
+		n.h.ServePartition(p)
 		n.reloadReminders(p)
 		n.wakePartition(p)
 		return err
@@ -252,6 +276,18 @@ func (n *Node) receiveChunk(c chunkReq) error {
 	if ep, ok := n.held[c.Part]; ok && ep >= c.Epoch {
 		n.mu.Unlock()
 		return fmt.Errorf("partition %d: this node already holds epoch %d", c.Part, ep)
+	} else if ok {
+		// An older copy of ours, still served: its actors must stop before the
+		// keys under them are replaced, or a step they commit afterwards would
+		// mix their history into the new copy.
+		n.mu.Unlock()
+		n.log.Warn("dropping a stale copy of a partition: another node hands over a newer one", "partition", c.Part, "ours", ep, "theirs", c.Epoch, "from", c.From)
+		n.dropCopy(c.Part)
+		n.mu.Lock()
+		if _, still := n.held[c.Part]; still {
+			n.mu.Unlock()
+			return fmt.Errorf("partition %d: this node's own copy is still being dropped; retry", c.Part)
+		}
 	}
 	in := n.receiving[c.Part]
 	if c.Seq == 0 || in == nil || in.epoch != c.Epoch || in.from != c.From {
@@ -292,6 +328,7 @@ func (n *Node) receiveCommit(c commitReq) error {
 		return fmt.Errorf("partition %d: commit of %d chunks, but the chunks received do not match", c.Part, c.Chunks)
 	}
 	delete(n.receiving, c.Part)
+	n.h.ServePartition(c.Part) // before it is held: nothing routes here until then
 	n.held[c.Part] = c.Epoch
 	n.mu.Unlock()
 

@@ -1134,7 +1134,25 @@ func historyProblems(h historyDoc) []string {
 			out = append(out, fmt.Sprintf("%s: task %d completed but never scheduled", h.ID, task))
 		}
 	}
+	if len(out) > 0 {
+		out = append(out, h.ID+"'s history: "+h.summary())
+	}
 	return out
+}
+
+// summary is the history on one line, for failure messages: seq:kind[#task].
+func (h historyDoc) summary() string {
+	var b strings.Builder
+	for i, ev := range h.Events {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%d:%s", ev.Seq, ev.Kind)
+		if ev.TaskID != nil {
+			fmt.Fprintf(&b, "#%d", *ev.TaskID)
+		}
+	}
+	return b.String()
 }
 
 // execution is one "activity executed" log line.
