@@ -1033,3 +1033,72 @@ func TestWaitForCompletionOfInstancesInMemory(t *testing.T) {
 		t.Fatalf("wait for an unknown instance: %v, want ErrInstanceNotFound", err)
 	}
 }
+
+// TestActivityRecordsOnlyForRetries: a first attempt stores no activity record
+// (its ActivityScheduled event is its record) and is still re-sent after a
+// reopen; a retried attempt stores one (attempt, next attempt time), deleted
+// with the outcome.
+func TestActivityRecordsOnlyForRetries(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, weft.Options{})
+	ctx := ctxT(t)
+	db := a.rt.Host().DB()
+	records := func(id string) []storage.ActivityRecord {
+		t.Helper()
+		recs, err := db.Activities(a.rt.Host().Partition(id), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recs
+	}
+
+	if _, err := a.rt.Schedule(ctx, "Blocked", "first", weft.WithInstanceID("first")); err != nil {
+		t.Fatal(err)
+	}
+	for len(a.attemptTimes("first")) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if recs := records("first"); len(recs) != 0 {
+		t.Fatalf("a first attempt in flight has %d activity records, want none: %+v", len(recs), recs)
+	}
+	if err := a.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := newApp(t, dir, weft.Options{})
+	close(b.release)
+	if st, err := b.rt.WaitForCompletion(ctx, "first"); err != nil || string(st.Output) != `"released"` {
+		t.Fatalf("first attempt after a reopen: %+v %v", st, err)
+	}
+
+	// Step2 fails twice; its retries wait 40 ms, then 80 ms.
+	db = b.rt.Host().DB()
+	a = b
+	if _, err := a.rt.Schedule(ctx, "Chain", chainInput{Value: 1, FailStep: "Step2", SucceedOn: 3}, weft.WithInstanceID("retried")); err != nil {
+		t.Fatal(err)
+	}
+	var seen []storage.ActivityRecord
+	for {
+		st, err := a.rt.Status(ctx, "retried")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status == weft.StatusCompleted {
+			break
+		}
+		if recs := records("retried"); len(recs) > 0 {
+			seen = append(seen, recs...)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if len(seen) == 0 {
+		t.Fatal("no activity record was seen while Step2 waited for its retries")
+	}
+	for _, r := range seen {
+		if r.TaskID != 1 || r.Attempt < 2 || r.NextAttemptAt.IsZero() {
+			t.Fatalf("record %+v: want task 1 (Step2) at attempt 2 or 3 with its next attempt time", r)
+		}
+	}
+	if recs := records("retried"); len(recs) != 0 {
+		t.Fatalf("%d activity records left after the instance completed: %+v", len(recs), recs)
+	}
+}

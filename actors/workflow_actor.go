@@ -34,8 +34,13 @@ type workflowActor struct {
 	now    time.Time
 
 	activities map[int64]*storage.ActivityRecord // outstanding invocations of this generation
-	reminders  map[string]storage.Reminder       // this instance's stored reminders, by name
-	children   map[int64]string                  // outstanding child workflows: task → child id
+	// retried are the outstanding invocations that have an activity record on
+	// disk. A first attempt has none: its ActivityScheduled event says what to
+	// run, so a step that schedules and completes activities writes no record;
+	// only a failed attempt that is retried stores one (attempt, next attempt time).
+	retried    map[int64]bool
+	reminders  map[string]storage.Reminder // this instance's stored reminders, by name
+	children   map[int64]string            // outstanding child workflows: task → child id
 	childInput map[int64]childCall
 	outbox     map[uint64]*storage.OutboxRecord // events sent to other instances, not yet acknowledged
 
@@ -208,6 +213,7 @@ func (w *workflowActor) load() error {
 	st, err := w.h.db.LoadInstance(w.part, w.id) // one pass over the instance's keys
 	w.loaded = true
 	w.activities = map[int64]*storage.ActivityRecord{}
+	w.retried = map[int64]bool{}
 	w.reminders = map[string]storage.Reminder{}
 	w.children = map[int64]string{}
 	w.childInput = map[int64]childCall{}
@@ -234,17 +240,26 @@ func (w *workflowActor) load() error {
 				return fmt.Errorf("load history of %s: %w", w.id, err)
 			}
 		}
-		for i := range st.Activities {
-			w.activities[st.Activities[i].TaskID] = &st.Activities[i]
-		}
 		for _, ev := range history {
 			switch ev.Kind {
+			case workflow.ActivityScheduled:
+				w.activities[ev.TaskID] = &storage.ActivityRecord{TaskID: ev.TaskID, Name: ev.Name, Input: ev.Data,
+					Attempt: 1, FirstAttemptAt: ev.Time, NextAttemptAt: ev.Time}
+			case workflow.ActivityCompleted, workflow.ActivityFailed:
+				delete(w.activities, ev.TaskID)
 			case workflow.ChildScheduled:
 				w.children[ev.TaskID] = ev.Instance
 				w.childInput[ev.TaskID] = childCall{ev.Name, ev.Data}
 			case workflow.ChildCompleted, workflow.ChildFailed:
 				delete(w.children, ev.TaskID)
 			}
+		}
+		for i := range st.Activities {
+			// A retried attempt (or, in data written before first attempts went
+			// without a record, any outstanding one): the record has its attempt.
+			rec := &st.Activities[i]
+			w.activities[rec.TaskID] = rec
+			w.retried[rec.TaskID] = true
 		}
 		if w.row.Remote {
 			w.past = history
@@ -357,6 +372,7 @@ func (w *workflowActor) start(m StartRequest) error {
 		w.unload()
 		w.loaded = true
 		w.activities = map[int64]*storage.ActivityRecord{}
+		w.retried = map[int64]bool{}
 		w.reminders = map[string]storage.Reminder{}
 		w.children = map[int64]string{}
 		w.childInput = map[int64]childCall{}
@@ -584,6 +600,7 @@ func (w *workflowActor) activityResult(t *txn, m ActivityResult) (workflow.Event
 		if err := t.b.PutActivity(w.part, w.id, rec); err != nil {
 			panic(err) // our own record: a failure is a bug
 		}
+		w.retried[m.TaskID] = true
 		w.putReminder(t, retryName(w.row.Generation, m.TaskID), rec.NextAttemptAt)
 		w.h.log.Info("activity attempt failed; retrying", "instance", w.id, "task", m.TaskID, "activity", rec.Name,
 			"attempt", m.Attempt, "next_attempt_in", delay, "failure", m.Failure.String())
@@ -697,7 +714,10 @@ func (w *workflowActor) settle(t *txn, ev workflow.Event) {
 	switch ev.Kind {
 	case workflow.ActivityCompleted, workflow.ActivityFailed:
 		delete(w.activities, ev.TaskID)
-		t.b.DeleteActivity(w.part, w.id, ev.TaskID)
+		if w.retried[ev.TaskID] {
+			delete(w.retried, ev.TaskID)
+			t.b.DeleteActivity(w.part, w.id, ev.TaskID)
+		}
 		if r, ok := w.reminders[retryName(w.row.Generation, ev.TaskID)]; ok {
 			w.deleteReminder(t, r)
 		}
@@ -818,10 +838,8 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 	for _, a := range o.Actions {
 		switch a.Kind {
 		case workflow.ActivityScheduled:
+			// No record on disk: the event is the record of a first attempt.
 			rec := &storage.ActivityRecord{TaskID: a.TaskID, Name: a.Name, Input: a.Data, Attempt: 1, FirstAttemptAt: w.now, NextAttemptAt: w.now}
-			if err := t.b.PutActivity(w.part, w.id, rec); err != nil {
-				return err
-			}
 			w.activities[a.TaskID] = rec
 			t.dispatch = append(t.dispatch, w.invocation(rec))
 		case workflow.TimerCreated:
@@ -897,10 +915,11 @@ func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, fai
 // dropOutstanding forgets the generation's activities and timers.
 func (w *workflowActor) dropOutstanding(t *txn) {
 	w.forgetRemoteWork()
-	for task := range w.activities {
+	for task := range w.retried {
 		t.b.DeleteActivity(w.part, w.id, task)
 	}
 	w.activities = map[int64]*storage.ActivityRecord{}
+	w.retried = map[int64]bool{}
 	for name, r := range w.reminders {
 		if name != "start" {
 			w.deleteReminder(t, r)

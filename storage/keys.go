@@ -8,7 +8,7 @@ package storage
 //	n/<key>                                  other node-wide metadata (GetMeta/PutMeta)
 //	p/<part:2B>/i/<instance>/m               instance row (InstanceRecord)
 //	p/<part:2B>/i/<instance>/h/<seq:8B>      history event (opaque bytes)
-//	p/<part:2B>/i/<instance>/a/<task:8B>     outstanding activity (ActivityRecord)
+//	p/<part:2B>/i/<instance>/a/<task:8B>     activity being retried (ActivityRecord: attempt, next attempt time)
 //	p/<part:2B>/i/<instance>/q/<seq:8B>      inbox entry (opaque bytes)
 //	p/<part:2B>/i/<instance>/o/<seq:8B>      outbox entry: an event to send to another instance (OutboxRecord)
 //	p/<part:2B>/i/<instance>/rm/<name>       reverse entry of a reminder → its due time (8B)

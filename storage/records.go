@@ -71,7 +71,9 @@ type InstanceRecord struct {
 }
 
 // ActivityRecord is an outstanding activity invocation (key i/<id>/a/<task>):
-// what to re-send after a restart and when its next attempt is due.
+// what to re-send after a restart and when its next attempt is due. The runtime
+// stores one only for an invocation whose attempt failed and is retried; a
+// first attempt is known from its ActivityScheduled history event.
 type ActivityRecord struct {
 	V              uint8     `msgpack:"v"`
 	TaskID         int64     `msgpack:"t"`
