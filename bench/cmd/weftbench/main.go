@@ -498,6 +498,8 @@ func timersMillion(ctx context.Context, res *harness.Result) error {
 	res.Set("pending_rss_mib", harness.StatusMiB(0, "VmRSS"))
 	res.Set("pending_heap_mib", heapMiB())
 	res.Set("pending_reminders_in_memory", float64(rt.Host().Reminders().Pending()))
+	stopProfile := p.StartPhaseProfile("fire")
+	defer stopProfile()
 	select {
 	case <-firedAt.Done():
 	case <-ctx.Done():

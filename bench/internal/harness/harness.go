@@ -60,7 +60,10 @@ type Params struct {
 	Warmup   int           // single/latency: samples run first and not counted
 	Options  string        // engine-specific options, key=value,...
 	Profile  string        // write a CPU profile of the whole run to this file
-	HeapProf string        // write a heap profile here when the scenario reads its memory figure
+	// ProfilePhase limits the CPU profile to one phase of the scenario
+	// (timers1m: "fire", from the epoch to the last fire).
+	ProfilePhase string
+	HeapProf     string // write a heap profile here when the scenario reads its memory figure
 }
 
 // RegisterFlags defines the common flags on fs.
@@ -78,6 +81,7 @@ func RegisterFlags(fs *flag.FlagSet, p *Params) {
 	fs.IntVar(&p.Warmup, "warmup", 10, "single, latency: uncounted samples run first")
 	fs.StringVar(&p.Options, "opts", "", "engine options, key=value,... (see the worker's -help)")
 	fs.StringVar(&p.Profile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.StringVar(&p.ProfilePhase, "profile-phase", "", "profile only this phase of the scenario (timers1m: fire)")
 	fs.StringVar(&p.HeapProf, "memprofile", "", "write a heap profile to this file when the scenario reads its memory figure (timers1m, idle)")
 }
 
@@ -100,9 +104,23 @@ func (p *Params) WriteHeapProfile() {
 // StartProfile starts the CPU profile p.Profile names, if any; call the returned
 // function to stop it.
 func (p *Params) StartProfile() func() {
-	if p.Profile == "" {
+	if p.Profile == "" || p.ProfilePhase != "" {
 		return func() {}
 	}
+	return p.startCPUProfile()
+}
+
+// StartPhaseProfile starts the CPU profile when -profile-phase names phase (a
+// scenario calls it where that phase begins); it returns the function that
+// stops it.
+func (p *Params) StartPhaseProfile(phase string) func() {
+	if p.Profile == "" || p.ProfilePhase != phase {
+		return func() {}
+	}
+	return p.startCPUProfile()
+}
+
+func (p *Params) startCPUProfile() func() {
 	f, err := os.Create(p.Profile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cpuprofile:", err)
