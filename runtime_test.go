@@ -1102,3 +1102,101 @@ func TestActivityRecordsOnlyForRetries(t *testing.T) {
 		t.Fatalf("%d activity records left after the instance completed: %+v", len(recs), recs)
 	}
 }
+
+// Steps calls Step n times in sequence, each with a payload of pad bytes, then
+// waits on a Blocker; it returns the sum.
+func Steps(ctx *workflow.Context, in struct{ N, Pad int }) (int, error) {
+	v := 0
+	for i := range in.N {
+		if err := ctx.CallActivity("Step", stepInput{Name: fmt.Sprintf("s%d-%s", i, strings.Repeat("x", in.Pad)), Value: v}).Await(&v); err != nil {
+			return 0, err
+		}
+	}
+	var released string
+	if err := ctx.CallActivity("Blocker", ctx.InstanceID()).Await(&released); err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+// TestHistoryInRowThenKeys: a short history lives in the instance's row (one
+// key per step); one that outgrows storage.InlineHistoryLimit moves to its
+// own keys once. Either way a reopen replays it and the instance completes,
+// and the history reads the same.
+func TestHistoryInRowThenKeys(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, weft.Options{})
+	if err := weft.RegisterWorkflow(a.rt, Steps); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	for _, tc := range []struct {
+		id     string
+		n, pad int
+	}{
+		{"short", 3, 0},
+		{"long", 40, 100}, // 40 events of over 100 bytes: past storage.InlineHistoryLimit
+	} {
+		if _, err := a.rt.Schedule(ctx, "Steps", struct{ N, Pad int }{tc.n, tc.pad}, weft.WithInstanceID(tc.id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(a.attemptTimes("short")) == 0 || len(a.attemptTimes("long")) == 0 {
+		time.Sleep(time.Millisecond) // both wait on their Blocker
+	}
+	before := map[string][]workflow.Event{}
+	for _, id := range []string{"short", "long"} {
+		h, err := a.rt.History(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[id] = h
+	}
+	if err := a.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newApp(t, dir, weft.Options{})
+	if err := weft.RegisterWorkflow(b.rt, Steps); err != nil {
+		t.Fatal(err)
+	}
+	db := b.rt.Host().DB()
+	for _, tc := range []struct {
+		id   string
+		keys bool
+	}{{"short", false}, {"long", true}} {
+		st, err := db.LoadInstance(b.rt.Host().Partition(tc.id), tc.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.HistoryKeys != tc.keys {
+			t.Errorf("%s: history in keys = %v, want %v (%d events)", tc.id, st.HistoryKeys, tc.keys, len(st.History))
+		}
+		if len(st.History) != len(before[tc.id]) {
+			t.Errorf("%s: %d events stored, the history read %d", tc.id, len(st.History), len(before[tc.id]))
+		}
+	}
+	close(b.release)
+	for _, tc := range []struct {
+		id   string
+		want string
+	}{{"short", "3"}, {"long", "40"}} {
+		st, err := b.rt.WaitForCompletion(ctx, tc.id)
+		if err != nil || string(st.Output) != tc.want {
+			t.Fatalf("%s after a reopen: %+v %v", tc.id, st, err)
+		}
+		h, err := b.rt.History(ctx, tc.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := before[tc.id]
+		if len(h) != len(prefix)+2 { // + the Blocker's completion and the workflow's
+			t.Fatalf("%s: %d events after completing, %d before", tc.id, len(h), len(prefix))
+		}
+		for i, ev := range prefix {
+			if h[i].Kind != ev.Kind || h[i].TaskID != ev.TaskID {
+				t.Fatalf("%s: event %d is %s#%d, was %s#%d", tc.id, i, h[i].Kind, h[i].TaskID, ev.Kind, ev.TaskID)
+			}
+		}
+	}
+}

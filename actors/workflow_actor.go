@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,16 @@ type workflowActor struct {
 	// What the store holds of this instance's listing index entry and awake flag,
 	// so a step rewrites them only when they change. Zero (unknown) after loading.
 	stored storedState
+
+	// The generation's history as the row holds it (storage.Inline): encoded
+	// events while they fit, until the history moves to h/<seq> keys (histKeys).
+	histInline [][]byte
+	histSize   int
+	histKeys   bool
+	// legacy: the row was loaded as version 1; the next commit writes it as
+	// version 2 and deletes the reverse reminder entries version 1 kept.
+	legacy          bool
+	legacyReminders []string
 
 	// For an instance whose code runs on a remote worker (row.Remote), see remote.go.
 	past    []workflow.Event   // this generation's history, as the worker replays it
@@ -226,6 +237,20 @@ func (w *workflowActor) load() error {
 	}
 	w.row = st.Row
 	w.past, w.held, w.episode = nil, nil, nil
+	w.histKeys, w.legacy = st.HistoryKeys, st.Legacy
+	w.histInline, w.histSize = nil, 0
+	if !w.histKeys {
+		w.histInline = st.History
+		for _, ev := range st.History {
+			w.histSize += len(ev)
+		}
+	}
+	w.legacyReminders = nil
+	if w.legacy {
+		for _, r := range st.Reminders {
+			w.legacyReminders = append(w.legacyReminders, r.Name)
+		}
+	}
 	for i := range st.Outbox {
 		w.outbox[st.Outbox[i].Seq] = &st.Outbox[i]
 		w.send(&st.Outbox[i]) // decided before the node stopped: send again
@@ -315,6 +340,7 @@ func (w *workflowActor) unload() {
 		w.exec.Close()
 	}
 	w.exec, w.row, w.loaded = nil, nil, false
+	w.histInline, w.histSize, w.histKeys, w.legacy, w.legacyReminders = nil, 0, false, false, nil
 	w.act.committed.Store(0)
 	w.stored = storedState{}
 	w.past, w.held, w.episode = nil, nil, nil
@@ -572,9 +598,9 @@ func (w *workflowActor) activityResults(results []ActivityResult) error {
 			return err
 		}
 	}
-	if t.b.Empty() && len(t.dispatch) == 0 {
+	if len(inputs) == 0 && t.b.Empty() {
 		t.b.Close()
-		return nil // only duplicates
+		return nil // only duplicates (a retry writes its record and reminder)
 	}
 	return w.commit(t)
 }
@@ -787,7 +813,7 @@ func (w *workflowActor) advance(t *txn, inputs []workflow.Event) error {
 			return nil
 		}
 		w.dropOutstanding(t)
-		t.b.DeleteHistory(w.part, w.id, w.row.NextSeq)
+		w.dropHistory(t)
 		w.row.NextSeq = 0
 		w.row.Generation++
 		w.row.Input = last.Data
@@ -879,13 +905,49 @@ func (w *workflowActor) appendHistory(t *txn, evs ...workflow.Event) error {
 		if err != nil {
 			return fmt.Errorf("instance %s: %w", w.id, err)
 		}
-		t.b.AppendHistory(w.part, w.id, w.row.NextSeq, b)
+		if w.histKeys {
+			t.b.AppendHistory(w.part, w.id, w.row.NextSeq, b)
+		} else {
+			w.histInline = append(w.histInline, b)
+			w.histSize += len(b)
+		}
 		w.row.NextSeq++
 		if w.row.Remote {
 			w.past = append(w.past, ev)
 		}
 	}
+	if !w.histKeys && w.histSize > storage.InlineHistoryLimit {
+		// Too long to rewrite with every step: the history moves to its keys,
+		// once; later events are appended as keys.
+		for seq, b := range w.histInline {
+			t.b.AppendHistory(w.part, w.id, uint64(seq), b)
+		}
+		w.histInline, w.histSize, w.histKeys = nil, 0, true
+	}
 	return nil
+}
+
+// dropHistory deletes the generation's history (continue-as-new): the keys it
+// moved to, if it did.
+func (w *workflowActor) dropHistory(t *txn) {
+	if w.histKeys {
+		t.b.DeleteHistory(w.part, w.id, w.row.NextSeq)
+	}
+	w.histInline, w.histSize, w.histKeys = nil, 0, false
+}
+
+// inline is the state the row carries for the next activation (storage.Inline).
+func (w *workflowActor) inline() *storage.Inline {
+	in := &storage.Inline{HistoryKeys: w.histKeys, History: w.histInline,
+		Retrying: len(w.retried), Outbox: len(w.outbox)}
+	if len(w.reminders) > 0 {
+		in.Reminders = make([]storage.InlineReminder, 0, len(w.reminders))
+		for _, r := range w.reminders {
+			in.Reminders = append(in.Reminders, storage.InlineReminder{Name: r.Name, Due: r.Due})
+		}
+		slices.SortFunc(in.Reminders, func(a, b storage.InlineReminder) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return in
 }
 
 // finish ends the instance: nothing outstanding is kept, the parent is told.
@@ -967,6 +1029,12 @@ func (w *workflowActor) commit(t *txn) error {
 		stored = storedState{indexed: true, name: w.row.Name, status: w.row.Status, awakeKnown: true,
 			awake: len(w.activities) > 0 || len(w.children) > 0 || len(w.outbox) > 0 || w.row.ParentPending ||
 				w.row.Remote && len(w.held) > 0} // an episode to hand to the workers after a restart
+		w.row.SetInline(w.inline())
+		if w.legacy {
+			for _, name := range w.legacyReminders {
+				t.b.DeleteReverseReminder(w.part, w.id, name)
+			}
+		}
 		put := t.b.PutInstance
 		if w.stored.indexed && w.stored.name == stored.name && w.stored.status == stored.status {
 			put = t.b.PutInstanceRow
@@ -985,6 +1053,9 @@ func (w *workflowActor) commit(t *txn) error {
 		return fmt.Errorf("commit instance %s: %w", w.id, err)
 	}
 	w.stored = stored
+	if w.row != nil {
+		w.legacy, w.legacyReminders = false, nil
+	}
 	w.h.metrics.commit.Observe(time.Since(start).Seconds())
 	w.h.stats.Commits.Add(1)
 	if t.started != "" {

@@ -51,7 +51,9 @@ type incoming struct {
 	epoch uint64
 	next  int
 	from  string
-	pend  []storage.KV // keys of the chunk not yet written (the last one, held for the commit)
+	// committing: the commit is being written; another commit or chunk waits
+	// for the sender's next attempt.
+	committing bool
 }
 
 // reconcileLoop hands off held partitions whose owner is another live node, and
@@ -164,6 +166,7 @@ func (n *Node) dropCopy(p uint16) {
 	}()
 	_ = n.h.StopPartition(context.Background(), p)
 	n.h.Reminders().DropPartition(p)
+	n.persist.Lock()
 	n.mu.Lock()
 	delete(n.held, p)
 	n.mu.Unlock()
@@ -174,6 +177,7 @@ func (n *Node) dropCopy(p uint16) {
 		n.log.Error("dropping a stale partition failed", "partition", p, "err", err)
 	}
 	b.Close()
+	n.persist.Unlock()
 	n.publish()
 }
 
@@ -227,9 +231,11 @@ func (n *Node) handOff(p uint16, to string) error {
 	}
 	// The new owner has it: forget it here, in one synced batch (unless a newer
 	// copy arrived meanwhile, which refuseLocked prevents: never delete that).
+	n.persist.Lock()
 	n.mu.Lock()
 	if n.held[p] != epoch {
 		n.mu.Unlock()
+		n.persist.Unlock()
 		return fmt.Errorf("partition %d changed epoch during its handoff (%d → %d): kept", p, epoch, n.held[p])
 	}
 	delete(n.held, p)
@@ -239,6 +245,7 @@ func (n *Node) handOff(p uint16, to string) error {
 	b.PutMeta(heldKey, n.heldBytes())
 	err = b.Commit()
 	b.Close()
+	n.persist.Unlock()
 	if err != nil {
 		return fmt.Errorf("forget partition %d after handing it off: %w", p, err)
 	}
@@ -290,6 +297,10 @@ func (n *Node) receiveChunk(c chunkReq) error {
 		}
 	}
 	in := n.receiving[c.Part]
+	if in != nil && in.committing {
+		n.mu.Unlock()
+		return fmt.Errorf("partition %d: a commit of it is in progress", c.Part)
+	}
 	if c.Seq == 0 || in == nil || in.epoch != c.Epoch || in.from != c.From {
 		in = &incoming{epoch: c.Epoch, from: c.From}
 		n.receiving[c.Part] = in
@@ -323,41 +334,56 @@ func (n *Node) receiveCommit(c commitReq) error {
 		n.mu.Unlock()
 		return err
 	}
+	if in != nil && in.committing {
+		n.mu.Unlock()
+		return fmt.Errorf("partition %d: its commit is in progress", c.Part)
+	}
 	if c.Chunks > 0 && (in == nil || in.epoch != c.Epoch || in.next != c.Chunks) {
 		n.mu.Unlock()
 		return fmt.Errorf("partition %d: commit of %d chunks, but the chunks received do not match", c.Part, c.Chunks)
 	}
-	delete(n.receiving, c.Part)
-	n.h.ServePartition(c.Part) // before it is held: nothing routes here until then
-	n.held[c.Part] = c.Epoch
+	if in == nil { // an empty partition: no chunks came
+		in = &incoming{epoch: c.Epoch, from: c.From}
+		n.receiving[c.Part] = in
+	}
+	in.committing = true
 	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		if n.receiving[c.Part] == in {
+			delete(n.receiving, c.Part)
+		}
+		n.mu.Unlock()
+	}()
 
-	// Reminders due before this node's scan floor would be missed by its next
-	// scan after a crash: store them at the floor (they fire at once either way).
+	// The partition is committed before it is served, so nothing writes to it
+	// meanwhile. Reminders due before this node's scan floor would be missed by
+	// its next scan after a crash: they move to the floor (and fire at once
+	// either way), in their rows too.
+	n.persist.Lock()
 	b := n.db.NewBatch()
 	defer b.Close()
 	if c.Chunks == 0 {
 		b.DeletePartition(c.Part) // an empty partition: clear any leftovers
 	}
-	floor := n.h.Reminders().Floor()
-	early, err := n.db.RemindersIn(c.Part, floor)
-	if err != nil {
+	if _, err := n.db.MoveRemindersUp(b, c.Part, n.h.Reminders().Floor()); err != nil {
+		n.persist.Unlock()
 		return err
 	}
-	for _, r := range early {
-		b.DeleteReminder(r)
-		r.Due = floor
-		if err := b.PutReminder(r); err != nil {
-			return err
-		}
-	}
-	b.PutMeta(heldKey, n.heldBytes())
+	n.mu.Lock()
+	held := maps.Clone(n.held)
+	n.mu.Unlock()
+	held[c.Part] = c.Epoch
+	b.PutMeta(heldKey, encodeHeld(held))
 	if err := b.Commit(); err != nil {
-		n.mu.Lock()
-		delete(n.held, c.Part)
-		n.mu.Unlock()
+		n.persist.Unlock()
 		return err
 	}
+	n.h.ServePartition(c.Part) // before it is held: nothing routes here until then
+	n.mu.Lock()
+	n.held[c.Part] = c.Epoch
+	n.mu.Unlock()
+	n.persist.Unlock()
 	n.publish()
 	n.reloadReminders(c.Part)
 	n.wakePartition(c.Part)

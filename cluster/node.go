@@ -99,6 +99,10 @@ type Node struct {
 	ms  *Membership
 	reg *Registry
 
+	// persist serialises the writes of the held record (n/cluster/held), so
+	// that each writes a set that has every change made before it.
+	persist sync.Mutex
+
 	mu         sync.Mutex
 	held       map[uint16]uint64        // partitions whose data this node holds → epoch
 	moving     map[uint16]chan struct{} // held partitions being handed off; closed when done
@@ -213,9 +217,13 @@ func (n *Node) loadHeld() error {
 
 func (n *Node) heldBytes() []byte {
 	n.mu.Lock()
-	rec := heldRecord{V: 1, Held: maps.Clone(n.held)}
+	held := maps.Clone(n.held)
 	n.mu.Unlock()
-	b, _ := msgpack.Marshal(&rec)
+	return encodeHeld(held)
+}
+
+func encodeHeld(held map[uint16]uint64) []byte {
+	b, _ := msgpack.Marshal(&heldRecord{V: 1, Held: held})
 	return b
 }
 

@@ -188,9 +188,10 @@ func (b *Batch) DeleteOutbox(part uint16, id string, seq uint64) {
 	}
 }
 
-// PutReminder stores r under its due time and its reverse entry under the
-// instance. It reads nothing: a caller that moves a reminder to another due time
-// deletes the old one (DeleteReminder with its old due time) in the same batch.
+// PutReminder stores r under its due time. The instance's row lists its
+// reminders (Inline.Reminders): the caller puts the row in the same batch. It
+// reads nothing: a caller that moves a reminder to another due time deletes the
+// old one (DeleteReminder with its old due time) in the same batch.
 func (b *Batch) PutReminder(r Reminder) error {
 	if err := b.checkReminder("put reminder", r); err != nil {
 		return err
@@ -199,18 +200,24 @@ func (b *Batch) PutReminder(r Reminder) error {
 	if err != nil {
 		return b.fail(fmt.Errorf("storage: put reminder %s/%s: %w", r.Instance, r.Name, err))
 	}
-	due := encodeTime(r.Due)
 	b.set("put reminder", r.Instance, reminderKey(r.Partition, r.Due, r.Instance, r.Name), v)
-	b.set("put reminder", r.Instance, reverseReminderKey(r.Partition, r.Instance, r.Name), due[:])
 	return b.err
 }
 
-// DeleteReminder deletes r's due-time key and reverse entry. r.Due must be the
-// due time it was stored with.
+// DeleteReminder deletes r's due-time key. r.Due must be the due time it was
+// stored with.
 func (b *Batch) DeleteReminder(r Reminder) {
 	if b.checkReminder("delete reminder", r) == nil {
 		b.del("delete reminder", r.Instance, reminderKey(r.Partition, r.Due, r.Instance, r.Name))
-		b.del("delete reminder", r.Instance, reverseReminderKey(r.Partition, r.Instance, r.Name))
+	}
+}
+
+// DeleteReverseReminder deletes the reverse entry i/<id>/rm/<name> that a row
+// of version 1 found its reminders by: the actor removes them when it first
+// rewrites such a row as version 2, whose reminders are listed inline.
+func (b *Batch) DeleteReverseReminder(part uint16, id, name string) {
+	if b.checkInstance("delete reverse reminder", part, id) == nil {
+		b.del("delete reverse reminder", id, reverseReminderKey(part, id, name))
 	}
 }
 

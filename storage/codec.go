@@ -22,11 +22,11 @@ import (
 // map header, the keys with their headers, the values at their widest
 // (integers 9 bytes, times 15, string and byte headers 5).
 const (
-	// Header 3; keys 66; v 2, id 5, n 5, s 2, four times, three byte
+	// Header 3; keys 69; v 2, id 5, n 5, s 2, four times, three byte
 	// headers, pid 5, pt 9, pg 5, pp 1, g 5, ns 9, nq 9, st 2, no 9, rm 1,
-	// ep 9. The failure is added with its key.
-	instanceMaxFixed = 3 + 66 + 2 + 3*mpack.MaxHeaderSize + 2 + 4*mpack.MaxTimeSize +
-		3*mpack.MaxHeaderSize + 9 + 5 + 1 + 5 + 9 + 9 + 2 + 9 + 1 + 9
+	// ep 9, il 5. The failure is added with its key.
+	instanceMaxFixed = 3 + 69 + 2 + 3*mpack.MaxHeaderSize + 2 + 4*mpack.MaxTimeSize +
+		3*mpack.MaxHeaderSize + 9 + 5 + 1 + 5 + 9 + 9 + 2 + 9 + 1 + 9 + mpack.MaxHeaderSize
 	// Header 1; keys 6; three string headers.
 	failureMaxFixed = 1 + 6 + 3*mpack.MaxHeaderSize
 	// Header 1; keys 17; v 2, t 9, n 5, in 5, a 9, fa 15, na 15.
@@ -70,6 +70,7 @@ const (
 	instNextOutboxSeq
 	instRemote
 	instEpisode
+	instInline
 	instFields
 )
 
@@ -121,13 +122,15 @@ func instanceField(name []byte) int {
 		return instRemote
 	case "ep":
 		return instEpisode
+	case "il":
+		return instInline
 	}
 	return -1
 }
 
 func instanceSize(r *InstanceRecord) int {
 	n := instanceMaxFixed + len(r.ID) + len(r.Name) + len(r.Input) + len(r.Output) +
-		len(r.CustomStatus) + len(r.ParentID)
+		len(r.CustomStatus) + len(r.ParentID) + len(r.Inline)
 	if f := r.Failure; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
 	}
@@ -142,7 +145,7 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 		len(r.Input) != 0, len(r.Output) != 0, len(r.CustomStatus) != 0, r.Failure != nil,
 		r.ParentID != "", r.ParentTask != 0, r.ParentGen != 0, r.ParentPending,
 		r.Generation != 0, r.NextSeq != 0, r.NextInboxSeq != 0, r.Stalls != 0,
-		r.NextOutboxSeq != 0, r.Remote, r.Episode != 0,
+		r.NextOutboxSeq != 0, r.Remote, r.Episode != 0, len(r.Inline) != 0,
 	} {
 		if set {
 			n++
@@ -214,6 +217,9 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 	if r.Episode != 0 {
 		b = mpack.AppendUint(mpack.AppendString(b, "ep"), r.Episode)
 	}
+	if len(r.Inline) != 0 {
+		b = mpack.AppendBytes(mpack.AppendString(b, "il"), r.Inline)
+	}
 	return b
 }
 
@@ -270,6 +276,8 @@ func readInstance(r *mpack.Reader, rec *InstanceRecord) error {
 			rec.Remote, err = r.ReadBool()
 		case instEpisode:
 			rec.Episode, err = r.ReadUint()
+		case instInline:
+			rec.Inline, err = r.ReadBytes()
 		}
 		return err
 	})

@@ -107,7 +107,7 @@ func instanceCodec() recordCodec[*InstanceRecord] {
 			c := *r
 			c.V = instanceRecordV
 			storedTimes(&c.CreatedAt, &c.UpdatedAt, &c.ScheduledStartAt, &c.CompletedAt)
-			storedBytes(&c.Input, &c.Output, &c.CustomStatus)
+			storedBytes(&c.Input, &c.Output, &c.CustomStatus, &c.Inline)
 			return &c
 		},
 		size: func(r *InstanceRecord) int { return instanceSize(r) },
@@ -213,6 +213,7 @@ func genInstance(rng *rand.Rand) *InstanceRecord {
 		ParentPending: rng.Intn(2) == 0, Generation: uint32(mpacktest.Uint(rng)),
 		NextSeq: mpacktest.Uint(rng), NextInboxSeq: mpacktest.Uint(rng), Stalls: uint8(mpacktest.Uint(rng)),
 		NextOutboxSeq: mpacktest.Uint(rng), Remote: rng.Intn(2) == 0, Episode: mpacktest.Uint(rng),
+		Inline: mpacktest.Bytes(rng),
 	}
 	switch rng.Intn(3) {
 	case 0:
@@ -425,6 +426,7 @@ type instanceNoOmit struct {
 	NextOutboxSeq    uint64          `msgpack:"no"`
 	Remote           bool            `msgpack:"rm"`
 	Episode          uint64          `msgpack:"ep"`
+	Inline           []byte          `msgpack:"il"`
 }
 
 // TestDecodeInstanceOtherEncoders decodes instance rows msgpack/v5 writes
@@ -440,7 +442,7 @@ func TestDecodeInstanceOtherEncoders(t *testing.T) {
 		full := instanceNoOmit{
 			rec.V, rec.ID, rec.Name, rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.ScheduledStartAt, rec.CompletedAt,
 			rec.Input, rec.Output, rec.CustomStatus, nil, rec.ParentID, rec.ParentTask, rec.ParentGen, rec.ParentPending,
-			rec.Generation, rec.NextSeq, rec.NextInboxSeq, rec.Stalls, rec.NextOutboxSeq, rec.Remote, rec.Episode,
+			rec.Generation, rec.NextSeq, rec.NextInboxSeq, rec.Stalls, rec.NextOutboxSeq, rec.Remote, rec.Episode, rec.Inline,
 		}
 		if f := rec.Failure; f != nil {
 			full.Failure = &failureAsArray{Type: f.Type, Message: f.Message, Stack: f.Stack}
@@ -463,7 +465,7 @@ func TestDecodeInstanceOtherEncoders(t *testing.T) {
 			got, err := c.checkDecode(t, buf.Bytes())
 			want := c.stored(rec)
 			if name == "no omitempty" {
-				want.Input, want.Output, want.CustomStatus = rec.Input, rec.Output, rec.CustomStatus
+				want.Input, want.Output, want.CustomStatus, want.Inline = rec.Input, rec.Output, rec.CustomStatus, rec.Inline
 			}
 			if name == "array" {
 				if err == nil {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/weftrt/weft/placement"
@@ -64,8 +66,11 @@ type DB struct {
 	// groupCommitters, the WAL waits groupWindow after each fsync.
 	syncing     atomic.Int64
 	groupWindow time.Duration
-	gate        sync.Mutex
-	drained     *sync.Cond // signalled when the last call in progress leaves after Close began
+	// prefixSeek: the store orders keys with keyComparer, so reads of one
+	// instance seek by its prefix and skip tables by their bloom filters.
+	prefixSeek bool
+	gate       sync.Mutex
+	drained    *sync.Cond // signalled when the last call in progress leaves after Close began
 }
 
 // Open opens (creating if needed) the store in opts.Dir. A store remembers the
@@ -90,17 +95,31 @@ func Open(opts Options) (*DB, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: open: create %s: %w", opts.Dir, err)
 	}
+	cmp, err := storeComparer(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	popts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest, // so data written today opens tomorrow (see LIBRARIES.md)
 		Logger:             pebbleLogger{logger},
 		FS:                 sizedWALFS{vfs.Default},
+		Comparer:           cmp,
+	}
+	if cmp == keyComparer {
+		// Bloom filters over instance prefixes (see keyComparer): 10 bits a
+		// prefix, about 1% false positives.
+		for i := range popts.Levels {
+			popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		}
+	} else {
+		logger.Info("store created by an earlier weft: instances are read without prefix filters")
 	}
 	if opts.CacheSize > 0 {
 		c := pebble.NewCache(opts.CacheSize)
 		defer c.Unref() // pebble takes its own reference
 		popts.Cache = c
 	}
-	db := &DB{dir: opts.Dir, partitions: parts, log: logger, groupWindow: opts.GroupCommitWindow}
+	db := &DB{dir: opts.Dir, partitions: parts, log: logger, groupWindow: opts.GroupCommitWindow, prefixSeek: cmp == keyComparer}
 	if db.groupWindow == 0 {
 		db.groupWindow = DefaultGroupCommitWindow
 	}
@@ -275,6 +294,34 @@ func (db *DB) scan(lower, upper []byte, fn func(k, v []byte) error) (err error) 
 	return it.Error()
 }
 
+// scanInstance is scan for a range of keys of one instance ([lower, upper) lies
+// under the instance's prefix): it seeks by the instance's prefix, so pebble
+// reads only the tables whose bloom filters hold it.
+func (db *DB) scanInstance(lower, upper []byte, fn func(k, v []byte) error) (err error) {
+	if !db.prefixSeek {
+		return db.scan(lower, upper, fn)
+	}
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for ok := it.SeekPrefixGE(lower); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
 // GetMeta returns the node-wide value n/<key>, or ErrNotFound.
 func (db *DB) GetMeta(key string) ([]byte, error) {
 	if err := db.acquire(); err != nil {
@@ -333,6 +380,24 @@ func (db *DB) Instance(part uint16, id string) (*InstanceRecord, error) {
 // valid during the call; copy it to keep it. An error from fn stops the walk
 // and is returned unwrapped.
 func (db *DB) History(part uint16, id string, fn func(seq uint64, ev []byte) error) error {
+	row, err := db.Instance(part, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	var in *Inline
+	if row != nil {
+		if in, err = row.InlineState(); err != nil {
+			return fmt.Errorf("storage: read history of %s: %w", id, err)
+		}
+	}
+	if in != nil && !in.HistoryKeys {
+		for seq, ev := range in.History {
+			if err := fn(uint64(seq), ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	return db.seqScan(part, id, "history", historyPrefix(part, id), fn)
 }
 
@@ -364,7 +429,7 @@ func (db *DB) seqScan(part uint16, id, what string, prefix []byte, fn func(uint6
 		return err
 	}
 	defer db.release()
-	err := db.scan(prefix, prefixEnd(prefix), func(k, v []byte) error {
+	err := db.scanInstance(prefix, prefixEnd(prefix), func(k, v []byte) error {
 		seq, err := seqSuffix(k, len(prefix))
 		if err != nil {
 			return err
@@ -383,9 +448,13 @@ func (db *DB) Outbox(part uint16, id string) ([]OutboxRecord, error) {
 		return nil, err
 	}
 	defer db.release()
+	return db.outbox(part, id)
+}
+
+func (db *DB) outbox(part uint16, id string) ([]OutboxRecord, error) {
 	var out []OutboxRecord
 	p := outboxPrefix(part, id)
-	err := db.scan(p, prefixEnd(p), func(k, v []byte) error {
+	err := db.scanInstance(p, prefixEnd(p), func(k, v []byte) error {
 		rec, err := decodeOutbox(v)
 		if err != nil {
 			return fmt.Errorf("key %q: %w", k, err)
@@ -405,9 +474,13 @@ func (db *DB) Activities(part uint16, id string) ([]ActivityRecord, error) {
 		return nil, err
 	}
 	defer db.release()
+	return db.activities(part, id)
+}
+
+func (db *DB) activities(part uint16, id string) ([]ActivityRecord, error) {
 	var out []ActivityRecord
 	p := activityPrefix(part, id)
-	err := db.scan(p, prefixEnd(p), func(k, v []byte) error {
+	err := db.scanInstance(p, prefixEnd(p), func(k, v []byte) error {
 		rec, err := decodeActivity(v)
 		if err != nil {
 			return fmt.Errorf("key %q: %w", k, err)
@@ -429,7 +502,7 @@ func (db *DB) RemindersOf(part uint16, id string) ([]Reminder, error) {
 	}
 	defer db.release()
 	var out []Reminder
-	err := db.reverseReminders(part, id, func(name string, due time.Time) error {
+	err := db.remindersOf(part, id, nil, func(name string, due time.Time) error {
 		v, err := db.get(reminderKey(part, due, id, name))
 		if err != nil {
 			return fmt.Errorf("reminder %q due %s: %w", name, due.Format(time.RFC3339Nano), err)
@@ -447,9 +520,38 @@ func (db *DB) RemindersOf(part uint16, id string) ([]Reminder, error) {
 	return out, nil
 }
 
+// remindersOf calls fn for each committed reminder of instance id: those its
+// row lists, or, for a row of version 1, those its reverse entries name. It
+// hands the row, if there is one, to withRow first.
+func (db *DB) remindersOf(part uint16, id string, withRow func(*InstanceRecord), fn func(name string, due time.Time) error) error {
+	row, err := db.Instance(part, id)
+	if errors.Is(err, ErrNotFound) {
+		return db.reverseReminders(part, id, fn) // no row: at most stray reverse entries
+	}
+	if err != nil {
+		return err
+	}
+	if withRow != nil {
+		withRow(row)
+	}
+	in, err := row.InlineState()
+	if err != nil {
+		return err
+	}
+	if in == nil {
+		return db.reverseReminders(part, id, fn)
+	}
+	for _, r := range in.Reminders {
+		if err := fn(r.Name, r.Due); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (db *DB) reverseReminders(part uint16, id string, fn func(name string, due time.Time) error) error {
 	p := reverseReminderPrefix(part, id)
-	return db.scan(p, prefixEnd(p), func(k, v []byte) error {
+	return db.scanInstance(p, prefixEnd(p), func(k, v []byte) error {
 		if len(v) != 8 {
 			return fmt.Errorf("malformed reverse reminder entry %q", k)
 		}
@@ -558,16 +660,11 @@ func (db *DB) PurgeInstance(b *Batch, part uint16, id string, createdAt time.Tim
 	if b.db != db {
 		return errors.New("storage: purge: batch belongs to another store")
 	}
-	if createdAt.IsZero() {
-		rec, err := db.Instance(part, id)
-		switch {
-		case err == nil:
-			createdAt = rec.CreatedAt
-		case !errors.Is(err, ErrNotFound):
-			return fmt.Errorf("storage: purge %s: %w", id, err)
+	err := db.remindersOf(part, id, func(row *InstanceRecord) {
+		if createdAt.IsZero() {
+			createdAt = row.CreatedAt
 		}
-	}
-	err := db.reverseReminders(part, id, func(name string, due time.Time) error {
+	}, func(name string, due time.Time) error {
 		return b.b.Delete(reminderKey(part, due, id, name), nil)
 	})
 	if err != nil {
@@ -605,25 +702,81 @@ func DecodeLowWater(b []byte) (time.Time, error) {
 
 // InstanceState is everything stored under one instance, as LoadInstance reads it.
 type InstanceState struct {
-	Row        *InstanceRecord
-	History    [][]byte // encoded events, in sequence order
+	Row     *InstanceRecord
+	History [][]byte // encoded events, in sequence order
+	// HistoryKeys: the history is stored as h/<seq> keys rather than in the row.
+	HistoryKeys bool
+	// Legacy: the row is of version 1 (no inline state); its reminders have
+	// reverse entries, which the next write of the row as version 2 deletes.
+	Legacy     bool
 	Activities []ActivityRecord
 	Outbox     []OutboxRecord
-	Reminders  []Reminder // from the reverse entries: Name and Due, no Payload
+	Reminders  []Reminder // Name and Due, no Payload
 }
 
 // LoadInstance reads the row, history, activities, outbox and reminders of
-// instance id in one pass of one iterator over its key prefix: activating an
-// instance costs one seek, not one per kind of record. The inbox is not read.
-// It returns ErrNotFound when the instance has no row.
+// instance id. A row of version 2 holds all but what it counts elsewhere
+// (Inline): activating an instance is one point read, which the bloom filters
+// take to the one table that has it, plus a prefix seek for a long history
+// or for retry and outbox records when there are any. A row of version 1 is
+// read with its keys in one pass of one iterator. The inbox is not read. It
+// returns ErrNotFound when the instance has no row.
 func (db *DB) LoadInstance(part uint16, id string) (*InstanceState, error) {
 	if err := db.check(part); err != nil {
 		return nil, err
 	}
 	defer db.release()
-	st := &InstanceState{}
+	v, err := db.get(instanceKey(part, id))
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: load instance %s: %w", id, err)
+	}
+	row, err := decodeInstance(v)
+	if err != nil {
+		return nil, fmt.Errorf("storage: load instance %s: %w", id, err)
+	}
+	in, err := row.InlineState()
+	if err != nil {
+		return nil, fmt.Errorf("storage: load instance %s: %w", id, err)
+	}
+	if in == nil {
+		return db.loadLegacyInstance(part, id)
+	}
+	st := &InstanceState{Row: row, History: in.History, HistoryKeys: in.HistoryKeys}
+	for _, r := range in.Reminders {
+		st.Reminders = append(st.Reminders, Reminder{Partition: part, Instance: id, Name: r.Name, Due: r.Due})
+	}
+	if in.HistoryKeys {
+		err = db.seqScan(part, id, "history", historyPrefix(part, id), func(_ uint64, ev []byte) error {
+			st.History = append(st.History, bytes.Clone(ev))
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if in.Retrying > 0 {
+		if st.Activities, err = db.activities(part, id); err != nil {
+			return nil, err
+		}
+	}
+	if in.Outbox > 0 {
+		if st.Outbox, err = db.outbox(part, id); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// loadLegacyInstance reads an instance whose row is of version 1: the row,
+// history, activities, outbox and reminders in one pass of one iterator over
+// its key prefix.
+func (db *DB) loadLegacyInstance(part uint16, id string) (*InstanceState, error) {
+	st := &InstanceState{HistoryKeys: true, Legacy: true}
 	p := instancePrefix(part, id)
-	err := db.scan(p, prefixEnd(p), func(k, v []byte) error {
+	err := db.scanInstance(p, prefixEnd(p), func(k, v []byte) error {
 		rest := k[len(p):]
 		switch {
 		case len(rest) == 1 && rest[0] == 'm':

@@ -44,6 +44,27 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// putLegacyReminder writes r as a store of version 1 did: its due-time key and
+// a reverse entry under its instance, which a row of version 1 is read with.
+func putLegacyReminder(t *testing.T, b *Batch, r Reminder) {
+	t.Helper()
+	must(t, b.PutReminder(r))
+	due := encodeTime(r.Due)
+	b.set("put reminder", r.Instance, reverseReminderKey(r.Partition, r.Instance, r.Name), due[:])
+}
+
+// rowWith is a running instance's row listing reminders rs inline (version 2),
+// with its history in keys.
+func rowWith(id string, created time.Time, rs ...Reminder) *InstanceRecord {
+	row := &InstanceRecord{ID: id, Name: "W", Status: Running, CreatedAt: created}
+	in := &Inline{HistoryKeys: true}
+	for _, r := range rs {
+		in.Reminders = append(in.Reminders, InlineReminder{Name: r.Name, Due: r.Due})
+	}
+	row.SetInline(in)
+	return row
+}
+
 // allKeys returns every key in the store, for tests that must prove something is gone.
 func allKeys(t *testing.T, db *DB) []string {
 	t.Helper()
@@ -249,6 +270,8 @@ func TestRemindersOfAndReplace(t *testing.T) {
 	r2 := Reminder{Partition: 1, Instance: "ab", Name: "retry", Due: t1, Payload: []byte("p2")}
 	other := Reminder{Partition: 1, Instance: "abc", Name: "timer-1", Due: t0}
 	commit(t, db, func(b *Batch) {
+		must(t, b.PutInstance(1, rowWith("ab", t0, r2, r1)))
+		must(t, b.PutInstance(1, rowWith("abc", t0, other)))
 		must(t, b.PutReminder(r1))
 		must(t, b.PutReminder(r2))
 		must(t, b.PutReminder(other))
@@ -260,10 +283,14 @@ func TestRemindersOfAndReplace(t *testing.T) {
 	}
 
 	// Moving a reminder to a new due time: the caller deletes the old one in the
-	// same batch, and the old due key is gone.
+	// same batch (and lists the new one in the row), and the old due key is gone.
 	moved := r1
 	moved.Due = t1.Add(time.Hour)
-	commit(t, db, func(b *Batch) { b.DeleteReminder(r1); must(t, b.PutReminder(moved)) })
+	commit(t, db, func(b *Batch) {
+		b.DeleteReminder(r1)
+		must(t, b.PutReminder(moved))
+		must(t, b.PutInstanceRow(1, rowWith("ab", t0, r2, moved)))
+	})
 	var due []string
 	must(t, db.ScanDue(1, time.Time{}, time.Time{}, 0, func(r Reminder) error {
 		due = append(due, r.Instance+"/"+r.Name)
@@ -273,11 +300,84 @@ func TestRemindersOfAndReplace(t *testing.T) {
 		t.Fatalf("after move, due order: %v", due)
 	}
 
-	commit(t, db, func(b *Batch) { b.DeleteReminder(moved); b.DeleteReminder(r2) })
+	commit(t, db, func(b *Batch) {
+		b.DeleteReminder(moved)
+		b.DeleteReminder(r2)
+		must(t, b.PutInstanceRow(1, rowWith("ab", t0)))
+	})
 	rs, err = db.RemindersOf(1, "ab")
 	must(t, err)
 	if len(rs) != 0 {
 		t.Fatalf("after delete: %+v", rs)
+	}
+
+	// A row of version 1 finds its reminders through reverse entries.
+	commit(t, db, func(b *Batch) {
+		must(t, b.PutInstance(1, &InstanceRecord{ID: "old", Name: "W", Status: Running, CreatedAt: t0}))
+		putLegacyReminder(t, b, Reminder{Partition: 1, Instance: "old", Name: "timer:0:1", Due: t1, Payload: []byte("p")})
+	})
+	rs, err = db.RemindersOf(1, "old")
+	must(t, err)
+	if len(rs) != 1 || rs[0].Name != "timer:0:1" || !rs[0].Due.Equal(t1) || string(rs[0].Payload) != "p" {
+		t.Fatalf("version 1 row's reminders: %+v", rs)
+	}
+}
+
+// MoveRemindersUp moves the reminders due before a floor to the floor: their
+// keys, and the rows that list them (or the reverse entries of a version 1 row).
+func TestMoveRemindersUp(t *testing.T) {
+	db := openTest(t, t.TempDir(), 4)
+	floor := t1
+	early := Reminder{Partition: 1, Instance: "new", Name: "timer:0:1", Due: t0}
+	late := Reminder{Partition: 1, Instance: "new", Name: "timer:0:2", Due: t1.Add(time.Hour)}
+	oldEarly := Reminder{Partition: 1, Instance: "old", Name: "retry:0:3", Due: t0}
+	commit(t, db, func(b *Batch) {
+		must(t, b.PutInstance(1, rowWith("new", t0, early, late)))
+		must(t, b.PutReminder(early))
+		must(t, b.PutReminder(late))
+		must(t, b.PutInstance(1, &InstanceRecord{ID: "old", Name: "W", Status: Running, CreatedAt: t0}))
+		putLegacyReminder(t, b, oldEarly)
+	})
+	var moved int
+	commit(t, db, func(b *Batch) {
+		var err error
+		moved, err = db.MoveRemindersUp(b, 1, floor)
+		must(t, err)
+	})
+	if moved != 2 {
+		t.Fatalf("moved %d reminders, want 2", moved)
+	}
+	for _, tc := range []struct {
+		id   string
+		want map[string]time.Time
+	}{
+		{"new", map[string]time.Time{"timer:0:1": floor, "timer:0:2": late.Due}},
+		{"old", map[string]time.Time{"retry:0:3": floor}},
+	} {
+		st, err := db.LoadInstance(1, tc.id)
+		must(t, err)
+		got := map[string]time.Time{}
+		for _, r := range st.Reminders {
+			got[r.Name] = r.Due
+		}
+		if len(got) != len(tc.want) {
+			t.Fatalf("%s: reminders %v, want %v", tc.id, got, tc.want)
+		}
+		for name, due := range tc.want {
+			if !got[name].Equal(due) {
+				t.Fatalf("%s: reminders %v, want %v", tc.id, got, tc.want)
+			}
+		}
+	}
+	var keys []string
+	must(t, db.ScanDue(1, time.Time{}, time.Time{}, 0, func(r Reminder) error {
+		keys = append(keys, fmt.Sprintf("%s/%s@%d", r.Instance, r.Name, r.Due.Unix()))
+		return nil
+	}))
+	want := []string{fmt.Sprintf("new/timer:0:1@%d", floor.Unix()), fmt.Sprintf("old/retry:0:3@%d", floor.Unix()),
+		fmt.Sprintf("new/timer:0:2@%d", late.Due.Unix())}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("due keys %v, want %v", keys, want)
 	}
 }
 
@@ -328,17 +428,35 @@ func TestScanDue(t *testing.T) {
 }
 
 func TestPurgeInstance(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("version 1 row=%v", legacy), func(t *testing.T) { testPurgeInstance(t, legacy) })
+	}
+}
+
+func testPurgeInstance(t *testing.T, legacy bool) {
 	db := openTest(t, t.TempDir(), 4)
 	write := func(b *Batch, id string, created time.Time) {
-		must(t, b.PutInstance(1, &InstanceRecord{ID: id, Name: "W", Status: Running, CreatedAt: created}))
+		rs := []Reminder{
+			{Partition: 1, Instance: id, Name: "t1", Due: created.Add(time.Second)},
+			{Partition: 1, Instance: id, Name: "t2", Due: created.Add(-time.Hour)},
+		}
+		if legacy {
+			must(t, b.PutInstance(1, &InstanceRecord{ID: id, Name: "W", Status: Running, CreatedAt: created}))
+			for _, r := range rs {
+				putLegacyReminder(t, b, r)
+			}
+		} else {
+			must(t, b.PutInstance(1, rowWith(id, created, rs...)))
+			for _, r := range rs {
+				must(t, b.PutReminder(r))
+			}
+		}
 		for s := uint64(0); s < 300; s++ {
 			b.AppendHistory(1, id, s, []byte("e"))
 		}
 		must(t, b.PutActivity(1, id, &ActivityRecord{TaskID: 1}))
 		must(t, b.PutActivity(1, id, &ActivityRecord{TaskID: 2}))
 		b.PutInbox(1, id, 0, []byte("q"))
-		must(t, b.PutReminder(Reminder{Partition: 1, Instance: id, Name: "t1", Due: created.Add(time.Second)}))
-		must(t, b.PutReminder(Reminder{Partition: 1, Instance: id, Name: "t2", Due: created.Add(-time.Hour)}))
 		b.SetAwake(1, id, true)
 	}
 	// The neighbour's id has the purged id as a prefix, same partition.
@@ -395,32 +513,71 @@ func TestDefaultPartitions(t *testing.T) {
 	}
 }
 
-// TestLoadInstanceReadsEverythingInOnePass: the one-pass load sees exactly what
-// the separate reads see, and nothing of a neighbour whose id extends this one.
-func TestLoadInstanceReadsEverythingInOnePass(t *testing.T) {
+// TestLoadInstance: a row of version 2 with its history inline is read alone;
+// one whose history moved to keys, with retry and outbox records, is read with
+// them; a row of version 1 is read with all its keys in one pass. None sees
+// anything of a neighbour whose id extends its own.
+func TestLoadInstance(t *testing.T) {
 	db := openTest(t, t.TempDir(), 4)
-	for _, id := range []string{"ab", "abc"} {
+	events := func(id string) [][]byte {
+		return [][]byte{[]byte(id + "-ev0"), []byte(id + "-ev1"), []byte(id + "-ev2")}
+	}
+	rem := func(id string) Reminder { return Reminder{Partition: 1, Instance: id, Name: "timer:0:1", Due: t1} }
+	for _, id := range []string{"in", "inx", "keys", "keysx", "old", "oldx"} {
 		commit(t, db, func(b *Batch) {
-			must(t, b.PutInstance(1, &InstanceRecord{ID: id, Name: "W", Status: Running, CreatedAt: t0}))
-			for seq := range uint64(3) {
-				b.AppendHistory(1, id, seq, []byte(fmt.Sprintf("%s-ev%d", id, seq)))
+			row := &InstanceRecord{ID: id, Name: "W", Status: Running, CreatedAt: t0, NextSeq: 3}
+			switch id {
+			case "in", "inx":
+				row.SetInline(&Inline{History: events(id), Reminders: []InlineReminder{{Name: "timer:0:1", Due: t1}}})
+				must(t, b.PutReminder(rem(id)))
+			case "keys", "keysx":
+				row.SetInline(&Inline{HistoryKeys: true, Retrying: 1, Outbox: 1, Reminders: []InlineReminder{{Name: "timer:0:1", Due: t1}}})
+				must(t, b.PutReminder(rem(id)))
+			default:
+				putLegacyReminder(t, b, rem(id))
 			}
-			must(t, b.PutActivity(1, id, &ActivityRecord{TaskID: 7, Name: "A", Attempt: 2}))
-			must(t, b.PutOutbox(1, id, &OutboxRecord{Seq: 3, Target: "x", Name: "ping"}))
-			must(t, b.PutReminder(Reminder{Partition: 1, Instance: id, Name: "timer:0:1", Due: t1}))
+			must(t, b.PutInstance(1, row))
+			if id != "in" && id != "inx" {
+				for seq, ev := range events(id) {
+					b.AppendHistory(1, id, uint64(seq), ev)
+				}
+				must(t, b.PutActivity(1, id, &ActivityRecord{TaskID: 7, Name: "A", Attempt: 2}))
+				must(t, b.PutOutbox(1, id, &OutboxRecord{Seq: 3, Target: "x", Name: "ping"}))
+			}
 			b.PutInbox(1, id, 0, []byte("held"))
 		})
 	}
-	st, err := db.LoadInstance(1, "ab")
-	must(t, err)
-	if st.Row.ID != "ab" || len(st.History) != 3 || string(st.History[2]) != "ab-ev2" {
-		t.Fatalf("row or history: %+v", st)
-	}
-	if len(st.Activities) != 1 || st.Activities[0].Attempt != 2 || len(st.Outbox) != 1 || st.Outbox[0].Target != "x" {
-		t.Fatalf("activities or outbox: %+v %+v", st.Activities, st.Outbox)
-	}
-	if len(st.Reminders) != 1 || st.Reminders[0].Name != "timer:0:1" || !st.Reminders[0].Due.Equal(t1) {
-		t.Fatalf("reminders: %+v", st.Reminders)
+	for _, tc := range []struct {
+		id                  string
+		historyKeys, legacy bool
+		records             int
+	}{
+		{"in", false, false, 0},
+		{"keys", true, false, 1},
+		{"old", true, true, 1},
+	} {
+		st, err := db.LoadInstance(1, tc.id)
+		must(t, err)
+		if st.Row.ID != tc.id || len(st.History) != 3 || string(st.History[2]) != tc.id+"-ev2" {
+			t.Fatalf("%s: row or history: %+v", tc.id, st)
+		}
+		if st.HistoryKeys != tc.historyKeys || st.Legacy != tc.legacy {
+			t.Fatalf("%s: HistoryKeys %v Legacy %v, want %v %v", tc.id, st.HistoryKeys, st.Legacy, tc.historyKeys, tc.legacy)
+		}
+		if len(st.Activities) != tc.records || len(st.Outbox) != tc.records {
+			t.Fatalf("%s: activities or outbox: %+v %+v", tc.id, st.Activities, st.Outbox)
+		}
+		if tc.records > 0 && (st.Activities[0].Attempt != 2 || st.Outbox[0].Target != "x") {
+			t.Fatalf("%s: activities or outbox: %+v %+v", tc.id, st.Activities, st.Outbox)
+		}
+		if len(st.Reminders) != 1 || st.Reminders[0].Name != "timer:0:1" || !st.Reminders[0].Due.Equal(t1) {
+			t.Fatalf("%s: reminders: %+v", tc.id, st.Reminders)
+		}
+		var hist []string
+		must(t, db.History(1, tc.id, func(_ uint64, ev []byte) error { hist = append(hist, string(ev)); return nil }))
+		if len(hist) != 3 || hist[0] != tc.id+"-ev0" {
+			t.Fatalf("%s: History read %q", tc.id, hist)
+		}
 	}
 	if _, err := db.LoadInstance(1, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing instance: %v", err)

@@ -6,12 +6,13 @@ package storage
 //	n/meta                                   node meta record (format version, partition count)
 //	n/lowwater                               reminders low-water mark (int64 unix nanos)
 //	n/<key>                                  other node-wide metadata (GetMeta/PutMeta)
-//	p/<part:2B>/i/<instance>/m               instance row (InstanceRecord)
-//	p/<part:2B>/i/<instance>/h/<seq:8B>      history event (opaque bytes)
+//	p/<part:2B>/i/<instance>/m               instance row (InstanceRecord), with its Inline state: the
+//	                                         history while short, the reminders, counts of a/ and o/
+//	p/<part:2B>/i/<instance>/h/<seq:8B>      history event (opaque bytes), once the history outgrew the row
 //	p/<part:2B>/i/<instance>/a/<task:8B>     activity being retried (ActivityRecord: attempt, next attempt time)
 //	p/<part:2B>/i/<instance>/q/<seq:8B>      inbox entry (opaque bytes)
 //	p/<part:2B>/i/<instance>/o/<seq:8B>      outbox entry: an event to send to another instance (OutboxRecord)
-//	p/<part:2B>/i/<instance>/rm/<name>       reverse entry of a reminder → its due time (8B)
+//	p/<part:2B>/i/<instance>/rm/<name>       reverse entry of a reminder → its due time (8B): rows of version 1 only
 //	p/<part:2B>/r/<due:8B>/<instance>/<name> reminder by due time → reminder value
 //	p/<part:2B>/w/<instance>                 "awake" set
 //	p/<part:2B>/x/c/<created:8B>/<instance>  listing index by creation time → IndexEntry
@@ -20,7 +21,8 @@ package storage
 // task ids) have their sign bit flipped so negative values sort before positive
 // ones. Instance ids and reminder names never contain '/', and the instance id is
 // always followed by '/' inside i/, so a prefix scan of instance "ab" can never
-// reach instance "abc".
+// reach instance "abc"; p/<part>/i/<instance>/ is also the prefix pebble's bloom
+// filters are built over (comparer.go).
 
 import (
 	"bytes"

@@ -17,12 +17,13 @@ import (
 // Bump a version when a field changes meaning; adding an omitempty field does not
 // need a bump.
 const (
-	instanceRecordV = 1
-	activityRecordV = 1
-	indexEntryV     = 1
-	reminderValueV  = 1
-	nodeMetaV       = 1
-	outboxRecordV   = 1
+	instanceRecordV  = 2 // 2: the row may carry Inline (instanceRecordV1 rows do not)
+	instanceRecordV1 = 1
+	activityRecordV  = 1
+	indexEntryV      = 1
+	reminderValueV   = 1
+	nodeMetaV        = 1
+	outboxRecordV    = 1
 )
 
 // Failure describes why an instance or activity failed.
@@ -68,6 +69,32 @@ type InstanceRecord struct {
 	// such a worker has completed in this generation, which names the next one.
 	Remote  bool   `msgpack:"rm,omitempty"`
 	Episode uint64 `msgpack:"ep,omitempty"`
+	// Inline is the instance's inline state (see Inline), encoded; set with
+	// SetInline. A row without it (all rows of version 1) keeps its history,
+	// reminders and records as keys only.
+	Inline []byte `msgpack:"il,omitempty"`
+}
+
+// SetInline stores in in the row (nil: none, a row of version 1).
+func (r *InstanceRecord) SetInline(in *Inline) {
+	if in == nil {
+		r.Inline = nil
+		return
+	}
+	r.Inline = encodeInline(make([]byte, 0, inlineSize(in)), in)
+}
+
+// InlineState decodes the row's inline state; nil for a row of version 1,
+// whose history, reminders and records are all keys.
+func (r *InstanceRecord) InlineState() (*Inline, error) {
+	if r.Inline == nil {
+		return nil, nil
+	}
+	in, err := decodeInline(r.Inline)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", r.ID, err)
+	}
+	return in, nil
 }
 
 // ActivityRecord is an outstanding activity invocation (key i/<id>/a/<task>):

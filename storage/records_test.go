@@ -132,7 +132,10 @@ func TestRecordVersionRejected(t *testing.T) {
 // altered the stored format: keep old data decodable (and bump the version)
 // before updating the constants.
 func TestRecordGolden(t *testing.T) {
-	inst, _ := encodeInstance(sampleInstance())
+	withInline := sampleInstance()
+	withInline.SetInline(&Inline{History: [][]byte{[]byte("ev0"), []byte("ev1")},
+		Reminders: []InlineReminder{{Name: "timer:0:1", Due: t1}}, Retrying: 1})
+	inst, _ := encodeInstance(withInline)
 	act, _ := encodeActivity(sampleActivity())
 	idx, _ := encodeIndexEntry("ProcessOrder", Running)
 	rem, _ := encodeReminderValue([]byte(`{"t":1}`))
@@ -153,14 +156,24 @@ func TestRecordGolden(t *testing.T) {
 			t.Errorf("%s encoding changed:\n got %s\nwant %s", c.name, got, c.want)
 		}
 	}
+	// A row written before version 2 still decodes, with no inline state.
+	b, _ := hex.DecodeString(goldenInstanceV1)
+	rec, err := decodeInstance(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, err := rec.InlineState(); rec.V != 1 || in != nil || err != nil || rec.ID != "order-1" || rec.NextSeq != 300 {
+		t.Fatalf("version 1 row: %+v, inline %+v, %v", rec, in, err)
+	}
 }
 
 const (
-	goldenInstance = "de0011a17601a26964a76f726465722d31a16eac50726f636573734f72646572a17303a26361d7ff00000de867c68a3fa27561d7ff00000de867c68a7ba27373d7ff00000de867c68a3fa2636fd7ff00000de867c68a7ba2696ec4087b2261223a20317da36f7574c4046e756c6ca26373c403227822a16683a174a145a16da4626f6f6da173a173a3706964a170a2707407a16702a26e73cd012ca26e7104"
-	goldenActivity = "87a17601a1740ca16ea6436861726765a2696ec4035b315da16103a26661d7ff00000de867c68a3fa26e61d7ff00000de867c68a7b"
-	goldenIndex    = "83a17601a16eac50726f636573734f72646572a17301"
-	goldenReminder = "82a17601a170c4077b2274223a317d"
-	goldenMeta     = "83a17601a2667601a27063cd0100"
+	goldenInstance   = "de0012a17602a26964a76f726465722d31a16eac50726f636573734f72646572a17303a26361d7ff00000de867c68a3fa27561d7ff00000de867c68a7ba27373d7ff00000de867c68a3fa2636fd7ff00000de867c68a7ba2696ec4087b2261223a20317da36f7574c4046e756c6ca26373c403227822a16683a174a145a16da4626f6f6da173a173a3706964a170a2707407a16702a26e73cd012ca26e7104a2696cc42001000100020365763003657631010974696d65723a303a319829813c5043117a"
+	goldenInstanceV1 = "de0011a17601a26964a76f726465722d31a16eac50726f636573734f72646572a17303a26361d7ff00000de867c68a3fa27561d7ff00000de867c68a7ba27373d7ff00000de867c68a3fa2636fd7ff00000de867c68a7ba2696ec4087b2261223a20317da36f7574c4046e756c6ca26373c403227822a16683a174a145a16da4626f6f6da173a173a3706964a170a2707407a16702a26e73cd012ca26e7104"
+	goldenActivity   = "87a17601a1740ca16ea6436861726765a2696ec4035b315da16103a26661d7ff00000de867c68a3fa26e61d7ff00000de867c68a7b"
+	goldenIndex      = "83a17601a16eac50726f636573734f72646572a17301"
+	goldenReminder   = "82a17601a170c4077b2274223a317d"
+	goldenMeta       = "83a17601a2667601a27063cd0100"
 )
 
 func TestStatusString(t *testing.T) {
