@@ -36,11 +36,21 @@ type Options struct {
 	Logger *slog.Logger
 	// CacheSize is pebble's block cache in bytes; 0 keeps pebble's default (8 MB).
 	CacheSize int64
+	// MemTableSize is pebble's memtable size in bytes; 0 means
+	// DefaultMemTableSize.
+	MemTableSize int64
 	// GroupCommitWindow is how long the WAL waits after one fsync before the
 	// next while synced commits are in flight concurrently (see groupCommit): 0
 	// means DefaultGroupCommitWindow, a negative value turns the wait off.
 	GroupCommitWindow time.Duration
 }
+
+// DefaultMemTableSize is the default Options.MemTableSize. Pebble's own default
+// (4 MiB) flushed so often under a million instances stepping that level 0
+// piled up a dozen tables, each consulted by every activation: measured at 1M
+// pending timers, 32 MiB took the fire rate from ~9,000 to ~10,500/s (with a
+// 64 MiB block cache) for ~20 MiB more memory.
+const DefaultMemTableSize = 32 << 20
 
 // DefaultGroupCommitWindow is the default Options.GroupCommitWindow.
 const DefaultGroupCommitWindow = 300 * time.Microsecond
@@ -104,6 +114,10 @@ func Open(opts Options) (*DB, error) {
 		Logger:             pebbleLogger{logger},
 		FS:                 sizedWALFS{vfs.Default},
 		Comparer:           cmp,
+		MemTableSize:       uint64(opts.MemTableSize),
+	}
+	if popts.MemTableSize == 0 {
+		popts.MemTableSize = DefaultMemTableSize
 	}
 	if cmp == keyComparer {
 		// Bloom filters over instance prefixes (see keyComparer): 10 bits a
