@@ -32,6 +32,8 @@ const (
 	benchLatencySamples = 200 // lone chains per iteration of BenchmarkSingleChainLatency
 	benchSchedulers     = 64  // goroutines calling Schedule concurrently
 	benchRunTimeout     = 2 * time.Minute
+	benchTimerInstances = 20_000          // sleepers per iteration of BenchmarkTimerFires
+	benchTimerLead      = 5 * time.Second // from the first start to their timers' due time
 )
 
 // benchChain calls Inc n times in a row, each on the previous output.
@@ -324,4 +326,77 @@ func BenchmarkStarts(b *testing.B) {
 	starts := float64(run * benchChainInstances)
 	b.ReportMetric(starts/total.Seconds(), "starts/s")
 	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/starts, "cpu-µs/start")
+}
+
+// benchSleepUntil awaits one durable timer due at the given unix nanos, and
+// counts the wake-up in benchWoken.
+func benchSleepUntil(ctx *workflow.Context, due int64) (int, error) {
+	if err := ctx.CreateTimer(time.Unix(0, due).Sub(ctx.Now())).Await(nil); err != nil {
+		return 0, err
+	}
+	if !ctx.IsReplaying() {
+		benchWoken.Add(1)
+	}
+	return 0, nil
+}
+
+var benchWoken atomic.Int64
+
+// BenchmarkTimerFires: benchTimerInstances instances sleep on timers that all
+// come due at one instant, a few seconds after they started (so each has left
+// memory, as sleepers do); one iteration is from that instant to the last
+// completion. The CPU is the process's over the same span: what a fire costs
+// (activation from disk, replay, one synced commit), compactions included.
+func BenchmarkTimerFires(b *testing.B) {
+	rt := openBenchRuntime(b, Options{})
+	if err := RegisterWorkflow(rt, benchSleepUntil, workflow.WithName("BenchSleepUntil")); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*benchRunTimeout)
+	defer cancel()
+	var total, cpu time.Duration
+	run := 0
+	for b.Loop() {
+		b.StopTimer()
+		ids := make([]string, benchTimerInstances)
+		next := atomic.Int64{}
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range benchSchedulers {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < int64(len(ids)); i = next.Add(1) - 1 {
+					ids[i] = fmt.Sprintf("t-r%d-%d", run, i)
+					at := start.Add(benchTimerLead)
+					if _, err := rt.Schedule(ctx, "BenchSleepUntil", at.UnixNano(), WithInstanceID(ids[i])); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		due := start.Add(benchTimerLead)
+		if time.Until(due) < time.Second {
+			b.Fatalf("starting %d instances took %s, too close to their timers' due time", len(ids), time.Since(start))
+		}
+		time.Sleep(time.Until(due))
+		b.StartTimer()
+		t0, cpu0 := time.Now(), processCPU()
+		for benchWoken.Load() < int64(len(ids)) && ctx.Err() == nil {
+			time.Sleep(time.Millisecond) // a watcher per instance would cost more than the fires
+		}
+		// The last wake-ups commit right after counting: wait for their rows.
+		for _, id := range ids[len(ids)-benchSchedulers:] {
+			if _, err := rt.WaitForCompletion(ctx, id); err != nil {
+				b.Fatalf("wait for %s: %v", id, err)
+			}
+		}
+		total += time.Since(t0)
+		cpu += processCPU() - cpu0
+		benchWoken.Store(0)
+		run++
+	}
+	fires := float64(run * benchTimerInstances)
+	b.ReportMetric(fires/total.Seconds(), "fires/s")
+	b.ReportMetric(float64(cpu.Microseconds())/fires, "cpu-µs/fire")
 }
