@@ -311,13 +311,13 @@ func (h *Host) Request(ctx context.Context, id string, msg any) error {
 		}
 		req := request{msg: msg, done: make(chan error, 1)}
 		h.system.Root.Send(a.PID(), req)
-		timer := time.NewTimer(timeout)
+		timer := getTimer(timeout)
 		select {
 		case err := <-req.done:
-			timer.Stop()
+			putTimer(timer)
 			return err
 		case <-a.stopped:
-			timer.Stop()
+			putTimer(timer)
 			select {
 			case err := <-req.done: // answered just before it stopped
 				return err
@@ -328,9 +328,10 @@ func (h *Host) Request(ctx context.Context, id string, msg any) error {
 			}
 			// Stopped without taking it: the next activation does.
 		case <-ctx.Done():
-			timer.Stop()
+			putTimer(timer)
 			return fmt.Errorf("request to instance %s: %w", id, ctx.Err())
 		case <-timer.C:
+			putTimer(timer)
 			return fmt.Errorf("request to instance %s: no answer within %s: %w", id, timeout, context.DeadlineExceeded)
 		}
 	}
@@ -757,6 +758,26 @@ type levelFloor struct {
 
 func (l levelFloor) Enabled(ctx context.Context, lvl slog.Level) bool {
 	return lvl >= l.min && l.Handler.Enabled(ctx, lvl)
+}
+
+// Request timers are reused: a timer per request was a tenth of the bytes a
+// timer fire allocates. Since Go 1.23 a stopped or fired timer's channel holds
+// no stale value after Reset, so a pooled timer is as good as a new one.
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+func getTimer(d time.Duration) *time.Timer {
+	t := timers.Get().(*time.Timer)
+	t.Reset(d)
+	return t
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // sleepCtx waits d, or less if ctx ends first (its error is returned then).

@@ -221,14 +221,14 @@ func (w *workflowActor) handleSafely(msg any) (err error) {
 // load reads the instance from disk and, if it is running, replays its history
 // into a fresh executor and re-sends the work that was in flight.
 func (w *workflowActor) load() error {
-	st, err := w.h.db.LoadInstance(w.part, w.id) // one pass over the instance's keys
+	st, err := w.h.db.LoadInstance(w.part, w.id)
 	w.loaded = true
-	w.activities = map[int64]*storage.ActivityRecord{}
-	w.retried = map[int64]bool{}
-	w.reminders = map[string]storage.Reminder{}
-	w.children = map[int64]string{}
-	w.childInput = map[int64]childCall{}
-	w.outbox = map[uint64]*storage.OutboxRecord{}
+	w.activities = nil
+	w.retried = nil
+	w.reminders = nil
+	w.children = nil
+	w.childInput = nil
+	w.outbox = nil
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
@@ -252,11 +252,11 @@ func (w *workflowActor) load() error {
 		}
 	}
 	for i := range st.Outbox {
-		w.outbox[st.Outbox[i].Seq] = &st.Outbox[i]
+		put(&w.outbox, st.Outbox[i].Seq, &st.Outbox[i])
 		w.send(&st.Outbox[i]) // decided before the node stopped: send again
 	}
 	for _, r := range st.Reminders {
-		w.reminders[r.Name] = r
+		put(&w.reminders, r.Name, r)
 	}
 	if w.row.Status == storage.Running || w.row.Status == storage.Suspended {
 		history := make([]workflow.Event, len(st.History))
@@ -268,13 +268,13 @@ func (w *workflowActor) load() error {
 		for _, ev := range history {
 			switch ev.Kind {
 			case workflow.ActivityScheduled:
-				w.activities[ev.TaskID] = &storage.ActivityRecord{TaskID: ev.TaskID, Name: ev.Name, Input: ev.Data,
-					Attempt: 1, FirstAttemptAt: ev.Time, NextAttemptAt: ev.Time}
+				put(&w.activities, ev.TaskID, &storage.ActivityRecord{TaskID: ev.TaskID, Name: ev.Name, Input: ev.Data,
+					Attempt: 1, FirstAttemptAt: ev.Time, NextAttemptAt: ev.Time})
 			case workflow.ActivityCompleted, workflow.ActivityFailed:
 				delete(w.activities, ev.TaskID)
 			case workflow.ChildScheduled:
-				w.children[ev.TaskID] = ev.Instance
-				w.childInput[ev.TaskID] = childCall{ev.Name, ev.Data}
+				put(&w.children, ev.TaskID, ev.Instance)
+				put(&w.childInput, ev.TaskID, childCall{ev.Name, ev.Data})
 			case workflow.ChildCompleted, workflow.ChildFailed:
 				delete(w.children, ev.TaskID)
 			}
@@ -283,8 +283,8 @@ func (w *workflowActor) load() error {
 			// A retried attempt (or, in data written before first attempts went
 			// without a record, any outstanding one): the record has its attempt.
 			rec := &st.Activities[i]
-			w.activities[rec.TaskID] = rec
-			w.retried[rec.TaskID] = true
+			put(&w.activities, rec.TaskID, rec)
+			put(&w.retried, rec.TaskID, true)
 		}
 		if w.row.Remote {
 			w.past = history
@@ -397,12 +397,12 @@ func (w *workflowActor) start(m StartRequest) error {
 		w.forgetRemoteWork()
 		w.unload()
 		w.loaded = true
-		w.activities = map[int64]*storage.ActivityRecord{}
-		w.retried = map[int64]bool{}
-		w.reminders = map[string]storage.Reminder{}
-		w.children = map[int64]string{}
-		w.childInput = map[int64]childCall{}
-		w.outbox = map[uint64]*storage.OutboxRecord{}
+		w.activities = nil
+		w.retried = nil
+		w.reminders = nil
+		w.children = nil
+		w.childInput = nil
+		w.outbox = nil
 	}
 	w.row = &storage.InstanceRecord{
 		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input,
@@ -626,7 +626,7 @@ func (w *workflowActor) activityResult(t *txn, m ActivityResult) (workflow.Event
 		if err := t.b.PutActivity(w.part, w.id, rec); err != nil {
 			panic(err) // our own record: a failure is a bug
 		}
-		w.retried[m.TaskID] = true
+		put(&w.retried, m.TaskID, true)
 		w.putReminder(t, retryName(w.row.Generation, m.TaskID), rec.NextAttemptAt)
 		w.h.log.Info("activity attempt failed; retrying", "instance", w.id, "task", m.TaskID, "activity", rec.Name,
 			"attempt", m.Attempt, "next_attempt_in", delay, "failure", m.Failure.String())
@@ -866,7 +866,7 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 		case workflow.ActivityScheduled:
 			// No record on disk: the event is the record of a first attempt.
 			rec := &storage.ActivityRecord{TaskID: a.TaskID, Name: a.Name, Input: a.Data, Attempt: 1, FirstAttemptAt: w.now, NextAttemptAt: w.now}
-			w.activities[a.TaskID] = rec
+			put(&w.activities, a.TaskID, rec)
 			t.dispatch = append(t.dispatch, w.invocation(rec))
 		case workflow.TimerCreated:
 			w.putReminder(t, timerName(gen, a.TaskID), a.FireAt)
@@ -875,8 +875,8 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 				w.deleteReminder(t, r)
 			}
 		case workflow.ChildScheduled:
-			w.children[a.TaskID] = a.Instance
-			w.childInput[a.TaskID] = childCall{a.Name, a.Data}
+			put(&w.children, a.TaskID, a.Instance)
+			put(&w.childInput, a.TaskID, childCall{a.Name, a.Data})
 			t.children = append(t.children, childStartMsg{a.Instance, w.childStart(a.TaskID, childCall{a.Name, a.Data})})
 		case workflow.EventSent:
 			rec := &storage.OutboxRecord{Seq: w.row.NextOutboxSeq, Target: a.Instance, Name: a.Name, Data: a.Data}
@@ -884,7 +884,7 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 			if err := t.b.PutOutbox(w.part, w.id, rec); err != nil {
 				return err
 			}
-			w.outbox[rec.Seq] = rec
+			put(&w.outbox, rec.Seq, rec)
 			t.sends = append(t.sends, rec)
 		case workflow.WorkflowCompleted:
 			w.finish(t, storage.Completed, a.Data, nil)
@@ -962,8 +962,8 @@ func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, fai
 		w.deleteReminder(t, w.reminders["start"])
 	}
 	w.clearInbox(t)
-	w.children = map[int64]string{}
-	w.childInput = map[int64]childCall{}
+	w.children = nil
+	w.childInput = nil
 	if w.row.ParentID != "" {
 		w.row.ParentPending = true
 		t.parent = true
@@ -980,8 +980,8 @@ func (w *workflowActor) dropOutstanding(t *txn) {
 	for task := range w.retried {
 		t.b.DeleteActivity(w.part, w.id, task)
 	}
-	w.activities = map[int64]*storage.ActivityRecord{}
-	w.retried = map[int64]bool{}
+	w.activities = nil
+	w.retried = nil
 	for name, r := range w.reminders {
 		if name != "start" {
 			w.deleteReminder(t, r)
@@ -1010,7 +1010,7 @@ func (w *workflowActor) putReminder(t *txn, name string, due time.Time) {
 	if err := t.b.PutReminder(r); err != nil {
 		panic(err) // names are ours and valid; a failure here is a bug
 	}
-	w.reminders[name] = r
+	put(&w.reminders, name, r)
 	t.added = append(t.added, r)
 }
 
@@ -1183,4 +1183,13 @@ func quote(s string) []byte {
 	}
 	b, _ := json.Marshal(s)
 	return b
+}
+
+// put sets m[k] = v, making the map on first use: most instances never have
+// children, retries or outbox entries, and an activation made six maps for them.
+func put[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = make(map[K]V)
+	}
+	(*m)[k] = v
 }

@@ -35,7 +35,16 @@ func (c *Context) IsReplaying() bool { return c.e.replaying }
 
 // Logger returns a logger that is silent while the workflow replays, so each line is
 // written once however often the code re-runs.
-func (c *Context) Logger() *slog.Logger { return c.e.logger }
+func (c *Context) Logger() *slog.Logger {
+	e := c.e
+	if e.logger == nil {
+		// Built on first use: most workflows never log, and the handler chain
+		// cost every activation of every instance a few allocations. The
+		// workflow's goroutine and the executor never run at once, so no lock.
+		e.logger = slog.New(replayAwareHandler{e.opts.Logger.Handler(), e}).With("instance", e.instanceID, "workflow", e.name)
+	}
+	return e.logger
+}
 
 // NewUUID returns a UUID (version 5 layout) derived from the instance, its
 // generation and a counter: different on every call, identical on every replay.
@@ -81,6 +90,9 @@ func (c *Context) CallActivity(name string, input any, opts ...CallOption) *Task
 	t := e.newTask(taskActivity, name)
 	e.emit(Event{Kind: ActivityScheduled, TaskID: t.id, Name: name, Data: data, Retry: o.retry})
 	if o.retry != nil {
+		if e.retry == nil {
+			e.retry = map[int64]*RetryPolicy{}
+		}
 		e.retry[t.id] = o.retry
 	}
 	return t

@@ -126,11 +126,8 @@ func NewExecutor(reg *Registry, instanceID string, opts ExecutorOptions) *Execut
 		opts:       opts,
 		closed:     make(chan struct{}),
 		tasks:      map[int64]*Task{},
-		retry:      map[int64]*RetryPolicy{},
-		events:     map[string]*eventQueue{},
 	}
 	e.ctx = &Context{e: e}
-	e.logger = slog.New(replayAwareHandler{opts.Logger.Handler(), e}).With("instance", instanceID)
 	return e
 }
 
@@ -241,7 +238,6 @@ func (e *Executor) start(ev Event) {
 	}
 	e.started = true
 	e.name, e.startedAt = ev.Name, ev.Time
-	e.logger = e.logger.With("workflow", ev.Name)
 	def := e.reg.workflow(ev.Name)
 	if def == nil {
 		e.finish(yieldMsg{done: true, err: &ApplicationError{Type: "WorkflowNotRegistered",
@@ -440,6 +436,9 @@ func (e *Executor) queue(key string) *eventQueue {
 	q := e.events[key]
 	if q == nil {
 		q = &eventQueue{}
+		if e.events == nil {
+			e.events = map[string]*eventQueue{}
+		}
 		e.events[key] = q
 	}
 	return q
