@@ -40,8 +40,8 @@ type workflowActor struct {
 	// run, so a step that schedules and completes activities writes no record;
 	// only a failed attempt that is retried stores one (attempt, next attempt time).
 	retried    map[int64]bool
-	reminders  map[string]storage.Reminder // this instance's stored reminders, by name
-	children   map[int64]string            // outstanding child workflows: task → child id
+	reminders  reminderSet      // this instance's stored reminders
+	children   map[int64]string // outstanding child workflows: task → child id
 	childInput map[int64]childCall
 	outbox     map[uint64]*storage.OutboxRecord // events sent to other instances, not yet acknowledged
 
@@ -148,11 +148,11 @@ func (w *workflowActor) idleInMemory() bool {
 		return true
 	case row.Remote || w.h.opts.SleepPassivation < 0:
 		return false
-	case len(w.activities) > 0 || len(w.children) > 0 || len(w.reminders) == 0:
+	case len(w.activities) > 0 || len(w.children) > 0 || w.reminders.len() == 0:
 		return false // results coming, or waiting on an event that may come any moment
 	}
 	soonest := time.Time{}
-	for _, r := range w.reminders {
+	for _, r := range w.reminders.all() {
 		if soonest.IsZero() || r.Due.Before(soonest) {
 			soonest = r.Due
 		}
@@ -225,7 +225,7 @@ func (w *workflowActor) load() error {
 	w.loaded = true
 	w.activities = nil
 	w.retried = nil
-	w.reminders = nil
+	w.reminders.reset()
 	w.children = nil
 	w.childInput = nil
 	w.outbox = nil
@@ -256,7 +256,7 @@ func (w *workflowActor) load() error {
 		w.send(&st.Outbox[i]) // decided before the node stopped: send again
 	}
 	for _, r := range st.Reminders {
-		put(&w.reminders, r.Name, r)
+		w.reminders.set(r)
 	}
 	if w.row.Status == storage.Running || w.row.Status == storage.Suspended {
 		history := make([]workflow.Event, len(st.History))
@@ -391,15 +391,13 @@ func (w *workflowActor) start(m StartRequest) error {
 			t.b.Close()
 			return fmt.Errorf("replace instance %s: %w", w.id, err)
 		}
-		for _, r := range w.reminders {
-			t.done = append(t.done, r)
-		}
+		t.done = append(t.done, w.reminders.all()...)
 		w.forgetRemoteWork()
 		w.unload()
 		w.loaded = true
 		w.activities = nil
 		w.retried = nil
-		w.reminders = nil
+		w.reminders.reset()
 		w.children = nil
 		w.childInput = nil
 		w.outbox = nil
@@ -557,10 +555,7 @@ func (w *workflowActor) purge(m PurgeRequest) error {
 		w.unload()
 		return fmt.Errorf("purge %s: %w", w.id, err)
 	}
-	done := make([]storage.Reminder, 0, len(w.reminders))
-	for _, r := range w.reminders {
-		done = append(done, r)
-	}
+	done := append([]storage.Reminder(nil), w.reminders.all()...)
 	w.h.rem.Done(done...)
 	w.unload()
 	w.loaded = true // known absent
@@ -646,7 +641,7 @@ func (w *workflowActor) childResult(m ChildResult) error {
 }
 
 func (w *workflowActor) reminderFired(r storage.Reminder) error {
-	stored, ok := w.reminders[r.Name]
+	stored, ok := w.reminders.get(r.Name)
 	if w.row == nil || !ok {
 		return nil // already handled and deleted
 	}
@@ -744,11 +739,11 @@ func (w *workflowActor) settle(t *txn, ev workflow.Event) {
 			delete(w.retried, ev.TaskID)
 			t.b.DeleteActivity(w.part, w.id, ev.TaskID)
 		}
-		if r, ok := w.reminders[retryName(w.row.Generation, ev.TaskID)]; ok {
+		if r, ok := w.reminders.get(retryName(w.row.Generation, ev.TaskID)); ok {
 			w.deleteReminder(t, r)
 		}
 	case workflow.TimerFired:
-		if r, ok := w.reminders[timerName(w.row.Generation, ev.TaskID)]; ok {
+		if r, ok := w.reminders.get(timerName(w.row.Generation, ev.TaskID)); ok {
 			w.deleteReminder(t, r)
 		}
 	case workflow.ChildCompleted, workflow.ChildFailed:
@@ -871,7 +866,7 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 		case workflow.TimerCreated:
 			w.putReminder(t, timerName(gen, a.TaskID), a.FireAt)
 		case workflow.TimerCanceled:
-			if r, ok := w.reminders[timerName(gen, a.TaskID)]; ok {
+			if r, ok := w.reminders.get(timerName(gen, a.TaskID)); ok {
 				w.deleteReminder(t, r)
 			}
 		case workflow.ChildScheduled:
@@ -940,9 +935,9 @@ func (w *workflowActor) dropHistory(t *txn) {
 func (w *workflowActor) inline() *storage.Inline {
 	in := &storage.Inline{HistoryKeys: w.histKeys, History: w.histInline,
 		Retrying: len(w.retried), Outbox: len(w.outbox)}
-	if len(w.reminders) > 0 {
-		in.Reminders = make([]storage.InlineReminder, 0, len(w.reminders))
-		for _, r := range w.reminders {
+	if w.reminders.len() > 0 {
+		in.Reminders = make([]storage.InlineReminder, 0, w.reminders.len())
+		for _, r := range w.reminders.all() {
 			in.Reminders = append(in.Reminders, storage.InlineReminder{Name: r.Name, Due: r.Due})
 		}
 		slices.SortFunc(in.Reminders, func(a, b storage.InlineReminder) int { return strings.Compare(a.Name, b.Name) })
@@ -958,8 +953,8 @@ func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, fai
 	w.row.Output = output
 	w.row.Failure = failure
 	w.dropOutstanding(t)
-	if _, ok := w.reminders["start"]; ok {
-		w.deleteReminder(t, w.reminders["start"])
+	if r, ok := w.reminders.get("start"); ok {
+		w.deleteReminder(t, r)
 	}
 	w.clearInbox(t)
 	w.children = nil
@@ -982,8 +977,8 @@ func (w *workflowActor) dropOutstanding(t *txn) {
 	}
 	w.activities = nil
 	w.retried = nil
-	for name, r := range w.reminders {
-		if name != "start" {
+	for _, r := range slices.Clone(w.reminders.all()) { // deleteReminder changes the set
+		if r.Name != "start" {
 			w.deleteReminder(t, r)
 		}
 	}
@@ -1004,19 +999,19 @@ func (w *workflowActor) putReminder(t *txn, name string, due time.Time) {
 		due = floor // the reminder scan starts at the floor: store below it and it would be missed
 	}
 	r := storage.Reminder{Partition: w.part, Instance: w.id, Name: name, Due: due.UTC()}
-	if old, ok := w.reminders[name]; ok {
+	if old, ok := w.reminders.get(name); ok {
 		t.b.DeleteReminder(old)
 	}
 	if err := t.b.PutReminder(r); err != nil {
 		panic(err) // names are ours and valid; a failure here is a bug
 	}
-	put(&w.reminders, name, r)
+	w.reminders.set(r)
 	t.added = append(t.added, r)
 }
 
 func (w *workflowActor) deleteReminder(t *txn, r storage.Reminder) {
 	t.b.DeleteReminder(r)
-	delete(w.reminders, r.Name)
+	w.reminders.remove(r.Name)
 	t.done = append(t.done, r)
 }
 

@@ -51,7 +51,7 @@ func (w *workflowActor) episodeReady() bool {
 	case storage.Running:
 		return true
 	case storage.Pending:
-		_, scheduled := w.reminders["start"]
+		_, scheduled := w.reminders.get("start")
 		return !scheduled // started, waiting for its first episode
 	}
 	return false
