@@ -38,7 +38,7 @@ func main() {
 	fs := flag.NewFlagSet("weftbench", flag.ExitOnError)
 	harness.RegisterFlags(fs, &p)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: weftbench -scenario NAME [flags]\n\n-opts keys: activity_concurrency, max_active, idle_timeout_ms, cache_mb, memtable_mb (0 = weft's default)\n\n")
+		fmt.Fprintf(fs.Output(), "usage: weftbench -scenario NAME [flags]\n\n-opts keys: activity_concurrency, max_active, idle_timeout_ms, cache_mb, memtable_mb, max_reminders (0 = weft's default)\n\n")
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(os.Args[1:])
@@ -250,6 +250,9 @@ func open(opts weft.Options) (*weft.Runtime, error) {
 	}
 	if mb := p.Option("cache_mb", 0); mb > 0 {
 		opts.CacheSize = int64(mb) << 20
+	}
+	if n := p.Option("max_reminders", 0); n > 0 {
+		opts.MaxRemindersInMemory = n
 	}
 	if mb := p.Option("memtable_mb", 0); mb > 0 {
 		opts.MemTableSize = int64(mb) << 20
