@@ -306,6 +306,19 @@ func TestRemoteContinueAsNewCarriesEvents(t *testing.T) {
 	if st.Status != weft.StatusCompleted || st.Generation != 1 || string(st.Input) != "1" {
 		t.Fatalf("final: %s gen %d input %s", st.Status, st.Generation, st.Input)
 	}
+	h, err := rt.History(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inputs []string
+	for _, ev := range h {
+		if ev.Kind == workflow.WorkflowStarted {
+			inputs = append(inputs, string(ev.Data))
+		}
+	}
+	if len(inputs) != 1 || inputs[0] != "1" {
+		t.Fatalf("the stored history is not the second generation's alone: %v", h)
+	}
 }
 
 func TestRemoteTerminateWithdrawsWork(t *testing.T) {

@@ -110,7 +110,7 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 	if n := len(o.Actions); n > 0 && o.Actions[n-1].Kind == workflow.ContinuedAsNew && !w.row.Status.Terminal() {
 		last := o.Actions[n-1]
 		w.dropOutstanding(t)
-		t.b.DeleteHistory(w.part, w.id, w.row.NextSeq)
+		w.dropHistory(t)
 		w.row.NextSeq, w.row.Episode, w.past = 0, 0, nil
 		w.row.Generation++
 		w.row.Input = last.Data
