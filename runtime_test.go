@@ -236,6 +236,7 @@ func newApp(t *testing.T, dir string, opts weft.Options) *app {
 	must(weft.RegisterWorkflow(rt, Sleeper))
 	must(weft.RegisterWorkflow(rt, Counter))
 	must(weft.RegisterWorkflow(rt, Blocked))
+	must(weft.RegisterWorkflow(rt, Steps))
 	must(weft.RegisterActivity(rt, func(ctx context.Context, in stepInput) (int, error) {
 		info, _ := workflow.ActivityInfoFrom(ctx)
 		n := a.attempt(info.InstanceID + "/" + in.Name)
@@ -962,6 +963,84 @@ func TestStallIsRetriedDeadlockFails(t *testing.T) {
 	}
 }
 
+// TestStalledInstanceHoldsInputs: an event raised while a stalled step waits for
+// its fresh replay is held, not refused, and applied after the replay.
+func TestStalledInstanceHoldsInputs(t *testing.T) {
+	a := newApp(t, "", weft.Options{DeadlockTimeout: 100 * time.Millisecond, StallRetryDelay: 500 * time.Millisecond})
+	ctx := ctxT(t)
+	var runs atomic.Int32
+	_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (string, error) {
+		if err := ctx.CallActivity("Square", 3).Await(nil); err != nil {
+			return "", err
+		}
+		if runs.Add(1) == 1 {
+			time.Sleep(300 * time.Millisecond) // the first run stalls past the timeout
+		}
+		var s string
+		err := ctx.WaitForExternalEvent("go", 0).Await(&s)
+		return s, err
+	}, workflow.WithName("StallsThenWaits"))
+	id, err := a.rt.Schedule(ctx, "StallsThenWaits", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.rt.Host().WaitFor(ctx, id, func(r *storage.InstanceRecord) bool { return r.Stalls > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.rt.RaiseEvent(ctx, id, "go", "held"); err != nil {
+		t.Fatalf("an event for a stalled instance: %v", err)
+	}
+	st, err := a.rt.WaitForCompletion(ctx, id)
+	if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != `"held"` {
+		t.Fatalf("after the replay: %+v %v", st, err)
+	}
+}
+
+// TestWorkflowRegisteredAfterStart: an instance in flight whose workflow the
+// reopened process registers only after Start is not failed: it waits, holds
+// what it is sent, and goes on once the workflow is registered.
+func TestWorkflowRegisteredAfterStart(t *testing.T) {
+	dir := t.TempDir()
+	late := func(ctx *workflow.Context, _ any) (string, error) {
+		var released, ev string
+		if err := ctx.CallActivity("Blocker", ctx.InstanceID()).Await(&released); err != nil {
+			return "", err
+		}
+		err := ctx.WaitForExternalEvent("go", 0).Await(&ev)
+		return released + " " + ev, err
+	}
+	a := newApp(t, dir, weft.Options{})
+	ctx := ctxT(t)
+	if err := weft.RegisterWorkflow(a.rt, late, workflow.WithName("Late")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.rt.Schedule(ctx, "Late", nil, weft.WithInstanceID("late")); err != nil {
+		t.Fatal(err)
+	}
+	for len(a.attemptTimes("late")) == 0 {
+		time.Sleep(time.Millisecond) // waits on its Blocker
+	}
+	if err := a.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newApp(t, dir, weft.Options{StallRetryDelay: 50 * time.Millisecond})
+	close(b.release)
+	if err := b.rt.RaiseEvent(ctx, "late", "go", "now"); err != nil {
+		t.Fatalf("an event for an instance of a workflow not registered yet: %v", err)
+	}
+	if st, err := b.rt.Status(ctx, "late"); err != nil || st.Status != weft.StatusRunning {
+		t.Fatalf("before the workflow is registered: %+v %v", st, err)
+	}
+	if err := weft.RegisterWorkflow(b.rt, late, workflow.WithName("Late")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.rt.WaitForCompletion(ctx, "late")
+	if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != `"released now"` {
+		t.Fatalf("once registered: %+v %v", st, err)
+	}
+}
+
 // TestSendEventBetweenInstances: an event a workflow sends reaches the target,
 // and the sender's outbox entry is gone once the target acknowledged it.
 func TestSendEventBetweenInstances(t *testing.T) {
@@ -1126,9 +1205,6 @@ func Steps(ctx *workflow.Context, in struct{ N, Pad int }) (int, error) {
 func TestHistoryInRowThenKeys(t *testing.T) {
 	dir := t.TempDir()
 	a := newApp(t, dir, weft.Options{})
-	if err := weft.RegisterWorkflow(a.rt, Steps); err != nil {
-		t.Fatal(err)
-	}
 	ctx := ctxT(t)
 	for _, tc := range []struct {
 		id     string
@@ -1157,9 +1233,6 @@ func TestHistoryInRowThenKeys(t *testing.T) {
 	}
 
 	b := newApp(t, dir, weft.Options{})
-	if err := weft.RegisterWorkflow(b.rt, Steps); err != nil {
-		t.Fatal(err)
-	}
 	db := b.rt.Host().DB()
 	for _, tc := range []struct {
 		id   string

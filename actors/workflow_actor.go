@@ -108,9 +108,10 @@ func (w *workflowActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		w.unload()
 		w.h.stopped(w.act)
-	case *actor.ReceiveTimeout, passivate:
-		w.h.deactivate(w.act)
-		ctx.Poison(ctx.Self())
+	case *actor.ReceiveTimeout:
+		if w.h.deactivate(w.act) {
+			ctx.Poison(ctx.Self())
+		}
 	case request:
 		err := w.handleSafely(msg.msg)
 		msg.done <- err
@@ -127,14 +128,12 @@ func (w *workflowActor) Receive(ctx actor.Context) {
 // flight (a fired reminder activates it again). Holding such instances until the
 // idle timeout is what made a million pending timers cost gigabytes.
 func (w *workflowActor) passivateIfDone(ctx actor.Context) {
-	if !w.loaded || w.act.stopping {
+	if !w.loaded || !w.idleInMemory() {
 		return
 	}
-	if !w.idleInMemory() {
-		return
+	if w.h.deactivate(w.act) {
+		ctx.Poison(ctx.Self())
 	}
-	w.h.deactivate(w.act)
-	ctx.Poison(ctx.Self())
 }
 
 func (w *workflowActor) idleInMemory() bool {
@@ -223,12 +222,7 @@ func (w *workflowActor) handleSafely(msg any) (err error) {
 func (w *workflowActor) load() error {
 	st, err := w.h.db.LoadInstance(w.part, w.id)
 	w.loaded = true
-	w.activities = nil
-	w.retried = nil
-	w.reminders.reset()
-	w.children = nil
-	w.childInput = nil
-	w.outbox = nil
+	w.forgetOutstanding()
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
@@ -293,8 +287,8 @@ func (w *workflowActor) load() error {
 		}
 		w.exec = w.newExecutor()
 		o := w.exec.Execute(history, nil)
-		if t := w.newTxn(); w.stalled(t, o) {
-			return w.commit(t)
+		if t := w.newTxn(); w.unregistered(t, o) || w.stalled(t, o) {
+			return w.commit(t) // inputs are held until the "unstall" reminder replays
 		} else {
 			t.b.Close()
 		}
@@ -310,6 +304,11 @@ func (w *workflowActor) load() error {
 			}
 		}
 		w.resend()
+		if w.row.Status == storage.Running && w.row.NextInboxSeq > 0 {
+			if err := w.applyHeld(); err != nil {
+				return err
+			}
+		}
 	}
 	if w.row.Status == storage.Pending && w.row.Remote {
 		return w.loadHeld()
@@ -318,6 +317,22 @@ func (w *workflowActor) load() error {
 		w.notifyParent()
 	}
 	return nil
+}
+
+// applyHeld applies the inputs a running instance held while it had no
+// executor (its step stalled, or its workflow was not registered).
+func (w *workflowActor) applyHeld() error {
+	held, err := w.inbox()
+	if err != nil {
+		return err
+	}
+	t := w.newTxn()
+	w.clearInbox(t)
+	if err := w.advance(t, held); err != nil {
+		t.b.Close()
+		return err
+	}
+	return w.commit(t)
 }
 
 // resend re-sends what this instance has in flight that nothing on this node is
@@ -333,6 +348,17 @@ func (w *workflowActor) resend() {
 		c := w.childInput[task]
 		w.h.deliverAsync(child, w.childStart(task, c))
 	}
+}
+
+// forgetOutstanding clears what the actor knows of the instance's outstanding
+// work, before it is loaded again or replaced.
+func (w *workflowActor) forgetOutstanding() {
+	w.activities = nil
+	w.retried = nil
+	w.reminders.reset()
+	w.children = nil
+	w.childInput = nil
+	w.outbox = nil
 }
 
 func (w *workflowActor) unload() {
@@ -395,12 +421,7 @@ func (w *workflowActor) start(m StartRequest) error {
 		w.forgetRemoteWork()
 		w.unload()
 		w.loaded = true
-		w.activities = nil
-		w.retried = nil
-		w.reminders.reset()
-		w.children = nil
-		w.childInput = nil
-		w.outbox = nil
+		w.forgetOutstanding()
 	}
 	w.row = &storage.InstanceRecord{
 		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input,
@@ -506,20 +527,23 @@ func (w *workflowActor) resume(m ResumeRequest) error {
 		}
 		return w.commit(t)
 	}
-	held, err := w.inbox()
-	if err != nil {
-		return err
-	}
 	t := w.newTxn()
-	w.clearInbox(t)
 	w.row.Status = storage.Running
 	if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowResumed, Data: quote(m.Reason), Time: w.now}); err != nil {
 		t.b.Close()
 		return err
 	}
-	if err := w.advance(t, held); err != nil {
-		t.b.Close()
-		return err
+	if w.exec != nil { // else the held inputs wait for the replay the "unstall" reminder brings
+		held, err := w.inbox()
+		if err != nil {
+			t.b.Close()
+			return err
+		}
+		w.clearInbox(t)
+		if err := w.advance(t, held); err != nil {
+			t.b.Close()
+			return err
+		}
 	}
 	return w.commit(t)
 }
@@ -675,10 +699,16 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 	case kind == "timer" && gen == w.row.Generation && !w.row.Status.Terminal():
 		return w.input(workflow.Event{Kind: workflow.TimerFired, TaskID: task, Time: w.now})
 	case kind == "unstall":
-		// Loading replayed the history with a fresh executor: the step ran again.
 		t := w.newTxn()
 		w.deleteReminder(t, stored)
-		return w.commit(t)
+		if err := w.commit(t); err != nil {
+			return err
+		}
+		if w.exec != nil || w.row.Remote || w.row.Status.Terminal() {
+			return nil // loading replayed the history with a fresh executor: the step ran again
+		}
+		w.unload() // the instance waited for this replay
+		return w.load()
 	case kind == "retry" && gen == w.row.Generation && w.activities[task] != nil:
 		t := w.newTxn()
 		w.deleteReminder(t, stored)
@@ -774,7 +804,6 @@ type txn struct {
 	parent    bool
 	started   string // workflow name, when this step started an instance
 	finished  string // final status, when this step finished it
-	unload    bool   // drop the executor after the commit (a stalled step)
 }
 
 type childStartMsg struct {
@@ -836,9 +865,39 @@ func (w *workflowActor) stalled(t *txn, o *workflow.Outcome) bool {
 	w.h.log.Warn("workflow code did not yield in time; retrying the step with a fresh replay",
 		"instance", w.id, "workflow", w.row.Name, "stall", w.row.Stalls, "of", maxStalls, "retry_in", delay)
 	w.putReminder(t, "unstall", w.now.Add(delay))
-	t.unload = true
+	w.dropExecutor()
 	return true
 }
+
+// dropExecutor leaves a running instance without an executor until its
+// "unstall" reminder replays it: meanwhile its inputs are held (inputs).
+func (w *workflowActor) dropExecutor() {
+	w.exec.Close()
+	w.exec = nil
+}
+
+// unregistered handles a replay of a workflow this process has not registered
+// (yet: code registering it after Start, or a rolling deploy): the instance is
+// not failed for it, it replays again after Options.StallRetryDelay × n, up to
+// a minute apart, until it is.
+func (w *workflowActor) unregistered(t *txn, o *workflow.Outcome) bool {
+	if !o.NotRegistered {
+		return false
+	}
+	if w.row.Stalls < maxUnregisteredWaits {
+		w.row.Stalls++
+	}
+	delay := min(w.h.opts.StallRetryDelay*time.Duration(w.row.Stalls), time.Minute)
+	w.h.log.Warn("workflow is not registered in this process; the instance waits for it (register workflows before Start)",
+		"instance", w.id, "workflow", w.row.Name, "retry_in", delay)
+	w.putReminder(t, "unstall", w.now.Add(delay))
+	w.dropExecutor()
+	return true
+}
+
+// maxUnregisteredWaits caps the count that spaces the replays of an instance
+// whose workflow is not registered.
+const maxUnregisteredWaits = 12
 
 // record appends inputs and the executor's actions to history and turns each
 // action into stored records and post-commit effects.
@@ -1089,9 +1148,6 @@ func (w *workflowActor) commit(t *txn) error {
 	if w.row != nil && w.h.watched(w.id) {
 		snapshot := *w.row
 		w.h.notify(w.id, &snapshot)
-	}
-	if t.unload {
-		w.unload() // the next message (at the latest the unstall reminder) replays afresh
 	}
 	return nil
 }

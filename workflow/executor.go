@@ -41,6 +41,12 @@ type Outcome struct {
 	// unusable afterwards. On an overloaded machine this can be a stall rather than
 	// a deadlock: a runtime may retry the step with a fresh executor instead.
 	Deadlocked bool
+	// NotRegistered is set when a history is replayed for a workflow this
+	// process has not registered (it ran here before, or on a node that has it):
+	// there are no actions and the executor is unusable. The instance is not
+	// failed for it: a runtime waits and replays again once it is registered.
+	// A new instance of an unregistered workflow fails with WorkflowNotRegistered.
+	NotRegistered bool
 }
 
 // Done reports whether the outcome ends the generation.
@@ -239,6 +245,12 @@ func (e *Executor) start(ev Event) {
 	e.started = true
 	e.name, e.startedAt = ev.Name, ev.Time
 	def := e.reg.workflow(ev.Name)
+	if def == nil && e.replaying {
+		e.abandoned.Store(true)
+		e.halted = true
+		e.out.NotRegistered = true
+		return
+	}
 	if def == nil {
 		e.finish(yieldMsg{done: true, err: &ApplicationError{Type: "WorkflowNotRegistered",
 			Message: fmt.Sprintf("workflow %q is not registered in this process", ev.Name), NonRetriable: true}})

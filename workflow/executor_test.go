@@ -187,8 +187,16 @@ func TestUndecodableWorkflowInput(t *testing.T) {
 	e2 := NewExecutor(testRegistry(), "unknown", ExecutorOptions{})
 	defer e2.Close()
 	o = e2.Execute(nil, []Event{{Kind: WorkflowStarted, Name: "NoSuchWorkflow", Time: scriptEpoch}})
-	if len(o.Actions) != 1 || o.Actions[0].Failure.Type != "WorkflowNotRegistered" {
-		t.Fatalf("actions = %+v", o.Actions)
+	if len(o.Actions) != 1 || o.Actions[0].Failure.Type != "WorkflowNotRegistered" || o.NotRegistered {
+		t.Fatalf("a new instance of an unregistered workflow: %+v", o)
+	}
+	// A history is not failed for it: the runtime waits for the registration.
+	e3 := NewExecutor(testRegistry(), "unknown", ExecutorOptions{})
+	defer e3.Close()
+	o = e3.Execute([]Event{{Kind: WorkflowStarted, Name: "NoSuchWorkflow", Time: scriptEpoch},
+		{Kind: ActivityScheduled, TaskID: 0, Name: "Step1", Time: scriptEpoch}}, nil)
+	if len(o.Actions) != 0 || !o.NotRegistered {
+		t.Fatalf("a replay of an unregistered workflow: %+v", o)
 	}
 }
 
