@@ -236,18 +236,16 @@ func (h *Host) Close() error {
 	}
 	remErr := h.rem.Close()
 	h.mu.Lock()
-	pids := make([]*actor.PID, 0, len(h.actors))
+	all := make([]*activation, 0, len(h.actors))
 	for _, a := range h.actors {
-		pids = append(pids, a.PID())
+		all = append(all, a)
 	}
 	h.mu.Unlock()
 	// Poison, not Stop: an actor first answers what is already in its mailbox (a
 	// report of an activity that finished just before Close would otherwise wait
 	// out its request timeout), and nothing new arrives, since every request
 	// checks closing first.
-	for _, pid := range pids {
-		_ = h.system.Root.PoisonFuture(pid).Wait()
-	}
+	h.stopAll(all)
 	h.background.Wait()
 	h.system.Shutdown()
 	h.dispatcher.stop()
@@ -436,8 +434,8 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 		a.pid = h.system.Root.Spawn(h.workflowProps(a))
 		close(a.spawned)
 		h.stats.Activations.Add(1)
-		if victim != nil {
-			h.system.Root.Send(victim.PID(), passivate{})
+		if victim != nil && h.deactivate(victim) {
+			h.system.Root.Poison(victim.PID())
 		}
 		return a, nil
 	}
@@ -459,7 +457,9 @@ func (h *Host) StopPartition(ctx context.Context, part uint16) error {
 	}
 	h.mu.Unlock()
 	for _, a := range victims {
-		h.system.Root.Send(a.PID(), passivate{})
+		if h.deactivate(a) {
+			h.system.Root.Poison(a.PID())
+		}
 	}
 	for _, a := range victims {
 		select {
@@ -500,13 +500,30 @@ func (h *Host) DB() *storage.DB { return h.db }
 func (h *Host) Log() *slog.Logger { return h.log }
 
 // deactivate takes an activation out of routing: later requests wait for it to stop
-// and go to a fresh activation.
-func (h *Host) deactivate(a *activation) {
+// and go to a fresh activation. It reports whether the caller claimed the stop:
+// only the claimer poisons the actor, so nothing is sent to an actor already
+// gone (protoactor would dead-letter it).
+func (h *Host) deactivate(a *activation) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.actors[a.id] == a && !a.stopping {
 		a.stopping = true
 		h.lru.Remove(a.elem)
+		return true
+	}
+	return false
+}
+
+// stopAll poisons the activations no one else is stopping and waits until all
+// of them stopped.
+func (h *Host) stopAll(all []*activation) {
+	for _, a := range all {
+		if h.deactivate(a) {
+			h.system.Root.Poison(a.PID())
+		}
+	}
+	for _, a := range all {
+		<-a.stopped
 	}
 }
 

@@ -84,9 +84,6 @@ type reminderFired struct{ r storage.Reminder }
 // wake activates an instance after a restart so it re-sends its outstanding work.
 type wake struct{}
 
-// passivate asks an actor to stop (the active-instance cap was reached).
-type passivate struct{}
-
 // outboxSent tells an instance that an event it sent was acknowledged.
 type outboxSent struct{ seq uint64 }
 
