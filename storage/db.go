@@ -286,35 +286,18 @@ func (db *DB) get(key []byte) ([]byte, error) {
 
 // scan calls fn for every key in [lower, upper) in order. Key and value are only
 // valid during the call. An error from fn stops the scan and is returned as is.
-func (db *DB) scan(lower, upper []byte, fn func(k, v []byte) error) (err error) {
-	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := it.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return err
-		}
-		if err := fn(it.Key(), v); err != nil {
-			return err
-		}
-	}
-	return it.Error()
+func (db *DB) scan(lower, upper []byte, fn func(k, v []byte) error) error {
+	return db.iterate(lower, upper, false, fn)
 }
 
 // scanInstance is scan for a range of keys of one instance ([lower, upper) lies
 // under the instance's prefix): it seeks by the instance's prefix, so pebble
 // reads only the tables whose bloom filters hold it.
-func (db *DB) scanInstance(lower, upper []byte, fn func(k, v []byte) error) (err error) {
-	if !db.prefixSeek {
-		return db.scan(lower, upper, fn)
-	}
+func (db *DB) scanInstance(lower, upper []byte, fn func(k, v []byte) error) error {
+	return db.iterate(lower, upper, db.prefixSeek, fn)
+}
+
+func (db *DB) iterate(lower, upper []byte, byPrefix bool, fn func(k, v []byte) error) (err error) {
 	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
@@ -324,7 +307,13 @@ func (db *DB) scanInstance(lower, upper []byte, fn func(k, v []byte) error) (err
 			err = cerr
 		}
 	}()
-	for ok := it.SeekPrefixGE(lower); ok; ok = it.Next() {
+	ok := false
+	if byPrefix {
+		ok = it.SeekPrefixGE(lower)
+	} else {
+		ok = it.First()
+	}
+	for ; ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return err
@@ -508,8 +497,8 @@ func (db *DB) activities(part uint16, id string) ([]ActivityRecord, error) {
 	return out, nil
 }
 
-// RemindersOf returns the reminders of instance id, found through their reverse
-// entries, in name order.
+// RemindersOf returns the reminders of instance id, found through its row (or,
+// for a row of version 1, its reverse entries), in name order.
 func (db *DB) RemindersOf(part uint16, id string) ([]Reminder, error) {
 	if err := db.check(part); err != nil {
 		return nil, err
@@ -662,8 +651,8 @@ func (db *DB) CountByStatus() (map[Status]int, error) {
 }
 
 // PurgeInstance adds to b the deletion of every key of instance id: its row,
-// history, activities, inbox, reminders (found through the committed reverse
-// entries, so reminders put in b itself are not seen), its awake entry and its
+// history, activities, inbox, reminders (found through the committed row, so
+// reminders put in b itself are not seen), its awake entry and its
 // listing index entry. createdAt must be the instance's CreatedAt; if it is zero
 // the row is read to find it.
 func (db *DB) PurgeInstance(b *Batch, part uint16, id string, createdAt time.Time) error {
