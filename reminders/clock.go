@@ -108,6 +108,19 @@ func (c *FakeClock) WaitForTimers(n int, timeout time.Duration) bool {
 	}
 }
 
+// watch returns how many timers are armed and a channel closed at the next
+// change (a timer armed or fired).
+func (c *FakeClock) watch() (armed int, changed <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if t.active {
+			armed++
+		}
+	}
+	return armed, c.changed
+}
+
 func (c *FakeClock) notifyLocked() {
 	close(c.changed)
 	c.changed = make(chan struct{})

@@ -69,6 +69,16 @@ type Service struct {
 	capped  bool           // the last refill stopped at MaxInMemory
 	mark    time.Time      // the low-water mark last persisted; only moves forward
 	state   int            // stateNew, stateRunning, stateClosed
+	// A refill scans the store without the lock (firing, Added and Done go on
+	// meanwhile); what Added and Done report during the scan is kept in touched
+	// and reconciled with the scan's result when it is merged.
+	refilling bool
+	touched   map[key]touch
+	dropped   map[uint16]bool // partitions dropped during the scan
+	refills   sync.WaitGroup
+	refillSeq uint64 // refills merged
+	passSeq   uint64 // refillSeq when the loop's last finished pass began
+	afterScan func() // tests: runs between a refill's scan and its merge
 
 	kick chan struct{}
 	stop chan struct{}
@@ -84,6 +94,12 @@ const (
 type key struct {
 	part           uint16
 	instance, name string
+}
+
+// touch is the last thing Added or Done said about a key during a refill scan.
+type touch struct {
+	added bool
+	r     storage.Reminder // added: the reminder; done: the version deleted
 }
 
 type entry struct {
@@ -156,7 +172,13 @@ func (s *Service) Start() error {
 		return fmt.Errorf("reminders: start: read low-water mark: %w", err)
 	}
 	s.horizon = s.mark
-	if err := s.refillLocked(); err != nil {
+	now := s.clock.Now()
+	plan := s.planRefillLocked(now)
+	cand, err := s.scan(plan)
+	if err != nil {
+		return fmt.Errorf("reminders: start: %w", err)
+	}
+	if err := s.mergeLocked(plan, cand, now); err != nil {
 		return fmt.Errorf("reminders: start: %w", err)
 	}
 	s.state = stateRunning
@@ -187,6 +209,7 @@ func (s *Service) halt() bool {
 	}
 	close(s.stop)
 	<-s.done
+	s.refills.Wait()
 	return true
 }
 
@@ -198,6 +221,9 @@ func (s *Service) Added(rs ...storage.Reminder) {
 	defer s.mu.Unlock()
 	wake := false
 	for _, r := range rs {
+		if s.refilling {
+			s.touched[keyOf(r)] = touch{added: true, r: r}
+		}
 		s.removeLocked(keyOf(r))
 		if r.Due.Before(s.mark) {
 			s.log.Warn("reminder stored behind the low-water mark; it may not survive a restart (store it at Floor())",
@@ -233,6 +259,11 @@ func (s *Service) Done(rs ...storage.Reminder) {
 		if e, ok := s.byKey[k]; ok && e.r.Due.Equal(r.Due) {
 			s.removeLocked(k)
 		}
+		if s.refilling {
+			if t, ok := s.touched[k]; !ok || !t.added || t.r.Due.Equal(r.Due) {
+				s.touched[k] = touch{r: r}
+			}
+		}
 	}
 	if s.wantRefillLocked() {
 		s.wake()
@@ -248,6 +279,9 @@ func (s *Service) DropPartition(part uint16) {
 		if e.r.Partition == part {
 			s.removeLocked(k)
 		}
+	}
+	if s.refilling {
+		s.dropped[part] = true
 	}
 	if s.wantRefillLocked() {
 		s.wake()
@@ -290,14 +324,14 @@ func (s *Service) run() {
 	nextRefill := s.clock.Now().Add(s.refillInt)
 	for {
 		now := s.clock.Now()
-		for _, r := range s.popDue(now) {
+		due, seen := s.popDue(now)
+		for _, r := range due {
 			s.fire(r)
 		}
 		s.mu.Lock()
-		if !now.Before(nextRefill) || s.wantRefillLocked() {
-			if err := s.refillLocked(); err != nil {
-				s.log.Warn("refill failed; retrying", "err", err, "in", s.refillInt)
-			}
+		s.passSeq = seen
+		if !s.refilling && (!now.Before(nextRefill) || s.wantRefillLocked()) {
+			s.startRefillLocked(now)
 			nextRefill = now.Add(s.refillInt)
 		}
 		next := nextRefill
@@ -320,8 +354,9 @@ func (s *Service) run() {
 }
 
 // popDue marks every reminder due at now as in flight, schedules its
-// redelivery, and returns them in due order for firing outside the lock.
-func (s *Service) popDue(now time.Time) []storage.Reminder {
+// redelivery, and returns them in due order for firing outside the lock, with
+// the count of refills merged so far.
+func (s *Service) popDue(now time.Time) ([]storage.Reminder, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []storage.Reminder
@@ -335,7 +370,15 @@ func (s *Service) popDue(now time.Time) []storage.Reminder {
 		heap.Fix(&s.q, 0)
 		out = append(out, e.r)
 	}
-	return out
+	return out, s.refillSeq
+}
+
+// settled reports that no refill is running and the loop has made a pass
+// since the last one was merged (tests with a FakeClock wait for it).
+func (s *Service) settled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.refilling && s.passSeq == s.refillSeq && len(s.kick) == 0
 }
 
 // wantRefillLocked: a capped window refills as soon as half of it has drained
@@ -347,55 +390,130 @@ func (s *Service) wantRefillLocked() bool {
 
 var errEnough = errors.New("enough")
 
-// refillLocked loads the reminders due in [horizon, now+Window) that are not in
-// memory yet, at most MaxInMemory in all, and persists the low-water mark. The
-// scan runs under the lock, so a Done or Added for a commit the scan's snapshot
-// missed waits and is applied after it: nothing deleted comes back, nothing
-// replaced is lost.
-func (s *Service) refillLocked() error {
-	now := s.clock.Now()
-	target := now.Add(s.window)
-	room := s.max - len(s.byKey)
-	if room > 0 && s.horizon.Before(target) {
-		// The room smallest due times over all partitions, via a bounded max-heap.
-		var cand candHeap
-		for p := 0; p < s.db.Partitions(); p++ {
-			err := s.db.ScanDue(uint16(p), s.horizon, target, 0, func(r storage.Reminder) error {
-				if _, ok := s.byKey[keyOf(r)]; ok {
-					return nil
+// refillPlan is what a refill scans for: at most room reminders due in
+// [from, to).
+type refillPlan struct {
+	from, to time.Time
+	room     int
+}
+
+func (s *Service) planRefillLocked(now time.Time) refillPlan {
+	return refillPlan{from: s.horizon, to: now.Add(s.window), room: s.max - len(s.byKey)}
+}
+
+// startRefillLocked scans for the next reminders on a goroutine of its own: a
+// scan of every partition takes long enough (100 ms and more with a million
+// pending) that firing, and every commit's Added and Done, must not wait on it.
+func (s *Service) startRefillLocked(now time.Time) {
+	plan := s.planRefillLocked(now)
+	s.refilling = true
+	s.touched, s.dropped = make(map[key]touch), make(map[uint16]bool)
+	s.refills.Add(1)
+	afterScan := s.afterScan
+	go func() {
+		defer s.refills.Done()
+		cand, err := s.scan(plan)
+		if afterScan != nil {
+			afterScan()
+		}
+		s.mu.Lock()
+		if err == nil {
+			err = s.mergeLocked(plan, cand, now)
+		}
+		s.refilling, s.touched, s.dropped = false, nil, nil
+		s.refillSeq++
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Warn("refill failed; retrying", "err", err, "in", s.refillInt)
+		}
+		s.wake() // what was loaded may be due before the timer the loop set
+	}()
+}
+
+// scan returns the plan.room reminders due earliest in [plan.from, plan.to)
+// over all partitions (fewer if there are fewer), latest first (a max-heap).
+// It reads only the store: reminders already in memory may be among them.
+func (s *Service) scan(plan refillPlan) (candHeap, error) {
+	if plan.room <= 0 || !plan.from.Before(plan.to) {
+		return nil, nil
+	}
+	var cand candHeap
+	for p := 0; p < s.db.Partitions(); p++ {
+		err := s.db.ScanDue(uint16(p), plan.from, plan.to, 0, func(r storage.Reminder) error {
+			if len(cand) == plan.room {
+				if !r.Due.Before(cand[0].Due) {
+					return errEnough // ascending: the rest of this partition is later still
 				}
-				if len(cand) == room {
-					if !r.Due.Before(cand[0].Due) {
-						return errEnough // ascending: the rest of this partition is later still
-					}
-					heap.Pop(&cand)
-				}
-				heap.Push(&cand, r)
-				return nil
-			})
-			if err != nil && err != errEnough {
-				return fmt.Errorf("refill: %w", err)
+				heap.Pop(&cand)
 			}
+			heap.Push(&cand, r)
+			return nil
+		})
+		if err != nil && err != errEnough {
+			return nil, fmt.Errorf("refill: %w", err)
 		}
-		if len(cand) == room {
-			// Full: everything due before the latest loaded one is in memory;
-			// others due at that same time are found by the next scan.
-			s.horizon = cand[0].Due
-			s.capped = true
-		} else {
-			s.horizon = target
-			s.capped = false
-		}
-		for _, r := range cand {
-			s.pushLocked(&entry{r: r, fireAt: r.Due})
-		}
-		if len(cand) > 0 {
-			s.log.Debug("refilled", "loaded", len(cand), "pending", len(s.byKey), "horizon", s.horizon, "capped", s.capped)
-		}
-	} else if room <= 0 {
+	}
+	return cand, nil
+}
+
+// mergeLocked loads a scan's reminders and moves the horizon past them, then
+// persists the low-water mark. The scan's snapshot may predate commits whose
+// Added or Done came during it: a key touched meanwhile is taken from touched,
+// not from the scan (nothing deleted comes back, nothing replaced is lost), and
+// a partition dropped meanwhile (moved to another node) is not loaded.
+func (s *Service) mergeLocked(plan refillPlan, cand candHeap, now time.Time) error {
+	if plan.room <= 0 {
 		s.capped = true
+		return s.persistMarkLocked(now)
+	}
+	if !plan.from.Before(plan.to) {
+		return s.persistMarkLocked(now)
+	}
+	horizon, capped := plan.to, false
+	if len(cand) == plan.room {
+		// Full: everything due before the latest loaded one is in memory;
+		// others due at that same time are found by the next scan.
+		horizon, capped = cand[0].Due, true
+	}
+	if s.horizon.Before(plan.from) {
+		// Added found no room during the scan and pulled the horizon back.
+		horizon, capped = minTime(horizon, s.horizon), true
+	}
+	loaded := 0
+	for _, r := range cand {
+		k := keyOf(r)
+		if t, ok := s.touched[k]; ok && (t.added || t.r.Due.Equal(r.Due)) {
+			continue
+		}
+		if _, ok := s.byKey[k]; ok || s.dropped[r.Partition] {
+			continue
+		}
+		s.pushLocked(&entry{r: r, fireAt: r.Due})
+		loaded++
+	}
+	for k, t := range s.touched {
+		if !t.added || s.byKey[k] != nil || !t.r.Due.Before(horizon) {
+			continue // in memory already, deleted, or for a later scan
+		}
+		if len(s.byKey) >= s.max {
+			horizon, capped = t.r.Due, true // no room: the next scan finds it
+			continue
+		}
+		s.pushLocked(&entry{r: t.r, fireAt: t.r.Due})
+		loaded++
+	}
+	s.horizon, s.capped = horizon, capped
+	if loaded > 0 {
+		s.log.Debug("refilled", "loaded", loaded, "pending", len(s.byKey), "horizon", s.horizon, "capped", s.capped)
 	}
 	return s.persistMarkLocked(now)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // persistMarkLocked writes min(earliest due in memory, horizon, now−markLag) as

@@ -107,12 +107,24 @@ func (e *env) start() {
 	}
 }
 
-// advance moves the fake clock and waits until the service has acted on it.
+// advance moves the fake clock and waits until the service has acted on it:
+// its timer is armed again, and the refill it started, if any, is merged and
+// acted on too.
 func (e *env) advance(d time.Duration) {
 	e.t.Helper()
 	e.clock.Advance(d)
-	if !e.clock.WaitForTimers(1, guard) {
-		e.t.Fatal("service did not re-arm its timer")
+	deadline := time.NewTimer(guard)
+	defer deadline.Stop()
+	for {
+		armed, changed := e.clock.watch()
+		if armed > 0 && e.svc.settled() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			e.t.Fatal("service did not settle: timer not re-armed or refill not merged")
+		}
 	}
 }
 
@@ -381,6 +393,74 @@ func TestWindowCapFiresAllExactlyOnce(t *testing.T) {
 	}
 	if e.svc.Pending() != 0 || len(fired) != 0 {
 		t.Fatalf("Pending %d, %d extra fires", e.svc.Pending(), len(fired))
+	}
+}
+
+// TestCommitsDuringARefillScan: a refill scans without the lock, so commits land
+// between its snapshot and its merge. A reminder deleted meanwhile does not come
+// back, one replaced fires only at its new time, one stored meanwhile in the
+// range the scan covered (which Added leaves to the scan) is loaded all the same,
+// and one of a partition dropped meanwhile (moved away) is not loaded.
+func TestCommitsDuringARefillScan(t *testing.T) {
+	e := newEnv(t, 8, nil)
+	deleted := rem(e.db, "i1", "deleted", t0.Add(40*time.Second))
+	replaced := rem(e.db, "i2", "replaced", t0.Add(38*time.Second))
+	var moved2 storage.Reminder // a reminder of a partition none of the others is in
+	for i := 0; moved2.Instance == ""; i++ {
+		r := rem(e.db, fmt.Sprintf("m%d", i), "moved", t0.Add(36*time.Second))
+		if r.Partition != deleted.Partition && r.Partition != replaced.Partition && r.Partition != rem(e.db, "i3", "", t0).Partition {
+			moved2 = r
+		}
+	}
+	store(t, e.db, deleted, replaced, moved2)
+	e.start() // loads [t0, t0+30s): nothing
+	e.advance(0)
+	scanned, resume := make(chan struct{}), make(chan struct{})
+	e.svc.mu.Lock()
+	e.svc.afterScan = func() { scanned <- struct{}{}; <-resume }
+	e.svc.mu.Unlock()
+
+	e.clock.Advance(15 * time.Second) // the refill scans [t0+30s, t0+45s)
+	select {
+	case <-scanned:
+	case <-time.After(guard):
+		t.Fatal("no refill")
+	}
+	deleteDone(t, e.db, e.svc, deleted)
+	moved := replaced
+	moved.Due = t0.Add(100 * time.Second)
+	b := e.db.NewBatch()
+	b.DeleteReminder(replaced)
+	if err := b.PutReminder(moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	e.svc.Done(replaced)
+	e.svc.Added(moved)
+	late := rem(e.db, "i3", "late", t0.Add(35*time.Second))
+	store(t, e.db, late)
+	e.svc.Added(late)
+	e.svc.DropPartition(moved2.Partition) // moved to another node meanwhile
+	e.svc.mu.Lock()
+	e.svc.afterScan = nil
+	e.svc.mu.Unlock()
+	close(resume)
+	e.advance(0)
+
+	e.advance(35 * time.Second) // t0+50s
+	if r := e.recv(); r.Name != "late" {
+		t.Fatalf("fired %s, want late", r.Name)
+	}
+	e.expectNone()
+	deleteDone(t, e.db, e.svc, late)
+	e.advance(49 * time.Second) // t0+99s
+	e.expectNone()
+	e.advance(time.Second)
+	if r := e.recv(); r.Name != "replaced" || !r.Due.Equal(moved.Due) {
+		t.Fatalf("fired %s due %v, want replaced due %v", r.Name, r.Due, moved.Due)
 	}
 }
 
