@@ -65,6 +65,7 @@ type Service struct {
 	mu      sync.Mutex
 	q       entryHeap      // by fireAt: due time, or next redelivery when in flight
 	byKey   map[key]*entry // every reminder in memory
+	fired   map[key]*entry // those fired and not Done yet
 	horizon time.Time      // every live reminder due before it is in memory (or its Added is on its way)
 	capped  bool           // the last refill stopped at MaxInMemory
 	mark    time.Time      // the low-water mark last persisted; only moves forward
@@ -123,6 +124,7 @@ func New(opts Options) *Service {
 		redeliver: opts.Redeliver,
 		log:       opts.Logger,
 		byKey:     make(map[key]*entry),
+		fired:     make(map[key]*entry),
 		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -178,7 +180,8 @@ func (s *Service) Start() error {
 	if err != nil {
 		return fmt.Errorf("reminders: start: %w", err)
 	}
-	if err := s.mergeLocked(plan, cand, now); err != nil {
+	s.loadLocked(cand)
+	if err := s.finishRefillLocked(plan, cand, now); err != nil {
 		return fmt.Errorf("reminders: start: %w", err)
 	}
 	s.state = stateRunning
@@ -367,6 +370,7 @@ func (s *Service) popDue(now time.Time) ([]storage.Reminder, uint64) {
 		}
 		e.firedAt = now
 		e.fireAt = now.Add(s.redeliver)
+		s.fired[keyOf(e.r)] = e
 		heap.Fix(&s.q, 0)
 		out = append(out, e.r)
 	}
@@ -416,9 +420,14 @@ func (s *Service) startRefillLocked(now time.Time) {
 		if afterScan != nil {
 			afterScan()
 		}
+		for i := 0; err == nil && i < len(cand); i += mergeChunk {
+			s.mu.Lock()
+			s.loadLocked(cand[i:min(i+mergeChunk, len(cand))])
+			s.mu.Unlock()
+		}
 		s.mu.Lock()
 		if err == nil {
-			err = s.mergeLocked(plan, cand, now)
+			err = s.finishRefillLocked(plan, cand, now)
 		}
 		s.refilling, s.touched, s.dropped = false, nil, nil
 		s.refillSeq++
@@ -456,12 +465,34 @@ func (s *Service) scan(plan refillPlan) (candHeap, error) {
 	return cand, nil
 }
 
-// mergeLocked loads a scan's reminders and moves the horizon past them, then
-// persists the low-water mark. The scan's snapshot may predate commits whose
-// Added or Done came during it: a key touched meanwhile is taken from touched,
-// not from the scan (nothing deleted comes back, nothing replaced is lost), and
-// a partition dropped meanwhile (moved to another node) is not loaded.
-func (s *Service) mergeLocked(plan refillPlan, cand candHeap, now time.Time) error {
+// mergeChunk bounds how many of a scan's reminders are loaded per hold of the
+// lock: loading 20,000 at once held it for 15 ms and more, while every
+// commit's Done and Added and the firing loop waited.
+const mergeChunk = 1024
+
+// loadLocked loads reminders a scan found. The scan's snapshot may predate
+// commits whose Added or Done came during it: a key touched meanwhile is taken
+// from touched, not from the scan (nothing deleted comes back, nothing replaced
+// is lost), and a partition dropped meanwhile (moved to another node) is not
+// loaded. Until finishRefillLocked, the scan's range stays beyond the horizon,
+// so Added keeps leaving it to touched: loading may take several holds of the
+// lock.
+func (s *Service) loadLocked(rs []storage.Reminder) {
+	for _, r := range rs {
+		k := keyOf(r)
+		if t, ok := s.touched[k]; ok && (t.added || t.r.Due.Equal(r.Due)) {
+			continue
+		}
+		if _, ok := s.byKey[k]; ok || s.dropped[r.Partition] {
+			continue
+		}
+		s.pushLocked(&entry{r: r, fireAt: r.Due})
+	}
+}
+
+// finishRefillLocked moves the horizon past a loaded scan, loads what was
+// added in its range during it, and persists the low-water mark.
+func (s *Service) finishRefillLocked(plan refillPlan, cand candHeap, now time.Time) error {
 	if plan.room <= 0 {
 		s.capped = true
 		return s.persistMarkLocked(now)
@@ -479,18 +510,6 @@ func (s *Service) mergeLocked(plan refillPlan, cand candHeap, now time.Time) err
 		// Added found no room during the scan and pulled the horizon back.
 		horizon, capped = minTime(horizon, s.horizon), true
 	}
-	loaded := 0
-	for _, r := range cand {
-		k := keyOf(r)
-		if t, ok := s.touched[k]; ok && (t.added || t.r.Due.Equal(r.Due)) {
-			continue
-		}
-		if _, ok := s.byKey[k]; ok || s.dropped[r.Partition] {
-			continue
-		}
-		s.pushLocked(&entry{r: r, fireAt: r.Due})
-		loaded++
-	}
 	for k, t := range s.touched {
 		if !t.added || s.byKey[k] != nil || !t.r.Due.Before(horizon) {
 			continue // in memory already, deleted, or for a later scan
@@ -500,12 +519,9 @@ func (s *Service) mergeLocked(plan refillPlan, cand candHeap, now time.Time) err
 			continue
 		}
 		s.pushLocked(&entry{r: t.r, fireAt: t.r.Due})
-		loaded++
 	}
 	s.horizon, s.capped = horizon, capped
-	if loaded > 0 {
-		s.log.Debug("refilled", "loaded", loaded, "pending", len(s.byKey), "horizon", s.horizon, "capped", s.capped)
-	}
+	s.log.Debug("refilled", "scanned", len(cand), "pending", len(s.byKey), "horizon", s.horizon, "capped", s.capped)
 	return s.persistMarkLocked(now)
 }
 
@@ -518,13 +534,19 @@ func minTime(a, b time.Time) time.Time {
 
 // persistMarkLocked writes min(earliest due in memory, horizon, now−markLag) as
 // the low-water mark if that moves it forward. The write is not synced: a lost
-// mark is only too low, which costs a longer first scan after a crash.
+// mark is only too low, which costs a longer first scan after a crash. The
+// earliest due is bounded without a pass over every reminder in memory: one
+// not fired is due at its place in the heap, no earlier than the heap's root;
+// the fired ones, few, are looked at one by one.
 func (s *Service) persistMarkLocked(now time.Time) error {
 	m := now.Add(-markLag)
 	if s.horizon.Before(m) {
 		m = s.horizon
 	}
-	for _, e := range s.byKey {
+	if len(s.q) > 0 && s.q[0].fireAt.Before(m) {
+		m = s.q[0].fireAt
+	}
+	for _, e := range s.fired {
 		if e.r.Due.Before(m) {
 			m = e.r.Due
 		}
@@ -550,6 +572,7 @@ func (s *Service) removeLocked(k key) {
 		return
 	}
 	delete(s.byKey, k)
+	delete(s.fired, k)
 	heap.Remove(&s.q, e.index)
 }
 
