@@ -926,6 +926,18 @@ func TestCloseIsGracefulAndReopenable(t *testing.T) {
 	}
 }
 
+// squareThenStallOnce calls Square, then, on the first run of the code only,
+// overruns a deadlock timeout of 100 ms.
+func squareThenStallOnce(ctx *workflow.Context, runs *atomic.Int32) error {
+	if err := ctx.CallActivity("Square", 3).Await(nil); err != nil {
+		return err
+	}
+	if runs.Add(1) == 1 {
+		time.Sleep(300 * time.Millisecond)
+	}
+	return nil
+}
+
 // TestStallIsRetriedDeadlockFails: code that overruns the deadlock timeout once
 // (an overloaded machine) is retried on a fresh replay and completes; code that
 // blocks every time fails with a DeadlockError after the retries.
@@ -934,11 +946,8 @@ func TestStallIsRetriedDeadlockFails(t *testing.T) {
 	ctx := ctxT(t)
 	var runs atomic.Int32
 	_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (string, error) {
-		if err := ctx.CallActivity("Square", 3).Await(nil); err != nil {
+		if err := squareThenStallOnce(ctx, &runs); err != nil {
 			return "", err
-		}
-		if runs.Add(1) == 1 {
-			time.Sleep(300 * time.Millisecond) // the first run stalls past the timeout
 		}
 		return "done", nil
 	}, workflow.WithName("StallsOnce"))
@@ -970,11 +979,8 @@ func TestStalledInstanceHoldsInputs(t *testing.T) {
 	ctx := ctxT(t)
 	var runs atomic.Int32
 	_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (string, error) {
-		if err := ctx.CallActivity("Square", 3).Await(nil); err != nil {
+		if err := squareThenStallOnce(ctx, &runs); err != nil {
 			return "", err
-		}
-		if runs.Add(1) == 1 {
-			time.Sleep(300 * time.Millisecond) // the first run stalls past the timeout
 		}
 		var s string
 		err := ctx.WaitForExternalEvent("go", 0).Await(&s)

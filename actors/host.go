@@ -245,7 +245,7 @@ func (h *Host) Close() error {
 	// report of an activity that finished just before Close would otherwise wait
 	// out its request timeout), and nothing new arrives, since every request
 	// checks closing first.
-	h.stopAll(all)
+	_ = h.stopAll(context.Background(), all)
 	h.background.Wait()
 	h.system.Shutdown()
 	h.dispatcher.stop()
@@ -456,17 +456,8 @@ func (h *Host) StopPartition(ctx context.Context, part uint16) error {
 		}
 	}
 	h.mu.Unlock()
-	for _, a := range victims {
-		if h.deactivate(a) {
-			h.system.Root.Poison(a.PID())
-		}
-	}
-	for _, a := range victims {
-		select {
-		case <-a.stopped:
-		case <-ctx.Done():
-			return fmt.Errorf("stop the actors of partition %d: %w", part, ctx.Err())
-		}
+	if err := h.stopAll(ctx, victims); err != nil {
+		return fmt.Errorf("stop the actors of partition %d: %w", part, err)
 	}
 	if h.remote != nil {
 		h.remote.forgetPartition(part)
@@ -515,16 +506,21 @@ func (h *Host) deactivate(a *activation) bool {
 }
 
 // stopAll poisons the activations no one else is stopping and waits until all
-// of them stopped.
-func (h *Host) stopAll(all []*activation) {
+// of them stopped, or ctx is done.
+func (h *Host) stopAll(ctx context.Context, all []*activation) error {
 	for _, a := range all {
 		if h.deactivate(a) {
 			h.system.Root.Poison(a.PID())
 		}
 	}
 	for _, a := range all {
-		<-a.stopped
+		select {
+		case <-a.stopped:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
 }
 
 // stopped is called by an activation's actor as it stops; whatever is left in

@@ -864,14 +864,14 @@ func (w *workflowActor) stalled(t *txn, o *workflow.Outcome) bool {
 	delay := w.h.opts.StallRetryDelay * time.Duration(w.row.Stalls)
 	w.h.log.Warn("workflow code did not yield in time; retrying the step with a fresh replay",
 		"instance", w.id, "workflow", w.row.Name, "stall", w.row.Stalls, "of", maxStalls, "retry_in", delay)
-	w.putReminder(t, "unstall", w.now.Add(delay))
-	w.dropExecutor()
+	w.replayLater(t, delay)
 	return true
 }
 
-// dropExecutor leaves a running instance without an executor until its
-// "unstall" reminder replays it: meanwhile its inputs are held (inputs).
-func (w *workflowActor) dropExecutor() {
+// replayLater drops the executor of a running instance and sets the "unstall"
+// reminder that replays it after delay: meanwhile its inputs are held (inputs).
+func (w *workflowActor) replayLater(t *txn, delay time.Duration) {
+	w.putReminder(t, "unstall", w.now.Add(delay))
 	w.exec.Close()
 	w.exec = nil
 }
@@ -890,8 +890,7 @@ func (w *workflowActor) unregistered(t *txn, o *workflow.Outcome) bool {
 	delay := min(w.h.opts.StallRetryDelay*time.Duration(w.row.Stalls), time.Minute)
 	w.h.log.Warn("workflow is not registered in this process; the instance waits for it (register workflows before Start)",
 		"instance", w.id, "workflow", w.row.Name, "retry_in", delay)
-	w.putReminder(t, "unstall", w.now.Add(delay))
-	w.dropExecutor()
+	w.replayLater(t, delay)
 	return true
 }
 
