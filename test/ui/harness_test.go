@@ -475,8 +475,10 @@ func (b *browser) open(path string) {
 // goTo changes the page through the URL's fragment, as a link in the UI does.
 func (b *browser) goTo(fragment string) {
 	b.t.Helper()
-	b.eval(fmt.Sprintf(`(document.getElementById('page').dataset.loaded = '', location.hash = %q, true)`, fragment))
-	b.waitJS("the page loaded", `document.getElementById('page')?.dataset.loaded === 'true'`)
+	// Every route mounts a fresh #page: wait for the new one, since the old one
+	// may still be marked loaded when the hashchange event has not run yet.
+	b.eval(fmt.Sprintf(`(window.weftTestOldPage = document.getElementById('page'), location.hash = %q, true)`, fragment))
+	b.waitJS("the page loaded", `document.getElementById('page') !== window.weftTestOldPage && document.getElementById('page').dataset.loaded === 'true'`)
 }
 
 // waitJS polls a JavaScript predicate until it is truthy, for up to 20 s.

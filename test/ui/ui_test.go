@@ -216,7 +216,7 @@ func TestFanOutTimeline(t *testing.T) {
 	b := newBrowser(t, s)
 	b.open("/ui/")
 	b.click(`#instances tr[data-id="fan-1000"] td.id a`)
-	b.waitJS("the instance page", `location.hash === '#/instances/fan-1000' && document.getElementById('page')?.dataset.loaded === 'true'`)
+	b.waitJS("the instance page", `document.getElementById('page')?.dataset.page === 'instance' && document.getElementById('page').dataset.loaded === 'true'`)
 	b.waitVisible("#timeline .timeline")
 	if st := evalAs[string](b, `document.getElementById('inst-status')?.dataset.status`); st != "COMPLETED" {
 		t.Errorf("status %s, want COMPLETED", st)
@@ -460,7 +460,7 @@ func TestClusterPage(t *testing.T) {
 	b.open("/ui/")
 	b.waitVisible("#nav-cluster")
 	b.click("#nav-cluster")
-	b.waitJS("the cluster page", `location.hash === '#/cluster' && document.getElementById('page')?.dataset.loaded === 'true'`)
+	b.waitJS("the cluster page", `document.getElementById('page')?.dataset.page === 'cluster' && document.getElementById('page').dataset.loaded === 'true'`)
 	if got := evalAs[[]string](b, `[...document.querySelectorAll('#members tbody tr')].map(r => r.dataset.node + '=' + r.dataset.state)`); !slices.Equal(got, []string{"ui-node=alive"}) {
 		t.Errorf("members %v, want [ui-node=alive]", got)
 	}

@@ -17,8 +17,13 @@ function route() {
   unmount = null;
   const confirm = document.getElementById('confirm-dialog');
   if (confirm.open) confirm.close(); // an action's dialog belongs to the page it was opened on
-  const page = document.getElementById('page');
-  delete page.dataset.loaded;
+  // Each page mounts into a fresh element: a refresh of the previous page still
+  // in flight then writes into a detached element, never into this one (it
+  // would mark this page loaded before it is).
+  const page = document.createElement('main');
+  page.id = 'page';
+  page.setAttribute('aria-live', 'polite');
+  document.getElementById('page').replaceWith(page);
   const hash = location.hash.replace(/^#/, '') || '/';
   const [path, query] = hash.split('?');
   const params = new URLSearchParams(query || '');
