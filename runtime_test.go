@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1277,5 +1278,88 @@ func TestHistoryInRowThenKeys(t *testing.T) {
 				t.Fatalf("%s: event %d is %s#%d, was %s#%d", tc.id, i, h[i].Kind, h[i].TaskID, ev.Kind, ev.TaskID)
 			}
 		}
+	}
+}
+
+// TestReloadedInstanceKeepsListingAndAwakeSet: an instance loaded back from
+// disk (its timer fired after it was passivated) writes its listing entry and
+// awake flag only when they change; they must still change when they should.
+// Its activity in flight marks it awake, so a reopened runtime resumes it; its
+// completion moves it in the listing; an eternal monitor passivated between
+// generations stays listed once, as running, until it completes.
+func TestReloadedInstanceKeepsListingAndAwakeSet(t *testing.T) {
+	dir := t.TempDir()
+	sleepThenBlock := func(ctx *workflow.Context, _ any) (string, error) {
+		if err := ctx.CreateTimer(50 * time.Millisecond).Await(nil); err != nil {
+			return "", err
+		}
+		var v string
+		if err := ctx.CallActivity("Blocker", ctx.InstanceID()).Await(&v); err != nil {
+			return "", err
+		}
+		return v, ctx.CreateTimer(50 * time.Millisecond).Await(nil)
+	}
+	opts := weft.Options{SleepPassivation: 10 * time.Millisecond}
+	a := newApp(t, dir, opts)
+	ctx := ctxT(t)
+	if err := weft.RegisterWorkflow(a.rt, sleepThenBlock, workflow.WithName("SleepThenBlock")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.rt.Schedule(ctx, "SleepThenBlock", nil, weft.WithInstanceID("stb")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.rt.Schedule(ctx, "Monitor", monitorState{MaxCycles: 4}, weft.WithInstanceID("mon")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "the Blocker attempt after the timer", func() bool { return len(a.attemptTimes("stb")) > 0 })
+	awake := func(rt *weft.Runtime) []string {
+		t.Helper()
+		var ids []string
+		if err := rt.Host().DB().Awake(func(_ uint16, id string) error { ids = append(ids, id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	if got := awake(a.rt); !slices.Contains(got, "stb") {
+		t.Fatalf("awake set %v while stb's activity is in flight; want stb in it", got)
+	}
+	listed := func(rt *weft.Runtime, status weft.RuntimeStatus) []string {
+		t.Helper()
+		page, err := rt.List(ctx, weft.ListQuery{Statuses: []weft.RuntimeStatus{status}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, in := range page.Instances {
+			ids = append(ids, in.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	if got := listed(a.rt, weft.StatusRunning); !slices.Contains(got, "stb") {
+		t.Fatalf("running: %v; want stb", got)
+	}
+	if err := a.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newApp(t, dir, opts) // resumes stb from the awake set: its Blocker runs again
+	if err := weft.RegisterWorkflow(b.rt, sleepThenBlock, workflow.WithName("SleepThenBlock")); err != nil {
+		t.Fatal(err)
+	}
+	close(b.release)
+	for _, id := range []string{"stb", "mon"} {
+		if st, err := b.rt.WaitForCompletion(ctx, id); err != nil || st.Status != weft.StatusCompleted {
+			t.Fatalf("%s after a reopen: %+v %v", id, st, err)
+		}
+	}
+	if got := listed(b.rt, weft.StatusCompleted); !slices.Equal(got, []string{"mon", "stb"}) {
+		t.Errorf("completed: %v; want [mon stb]", got)
+	}
+	if got := listed(b.rt, weft.StatusRunning); len(got) != 0 {
+		t.Errorf("still listed as running: %v", got)
+	}
+	if got := awake(b.rt); len(got) != 0 {
+		t.Errorf("awake set %v after every instance completed; want it empty", got)
 	}
 }

@@ -224,6 +224,7 @@ func (w *workflowActor) load() error {
 	w.loaded = true
 	w.forgetOutstanding()
 	if errors.Is(err, storage.ErrNotFound) {
+		w.stored = storedState{awakeKnown: true} // nothing stored, no awake flag either
 		return nil
 	}
 	if err != nil {
@@ -244,6 +245,11 @@ func (w *workflowActor) load() error {
 		for _, r := range st.Reminders {
 			w.legacyReminders = append(w.legacyReminders, r.Name)
 		}
+	} else {
+		// The row just read is what the last commit wrote, together with its
+		// listing entry (written whenever the name or status changes): the next
+		// step need not write the entry again unless one of them changes.
+		w.stored = storedState{indexed: true, name: w.row.Name, status: w.row.Status}
 	}
 	for i := range st.Outbox {
 		put(&w.outbox, st.Outbox[i].Seq, &st.Outbox[i])
@@ -280,6 +286,7 @@ func (w *workflowActor) load() error {
 			put(&w.activities, rec.TaskID, rec)
 			put(&w.retried, rec.TaskID, true)
 		}
+		w.noteStoredAwake()
 		if w.row.Remote {
 			w.past = history
 			w.resend()
@@ -310,6 +317,9 @@ func (w *workflowActor) load() error {
 			}
 		}
 	}
+	if w.row.Status != storage.Running && w.row.Status != storage.Suspended {
+		w.noteStoredAwake()
+	}
 	if w.row.Status == storage.Pending && w.row.Remote {
 		return w.loadHeld()
 	}
@@ -317,6 +327,26 @@ func (w *workflowActor) load() error {
 		w.notifyParent()
 	}
 	return nil
+}
+
+// noteStoredAwake records, once a load has rebuilt what the instance has
+// outstanding, that its stored awake flag is off when nothing outstanding
+// would have set it: the last commit saw the same state. A fired timer then
+// does not write a deletion of a flag that is not there (a tombstone for
+// compactions to carry down). Only "off" is taken as known: were the flag on
+// after all, it costs a needless wake-up after a restart, while taking "on"
+// wrongly could leave work in flight that a restart would not resume.
+func (w *workflowActor) noteStoredAwake() {
+	if !w.legacy && !w.row.Remote && !w.awake() {
+		w.stored.awakeKnown, w.stored.awake = true, false
+	}
+}
+
+// awake is the awake flag a commit stores: the instance has work in flight
+// that a restart must resume.
+func (w *workflowActor) awake() bool {
+	return len(w.activities) > 0 || len(w.children) > 0 || len(w.outbox) > 0 || w.row.ParentPending ||
+		w.row.Remote && len(w.held) > 0 // an episode to hand to the workers after a restart
 }
 
 // applyHeld applies the inputs a running instance held while it had no
@@ -1079,9 +1109,7 @@ func (w *workflowActor) commit(t *txn) error {
 	var stored storedState
 	if w.row != nil {
 		w.row.UpdatedAt = w.now
-		stored = storedState{indexed: true, name: w.row.Name, status: w.row.Status, awakeKnown: true,
-			awake: len(w.activities) > 0 || len(w.children) > 0 || len(w.outbox) > 0 || w.row.ParentPending ||
-				w.row.Remote && len(w.held) > 0} // an episode to hand to the workers after a restart
+		stored = storedState{indexed: true, name: w.row.Name, status: w.row.Status, awakeKnown: true, awake: w.awake()}
 		w.row.SetInline(w.inline())
 		if w.legacy {
 			for _, name := range w.legacyReminders {
