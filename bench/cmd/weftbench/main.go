@@ -517,9 +517,9 @@ func timersMillion(ctx context.Context, res *harness.Result) error {
 		return fmt.Errorf("%d of %d timers fired: %w", firedAt.Count(), firing, ctx.Err())
 	}
 	res.Set("fire_window_s", time.Since(epoch).Seconds())
-	// The process's CPU from just before the epoch until the last timer fired,
-	// over the timers fired: what one fire costs, background work (flushes,
-	// compactions, garbage collection) included.
+	// The process's CPU from about a second before the epoch (once RSS is read)
+	// until the last timer fired, over the timers fired: what one fire costs,
+	// background work (flushes, compactions, garbage collection) included.
 	res.Set("cpu_us_per_fire", float64((harness.CPU()-cpu0).Microseconds())/float64(firing))
 	res.SetTimerMetrics(dueAt, firedAt)
 	return nil
