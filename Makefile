@@ -9,12 +9,14 @@ PKGS := ./...
 run:
 	$(GO) run ./cmd/weft serve
 
-## test: vet, then every test with the race detector; then test/sdk, a module of its
-## own that runs Dapr's Go SDK, durabletask-go's client and a JavaScript worker
-## (@dapr/durabletask-js, installed with npm on first use) against `weft serve`
+## test: vet, then every test with the race detector (the bench harness's too); then
+## test/sdk, a module of its own that runs Dapr's Go SDK, durabletask-go's client and a
+## JavaScript worker (@dapr/durabletask-js, installed with npm on first use) against
+## `weft serve`
 test: vet
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
 	$(GO) test -count=1 -timeout 3m -run '^TestCluster' .
+	cd bench && $(GO) test -race -count=1 ./internal/harness/
 	cd test/sdk && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 vet:
