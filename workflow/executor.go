@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -184,6 +185,8 @@ func (e *Executor) Close() {
 	e.halted = true
 	if e.timer != nil {
 		e.timer.Stop()
+		deadlockTimers.Put(e.timer)
+		e.timer = nil
 	}
 }
 
@@ -258,11 +261,20 @@ func (e *Executor) start(ev Event) {
 	}
 	e.resumeCh = make(chan struct{})
 	e.yieldCh = make(chan yieldMsg)
-	e.timer = time.NewTimer(e.opts.DeadlockTimeout)
-	e.timer.Stop()
+	e.timer = deadlockTimers.Get().(*time.Timer)
 	go e.run(def, ev.Data)
 	e.resume()
 }
+
+// deadlockTimers holds the stopped timers of closed executors: every
+// activation of an instance makes an executor, and a timer each was 5% of the
+// bytes a fired timer allocates. Since Go 1.23 a stopped timer delivers nothing
+// stale, so a reused one starts clean.
+var deadlockTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // run is the workflow function's goroutine.
 func (e *Executor) run(def *workflowDef, input []byte) {

@@ -352,3 +352,39 @@ func slicesSort(ids []int64) {
 		}
 	}
 }
+
+// TestDeadlockTimersAreReused: executors take their deadlock timer from a pool
+// of stopped ones. A reused timer must not fire for an executor whose code
+// yields in time (as a timer left armed, or holding a stale tick, would), and
+// must fire for one whose code deadlocks.
+func TestDeadlockTimersAreReused(t *testing.T) {
+	reg := NewRegistry()
+	for _, err := range []error{RegisterWorkflow(reg, Deadlocks), RegisterWorkflow(reg, Uuids)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(name string, timeout time.Duration) (*Executor, *Outcome) {
+		e := NewExecutor(reg, "r", ExecutorOptions{DeadlockTimeout: timeout})
+		return e, e.Execute(nil, []Event{{Kind: WorkflowStarted, Name: name, Time: scriptEpoch}})
+	}
+	deadlock := func() {
+		e, out := start("Deadlocks", 20*time.Millisecond)
+		defer e.Close()
+		if out.Deadlocked || len(out.Actions) != 1 || out.Actions[0].Kind != ActivityScheduled {
+			t.Fatalf("Deadlocks before its step: %+v", out)
+		}
+		out = e.Execute(nil, []Event{{Kind: ActivityCompleted, TaskID: out.Actions[0].TaskID, Data: []byte("null"), Time: scriptEpoch}})
+		if !out.Deadlocked {
+			t.Fatalf("Deadlocks blocked on a channel and was not found deadlocked: %+v", out)
+		}
+	}
+	for range 20 {
+		deadlock() // its timer fired, then went back to the pool
+		e, out := start("Uuids", 10*time.Second)
+		if out.Deadlocked {
+			t.Fatal("Uuids yielded at once and was found deadlocked: a reused timer fired for it")
+		}
+		e.Close()
+	}
+}
