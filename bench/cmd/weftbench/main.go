@@ -435,6 +435,7 @@ func timers(ctx context.Context, res *harness.Result, delay func(int) time.Durat
 	res.Set("start_s", starting.Seconds())
 	res.Set("rss_after_start_mib", float64(rssAfterStart.Load())/1024)
 	res.SetTimerMetrics(dueAt, firedAt)
+	p.WriteTimeline(dueAt, firedAt)
 	return err
 }
 
@@ -514,6 +515,7 @@ func timersMillion(ctx context.Context, res *harness.Result) error {
 	case <-firedAt.Done():
 	case <-ctx.Done():
 		res.SetTimerMetrics(dueAt, firedAt)
+		p.WriteTimeline(dueAt, firedAt)
 		return fmt.Errorf("%d of %d timers fired: %w", firedAt.Count(), firing, ctx.Err())
 	}
 	res.Set("fire_window_s", time.Since(epoch).Seconds())
@@ -522,6 +524,7 @@ func timersMillion(ctx context.Context, res *harness.Result) error {
 	// background work (flushes, compactions, garbage collection) included.
 	res.Set("cpu_us_per_fire", float64((harness.CPU()-cpu0).Microseconds())/float64(firing))
 	res.SetTimerMetrics(dueAt, firedAt)
+	p.WriteTimeline(dueAt, firedAt)
 	return nil
 }
 

@@ -3,6 +3,8 @@ package harness
 import (
 	"context"
 	"errors"
+	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -115,4 +117,27 @@ func errIf(cond bool, err error) error {
 		return err
 	}
 	return nil
+}
+
+// TestWriteTimeline: a line per timer that fired (due time, lateness), none
+// for one that did not, after the header.
+func TestWriteTimeline(t *testing.T) {
+	due, fired := NewStamps(3, 3), NewStamps(3, 2)
+	at := time.Unix(1_800_000_000, 0)
+	due.Mark(0, at)
+	fired.Mark(0, at.Add(1500*time.Microsecond))
+	due.Mark(1, at.Add(time.Second)) // never fired
+	due.Mark(2, at.Add(2*time.Second))
+	fired.Mark(2, at.Add(2*time.Second+40*time.Millisecond))
+	p := Params{Timeline: t.TempDir() + "/timeline"}
+	p.WriteTimeline(due, fired)
+	b, err := os.ReadFile(p.Timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	want := []string{"1800000000000000000 1.500", "1800000002000000000 40.000"}
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "# process start") || !slices.Equal(lines[2:], want) {
+		t.Fatalf("timeline:\n%s\nwant the two header lines, then %q", b, want)
+	}
 }

@@ -64,6 +64,7 @@ type Params struct {
 	// (timers1m: "fire", from the epoch to the last fire).
 	ProfilePhase string
 	HeapProf     string // write a heap profile here when the scenario reads its memory figure
+	Timeline     string // timers: write every timer's due time and lateness here
 }
 
 // RegisterFlags defines the common flags on fs.
@@ -83,6 +84,32 @@ func RegisterFlags(fs *flag.FlagSet, p *Params) {
 	fs.StringVar(&p.Profile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.StringVar(&p.ProfilePhase, "profile-phase", "", "profile only this phase of the scenario (timers1m: fire)")
 	fs.StringVar(&p.HeapProf, "memprofile", "", "write a heap profile to this file when the scenario reads its memory figure (timers1m, idle)")
+	fs.StringVar(&p.Timeline, "timeline", "", "timers, timers1m: write each timer's due time and lateness to this file (see bench/README.md)")
+}
+
+// processStart is about when the Go runtime started: GODEBUG=gctrace=1 stamps
+// each collection with the seconds since then, which a timeline lines up with.
+var processStart = time.Now()
+
+// WriteTimeline writes the timeline p.Timeline names, if any: a line per timer
+// that fired, its due time in unix nanoseconds and its lateness in
+// milliseconds, after a header giving the process's start.
+func (p *Params) WriteTimeline(due, fired *Stamps) {
+	if p.Timeline == "" {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# process start (unix ns; GODEBUG=gctrace=1's @ times count from it): %d\n", processStart.UnixNano())
+	b.WriteString("# due_unix_ns lateness_ms\n")
+	for i := range due.Len() {
+		d, f := due.Get(i), fired.Get(i)
+		if !d.IsZero() && !f.IsZero() {
+			fmt.Fprintf(&b, "%d %.3f\n", d.UnixNano(), Ms(f.Sub(d)))
+		}
+	}
+	if err := os.WriteFile(p.Timeline, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "timeline:", err)
+	}
 }
 
 // WriteHeapProfile writes the heap profile p.HeapProf names, if any.
