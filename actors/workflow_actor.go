@@ -28,6 +28,9 @@ type workflowActor struct {
 	id   string
 	part uint16
 	act  *activation
+	// idleArmed: the idle timeout runs (armed after the first message that
+	// did not passivate the actor).
+	idleArmed bool
 
 	loaded bool
 	row    *storage.InstanceRecord // nil: no such instance
@@ -103,7 +106,6 @@ func newWorkflowActor(h *Host, id string, a *activation) *workflowActor {
 func (w *workflowActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		ctx.SetReceiveTimeout(w.h.opts.IdleTimeout)
 	case *actor.Stopping, *actor.Restarting:
 	case *actor.Stopped:
 		w.unload()
@@ -115,11 +117,23 @@ func (w *workflowActor) Receive(ctx actor.Context) {
 	case request:
 		err := w.handleSafely(msg.msg)
 		msg.done <- err
-		w.passivateIfDone(ctx)
+		w.passivateOrArm(ctx)
 	default:
 		_ = w.handleSafely(msg) // posted: nothing waits for an answer
-		w.passivateIfDone(ctx)
+		w.passivateOrArm(ctx)
 	}
+}
+
+// passivateOrArm passivates the actor if it is done for now; otherwise it
+// arms the idle timeout, once: most activations (a timer firing, a sleeper
+// starting) passivate after their first message, and arming the timeout when
+// the actor started cost each of them a timer made and stopped for nothing.
+func (w *workflowActor) passivateOrArm(ctx actor.Context) {
+	if w.passivateIfDone(ctx) || w.idleArmed {
+		return
+	}
+	ctx.SetReceiveTimeout(w.h.opts.IdleTimeout)
+	w.idleArmed = true
 }
 
 // passivateIfDone stops the actor right after a message when keeping it in memory
@@ -127,13 +141,15 @@ func (w *workflowActor) Receive(ctx actor.Context) {
 // sleeps on a reminder due more than SleepPassivation from now with nothing in
 // flight (a fired reminder activates it again). Holding such instances until the
 // idle timeout is what made a million pending timers cost gigabytes.
-func (w *workflowActor) passivateIfDone(ctx actor.Context) {
+func (w *workflowActor) passivateIfDone(ctx actor.Context) bool {
 	if !w.loaded || !w.idleInMemory() {
-		return
+		return false
 	}
 	if w.h.deactivate(w.act) {
 		ctx.Poison(ctx.Self())
+		return true
 	}
+	return false
 }
 
 func (w *workflowActor) idleInMemory() bool {
