@@ -90,9 +90,7 @@ func (b *Batch) PutInstanceRow(part uint16, rec *InstanceRecord) error {
 	}
 	// Encoded into a pooled buffer: pebble copies the value into the batch.
 	buf := rowBuffers.Get().(*[]byte)
-	r := *rec
-	r.V = instanceRecordV
-	*buf = appendInstance((*buf)[:0], &r)
+	*buf = appendInstanceRecord((*buf)[:0], rec)
 	b.set("put instance", rec.ID, instanceKey(part, rec.ID), *buf)
 	if cap(*buf) <= maxPooledRow {
 		rowBuffers.Put(buf)

@@ -178,9 +178,15 @@ const storeFormat = 1
 // error results keep the signatures of encodeRecord's callers.
 
 func encodeInstance(rec *InstanceRecord) ([]byte, error) {
+	return appendInstanceRecord(make([]byte, 0, instanceSize(rec)), rec), nil
+}
+
+// appendInstanceRecord appends rec, stamped with the current record version,
+// to b.
+func appendInstanceRecord(b []byte, rec *InstanceRecord) []byte {
 	r := *rec
 	r.V = instanceRecordV
-	return appendInstance(make([]byte, 0, instanceSize(&r)), &r), nil
+	return appendInstance(b, &r)
 }
 
 func decodeInstance(b []byte) (*InstanceRecord, error) {
