@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -66,7 +65,7 @@ type Host struct {
 
 	mu      sync.Mutex
 	actors  map[string]*activation
-	lru     *list.List // of *activation, most recently used first
+	lru     lruList
 	closing atomic.Bool
 	// fenced are the partitions whose actors StopPartition stopped (they are
 	// moving to another node, or this node's copy is stale): nothing activates
@@ -115,7 +114,8 @@ type activation struct {
 	id       string
 	pid      *actor.PID
 	spawned  chan struct{}
-	elem     *list.Element
+	prev     *activation // in Host.lru while not stopping
+	next     *activation
 	stopping bool
 	stopped  chan struct{}
 	// committed is the status of the instance's last commit plus one (0: not
@@ -174,7 +174,6 @@ func NewHost(opts Options) *Host {
 		log:        opts.Logger,
 		actors:     map[string]*activation{},
 		fenced:     map[uint16]struct{}{},
-		lru:        list.New(),
 		deliverSem: make(chan struct{}, 1024),
 		watchers:   map[string][]watcher{},
 		shardSeed:  maphash.MakeSeed(),
@@ -182,6 +181,7 @@ func NewHost(opts Options) *Host {
 			return slog.New(levelFloor{quiet.Handler(), slog.LevelWarn})
 		})),
 	}
+	h.lru.init()
 	for i := range h.shards {
 		h.shards[i] = workShard{results: map[string]*resultQueue{}, inflight: map[inflightKey]struct{}{}}
 	}
@@ -390,6 +390,7 @@ func (h *Host) fire(r storage.Reminder) { h.deliverAsync(r.Instance, reminderFir
 var errPartitionFenced = errors.New("the instance's partition is not served here now")
 
 func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
+	var fresh *activation // made outside the lock: see lruList
 	for {
 		h.mu.Lock()
 		if h.closing.Load() {
@@ -404,7 +405,7 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 		}
 		a := h.actors[id]
 		if a != nil && !a.stopping {
-			h.lru.MoveToFront(a.elem)
+			h.lru.moveToFront(a)
 			h.mu.Unlock()
 			return a, nil
 		}
@@ -418,17 +419,17 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 				return nil, ctx.Err()
 			}
 		}
-		a = &activation{id: id, stopped: make(chan struct{}), spawned: make(chan struct{})}
-		a.elem = h.lru.PushFront(a)
+		if fresh == nil {
+			h.mu.Unlock()
+			fresh = &activation{id: id, stopped: make(chan struct{}), spawned: make(chan struct{})}
+			continue // another request may have activated it meanwhile
+		}
+		a = fresh
+		h.lru.pushFront(a)
 		h.actors[id] = a
 		var victim *activation
 		if len(h.actors) > h.opts.MaxActive {
-			for e := h.lru.Back(); e != nil && e != a.elem; e = e.Prev() {
-				if v := e.Value.(*activation); !v.stopping {
-					victim = v
-					break
-				}
-			}
+			victim = h.lru.leastRecent(a)
 		}
 		h.mu.Unlock()
 		a.pid = h.system.Root.Spawn(h.workflowProps(a))
@@ -499,7 +500,7 @@ func (h *Host) deactivate(a *activation) bool {
 	defer h.mu.Unlock()
 	if h.actors[a.id] == a && !a.stopping {
 		a.stopping = true
-		h.lru.Remove(a.elem)
+		h.lru.remove(a)
 		return true
 	}
 	return false
@@ -531,7 +532,7 @@ func (h *Host) stopped(a *activation) {
 	if h.actors[a.id] == a {
 		delete(h.actors, a.id)
 		if !a.stopping {
-			h.lru.Remove(a.elem)
+			h.lru.remove(a)
 		}
 	}
 	select {
@@ -635,8 +636,13 @@ type watcher chan *storage.InstanceRecord
 
 func (h *Host) watch(id string) (watcher, func()) {
 	w := make(watcher, 1)
+	alone := []watcher{w} // made outside the lock (see lruList); most instances have one watcher
 	h.watchMu.Lock()
-	h.watchers[id] = append(h.watchers[id], w)
+	if ws := h.watchers[id]; len(ws) > 0 {
+		h.watchers[id] = append(ws, w)
+	} else {
+		h.watchers[id] = alone
+	}
 	h.watchMu.Unlock()
 	return w, func() {
 		h.watchMu.Lock()

@@ -220,10 +220,17 @@ func (s *Service) halt() bool {
 // (partition, instance, name) as a reminder in memory replaces it. Reminders due
 // beyond the loaded window are left to a later scan.
 func (s *Service) Added(rs ...storage.Reminder) {
+	// The entries are made before the lock is taken: an allocation can make the
+	// goroutine assist the garbage collector, or wait for it, and every commit
+	// and the firing loop would wait for the lock meanwhile.
+	fresh := make([]*entry, 0, 4)
+	for _, r := range rs {
+		fresh = append(fresh, &entry{r: r, fireAt: r.Due})
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	wake := false
-	for _, r := range rs {
+	for i, r := range rs {
 		if s.refilling {
 			s.touched[keyOf(r)] = touch{added: true, r: r}
 		}
@@ -241,7 +248,7 @@ func (s *Service) Added(rs ...storage.Reminder) {
 			s.capped = true
 			continue
 		}
-		e := &entry{r: r, fireAt: r.Due}
+		e := fresh[i]
 		s.pushLocked(e)
 		wake = wake || e.index == 0
 	}
