@@ -1,9 +1,18 @@
 package actors
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/workflow"
 )
 
 // lruList keeps the order of a model slice (front first) through random
@@ -57,5 +66,70 @@ func TestLRUListKeepsUseOrder(t *testing.T) {
 		if got := l.leastRecent(except); got != want {
 			t.Fatalf("step %d: leastRecent is not the last non-stopping activation", step)
 		}
+	}
+}
+
+// Requests racing for the same instances, with room for few in memory, each
+// find one live activation: the host's table and its LRU agree throughout,
+// whichever request made the activation that was kept.
+func TestRacingActivationsKeepTableAndLRUInStep(t *testing.T) {
+	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Partitions: 8, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHost(Options{DB: db, Registry: workflow.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxActive: 3})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.Close()
+		db.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	checkTable := func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		live := 0
+		for id, a := range h.actors {
+			if a.id != id {
+				t.Errorf("activation of %s filed under %s", a.id, id)
+			}
+			if !a.stopping {
+				live++
+			}
+		}
+		inLRU := 0
+		for a := h.lru.root.next; a != &h.lru.root; a = a.next {
+			if h.actors[a.id] != a || a.stopping {
+				t.Errorf("the LRU holds %s, which is not a live activation", a.id)
+			}
+			inLRU++
+		}
+		if inLRU != live {
+			t.Errorf("%d activations in the LRU, %d live in the table", inLRU, live)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 9))
+			for range 300 {
+				// wake on an instance that was never started: it loads nothing
+				// and passivates at once, so activations come and go.
+				if err := h.Request(ctx, fmt.Sprintf("i-%d", r.IntN(6)), wake{}); err != nil {
+					t.Error(err)
+					return
+				}
+				if r.IntN(10) == 0 {
+					checkTable()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	checkTable()
+	if a, p := h.stats.Activations.Load(), h.stats.Passivations.Load(); a < 100 || a-p != int64(h.Active()) {
+		t.Errorf("%d activations, %d passivations, %d active: want many activations, all accounted for", a, p, h.Active())
 	}
 }
