@@ -73,13 +73,14 @@ type Service struct {
 	// A refill scans the store without the lock (firing, Added and Done go on
 	// meanwhile); what Added and Done report during the scan is kept in touched
 	// and reconciled with the scan's result when it is merged.
-	refilling bool
-	touched   map[key]touch
-	dropped   map[uint16]bool // partitions dropped during the scan
-	refills   sync.WaitGroup
-	refillSeq uint64 // refills merged
-	passSeq   uint64 // refillSeq when the loop's last finished pass began
-	afterScan func() // tests: runs between a refill's scan and its merge
+	refilling    bool
+	touched      map[key]touch
+	spareTouched map[key]touch   // touched's storage between refills
+	dropped      map[uint16]bool // partitions dropped during the scan
+	refills      sync.WaitGroup
+	refillSeq    uint64 // refills merged
+	passSeq      uint64 // refillSeq when the loop's last finished pass began
+	afterScan    func() // tests: runs between a refill's scan and its merge
 
 	kick chan struct{}
 	stop chan struct{}
@@ -180,7 +181,7 @@ func (s *Service) Start() error {
 	if err != nil {
 		return fmt.Errorf("reminders: start: %w", err)
 	}
-	s.loadLocked(cand)
+	s.loadLocked(cand, newEntries(cand))
 	if err := s.finishRefillLocked(plan, cand, now); err != nil {
 		return fmt.Errorf("reminders: start: %w", err)
 	}
@@ -223,10 +224,7 @@ func (s *Service) Added(rs ...storage.Reminder) {
 	// The entries are made before the lock is taken: an allocation can make the
 	// goroutine assist the garbage collector, or wait for it, and every commit
 	// and the firing loop would wait for the lock meanwhile.
-	fresh := make([]*entry, 0, 4)
-	for _, r := range rs {
-		fresh = append(fresh, &entry{r: r, fireAt: r.Due})
-	}
+	fresh := newEntries(rs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	wake := false
@@ -426,7 +424,12 @@ func (s *Service) planRefillLocked(now time.Time) refillPlan {
 func (s *Service) startRefillLocked(now time.Time) {
 	plan := s.planRefillLocked(now)
 	s.refilling = true
-	s.touched, s.dropped = make(map[key]touch), make(map[uint16]bool)
+	// The map of keys touched during the scan is kept from refill to refill:
+	// grown afresh each time, it grew under the lock, in Done and Added.
+	if s.spareTouched == nil {
+		s.spareTouched = make(map[key]touch)
+	}
+	s.touched, s.dropped = s.spareTouched, make(map[uint16]bool)
 	s.refills.Add(1)
 	afterScan := s.afterScan
 	go func() {
@@ -436,14 +439,17 @@ func (s *Service) startRefillLocked(now time.Time) {
 			afterScan()
 		}
 		for i := 0; err == nil && i < len(cand); i += mergeChunk {
+			chunk := cand[i:min(i+mergeChunk, len(cand))]
+			fresh := newEntries(chunk) // outside the lock, like Added's
 			s.mu.Lock()
-			s.loadLocked(cand[i:min(i+mergeChunk, len(cand))])
+			s.loadLocked(chunk, fresh)
 			s.mu.Unlock()
 		}
 		s.mu.Lock()
 		if err == nil {
 			err = s.finishRefillLocked(plan, cand, now)
 		}
+		clear(s.touched)
 		s.refilling, s.touched, s.dropped = false, nil, nil
 		s.refillSeq++
 		s.mu.Unlock()
@@ -492,8 +498,8 @@ const mergeChunk = 1024
 // loaded. Until finishRefillLocked, the scan's range stays beyond the horizon,
 // so Added keeps leaving it to touched: loading may take several holds of the
 // lock.
-func (s *Service) loadLocked(rs []storage.Reminder) {
-	for _, r := range rs {
+func (s *Service) loadLocked(rs []storage.Reminder, fresh []*entry) {
+	for i, r := range rs {
 		k := keyOf(r)
 		if t, ok := s.touched[k]; ok && (t.added || t.r.Due.Equal(r.Due)) {
 			continue
@@ -501,8 +507,17 @@ func (s *Service) loadLocked(rs []storage.Reminder) {
 		if _, ok := s.byKey[k]; ok || s.dropped[r.Partition] {
 			continue
 		}
-		s.pushLocked(&entry{r: r, fireAt: r.Due})
+		s.pushLocked(fresh[i])
 	}
+}
+
+// newEntries makes the entries for rs, to be pushed under the lock.
+func newEntries(rs []storage.Reminder) []*entry {
+	fresh := make([]*entry, len(rs))
+	for i, r := range rs {
+		fresh[i] = &entry{r: r, fireAt: r.Due}
+	}
+	return fresh
 }
 
 // finishRefillLocked moves the horizon past a loaded scan, loads what was
