@@ -181,7 +181,7 @@ func (s *Service) Start() error {
 	if err != nil {
 		return fmt.Errorf("reminders: start: %w", err)
 	}
-	s.loadLocked(cand, newEntries(cand))
+	s.loadLocked(cand, appendEntries(nil, cand))
 	if err := s.finishRefillLocked(plan, cand, now); err != nil {
 		return fmt.Errorf("reminders: start: %w", err)
 	}
@@ -224,7 +224,8 @@ func (s *Service) Added(rs ...storage.Reminder) {
 	// The entries are made before the lock is taken: an allocation can make the
 	// goroutine assist the garbage collector, or wait for it, and every commit
 	// and the firing loop would wait for the lock meanwhile.
-	fresh := newEntries(rs)
+	var small [4]*entry // most commits add one reminder: no slice to allocate
+	fresh := appendEntries(small[:0], rs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	wake := false
@@ -438,9 +439,10 @@ func (s *Service) startRefillLocked(now time.Time) {
 		if afterScan != nil {
 			afterScan()
 		}
+		var fresh []*entry
 		for i := 0; err == nil && i < len(cand); i += mergeChunk {
 			chunk := cand[i:min(i+mergeChunk, len(cand))]
-			fresh := newEntries(chunk) // outside the lock, like Added's
+			fresh = appendEntries(fresh[:0], chunk) // outside the lock, like Added's
 			s.mu.Lock()
 			s.loadLocked(chunk, fresh)
 			s.mu.Unlock()
@@ -511,13 +513,12 @@ func (s *Service) loadLocked(rs []storage.Reminder, fresh []*entry) {
 	}
 }
 
-// newEntries makes the entries for rs, to be pushed under the lock.
-func newEntries(rs []storage.Reminder) []*entry {
-	fresh := make([]*entry, len(rs))
-	for i, r := range rs {
-		fresh[i] = &entry{r: r, fireAt: r.Due}
+// appendEntries appends to dst the entries for rs, to be pushed under the lock.
+func appendEntries(dst []*entry, rs []storage.Reminder) []*entry {
+	for _, r := range rs {
+		dst = append(dst, &entry{r: r, fireAt: r.Due})
 	}
-	return fresh
+	return dst
 }
 
 // finishRefillLocked moves the horizon past a loaded scan, loads what was
