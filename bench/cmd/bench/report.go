@@ -341,15 +341,10 @@ func targets() []target {
 		{"100,000 timers over 1–5 s: lateness", "p99 ≤ 50 ms", medCheck(harness.Timers, "lateness_p99_ms", func(v float64) bool { return v <= 50 }, " ms", 1)},
 		{"1M pending timers: memory", "≤ 300 MB RSS", medCheck(harness.Timers1M, "pending_rss_mib", func(v float64) bool { return v <= 300 }, " MB", mbPerMiB)},
 		{"1M pending timers: fire rate", "≥ 20,000 fires/s", medCheck(harness.Timers1M, "fire_rate", func(v float64) bool { return v >= 20000 }, " fires/s", 1)},
-		// The issue measures lateness on the 100,000 timers (3b) and asks RSS and
-		// fire rate of the 1M pending (3c); 3c's lateness is shown, not judged.
-		{"1M pending timers: lateness (reported, not an issue target)", "none: the issue asks RSS and fire rate of the 1M pending; lateness is judged on the 100,000 timers", func(r *report) (string, *bool) {
-			v, ok := r.med(harness.Timers1M, weft, "lateness_p99_ms")
-			if !ok {
-				return "not measured", nil
-			}
-			return "p99 " + num(v) + " ms", nil
-		}},
+		// The issue's scenario 3 measures lateness on the 100,000 timers (3b); its
+		// targets table puts a p99 of 50 ms in the row of the 1M pending (3c) too.
+		// Both are judged: the stricter reading holds weft to both.
+		{"1M pending timers: lateness", "p99 ≤ 50 ms", medCheck(harness.Timers1M, "lateness_p99_ms", func(v float64) bool { return v <= 50 }, " ms", 1)},
 		{"long chain", "last 100 steps ≤ 1.2× first 100", medCheck(harness.LongChain, "last_over_first", func(v float64) bool { return v <= 1.2 }, "×", 1)},
 		{"100,000 idle monitors: memory", "≤ 1 GB RSS", func(r *report) (string, *bool) {
 			a, ok1 := r.med(harness.Idle, weft, "rss_sleeping_mib")
