@@ -6,7 +6,6 @@
 package reminders
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,14 +61,14 @@ type Service struct {
 	redeliver time.Duration
 	log       *slog.Logger
 
-	mu      sync.Mutex
-	q       entryHeap      // by fireAt: due time, or next redelivery when in flight
-	byKey   map[key]*entry // every reminder in memory
-	fired   map[key]*entry // those fired and not Done yet
-	horizon time.Time      // every live reminder due before it is in memory (or its Added is on its way)
-	capped  bool           // the last refill stopped at MaxInMemory
-	mark    time.Time      // the low-water mark last persisted; only moves forward
-	state   int            // stateNew, stateRunning, stateClosed
+	mu       sync.Mutex
+	q        fireQueue      // by fireAt: due time, or next redelivery when in flight
+	byKey    map[key]*entry // every reminder in memory
+	inFlight flightList     // those fired and not Done yet
+	horizon  time.Time      // every live reminder due before it is in memory (or its Added is on its way)
+	capped   bool           // the last refill stopped at MaxInMemory
+	mark     time.Time      // the low-water mark last persisted; only moves forward
+	state    int            // stateNew, stateRunning, stateClosed
 	// A refill scans the store without the lock (firing, Added and Done go on
 	// meanwhile); what Added and Done report during the scan is kept in touched
 	// and reconciled with the scan's result when it is merged.
@@ -108,7 +107,34 @@ type entry struct {
 	r       storage.Reminder
 	fireAt  time.Time
 	firedAt time.Time // zero until fired
-	index   int
+	index   int       // in Service.q
+
+	flightPrev, flightNext *entry // in Service.inFlight, once fired
+}
+
+// flightList is an intrusive list of the entries fired and not Done: the low-
+// water mark looks at each of them. A map cost a hash of the key on every fire
+// and on every Done.
+type flightList struct{ head *entry }
+
+func (l *flightList) add(e *entry) {
+	e.flightPrev, e.flightNext = nil, l.head
+	if l.head != nil {
+		l.head.flightPrev = e
+	}
+	l.head = e
+}
+
+func (l *flightList) remove(e *entry) {
+	if e.flightPrev != nil {
+		e.flightPrev.flightNext = e.flightNext
+	} else {
+		l.head = e.flightNext
+	}
+	if e.flightNext != nil {
+		e.flightNext.flightPrev = e.flightPrev
+	}
+	e.flightPrev, e.flightNext = nil, nil
 }
 
 func keyOf(r storage.Reminder) key { return key{r.Partition, r.Instance, r.Name} }
@@ -125,7 +151,6 @@ func New(opts Options) *Service {
 		redeliver: opts.Redeliver,
 		log:       opts.Logger,
 		byKey:     make(map[key]*entry),
-		fired:     make(map[key]*entry),
 		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -353,8 +378,8 @@ func (s *Service) run() {
 			nextRefill = now.Add(s.refillInt)
 		}
 		next := nextRefill
-		if len(s.q) > 0 && s.q[0].fireAt.Before(next) {
-			next = s.q[0].fireAt
+		if len(s.q) > 0 && s.q.first().fireAt.Before(next) {
+			next = s.q.first().fireAt
 		}
 		s.mu.Unlock()
 		if dt, ok := timer.(deadlineTimer); ok {
@@ -377,15 +402,17 @@ func (s *Service) run() {
 func (s *Service) popDue(now time.Time, out []storage.Reminder) ([]storage.Reminder, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.q) > 0 && !s.q[0].fireAt.After(now) {
-		e := s.q[0]
+	for len(s.q) > 0 && !s.q.first().fireAt.After(now) {
+		e := s.q.first()
 		if !e.firedAt.IsZero() {
 			s.log.Debug("redelivering reminder", "instance", e.r.Instance, "name", e.r.Name, "fired", e.firedAt)
 		}
+		if e.firedAt.IsZero() {
+			s.inFlight.add(e)
+		}
 		e.firedAt = now
 		e.fireAt = now.Add(s.redeliver)
-		s.fired[keyOf(e.r)] = e
-		heap.Fix(&s.q, 0)
+		s.q.fix(0)
 		out = append(out, e.r)
 	}
 	return out, s.refillSeq
@@ -405,8 +432,6 @@ func (s *Service) settled() bool {
 func (s *Service) wantRefillLocked() bool {
 	return s.capped && s.state == stateRunning && len(s.byKey) <= s.max/2
 }
-
-var errEnough = errors.New("enough")
 
 // refillPlan is what a refill scans for: at most room reminders due in
 // [from, to).
@@ -463,27 +488,19 @@ func (s *Service) startRefillLocked(now time.Time) {
 }
 
 // scan returns the plan.room reminders due earliest in [plan.from, plan.to)
-// over all partitions (fewer if there are fewer), latest first (a max-heap).
-// It reads only the store: reminders already in memory may be among them.
-func (s *Service) scan(plan refillPlan) (candHeap, error) {
+// over all partitions (fewer if there are fewer), in due order. It reads only
+// the store: reminders already in memory may be among them.
+func (s *Service) scan(plan refillPlan) ([]storage.Reminder, error) {
 	if plan.room <= 0 || !plan.from.Before(plan.to) {
 		return nil, nil
 	}
-	var cand candHeap
-	for p := 0; p < s.db.Partitions(); p++ {
-		err := s.db.ScanDue(uint16(p), plan.from, plan.to, 0, func(r storage.Reminder) error {
-			if len(cand) == plan.room {
-				if !r.Due.Before(cand[0].Due) {
-					return errEnough // ascending: the rest of this partition is later still
-				}
-				heap.Pop(&cand)
-			}
-			heap.Push(&cand, r)
-			return nil
-		})
-		if err != nil && err != errEnough {
-			return nil, fmt.Errorf("refill: %w", err)
-		}
+	var cand []storage.Reminder
+	err := s.db.ScanDueAll(plan.from, plan.to, plan.room, func(r storage.Reminder) error {
+		cand = append(cand, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("refill: %w", err)
 	}
 	return cand, nil
 }
@@ -523,7 +540,7 @@ func appendEntries(dst []*entry, rs []storage.Reminder) []*entry {
 
 // finishRefillLocked moves the horizon past a loaded scan, loads what was
 // added in its range during it, and persists the low-water mark.
-func (s *Service) finishRefillLocked(plan refillPlan, cand candHeap, now time.Time) error {
+func (s *Service) finishRefillLocked(plan refillPlan, cand []storage.Reminder, now time.Time) error {
 	if plan.room <= 0 {
 		s.capped = true
 		return s.persistMarkLocked(now)
@@ -535,7 +552,7 @@ func (s *Service) finishRefillLocked(plan refillPlan, cand candHeap, now time.Ti
 	if len(cand) == plan.room {
 		// Full: everything due before the latest loaded one is in memory;
 		// others due at that same time are found by the next scan.
-		horizon, capped = cand[0].Due, true
+		horizon, capped = cand[len(cand)-1].Due, true
 	}
 	if s.horizon.Before(plan.from) {
 		// Added found no room during the scan and pulled the horizon back.
@@ -574,10 +591,10 @@ func (s *Service) persistMarkLocked(now time.Time) error {
 	if s.horizon.Before(m) {
 		m = s.horizon
 	}
-	if len(s.q) > 0 && s.q[0].fireAt.Before(m) {
-		m = s.q[0].fireAt
+	if len(s.q) > 0 && s.q.first().fireAt.Before(m) {
+		m = s.q.first().fireAt
 	}
-	for _, e := range s.fired {
+	for e := s.inFlight.head; e != nil; e = e.flightNext {
 		if e.r.Due.Before(m) {
 			m = e.r.Due
 		}
@@ -594,7 +611,7 @@ func (s *Service) persistMarkLocked(now time.Time) error {
 
 func (s *Service) pushLocked(e *entry) {
 	s.byKey[keyOf(e.r)] = e
-	heap.Push(&s.q, e)
+	s.q.push(e)
 }
 
 func (s *Service) removeLocked(k key) {
@@ -603,58 +620,8 @@ func (s *Service) removeLocked(k key) {
 		return
 	}
 	delete(s.byKey, k)
-	delete(s.fired, k)
-	heap.Remove(&s.q, e.index)
-}
-
-// entryHeap orders entries by fireAt, then by key, so equal times fire in a
-// stable order.
-type entryHeap []*entry
-
-func (h entryHeap) Len() int { return len(h) }
-func (h entryHeap) Less(i, j int) bool {
-	a, b := h[i], h[j]
-	if c := a.fireAt.Compare(b.fireAt); c != 0 {
-		return c < 0
+	if !e.firedAt.IsZero() {
+		s.inFlight.remove(e)
 	}
-	if a.r.Partition != b.r.Partition {
-		return a.r.Partition < b.r.Partition
-	}
-	if a.r.Instance != b.r.Instance {
-		return a.r.Instance < b.r.Instance
-	}
-	return a.r.Name < b.r.Name
-}
-func (h entryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-func (h *entryHeap) Push(x any) {
-	e := x.(*entry)
-	e.index = len(*h)
-	*h = append(*h, e)
-}
-func (h *entryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.index = -1
-	return e
-}
-
-// candHeap is a max-heap by due time: its root is the latest candidate, the
-// one to drop when a better one turns up.
-type candHeap []storage.Reminder
-
-func (h candHeap) Len() int           { return len(h) }
-func (h candHeap) Less(i, j int) bool { return h[i].Due.After(h[j].Due) }
-func (h candHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *candHeap) Push(x any)        { *h = append(*h, x.(storage.Reminder)) }
-func (h *candHeap) Pop() any {
-	old := *h
-	r := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return r
+	s.q.remove(e.index)
 }

@@ -587,3 +587,36 @@ func BenchmarkFire(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkFireFromFullWindow measures the service's in-memory work per fire
+// with a full window (100,000 reminders in memory, as in the bench's scenario
+// 3c): pop the earliest, Done it, add one due later. The reminders were added
+// in random order, so the heap's entries are spread over the Go heap the way
+// a refill leaves them.
+func BenchmarkFireFromFullWindow(b *testing.B) {
+	const inMemory = defaultMaxInMemory
+	s := New(Options{Logger: quiet(), Fire: func(storage.Reminder) {}})
+	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := func(i int) storage.Reminder {
+		return storage.Reminder{Partition: uint16(i % 256), Instance: fmt.Sprintf("instance-%08d", i), Name: "timer-1",
+			Due: base.Add(time.Duration(i) * time.Microsecond)}
+	}
+	order := rand.New(rand.NewPCG(1, 2)).Perm(inMemory)
+	for _, i := range order {
+		s.pushLocked(&entry{r: r(i), fireAt: r(i).Due})
+	}
+	var due []storage.Reminder
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		due, _ = s.popDue(base.Add(time.Duration(i)*time.Microsecond), due[:0])
+		if len(due) != 1 || due[0].Instance != r(i).Instance {
+			b.Fatalf("fire %d: popped %d reminders, want %s", i, len(due), r(i).Instance)
+		}
+		s.Done(due[0])
+		next := r(i + inMemory)
+		s.mu.Lock()
+		s.pushLocked(&entry{r: next, fireAt: next.Due})
+		s.mu.Unlock()
+	}
+}
