@@ -494,11 +494,7 @@ func (s *Service) scan(plan refillPlan) ([]storage.Reminder, error) {
 	if plan.room <= 0 || !plan.from.Before(plan.to) {
 		return nil, nil
 	}
-	var cand []storage.Reminder
-	err := s.db.ScanDueAll(plan.from, plan.to, plan.room, func(r storage.Reminder) error {
-		cand = append(cand, r)
-		return nil
-	})
+	cand, err := s.db.EarliestDue(plan.from, plan.to, plan.room)
 	if err != nil {
 		return nil, fmt.Errorf("refill: %w", err)
 	}

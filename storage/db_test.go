@@ -427,76 +427,68 @@ func TestScanDue(t *testing.T) {
 	}
 }
 
-// TestScanDueAll checks the merge across partitions against the reminders
-// sorted by due time: reminders spread over 5 partitions (one left empty),
-// due times shared between partitions, and ranges and limits that cut through
-// them.
-func TestScanDueAll(t *testing.T) {
-	db := openTest(t, t.TempDir(), 5)
+// TestEarliestDue checks the merge across partitions against the reminders
+// sorted by due time, with due times shared between partitions and ranges and
+// limits that cut through them; in a store of 5 partitions (one left empty),
+// merged at once, and in one of 600, merged in groups of mergeWidth.
+func TestEarliestDue(t *testing.T) {
 	base := time.Unix(0, 0).UTC()
 	sec := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
-	rng := rand.New(rand.NewPCG(3, 4))
-	var all []Reminder
-	commit(t, db, func(b *Batch) {
-		for i := range 300 {
-			r := Reminder{Partition: uint16(rng.IntN(4)), Instance: fmt.Sprintf("i%d", i), Name: "t", Due: sec(rng.IntN(100) - 50), Payload: []byte(fmt.Sprint(i))}
-			must(t, b.PutReminder(r))
-			all = append(all, r)
-		}
-	})
-	slices.SortStableFunc(all, func(a, b Reminder) int { return a.Due.Compare(b.Due) })
-	cases := []struct {
-		name     string
-		from, to time.Time
-		limit    int
-	}{
-		{"all", time.Time{}, time.Time{}, 0},
-		{"from inclusive, to exclusive", sec(-10), sec(10), 0},
-		{"limit inside one due time", sec(-50), time.Time{}, 7},
-		{"limit larger than range", sec(45), sec(100), 100},
-		{"empty", sec(60), sec(70), 0},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var want []Reminder
-			for _, r := range all {
-				if !r.Due.Before(c.from) && (c.to.IsZero() || r.Due.Before(c.to)) && (c.limit == 0 || len(want) < c.limit) {
-					want = append(want, r)
+	for _, parts := range []int{5, 2*mergeWidth + 88} {
+		t.Run(fmt.Sprintf("%d partitions", parts), func(t *testing.T) {
+			db := openTest(t, t.TempDir(), parts)
+			rng := rand.New(rand.NewPCG(3, uint64(parts)))
+			var all []Reminder
+			commit(t, db, func(b *Batch) {
+				for i := range 300 {
+					r := Reminder{Partition: uint16(rng.IntN(parts - 1)), Instance: fmt.Sprintf("i%d", i), Name: "t",
+						Due: sec(rng.IntN(100) - 50), Payload: []byte(fmt.Sprint(i))}
+					must(t, b.PutReminder(r))
+					all = append(all, r)
 				}
+			})
+			slices.SortStableFunc(all, func(a, b Reminder) int { return a.Due.Compare(b.Due) })
+			cases := []struct {
+				name     string
+				from, to time.Time
+				limit    int
+			}{
+				{"all", time.Time{}, time.Time{}, 1000},
+				{"from inclusive, to exclusive", sec(-10), sec(10), 1000},
+				{"limit inside one due time", sec(-50), time.Time{}, 7},
+				{"limit of one", sec(-20), time.Time{}, 1},
+				{"limit larger than range", sec(45), sec(100), 100},
+				{"empty", sec(60), sec(70), 10},
 			}
-			var got []Reminder
-			must(t, db.ScanDueAll(c.from, c.to, c.limit, func(r Reminder) error {
-				got = append(got, r)
-				return nil
-			}))
-			if len(got) != len(want) {
-				t.Fatalf("got %d reminders, want %d", len(got), len(want))
-			}
-			for i := range got {
-				if !got[i].Due.Equal(want[i].Due) {
-					t.Fatalf("reminder %d due %v, want %v", i, got[i].Due, want[i].Due)
-				}
-				if i > 0 && got[i].Due.Equal(got[i-1].Due) && got[i].Instance < got[i-1].Instance {
-					t.Fatalf("reminders %d and %d due together out of key order", i-1, i)
-				}
-				if got[i].Instance != "i"+string(got[i].Payload) {
-					t.Fatalf("reminder %d: %s with payload %v", i, got[i].Instance, got[i].Payload)
-				}
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					var want []Reminder
+					for _, r := range all {
+						if !r.Due.Before(c.from) && (c.to.IsZero() || r.Due.Before(c.to)) && len(want) < c.limit {
+							want = append(want, r)
+						}
+					}
+					got, err := db.EarliestDue(c.from, c.to, c.limit)
+					must(t, err)
+					if len(got) != len(want) {
+						t.Fatalf("got %d reminders, want %d", len(got), len(want))
+					}
+					for i := range got {
+						if !got[i].Due.Equal(want[i].Due) {
+							t.Fatalf("reminder %d due %v, want %v", i, got[i].Due, want[i].Due)
+						}
+						if got[i].Instance != "i"+string(got[i].Payload) {
+							t.Fatalf("reminder %d: %s with payload %q", i, got[i].Instance, got[i].Payload)
+						}
+					}
+				})
 			}
 		})
 	}
-	t.Run("callback error stops the scan", func(t *testing.T) {
-		stop := errors.New("stop")
-		n := 0
-		err := db.ScanDueAll(time.Time{}, time.Time{}, 0, func(Reminder) error {
-			n++
-			if n == 3 {
-				return stop
-			}
-			return nil
-		})
-		if err != stop || n != 3 {
-			t.Fatalf("err %v after %d reminders, want the callback's error after 3", err, n)
+	t.Run("limit must be positive", func(t *testing.T) {
+		db := openTest(t, t.TempDir(), 2)
+		if _, err := db.EarliestDue(time.Time{}, time.Time{}, 0); err == nil || !strings.Contains(err.Error(), "limit 0") {
+			t.Fatalf("err %v, want one naming the limit", err)
 		}
 	})
 }

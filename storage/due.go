@@ -10,21 +10,52 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// ScanDueAll calls fn for the reminders of every partition with from ≤ due < to,
-// in ascending due order across partitions (equal due times in key order), at
-// most limit of them (0: no limit). A zero to is unbounded. An error from fn stops the scan and is
-// returned unwrapped.
+// EarliestDue returns the limit reminders due earliest in [from, to) over every
+// partition, in due order (fewer if there are fewer; limit must be positive). A
+// zero to is unbounded. Everything due before the last one returned is among
+// them; others due at the same time as the last may not be.
 //
-// It merges one iterator per partition, so a caller that wants the earliest n
-// reads about n reminders. Scanning partition after partition, a caller had to
-// read every reminder in range to find the earliest n: with a million pending
-// and n = 50,000, the reminder service's refills read and decoded 3 or 4
-// reminders for every one they kept.
-func (db *DB) ScanDueAll(from, to time.Time, limit int, fn func(Reminder) error) (err error) {
+// It merges one iterator per partition, so it reads about limit reminders.
+// Scanning partition after partition, the reminder service read every reminder
+// in range to find the earliest limit: with a million pending and a limit of
+// 50,000, 3 or 4 for every one it kept. At most mergeWidth iterators are open
+// at once, each holding buffers: a store of more partitions is merged group by
+// group, each group stopping at the latest reminder kept so far.
+func (db *DB) EarliestDue(from, to time.Time, limit int) ([]Reminder, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("storage: earliest due reminders: limit %d; must be positive", limit)
+	}
 	if err := db.acquire(); err != nil {
-		return err
+		return nil, err
 	}
 	defer db.release()
+	var kept, group, spare []Reminder
+	for first := 0; first < db.partitions; first += mergeWidth {
+		var cutoff time.Time // zero: no cutoff
+		if len(kept) == limit {
+			cutoff = kept[limit-1].Due
+		}
+		var err error
+		group, err = db.mergeDue(uint16(first), uint16(min(first+mergeWidth, db.partitions)-1), from, to, cutoff, limit, group[:0])
+		if err != nil {
+			return nil, err
+		}
+		if first == 0 {
+			kept, group = group, nil
+			continue
+		}
+		kept, spare = mergeByDue(spare[:0], kept, group, limit), kept
+	}
+	return kept, nil
+}
+
+// mergeWidth bounds the iterators EarliestDue holds open at once.
+const mergeWidth = 256
+
+// mergeDue appends to out the limit reminders due earliest in [from, to) of
+// partitions first..last, in due order, stopping at the first due at or after
+// a non-zero cutoff.
+func (db *DB) mergeDue(first, last uint16, from, to, cutoff time.Time, limit int, out []Reminder) (_ []Reminder, err error) {
 	var m dueMerge
 	defer func() {
 		for _, it := range m {
@@ -33,7 +64,7 @@ func (db *DB) ScanDueAll(from, to time.Time, limit int, fn func(Reminder) error)
 			}
 		}
 	}()
-	for p := range db.partitions {
+	for p := int(first); p <= int(last); p++ {
 		part := uint16(p)
 		upper := prefixEnd(reminderRangePrefix(part))
 		if !to.IsZero() {
@@ -41,36 +72,50 @@ func (db *DB) ScanDueAll(from, to time.Time, limit int, fn func(Reminder) error)
 		}
 		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: reminderDueBound(part, from), UpperBound: upper})
 		if err != nil {
-			return fmt.Errorf("storage: scan reminders: %w", err)
+			return nil, fmt.Errorf("storage: scan reminders: %w", err)
 		}
 		if !it.First() {
 			if err := errors.Join(it.Error(), it.Close()); err != nil {
-				return fmt.Errorf("storage: scan reminders of partition %d: %w", part, err)
+				return nil, fmt.Errorf("storage: scan reminders of partition %d: %w", part, err)
 			}
 			continue
 		}
 		m = append(m, it)
 	}
 	heap.Init(&m)
-	for n := 0; len(m) > 0 && (limit <= 0 || n < limit); n++ {
+	for len(m) > 0 && len(out) < limit {
 		it := m[0]
 		r, err := decodeReminder(it)
 		if err != nil {
-			return fmt.Errorf("storage: scan reminders: %w", err)
+			return nil, fmt.Errorf("storage: scan reminders: %w", err)
 		}
-		if err := fn(r); err != nil {
-			return err
+		if !cutoff.IsZero() && !r.Due.Before(cutoff) {
+			break // the caller keeps enough due by then; the rest of the group is later still
 		}
+		out = append(out, r)
 		if it.Next() {
 			heap.Fix(&m, 0)
 			continue
 		}
 		heap.Pop(&m)
 		if err := errors.Join(it.Error(), it.Close()); err != nil {
-			return fmt.Errorf("storage: scan reminders of partition %d: %w", r.Partition, err)
+			return nil, fmt.Errorf("storage: scan reminders of partition %d: %w", r.Partition, err)
 		}
 	}
-	return nil
+	return out, nil
+}
+
+// mergeByDue appends to out lists a and b merged in due order, up to limit in
+// all.
+func mergeByDue(out, a, b []Reminder, limit int) []Reminder {
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || len(a) > 0 && !b[0].Due.Before(a[0].Due) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
 }
 
 func decodeReminder(it *pebble.Iterator) (Reminder, error) {
