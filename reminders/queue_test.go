@@ -1,9 +1,11 @@
 package reminders
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,25 +23,8 @@ func TestFireQueueKeepsOrderAndIndexes(t *testing.T) {
 	var q fireQueue
 	var live []*entry
 	before := func(a, b *entry) int {
-		if c := a.fireAt.Compare(b.fireAt); c != 0 {
-			return c
-		}
-		if a.r.Partition != b.r.Partition {
-			return int(a.r.Partition) - int(b.r.Partition)
-		}
-		if a.r.Instance != b.r.Instance {
-			if a.r.Instance < b.r.Instance {
-				return -1
-			}
-			return 1
-		}
-		if a.r.Name < b.r.Name {
-			return -1
-		}
-		if a.r.Name > b.r.Name {
-			return 1
-		}
-		return 0
+		return cmp.Or(a.fireAt.Compare(b.fireAt), cmp.Compare(a.r.Partition, b.r.Partition),
+			strings.Compare(a.r.Instance, b.r.Instance), strings.Compare(a.r.Name, b.r.Name))
 	}
 	for step := range 20000 {
 		switch op := rng.IntN(10); {

@@ -404,11 +404,10 @@ func (s *Service) popDue(now time.Time, out []storage.Reminder) ([]storage.Remin
 	defer s.mu.Unlock()
 	for len(s.q) > 0 && !s.q.first().fireAt.After(now) {
 		e := s.q.first()
-		if !e.firedAt.IsZero() {
-			s.log.Debug("redelivering reminder", "instance", e.r.Instance, "name", e.r.Name, "fired", e.firedAt)
-		}
 		if e.firedAt.IsZero() {
 			s.inFlight.add(e)
+		} else {
+			s.log.Debug("redelivering reminder", "instance", e.r.Instance, "name", e.r.Name, "fired", e.firedAt)
 		}
 		e.firedAt = now
 		e.fireAt = now.Add(s.redeliver)

@@ -571,27 +571,19 @@ func (db *DB) ScanDue(part uint16, from, to time.Time, limit int, fn func(Remind
 		return err
 	}
 	defer db.release()
-	lower := reminderDueBound(part, from)
-	upper := prefixEnd(reminderRangePrefix(part))
-	if !to.IsZero() {
-		upper = reminderDueBound(part, to)
-	}
+	lower, upper := reminderDueRange(part, from, to)
 	n := 0
 	errLimit := errors.New("limit")
 	err := db.scan(lower, upper, func(k, v []byte) error {
 		if limit > 0 && n >= limit {
 			return errLimit
 		}
-		p, due, id, name, err := parseReminderKey(k)
+		r, err := decodeReminder(k, v)
 		if err != nil {
 			return err
 		}
-		payload, err := decodeReminderValue(v)
-		if err != nil {
-			return fmt.Errorf("key %q: %w", k, err)
-		}
 		n++
-		if err := fn(Reminder{Partition: p, Instance: id, Name: name, Due: due, Payload: payload}); err != nil {
+		if err := fn(r); err != nil {
 			return errCallback{err}
 		}
 		return nil

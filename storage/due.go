@@ -66,11 +66,8 @@ func (db *DB) mergeDue(first, last uint16, from, to, cutoff time.Time, limit int
 	}()
 	for p := int(first); p <= int(last); p++ {
 		part := uint16(p)
-		upper := prefixEnd(reminderRangePrefix(part))
-		if !to.IsZero() {
-			upper = reminderDueBound(part, to)
-		}
-		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: reminderDueBound(part, from), UpperBound: upper})
+		lower, upper := reminderDueRange(part, from, to)
+		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			return nil, fmt.Errorf("storage: scan reminders: %w", err)
 		}
@@ -85,7 +82,11 @@ func (db *DB) mergeDue(first, last uint16, from, to, cutoff time.Time, limit int
 	heap.Init(&m)
 	for len(m) > 0 && len(out) < limit {
 		it := m[0]
-		r, err := decodeReminder(it)
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("storage: scan reminders: %w", err)
+		}
+		r, err := decodeReminder(it.Key(), v)
 		if err != nil {
 			return nil, fmt.Errorf("storage: scan reminders: %w", err)
 		}
@@ -118,13 +119,9 @@ func mergeByDue(out, a, b []Reminder, limit int) []Reminder {
 	return out
 }
 
-func decodeReminder(it *pebble.Iterator) (Reminder, error) {
-	k := it.Key()
+// decodeReminder decodes a reminder's due-time key and value.
+func decodeReminder(k, v []byte) (Reminder, error) {
 	p, due, id, name, err := parseReminderKey(k)
-	if err != nil {
-		return Reminder{}, err
-	}
-	v, err := it.ValueAndErr()
 	if err != nil {
 		return Reminder{}, err
 	}

@@ -220,6 +220,15 @@ func reminderDueBound(part uint16, t time.Time) []byte {
 	return append(reminderRangePrefix(part), d[:]...)
 }
 
+// reminderDueRange bounds the keys of partition part's reminders with
+// from ≤ due < to; a zero to is unbounded.
+func reminderDueRange(part uint16, from, to time.Time) (lower, upper []byte) {
+	if to.IsZero() {
+		return reminderDueBound(part, from), prefixEnd(reminderRangePrefix(part))
+	}
+	return reminderDueBound(part, from), reminderDueBound(part, to)
+}
+
 func reminderKey(part uint16, due time.Time, id, name string) []byte {
 	b := reminderDueBound(part, due)
 	b = append(b, sep)
