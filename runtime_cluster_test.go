@@ -43,6 +43,15 @@ func startClusterNode(t *testing.T, id, dir string, join []string) *clusterNode 
 // startClusterNodeWith registers inc as this node's ClusterInc activity.
 func startClusterNodeWith(t *testing.T, id, dir string, join []string, inc func(context.Context, int) (int, error)) *clusterNode {
 	t.Helper()
+	return openClusterNode(t, id, dir, join, func(reg *workflow.Registry) error {
+		return workflow.RegisterActivity(reg, inc, workflow.WithName("ClusterInc"))
+	})
+}
+
+// openClusterNode starts a node with the ClusterChain workflow and what
+// register adds (ClusterChain's ClusterInc activity among it).
+func openClusterNode(t *testing.T, id, dir string, join []string, register func(*workflow.Registry) error) *clusterNode {
+	t.Helper()
 	logger := quiet
 	if f := os.Getenv("WEFT_TEST_CLUSTER_LOG"); f != "" { // a debugging aid: every node's log in one file
 		w, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -73,7 +82,7 @@ func startClusterNodeWith(t *testing.T, id, dir string, join []string, inc func(
 	}, workflow.WithName("ClusterChain")); err != nil {
 		t.Fatal(err)
 	}
-	if err := workflow.RegisterActivity(reg, inc, workflow.WithName("ClusterInc")); err != nil {
+	if err := register(reg); err != nil {
 		t.Fatal(err)
 	}
 	if err := rt.Start(context.Background()); err != nil {

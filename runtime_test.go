@@ -1003,6 +1003,90 @@ func TestStalledInstanceHoldsInputs(t *testing.T) {
 	}
 }
 
+// TestStalledStepAppliesRetryPolicy: an activity attempt that fails while its
+// workflow's step is stalled (the executor dropped until a fresh replay) is
+// retried as its policy says, exactly as without the stall: the decision waits
+// for the replay instead of taking the failure as final, and it waits on disk
+// if the process stops first.
+func TestStalledStepAppliesRetryPolicy(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		stall, restart bool
+	}{
+		{"no stall", false, false},
+		{"stalled", true, false},
+		{"stalled, then the process restarts", true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			delay := 200 * time.Millisecond
+			if c.restart {
+				delay = time.Hour // the replay comes from the restart
+			}
+			a := newApp(t, dir, weft.Options{DeadlockTimeout: 100 * time.Millisecond, StallRetryDelay: delay})
+			ctx := ctxT(t)
+			stalling, fail := make(chan struct{}), make(chan struct{})
+			var attempts, stalls atomic.Int32
+			register := func(a *app) {
+				_ = weft.RegisterActivity(a.rt, func(ctx context.Context, _ any) (string, error) {
+					if attempts.Add(1) == 1 {
+						<-fail
+						return "", errors.New("flaky")
+					}
+					return "ok", nil
+				}, workflow.WithName("Flaky"))
+				_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (string, error) {
+					task := ctx.CallActivity("Flaky", nil, workflow.WithRetryPolicy(&workflow.RetryPolicy{
+						MaxAttempts: 3, FirstRetryInterval: 10 * time.Millisecond}))
+					if err := ctx.WaitForExternalEvent("stall", 0).Await(nil); err != nil {
+						return "", err
+					}
+					if c.stall && stalls.Add(1) == 1 {
+						close(stalling)
+						time.Sleep(300 * time.Millisecond) // overruns the deadlock timeout, once
+					}
+					var out string
+					err := task.Await(&out)
+					return out, err
+				}, workflow.WithName("FlakyUnderStall"))
+			}
+			register(a)
+			id, err := a.rt.Schedule(ctx, "FlakyUnderStall", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.rt.RaiseEvent(ctx, id, "stall", nil); err != nil {
+				t.Fatal(err)
+			}
+			if c.stall {
+				<-stalling // the step runs and will be abandoned: the failure comes while it is
+			}
+			close(fail)
+			if c.restart {
+				part := a.rt.Host().Partition(id)
+				waitUntil(t, ctx, "the failure waits in the activity's record", func() bool {
+					recs, err := a.rt.Host().DB().Activities(part, id)
+					return err == nil && len(recs) == 1 && recs[0].Failed != nil
+				})
+				if err := a.rt.Close(); err != nil {
+					t.Fatal(err)
+				}
+				// Registered after Start: the instance, resumed at Start, waits for
+				// its workflow and replays once it is registered.
+				a = newApp(t, dir, weft.Options{DeadlockTimeout: 100 * time.Millisecond, StallRetryDelay: 20 * time.Millisecond})
+				register(a)
+			}
+			st, err := a.rt.WaitForCompletion(ctx, id)
+			if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != `"ok"` {
+				t.Fatalf("%+v %v; want COMPLETED with the second attempt's output", st, err)
+			}
+			if n := attempts.Load(); n != 2 {
+				t.Fatalf("%d attempts, want 2", n)
+			}
+		})
+	}
+}
+
 // TestWorkflowRegisteredAfterStart: an instance in flight whose workflow the
 // reopened process registers only after Start is not failed: it waits, holds
 // what it is sent, and goes on once the workflow is registered.

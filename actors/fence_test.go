@@ -43,12 +43,8 @@ func (r *staleRouter) sent() []any {
 
 func newFenceHost(t *testing.T, r Router) *Host {
 	t.Helper()
-	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Partitions: 8, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := workflow.NewRegistry()
-	err = workflow.RegisterWorkflow(reg, func(ctx *workflow.Context, in int) (int, error) {
+	err := workflow.RegisterWorkflow(reg, func(ctx *workflow.Context, in int) (int, error) {
 		var out int
 		err := ctx.CallActivity("Inc", in).Await(&out)
 		return out, err
@@ -59,7 +55,21 @@ func newFenceHost(t *testing.T, r Router) *Host {
 	if err := workflow.RegisterActivity(reg, func(_ context.Context, v int) (int, error) { return v + 1, nil }, workflow.WithName("Inc")); err != nil {
 		t.Fatal(err)
 	}
-	h := NewHost(Options{DB: db, Registry: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return startTestHost(t, Options{}, reg, r)
+}
+
+// startTestHost starts a host with reg, on a store of 8 partitions in a
+// temporary directory, routed by r (nil: a single node); the test's cleanup
+// closes both.
+func startTestHost(t *testing.T, opts Options, reg *workflow.Registry, r Router) *Host {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Partitions: 8, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.DB, opts.Registry, opts.Logger = db, reg, logger
+	h := NewHost(opts)
 	if r != nil {
 		h.SetRouter(r)
 	}

@@ -81,7 +81,8 @@ type Host struct {
 	actQueue       []Invocation
 
 	background sync.WaitGroup // deliveries and reports in flight
-	deliverSem chan struct{}
+	deliverSem chan struct{}  // bounds the delivery attempts running at once
+	deliveries *deliveryQueue
 
 	shards    [workShards]workShard // queued results and in-flight attempts, by instance
 	shardSeed maphash.Seed
@@ -175,6 +176,7 @@ func NewHost(opts Options) *Host {
 		actors:     map[string]*activation{},
 		fenced:     map[uint16]struct{}{},
 		deliverSem: make(chan struct{}, 1024),
+		deliveries: newDeliveryQueue(),
 		watchers:   map[string][]watcher{},
 		shardSeed:  maphash.MakeSeed(),
 		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -206,6 +208,7 @@ func (h *Host) Start(ctx context.Context) error {
 	if err := h.rem.Start(); err != nil {
 		return fmt.Errorf("start reminders: %w", err)
 	}
+	h.startDeliveries()
 	var ids []string
 	err := h.db.Awake(func(_ uint16, id string) error {
 		ids = append(ids, id)
@@ -246,6 +249,7 @@ func (h *Host) Close() error {
 	// out its request timeout), and nothing new arrives, since every request
 	// checks closing first.
 	_ = h.stopAll(context.Background(), all)
+	h.stopDeliveries()
 	h.background.Wait()
 	h.system.Shutdown()
 	h.dispatcher.stop()
@@ -349,38 +353,6 @@ func (h *Host) post(id string, msg any) {
 		return // closing
 	}
 	h.system.Root.Send(a.PID(), msg)
-}
-
-// deliverAsync sends msg to an instance in the background, retrying until it is
-// acknowledged or the host closes: the path for reminders, child starts and
-// results, and activity reports.
-func (h *Host) deliverAsync(id string, msg any) {
-	if h.closing.Load() {
-		return
-	}
-	h.deliverSem <- struct{}{}
-	h.background.Add(1)
-	go func() {
-		defer func() { <-h.deliverSem; h.background.Done() }()
-		h.deliver(id, msg)
-	}()
-}
-
-// deliver sends msg until it is acknowledged (any answer, error or not, is an
-// acknowledgement: the actor decided) or the host closes.
-func (h *Host) deliver(id string, msg any) {
-	backoff := 10 * time.Millisecond
-	for !h.closing.Load() {
-		err := h.Request(context.Background(), id, msg)
-		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
-			if err != nil && !errors.Is(err, ErrClosed) {
-				h.log.Debug("delivery refused", "instance", id, "message", fmt.Sprintf("%T", msg), "err", err)
-			}
-			return
-		}
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 5*time.Second)
-	}
 }
 
 // fire is the reminder service's callback.

@@ -40,6 +40,9 @@ type StartRequest struct {
 type RaiseEventRequest struct {
 	Name string
 	Data []byte
+	// From names the outbox record an event sent by another instance comes
+	// from, so a re-delivery is recognised; nil for an event from a client.
+	From *MessageID `msgpack:",omitempty"`
 }
 
 // TerminateRequest ends an instance at once.

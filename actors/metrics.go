@@ -35,6 +35,15 @@ func newMetrics(h *Host) *metrics {
 		}),
 	}
 	m.gauges = []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_messages_pending",
+			Help: "Messages between instances (events, child starts and results, terminations, acknowledgements) sent from this node and not yet committed by their receiver."},
+			func() float64 { return float64(h.PendingDeliveries()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_messages_oldest_pending_seconds",
+			Help: "Age of the oldest message waiting to be retried because its receiver's partition could not take it (0: none waits)."},
+			func() float64 { return h.oldestParked().Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "weft_message_retries_total",
+			Help: "Delivery attempts of messages between instances that the receiver did not take (partition unavailable, no answer in time) and that were scheduled again."},
+			func() float64 { return float64(h.deliveries.retries.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_active_instances", Help: "Workflow instances held in memory (activated actors)."},
 			func() float64 { return float64(h.Active()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_reminders_in_memory", Help: "Reminders due soon, held in the in-memory window."},

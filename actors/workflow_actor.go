@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/weftrt/weft/reminders"
 	"github.com/weftrt/weft/storage"
 	"github.com/weftrt/weft/workflow"
 )
@@ -42,11 +44,15 @@ type workflowActor struct {
 	// disk. A first attempt has none: its ActivityScheduled event says what to
 	// run, so a step that schedules and completes activities writes no record;
 	// only a failed attempt that is retried stores one (attempt, next attempt time).
-	retried    map[int64]bool
-	reminders  reminderSet      // this instance's stored reminders
-	children   map[int64]string // outstanding child workflows: task → child id
-	childInput map[int64]childCall
-	outbox     map[uint64]*storage.OutboxRecord // events sent to other instances, not yet acknowledged
+	retried       map[int64]bool
+	reminders     reminderSet      // this instance's stored reminders
+	children      map[int64]string // outstanding child workflows: task → child id
+	childInput    map[int64]childCall
+	outbox        map[uint64]*storage.OutboxRecord // messages to other instances, not yet committed by them
+	outboxTargets map[string]int                   // how many records of the outbox go to each target
+	// receivedFrom caches the stored ReceivedMark of each sender this
+	// activation has heard from (outbox.go).
+	receivedFrom map[string]storage.ReceivedMark
 
 	// What the store holds of this instance's listing index entry and awake flag,
 	// so a step rewrites them only when they change. Zero (unknown) after loading.
@@ -192,6 +198,18 @@ func (w *workflowActor) handleSafely(msg any) (err error) {
 			return err
 		}
 	}
+	err = w.handle(msg)
+	if err != nil && !settled(err) {
+		// The step did not commit (or failed after changing what the actor
+		// holds): memory must not run ahead of disk, so the next message
+		// reloads the instance. A refusal changed nothing.
+		w.unload()
+	}
+	return err
+}
+
+// handle applies one message to the loaded instance.
+func (w *workflowActor) handle(msg any) error {
 	switch m := msg.(type) {
 	case StartRequest:
 		return w.start(m)
@@ -220,13 +238,7 @@ func (w *workflowActor) handleSafely(msg any) (err error) {
 		}
 		return nil
 	case outboxSent:
-		if w.row != nil && w.outbox[m.seq] != nil {
-			delete(w.outbox, m.seq)
-			t := w.newTxn()
-			t.b.DeleteOutbox(w.part, w.id, m.seq)
-			return w.commit(t)
-		}
-		return nil
+		return w.outboxSent(m.seq)
 	case wake:
 		return nil // loading re-sent whatever was outstanding
 	}
@@ -267,9 +279,13 @@ func (w *workflowActor) load() error {
 		// step need not write the entry again unless one of them changes.
 		w.stored = storedState{indexed: true, name: w.row.Name, status: w.row.Status}
 	}
-	for i := range st.Outbox {
-		put(&w.outbox, st.Outbox[i].Seq, &st.Outbox[i])
-		w.send(&st.Outbox[i]) // decided before the node stopped: send again
+	if len(st.Outbox) > 0 {
+		all := make([]*storage.OutboxRecord, len(st.Outbox))
+		for i := range st.Outbox {
+			all[i] = &st.Outbox[i]
+			w.keepOutbox(all[i])
+		}
+		w.sendAll(all) // decided before the node stopped: send again
 	}
 	for _, r := range st.Reminders {
 		w.reminders.set(r)
@@ -313,7 +329,7 @@ func (w *workflowActor) load() error {
 		if t := w.newTxn(); w.unregistered(t, o) || w.stalled(t, o) {
 			return w.commit(t) // inputs are held until the "unstall" reminder replays
 		} else {
-			t.b.Close()
+			t.close()
 		}
 		if len(o.Actions) > 0 {
 			// Replay diverged from history (non-determinism) or found actions history
@@ -325,6 +341,9 @@ func (w *workflowActor) load() error {
 			if err := w.commit(t); err != nil {
 				return err
 			}
+		}
+		if err := w.decideFailures(); err != nil {
+			return err
 		}
 		w.resend()
 		if w.row.Status == storage.Running && w.row.NextInboxSeq > 0 {
@@ -375,7 +394,7 @@ func (w *workflowActor) applyHeld() error {
 	t := w.newTxn()
 	w.clearInbox(t)
 	if err := w.advance(t, held); err != nil {
-		t.b.Close()
+		t.close()
 		return err
 	}
 	return w.commit(t)
@@ -385,8 +404,8 @@ func (w *workflowActor) applyHeld() error {
 // already working on: after a crash, that is everything outstanding.
 func (w *workflowActor) resend() {
 	for _, rec := range w.activities {
-		if rec.NextAttemptAt.After(w.now) {
-			continue // waiting for its retry reminder
+		if rec.NextAttemptAt.After(w.now) || rec.Failed != nil {
+			continue // waiting for its retry reminder, or for a decision on its failure
 		}
 		w.h.dispatchUnlessInFlight(w.invocation(rec))
 	}
@@ -405,6 +424,8 @@ func (w *workflowActor) forgetOutstanding() {
 	w.children = nil
 	w.childInput = nil
 	w.outbox = nil
+	w.outboxTargets = nil
+	w.receivedFrom = nil
 }
 
 func (w *workflowActor) unload() {
@@ -412,6 +433,7 @@ func (w *workflowActor) unload() {
 		w.exec.Close()
 	}
 	w.exec, w.row, w.loaded = nil, nil, false
+	w.receivedFrom = nil
 	w.histInline, w.histSize, w.histKeys, w.legacy, w.legacyReminders = nil, 0, false, false, nil
 	w.act.committed.Store(0)
 	w.stored = storedState{}
@@ -445,22 +467,32 @@ func (w *workflowActor) start(m StartRequest) error {
 		sameCall := m.ParentID != "" && w.row.ParentID == m.ParentID && w.row.ParentTask == m.ParentTask && w.row.ParentGen == m.ParentGen
 		switch {
 		case sameCall:
-			return nil // a re-sent child start: already done
+			// A re-sent child start: already done. If the child finished and
+			// its parent acknowledged the result, the parent asks again
+			// because it lost track of it: tell it again.
+			t.close()
+			if w.row.Status.Terminal() && !w.row.ParentPending {
+				w.notifyParent()
+			}
+			return nil
 		case m.ParentID != "" && w.row.Status.Terminal():
 			// A parent (re)starting a child under the id of a finished instance
 			// replaces it: that is how a retried child runs again.
 		case m.ParentID != "":
+			t.close()
 			w.h.deliverAsync(m.ParentID, ChildResult{Gen: m.ParentGen, TaskID: m.ParentTask, ChildID: w.id,
 				Failure: &workflow.Failure{Type: "InstanceExists", Message: fmt.Sprintf("instance id %s is already used by a running workflow", w.id), NonRetriable: true}})
 			return nil
 		case m.Reuse == ReuseIgnore:
+			t.close()
 			return nil
 		case m.Reuse == ReuseTerminate:
 		default:
+			t.close()
 			return fmt.Errorf("instance %s (%s, %s): %w", w.id, w.row.Name, w.row.Status, ErrInstanceExists)
 		}
 		if err := w.h.db.PurgeInstance(t.b, w.part, w.id, w.row.CreatedAt); err != nil {
-			t.b.Close()
+			t.close()
 			return fmt.Errorf("replace instance %s: %w", w.id, err)
 		}
 		t.done = append(t.done, w.reminders.all()...)
@@ -486,7 +518,7 @@ func (w *workflowActor) start(m StartRequest) error {
 		w.row.Status = storage.Pending
 		t.started = m.Name
 		if err := w.hold(t, []workflow.Event{w.startedEvent(m.Input)}); err != nil {
-			t.b.Close()
+			t.close()
 			return err
 		}
 		return w.commit(t)
@@ -494,7 +526,7 @@ func (w *workflowActor) start(m StartRequest) error {
 	w.exec = w.newExecutor()
 	t.started = m.Name
 	if err := w.advance(t, []workflow.Event{w.startedEvent(m.Input)}); err != nil {
-		t.b.Close()
+		t.close()
 		return err
 	}
 	return w.commit(t)
@@ -513,7 +545,22 @@ func (w *workflowActor) raise(m RaiseEventRequest) error {
 		w.h.log.Debug("event raised on a finished instance dropped", "instance", w.id, "event", m.Name)
 		return nil
 	}
-	return w.input(workflow.Event{Kind: workflow.EventRaised, Name: m.Name, Data: m.Data, Time: w.now})
+	t := w.newTxn()
+	if m.From != nil {
+		dup, err := w.received(t, m.From)
+		if err != nil || dup {
+			t.close()
+			if dup {
+				w.h.stats.IgnoredDuplicates.Add(1)
+			}
+			return err
+		}
+	}
+	if err := w.inputs(t, []workflow.Event{{Kind: workflow.EventRaised, Name: m.Name, Data: m.Data, Time: w.now}}); err != nil {
+		t.close()
+		return err
+	}
+	return w.commit(t)
 }
 
 func (w *workflowActor) terminate(m TerminateRequest) error {
@@ -525,12 +572,16 @@ func (w *workflowActor) terminate(m TerminateRequest) error {
 	}
 	t := w.newTxn()
 	if m.Recursive {
-		for _, child := range w.children {
-			t.terminate = append(t.terminate, child)
+		for _, child := range slices.Sorted(maps.Values(w.children)) {
+			rec := &storage.OutboxRecord{Target: child, Kind: storage.OutboxTerminate, Data: quote("parent " + w.id + " terminated")}
+			if err := w.queueOutbox(t, rec); err != nil {
+				t.close()
+				return err
+			}
 		}
 	}
 	if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowTerminated, Data: m.Reason, Time: w.now}); err != nil {
-		t.b.Close()
+		t.close()
 		return err
 	}
 	w.finish(t, storage.Terminated, m.Reason, nil)
@@ -548,7 +599,7 @@ func (w *workflowActor) suspend(m SuspendRequest) error {
 	}
 	t := w.newTxn()
 	if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowSuspended, Data: quote(m.Reason), Time: w.now}); err != nil {
-		t.b.Close()
+		t.close()
 		return err
 	}
 	w.row.Status = storage.Suspended
@@ -568,7 +619,7 @@ func (w *workflowActor) resume(m ResumeRequest) error {
 		t := w.newTxn()
 		w.row.Status = storage.Running
 		if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowResumed, Data: quote(m.Reason), Time: w.now}); err != nil {
-			t.b.Close()
+			t.close()
 			return err
 		}
 		return w.commit(t)
@@ -576,18 +627,18 @@ func (w *workflowActor) resume(m ResumeRequest) error {
 	t := w.newTxn()
 	w.row.Status = storage.Running
 	if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowResumed, Data: quote(m.Reason), Time: w.now}); err != nil {
-		t.b.Close()
+		t.close()
 		return err
 	}
 	if w.exec != nil { // else the held inputs wait for the replay the "unstall" reminder brings
 		held, err := w.inbox()
 		if err != nil {
-			t.b.Close()
+			t.close()
 			return err
 		}
 		w.clearInbox(t)
 		if err := w.advance(t, held); err != nil {
-			t.b.Close()
+			t.close()
 			return err
 		}
 	}
@@ -659,12 +710,12 @@ func (w *workflowActor) activityResults(results []ActivityResult) error {
 	}
 	if len(inputs) > 0 {
 		if err := w.inputs(t, inputs); err != nil {
-			t.b.Close()
+			t.close()
 			return err
 		}
 	}
 	if len(inputs) == 0 && t.b.Empty() {
-		t.b.Close()
+		t.close()
 		return nil // only duplicates (a retry writes its record and reminder)
 	}
 	return w.commit(t)
@@ -681,23 +732,33 @@ func (w *workflowActor) activityResult(t *txn, m ActivityResult) (workflow.Event
 	if m.Failure == nil {
 		return workflow.Event{Kind: workflow.ActivityCompleted, TaskID: m.TaskID, Data: m.Output, Time: w.now}, true
 	}
-	var policy *workflow.RetryPolicy
+	if w.exec == nil && !w.row.Remote {
+		w.deferFailure(t, rec, m.Failure) // the code that knows the retry policy is not loaded
+		return workflow.Event{}, false
+	}
+	var policy *workflow.RetryPolicy // a remote worker's SDK retries in the workflow's code
 	if w.exec != nil {
 		policy = w.exec.RetryPolicy(m.TaskID)
 	}
-	if delay, ok := policy.NextDelay(rec.Attempt, rec.FirstAttemptAt, w.now, m.Failure); ok {
+	return w.failedAttempt(t, rec, m.Failure, policy)
+}
+
+// failedAttempt decides on a failed attempt: another attempt (its record and
+// reminder go in t), or the final failure, the input event returned.
+func (w *workflowActor) failedAttempt(t *txn, rec *storage.ActivityRecord, f *workflow.Failure, policy *workflow.RetryPolicy) (workflow.Event, bool) {
+	if delay, ok := policy.NextDelay(rec.Attempt, rec.FirstAttemptAt, w.now, f); ok {
 		rec.Attempt++
 		rec.NextAttemptAt = w.now.Add(delay)
 		if err := t.b.PutActivity(w.part, w.id, rec); err != nil {
 			panic(err) // our own record: a failure is a bug
 		}
-		put(&w.retried, m.TaskID, true)
-		w.putReminder(t, retryName(w.row.Generation, m.TaskID), rec.NextAttemptAt)
-		w.h.log.Info("activity attempt failed; retrying", "instance", w.id, "task", m.TaskID, "activity", rec.Name,
-			"attempt", m.Attempt, "next_attempt_in", delay, "failure", m.Failure.String())
+		put(&w.retried, rec.TaskID, true)
+		w.putReminder(t, retryName(w.row.Generation, rec.TaskID), rec.NextAttemptAt)
+		w.h.log.Info("activity attempt failed; retrying", "instance", w.id, "task", rec.TaskID, "activity", rec.Name,
+			"attempt", rec.Attempt-1, "next_attempt_in", delay, "failure", f.String())
 		return workflow.Event{}, false
 	}
-	return workflow.Event{Kind: workflow.ActivityFailed, TaskID: m.TaskID, Name: rec.Name, Failure: m.Failure, Time: w.now}, true
+	return workflow.Event{Kind: workflow.ActivityFailed, TaskID: rec.TaskID, Name: rec.Name, Failure: f, Time: w.now}, true
 }
 
 func (w *workflowActor) childResult(m ChildResult) error {
@@ -722,7 +783,7 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 		w.deleteReminder(t, stored)
 		t.started = w.row.Name
 		if err := w.rehold(t, []workflow.Event{w.startedEvent(w.row.Input)}); err != nil {
-			t.b.Close()
+			t.close()
 			return err
 		}
 		return w.commit(t)
@@ -738,7 +799,7 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 		w.exec = w.newExecutor()
 		t.started = w.row.Name
 		if err := w.advance(t, append([]workflow.Event{w.startedEvent(w.row.Input)}, held...)); err != nil {
-			t.b.Close()
+			t.close()
 			return err
 		}
 		return w.commit(t)
@@ -770,7 +831,7 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 func (w *workflowActor) input(ev workflow.Event) error {
 	t := w.newTxn()
 	if err := w.inputs(t, []workflow.Event{ev}); err != nil {
-		t.b.Close()
+		t.close()
 		return err
 	}
 	return w.commit(t)
@@ -840,16 +901,19 @@ func (w *workflowActor) inbox() ([]workflow.Event, error) {
 
 // txn gathers one step: the batch, and what to do once it is committed.
 type txn struct {
-	b         *storage.Batch
-	added     []storage.Reminder
-	done      []storage.Reminder
-	dispatch  []Invocation
-	children  []childStartMsg
-	sends     []*storage.OutboxRecord
-	terminate []string
-	parent    bool
-	started   string // workflow name, when this step started an instance
-	finished  string // final status, when this step finished it
+	b *storage.Batch
+	// hold keeps the reminders' low-water mark from passing the floor the
+	// step stores reminders at, until they are Added (taken at the first).
+	hold     reminders.Hold
+	rem      *reminders.Service
+	added    []storage.Reminder
+	done     []storage.Reminder
+	dispatch []Invocation
+	children []childStartMsg
+	sends    []*storage.OutboxRecord
+	parent   bool
+	started  string // workflow name, when this step started an instance
+	finished string // final status, when this step finished it
 }
 
 type childStartMsg struct {
@@ -857,7 +921,14 @@ type childStartMsg struct {
 	msg StartRequest
 }
 
-func (w *workflowActor) newTxn() *txn { return &txn{b: w.h.db.NewBatch()} }
+func (w *workflowActor) newTxn() *txn { return &txn{b: w.h.db.NewBatch(), rem: w.h.rem} }
+
+// close ends a step: committed, or abandoned.
+func (t *txn) close() {
+	t.rem.Release(t.hold)
+	t.hold = reminders.Hold{}
+	t.b.Close()
+}
 
 // advance feeds inputs to the executor and records what it did, continuing as new
 // as often as the workflow asks (each new generation starts in the same batch).
@@ -978,13 +1049,9 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 			put(&w.childInput, a.TaskID, childCall{a.Name, a.Data})
 			t.children = append(t.children, childStartMsg{a.Instance, w.childStart(a.TaskID, childCall{a.Name, a.Data})})
 		case workflow.EventSent:
-			rec := &storage.OutboxRecord{Seq: w.row.NextOutboxSeq, Target: a.Instance, Name: a.Name, Data: a.Data}
-			w.row.NextOutboxSeq++
-			if err := t.b.PutOutbox(w.part, w.id, rec); err != nil {
+			if err := w.queueOutbox(t, &storage.OutboxRecord{Target: a.Instance, Name: a.Name, Data: a.Data}); err != nil {
 				return err
 			}
-			put(&w.outbox, rec.Seq, rec)
-			t.sends = append(t.sends, rec)
 		case workflow.WorkflowCompleted:
 			w.finish(t, storage.Completed, a.Data, nil)
 		case workflow.WorkflowFailed:
@@ -1099,8 +1166,11 @@ func (w *workflowActor) clearInbox(t *txn) {
 }
 
 func (w *workflowActor) putReminder(t *txn, name string, due time.Time) {
-	if floor := w.h.rem.Floor(); due.Before(floor) {
-		due = floor // the reminder scan starts at the floor: store below it and it would be missed
+	if t.hold.Floor.IsZero() {
+		t.hold = w.h.rem.Hold()
+	}
+	if due.Before(t.hold.Floor) {
+		due = t.hold.Floor // the reminder scan starts at the floor: store below it and it would be missed
 	}
 	r := storage.Reminder{Partition: w.part, Instance: w.id, Name: name, Due: due.UTC()}
 	if old, ok := w.reminders.get(name); ok {
@@ -1121,7 +1191,7 @@ func (w *workflowActor) deleteReminder(t *txn, r storage.Reminder) {
 
 // commit writes the step and then carries out its effects, in that order.
 func (w *workflowActor) commit(t *txn) error {
-	defer t.b.Close() // returns pebble's batch to its pool
+	defer t.close() // releases the reminders' hold, after Added; returns pebble's batch to its pool
 	var stored storedState
 	if w.row != nil {
 		w.row.UpdatedAt = w.now
@@ -1162,7 +1232,8 @@ func (w *workflowActor) commit(t *txn) error {
 		w.h.metrics.finished.WithLabelValues(w.row.Name, t.finished).Inc()
 	}
 	w.h.rem.Done(t.done...)
-	w.h.rem.Added(t.added...)
+	w.h.rem.AddedAndRelease(t.hold, t.added...)
+	t.hold = reminders.Hold{}
 	for _, inv := range t.dispatch {
 		if rec := w.activities[inv.TaskID]; rec != nil && rec.Attempt == inv.Attempt && inv.Gen == w.row.Generation {
 			w.h.dispatch(inv)
@@ -1173,12 +1244,7 @@ func (w *workflowActor) commit(t *txn) error {
 			w.h.deliverAsync(c.id, c.msg)
 		}
 	}
-	for _, rec := range t.sends {
-		w.send(rec)
-	}
-	for _, child := range t.terminate {
-		w.h.deliverAsync(child, TerminateRequest{Reason: quote("parent " + w.id + " terminated"), Recursive: true})
-	}
+	w.sendAll(t.sends)
 	if t.parent {
 		w.notifyParent()
 	}
@@ -1193,50 +1259,6 @@ func (w *workflowActor) commit(t *txn) error {
 		w.h.notify(w.id, &snapshot)
 	}
 	return nil
-}
-
-// send raises an outbox event on its target until acknowledged, then lets the
-// instance forget it. Delivery is at least once: a crash after the target
-// committed the event and before the outbox entry is deleted sends it again.
-func (w *workflowActor) send(rec *storage.OutboxRecord) {
-	h, id := w.h, w.id
-	if h.closing.Load() {
-		return
-	}
-	h.background.Add(1)
-	go func() {
-		defer h.background.Done()
-		h.deliver(rec.Target, RaiseEventRequest{Name: rec.Name, Data: rec.Data})
-		h.deliverAsync(id, outboxSent{rec.Seq})
-	}()
-}
-
-// notifyParent sends a finished child's outcome to its parent until acknowledged,
-// then clears the child's pending flag.
-func (w *workflowActor) notifyParent() {
-	row := w.row
-	res := ChildResult{Gen: row.ParentGen, TaskID: row.ParentTask, ChildID: w.id, Output: row.Output}
-	switch row.Status {
-	case storage.Failed:
-		res.Output = nil
-		res.Failure = &workflow.Failure{Type: "ChildWorkflowFailed", Message: "child failed"}
-		if row.Failure != nil {
-			res.Failure = &workflow.Failure{Type: row.Failure.Type, Message: row.Failure.Message, Stack: row.Failure.Stack}
-		}
-	case storage.Terminated:
-		res.Output = nil
-		res.Failure = &workflow.Failure{Type: "Terminated", Message: fmt.Sprintf("child workflow %s was terminated: %s", w.id, row.Output), NonRetriable: true}
-	}
-	h, parent, id := w.h, row.ParentID, w.id
-	if h.closing.Load() {
-		return
-	}
-	h.background.Add(1)
-	go func() {
-		defer h.background.Done()
-		h.deliver(parent, res)
-		h.deliverAsync(id, parentNotified{})
-	}()
 }
 
 func (w *workflowActor) invocation(rec *storage.ActivityRecord) Invocation {

@@ -104,7 +104,7 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 	o := &workflow.Outcome{Actions: m.result.Actions, CustomStatus: m.result.CustomStatus,
 		CustomStatusSet: m.result.CustomStatusSet, Carry: m.result.Carry}
 	if err := w.record(t, e.New, o); err != nil {
-		t.b.Close()
+		t.close()
 		return err
 	}
 	if n := len(o.Actions); n > 0 && o.Actions[n-1].Kind == workflow.ContinuedAsNew && !w.row.Status.Terminal() {
@@ -117,7 +117,7 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 		w.children = map[int64]string{}
 		w.childInput = map[int64]childCall{}
 		if err := w.rehold(t, append([]workflow.Event{w.startedEvent(last.Data)}, o.Carry...)); err != nil {
-			t.b.Close()
+			t.close()
 			return err
 		}
 	}

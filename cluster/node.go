@@ -258,6 +258,9 @@ func (n *Node) registryChanged() {
 	n.changed = make(chan struct{})
 	n.mu.Unlock()
 	n.poke()
+	// A partition may be served again (its node is back, or it landed
+	// somewhere): messages waiting for it go now, not after their backoff.
+	n.h.RetryDeliveries()
 }
 
 func (n *Node) poke() {

@@ -24,9 +24,8 @@ const (
 	// markLag keeps the low-water mark at least this far behind the clock, so a
 	// reminder committed right now with a due time near now is never behind it.
 	markLag = time.Minute
-	// floorSlack is how far behind now Floor is. A reminder stored at Floor stays
-	// ahead of every mark written in the next markLag-floorSlack (30 s), which is
-	// how long a caller may take from reading Floor to calling Added.
+	// floorSlack is how far behind now Floor is: a reminder due before it is
+	// stored at it (it fires at once either way).
 	floorSlack = 30 * time.Second
 )
 
@@ -68,6 +67,7 @@ type Service struct {
 	horizon  time.Time      // every live reminder due before it is in memory (or its Added is on its way)
 	capped   bool           // the last refill stopped at MaxInMemory
 	mark     time.Time      // the low-water mark last persisted; only moves forward
+	holds    map[int64]int  // floors handed out by Hold and not released (unix nanos → count)
 	state    int            // stateNew, stateRunning, stateClosed
 	// A refill scans the store without the lock (firing, Added and Done go on
 	// meanwhile); what Added and Done report during the scan is kept in touched
@@ -245,7 +245,11 @@ func (s *Service) halt() bool {
 // Added tells the service about reminders just committed. One with the same
 // (partition, instance, name) as a reminder in memory replaces it. Reminders due
 // beyond the loaded window are left to a later scan.
-func (s *Service) Added(rs ...storage.Reminder) {
+func (s *Service) Added(rs ...storage.Reminder) { s.AddedAndRelease(Hold{}, rs...) }
+
+// AddedAndRelease is Added, then Release(h), under one lock: a step that held
+// the mark for its reminders lets go of it as soon as the service knows them.
+func (s *Service) AddedAndRelease(h Hold, rs ...storage.Reminder) {
 	// The entries are made before the lock is taken: an allocation can make the
 	// goroutine assist the garbage collector, or wait for it, and every commit
 	// and the firing loop would wait for the lock meanwhile.
@@ -253,6 +257,7 @@ func (s *Service) Added(rs ...storage.Reminder) {
 	fresh := appendEntries(small[:0], rs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.releaseLocked(h)
 	wake := false
 	for i, r := range rs {
 		if s.refilling {
@@ -331,17 +336,75 @@ func (s *Service) Pending() int {
 
 // Floor is the earliest due time a new reminder may be stored with: callers
 // store a reminder due before Floor() at Floor() instead (it fires at once
-// either way). It is 30 s behind now, and the low-water mark stays a minute
-// behind now, so such a reminder is scanned after a crash even if the caller
-// takes up to 30 s between reading Floor and calling Added.
+// either way). A caller that stores reminders takes a Hold instead, so the
+// low-water mark cannot pass its floor before it has called Added, however
+// long it takes.
 func (s *Service) Floor() time.Time {
-	f := s.clock.Now().Add(-floorSlack)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.floorLocked()
+}
+
+func (s *Service) floorLocked() time.Time {
+	f := s.clock.Now().Add(-floorSlack)
 	if f.Before(s.mark) {
 		f = s.mark // a clock that went back must not let a reminder fall behind the mark
 	}
 	return f
+}
+
+// A Hold keeps the low-water mark at or below its Floor until it is released.
+type Hold struct {
+	Floor time.Time
+	at    int64
+	held  bool
+}
+
+// Hold returns the floor for reminders about to be stored and keeps the
+// low-water mark from passing it until Release: the persisted mark is where a
+// restart starts scanning, so a reminder committed behind it would never fire.
+// Release it after Added (or once nothing was stored), or pass it to
+// AddedAndRelease.
+func (s *Service) Hold() Hold {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.floorLocked()
+	at := f.UnixNano()
+	if s.holds == nil {
+		s.holds = make(map[int64]int)
+	}
+	s.holds[at]++
+	return Hold{Floor: f, at: at, held: true}
+}
+
+// Release ends a Hold; releasing the zero Hold does nothing.
+func (s *Service) Release(h Hold) {
+	if !h.held {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked(h)
+}
+
+func (s *Service) releaseLocked(h Hold) {
+	if !h.held {
+		return
+	}
+	if s.holds[h.at]--; s.holds[h.at] <= 0 {
+		delete(s.holds, h.at)
+	}
+}
+
+// Holds is the number of holds not released (for tests).
+func (s *Service) Holds() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.holds {
+		n += c
+	}
+	return n
 }
 
 func (s *Service) wake() {
@@ -575,7 +638,8 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// persistMarkLocked writes min(earliest due in memory, horizon, now−markLag) as
+// persistMarkLocked writes min(earliest due in memory, horizon, now−markLag,
+// the floor of every Hold) as
 // the low-water mark if that moves it forward. The write is not synced: a lost
 // mark is only too low, which costs a longer first scan after a crash. The
 // earliest due is bounded without a pass over every reminder in memory: one
@@ -592,6 +656,11 @@ func (s *Service) persistMarkLocked(now time.Time) error {
 	for e := s.inFlight.head; e != nil; e = e.flightNext {
 		if e.r.Due.Before(m) {
 			m = e.r.Due
+		}
+	}
+	for at := range s.holds {
+		if h := time.Unix(0, at); h.Before(m) {
+			m = h
 		}
 	}
 	if !m.After(s.mark) {

@@ -527,6 +527,46 @@ func TestLowWaterMarkNeverPassesLiveReminder(t *testing.T) {
 	}
 }
 
+// TestHoldKeepsTheMarkBehindASlowStep: a step that takes its floor, then takes
+// minutes to commit (a long replay, a slow disk) stores its reminder at that
+// floor; the mark persisted meanwhile must not pass it, or a crash after the
+// commit would restart the scan past the reminder and never fire it.
+func TestHoldKeepsTheMarkBehindASlowStep(t *testing.T) {
+	e := newEnv(t, 8, nil)
+	e.start()
+	h := e.svc.Hold()
+	if !h.Floor.Equal(t0.Add(-floorSlack)) {
+		t.Fatalf("floor %v, want now-30s", h.Floor)
+	}
+	for range 5 { // five minutes of refills, each persisting the mark
+		e.advance(time.Minute)
+	}
+	if m := e.mark(); m.After(h.Floor) {
+		t.Fatalf("mark %v passed the floor %v of a step still holding it", m, h.Floor)
+	}
+	r := rem(e.db, "slow", "timer", h.Floor)
+	store(t, e.db, r)
+	e.svc.Added(r)
+	e.svc.Release(h)
+	if n := e.svc.Holds(); n != 0 {
+		t.Fatalf("%d holds left", n)
+	}
+	e.svc.Release(Hold{}) // the zero Hold: nothing held, nothing to release
+	// Crash before the reminder is Done: it fires after the restart.
+	e.svc.halt()
+	e.svc = e.newService(nil)
+	e.start()
+	if got := e.recv(); got.Instance != "slow" {
+		t.Fatalf("fired %s/%s", got.Instance, got.Name)
+	}
+	// Released, the hold lets the mark move on.
+	deleteDone(t, e.db, e.svc, r)
+	e.advance(time.Second)
+	if m, want := e.mark(), e.clock.Now().Add(-markLag); !m.Equal(want) {
+		t.Fatalf("mark %v after the release, want now-1m = %v", m, want)
+	}
+}
+
 func TestNoGoroutineLeftAfterClose(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, dir, 4)

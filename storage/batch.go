@@ -198,6 +198,23 @@ func (b *Batch) DeleteOutbox(part uint16, id string, seq uint64) {
 	}
 }
 
+// PutReceivedMark records that id applied sender's outbox records up to m.
+func (b *Batch) PutReceivedMark(part uint16, id, sender string, m ReceivedMark) error {
+	if err := b.checkInstance("put received mark", part, id); err != nil {
+		return err
+	}
+	if err := ValidateInstanceID(sender); err != nil {
+		return b.fail(fmt.Errorf("storage: put received mark of %s: sender: %w", id, err))
+	}
+	m.V = receivedMarkV
+	v, err := encodeRecord("received mark", m)
+	if err != nil {
+		return b.fail(err)
+	}
+	b.set("put received mark", id, receivedMarkKey(part, id, sender), v)
+	return b.err
+}
+
 // PutReminder stores r under its due time. The instance's row lists its
 // reminders (Inline.Reminders): the caller puts the row in the same batch. It
 // reads nothing: a caller that moves a reminder to another due time deletes the

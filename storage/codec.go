@@ -27,12 +27,12 @@ const (
 	// ep 9, il 5. The failure is added with its key.
 	instanceMaxFixed = 3 + 69 + 2 + 3*mpack.MaxHeaderSize + 2 + 4*mpack.MaxTimeSize +
 		3*mpack.MaxHeaderSize + 9 + 5 + 1 + 5 + 9 + 9 + 2 + 9 + 1 + 9 + mpack.MaxHeaderSize
-	// Header 1; keys 6; three string headers.
-	failureMaxFixed = 1 + 6 + 3*mpack.MaxHeaderSize
+	// Header 1; keys 9; three string headers, nr 1.
+	failureMaxFixed = 1 + 9 + 3*mpack.MaxHeaderSize + 1
 	// Header 1; keys 17; v 2, t 9, n 5, in 5, a 9, fa 15, na 15.
 	activityMaxFixed = 1 + 17 + 2 + 9 + 2*mpack.MaxHeaderSize + 9 + 2*mpack.MaxTimeSize
-	// Header 1; keys 10; v 2, q 9, t 5, n 5, d 5.
-	outboxMaxFixed = 1 + 10 + 2 + 9 + 3*mpack.MaxHeaderSize
+	// Header 1; keys 12; v 2, q 9, t 5, k 2, n 5, d 5.
+	outboxMaxFixed = 1 + 12 + 2 + 9 + 2 + 3*mpack.MaxHeaderSize
 	// Header 1; keys 6; v 2, n 5, s 2.
 	indexEntryMaxFixed = 1 + 6 + 2 + mpack.MaxHeaderSize + 2
 	// Header 1; keys 4; v 2, p 5.
@@ -292,6 +292,7 @@ const (
 	failType = iota
 	failMessage
 	failStack
+	failNonRetriable
 	failFields
 )
 
@@ -303,6 +304,8 @@ func failureField(name []byte) int {
 		return failMessage
 	case "s":
 		return failStack
+	case "nr":
+		return failNonRetriable
 	}
 	return -1
 }
@@ -314,6 +317,9 @@ func appendFailure(b []byte, f *Failure) []byte {
 			n++
 		}
 	}
+	if f.NonRetriable {
+		n++
+	}
 	b = mpack.AppendMapHeader(b, n)
 	if f.Type != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "t"), f.Type)
@@ -323,6 +329,9 @@ func appendFailure(b []byte, f *Failure) []byte {
 	}
 	if f.Stack != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "s"), f.Stack)
+	}
+	if f.NonRetriable {
+		b = mpack.AppendBool(mpack.AppendString(b, "nr"), true)
 	}
 	return b
 }
@@ -346,6 +355,8 @@ func readFailure(r *mpack.Reader, p **Failure) error {
 			f.Message, err = r.ReadString()
 		case failStack:
 			f.Stack, err = r.ReadString()
+		case failNonRetriable:
+			f.NonRetriable, err = r.ReadBool()
 		}
 		return err
 	})
@@ -364,6 +375,7 @@ const (
 	actAttempt
 	actFirstAttemptAt
 	actNextAttemptAt
+	actFailed
 	actFields
 )
 
@@ -383,18 +395,24 @@ func activityField(name []byte) int {
 		return actFirstAttemptAt
 	case "na":
 		return actNextAttemptAt
+	case "e":
+		return actFailed
 	}
 	return -1
 }
 
 func activitySize(r *ActivityRecord) int {
-	return activityMaxFixed + len(r.Name) + len(r.Input)
+	n := activityMaxFixed + len(r.Name) + len(r.Input)
+	if f := r.Failed; f != nil {
+		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
+	}
+	return n
 }
 
 func appendActivity(b []byte, r *ActivityRecord) []byte {
 	n := 2 // v and t are always written
 	for _, set := range [...]bool{
-		r.Name != "", len(r.Input) != 0, r.Attempt != 0, !r.FirstAttemptAt.IsZero(), !r.NextAttemptAt.IsZero(),
+		r.Name != "", len(r.Input) != 0, r.Attempt != 0, !r.FirstAttemptAt.IsZero(), !r.NextAttemptAt.IsZero(), r.Failed != nil,
 	} {
 		if set {
 			n++
@@ -418,6 +436,9 @@ func appendActivity(b []byte, r *ActivityRecord) []byte {
 	if !r.NextAttemptAt.IsZero() {
 		b = mpack.AppendTime(mpack.AppendString(b, "na"), r.NextAttemptAt)
 	}
+	if r.Failed != nil {
+		b = appendFailure(mpack.AppendString(b, "e"), r.Failed)
+	}
 	return b
 }
 
@@ -440,6 +461,8 @@ func readActivity(r *mpack.Reader, rec *ActivityRecord) error {
 			rec.FirstAttemptAt, err = r.ReadTime()
 		case actNextAttemptAt:
 			rec.NextAttemptAt, err = r.ReadTime()
+		case actFailed:
+			err = readFailure(r, &rec.Failed)
 		}
 		return err
 	})
@@ -454,6 +477,7 @@ const (
 	outV = iota
 	outSeq
 	outTarget
+	outKind
 	outName
 	outData
 	outFields
@@ -467,6 +491,8 @@ func outboxField(name []byte) int {
 		return outSeq
 	case "t":
 		return outTarget
+	case "k":
+		return outKind
 	case "n":
 		return outName
 	case "d":
@@ -481,6 +507,9 @@ func outboxSize(r *OutboxRecord) int {
 
 func appendOutbox(b []byte, r *OutboxRecord) []byte {
 	n := 3 // v, q and t are always written
+	if r.Kind != 0 {
+		n++
+	}
 	if r.Name != "" {
 		n++
 	}
@@ -491,6 +520,9 @@ func appendOutbox(b []byte, r *OutboxRecord) []byte {
 	b = mpack.AppendUint(mpack.AppendString(b, "v"), uint64(r.V))
 	b = mpack.AppendUint(mpack.AppendString(b, "q"), r.Seq)
 	b = mpack.AppendString(mpack.AppendString(b, "t"), r.Target)
+	if r.Kind != 0 {
+		b = mpack.AppendUint(mpack.AppendString(b, "k"), uint64(r.Kind))
+	}
 	if r.Name != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "n"), r.Name)
 	}
@@ -509,6 +541,10 @@ func readOutbox(r *mpack.Reader, rec *OutboxRecord) error {
 			rec.Seq, err = r.ReadUint()
 		case outTarget:
 			rec.Target, err = r.ReadString()
+		case outKind:
+			var k uint8
+			k, err = readUint8(r)
+			rec.Kind = OutboxKind(k)
 		case outName:
 			rec.Name, err = r.ReadString()
 		case outData:

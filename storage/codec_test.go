@@ -219,18 +219,27 @@ func genInstance(rng *rand.Rand) *InstanceRecord {
 	case 0:
 		r.Failure = &Failure{}
 	case 1:
-		r.Failure = &Failure{Type: mpacktest.String(rng), Message: mpacktest.String(rng), Stack: mpacktest.String(rng)}
+		r.Failure = genFailure(rng)
 	}
 	return r
 }
 
+func genFailure(rng *rand.Rand) *Failure {
+	return &Failure{Type: mpacktest.String(rng), Message: mpacktest.String(rng), Stack: mpacktest.String(rng), NonRetriable: rng.Intn(2) == 0}
+}
+
 func genActivity(rng *rand.Rand) ActivityRecord {
-	return ActivityRecord{TaskID: mpacktest.Int(rng), Name: mpacktest.String(rng), Input: mpacktest.Bytes(rng), Attempt: int(mpacktest.Int(rng)),
+	r := ActivityRecord{TaskID: mpacktest.Int(rng), Name: mpacktest.String(rng), Input: mpacktest.Bytes(rng), Attempt: int(mpacktest.Int(rng)),
 		FirstAttemptAt: mpacktest.Time(rng), NextAttemptAt: mpacktest.Time(rng)}
+	if rng.Intn(2) == 0 {
+		r.Failed = genFailure(rng)
+	}
+	return r
 }
 
 func genOutbox(rng *rand.Rand) OutboxRecord {
-	return OutboxRecord{Seq: mpacktest.Uint(rng), Target: mpacktest.String(rng), Name: mpacktest.String(rng), Data: mpacktest.Bytes(rng)}
+	return OutboxRecord{Seq: mpacktest.Uint(rng), Target: mpacktest.String(rng), Kind: OutboxKind(rng.Intn(3)),
+		Name: mpacktest.String(rng), Data: mpacktest.Bytes(rng)}
 }
 
 // sameErrors reports whether err and the reference's refErr agree: both nil,
@@ -398,6 +407,7 @@ type failureAsArray struct {
 	Type     string   `msgpack:"t"`
 	Message  string   `msgpack:"m"`
 	Stack    string   `msgpack:"s"`
+	NonRetry bool     `msgpack:"nr"`
 }
 
 // instanceNoOmit is InstanceRecord with every field written, zero or not,
@@ -445,7 +455,7 @@ func TestDecodeInstanceOtherEncoders(t *testing.T) {
 			rec.Generation, rec.NextSeq, rec.NextInboxSeq, rec.Stalls, rec.NextOutboxSeq, rec.Remote, rec.Episode, rec.Inline,
 		}
 		if f := rec.Failure; f != nil {
-			full.Failure = &failureAsArray{Type: f.Type, Message: f.Message, Stack: f.Stack}
+			full.Failure = &failureAsArray{Type: f.Type, Message: f.Message, Stack: f.Stack, NonRetry: f.NonRetriable}
 		}
 		for name, encode := range map[string]func(*msgpack.Encoder) error{
 			"wide ints": func(e *msgpack.Encoder) error { return e.Encode(rec) },

@@ -471,6 +471,30 @@ func (db *DB) outbox(part uint16, id string) ([]OutboxRecord, error) {
 	return out, nil
 }
 
+// ReceivedMark returns the newest outbox record of sender that id applied; the
+// zero mark if it applied none.
+func (db *DB) ReceivedMark(part uint16, id, sender string) (ReceivedMark, error) {
+	if err := db.check(part); err != nil {
+		return ReceivedMark{}, err
+	}
+	defer db.release()
+	if err := ValidateInstanceID(sender); err != nil {
+		return ReceivedMark{}, fmt.Errorf("storage: received mark of %s: sender: %w", id, err)
+	}
+	v, err := db.get(receivedMarkKey(part, id, sender))
+	if errors.Is(err, ErrNotFound) {
+		return ReceivedMark{}, nil
+	}
+	if err != nil {
+		return ReceivedMark{}, fmt.Errorf("storage: received mark of %s from %s: %w", id, sender, err)
+	}
+	var m ReceivedMark
+	if err := decodeRecord("received mark", receivedMarkV, v, &m); err != nil {
+		return ReceivedMark{}, err
+	}
+	return m, nil
+}
+
 // Activities returns the outstanding activities of id in task order.
 func (db *DB) Activities(part uint16, id string) ([]ActivityRecord, error) {
 	if err := db.check(part); err != nil {

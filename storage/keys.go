@@ -11,7 +11,8 @@ package storage
 //	p/<part:2B>/i/<instance>/h/<seq:8B>      history event (opaque bytes), once the history outgrew the row
 //	p/<part:2B>/i/<instance>/a/<task:8B>     activity being retried (ActivityRecord: attempt, next attempt time)
 //	p/<part:2B>/i/<instance>/q/<seq:8B>      inbox entry (opaque bytes)
-//	p/<part:2B>/i/<instance>/o/<seq:8B>      outbox entry: an event to send to another instance (OutboxRecord)
+//	p/<part:2B>/i/<instance>/o/<seq:8B>      outbox entry: a message to send to another instance (OutboxRecord)
+//	p/<part:2B>/i/<instance>/s/<sender>      newest outbox entry of sender applied here (ReceivedMark)
 //	p/<part:2B>/i/<instance>/rm/<name>       reverse entry of a reminder → its due time (8B): rows of version 1 only
 //	p/<part:2B>/r/<due:8B>/<instance>/<name> reminder by due time → reminder value
 //	p/<part:2B>/w/<instance>                 "awake" set
@@ -190,6 +191,11 @@ func outboxPrefix(part uint16, id string) []byte {
 
 func outboxKey(part uint16, id string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(outboxPrefix(part, id), seq)
+}
+
+func receivedMarkKey(part uint16, id, sender string) []byte {
+	b := append(instancePrefix(part, id), 's', sep)
+	return append(b, sender...)
 }
 
 func reverseReminderPrefix(part uint16, id string) []byte {

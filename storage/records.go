@@ -24,13 +24,15 @@ const (
 	reminderValueV   = 1
 	nodeMetaV        = 1
 	outboxRecordV    = 1
+	receivedMarkV    = 1
 )
 
 // Failure describes why an instance or activity failed.
 type Failure struct {
-	Type    string `msgpack:"t,omitempty"`
-	Message string `msgpack:"m,omitempty"`
-	Stack   string `msgpack:"s,omitempty"`
+	Type         string `msgpack:"t,omitempty"`
+	Message      string `msgpack:"m,omitempty"`
+	Stack        string `msgpack:"s,omitempty"`
+	NonRetriable bool   `msgpack:"nr,omitempty"` // an activity's failure that no retry policy retries
 }
 
 // InstanceRecord is the row of one workflow instance (key i/<id>/m).
@@ -109,17 +111,51 @@ type ActivityRecord struct {
 	Attempt        int       `msgpack:"a,omitempty"`
 	FirstAttemptAt time.Time `msgpack:"fa,omitempty"`
 	NextAttemptAt  time.Time `msgpack:"na,omitempty"`
+	// Failed is the failure of the attempt, while whether to retry it is not
+	// decided: it came while the workflow's code was not loaded (a stalled
+	// step), and only the code knows the retry policy. It is decided when the
+	// code is loaded again; meanwhile the attempt is not sent again.
+	Failed *Failure `msgpack:"e,omitempty"`
 }
 
-// OutboxRecord is an event an instance decided to send to another instance (key
-// i/<id>/o/<seq>), kept until the target acknowledges it so a crash between the
-// commit and the send loses nothing.
+// OutboxRecord is a message an instance decided to send to another instance
+// (key i/<id>/o/<seq>), kept until the target has committed it, so that neither
+// a crash between the commit and the send nor a target that is down loses it.
 type OutboxRecord struct {
-	V      uint8  `msgpack:"v"`
-	Seq    uint64 `msgpack:"q"`
-	Target string `msgpack:"t"`
-	Name   string `msgpack:"n,omitempty"`
-	Data   []byte `msgpack:"d,omitempty"`
+	V      uint8      `msgpack:"v"`
+	Seq    uint64     `msgpack:"q"`
+	Target string     `msgpack:"t"`
+	Kind   OutboxKind `msgpack:"k,omitempty"`
+	Name   string     `msgpack:"n,omitempty"` // OutboxEvent: the event's name
+	Data   []byte     `msgpack:"d,omitempty"` // OutboxEvent: the event's data; OutboxTerminate: the reason
+}
+
+// OutboxKind says what an outbox record sends. The values are stored: only append.
+type OutboxKind uint8
+
+const (
+	// OutboxEvent raises an event on the target (workflow.Context.SendEvent).
+	OutboxEvent OutboxKind = iota
+	// OutboxTerminate terminates the target and its descendants (a recursive
+	// terminate reaching a child).
+	OutboxTerminate
+)
+
+// ReceivedMark is the newest outbox record of one sender that an instance has
+// applied (key i/<id>/s/<sender>). A sender sends its records to one target in
+// sequence order, the next only once the previous one was committed, so a record
+// at or below the mark is a re-delivery, acknowledged and not applied again.
+// Incarnation tells a sender from an earlier instance that had the same id (its
+// creation time, in unix nanoseconds): sequence numbers restart with each one.
+type ReceivedMark struct {
+	V           uint8  `msgpack:"v"`
+	Incarnation int64  `msgpack:"i"`
+	Seq         uint64 `msgpack:"q"`
+}
+
+// Covers reports whether a record (incarnation, seq) was applied already.
+func (m ReceivedMark) Covers(incarnation int64, seq uint64) bool {
+	return incarnation < m.Incarnation || incarnation == m.Incarnation && seq <= m.Seq
 }
 
 func encodeOutbox(rec *OutboxRecord) ([]byte, error) {

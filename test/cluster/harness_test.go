@@ -60,8 +60,8 @@ import (
 )
 
 // weftBin is cmd/weft, built once by TestMain (without -race, so the nodes run at
-// their real speed).
-var weftBin string
+// their real speed); msgnodeBin is test/cluster/msgnode, built likewise.
+var weftBin, msgnodeBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -74,12 +74,14 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	weftBin = filepath.Join(dir, "weft")
-	build := exec.Command("go", "build", "-o", weftBin, "github.com/weftrt/weft/cmd/weft")
-	build.Env = append(os.Environ(), "GOFLAGS=") // no -race inherited from the test's flags
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "cluster: go build ./cmd/weft: %v\n%s", err, out)
-		return 1
+	weftBin, msgnodeBin = filepath.Join(dir, "weft"), filepath.Join(dir, "msgnode")
+	for bin, pkg := range map[string]string{weftBin: "github.com/weftrt/weft/cmd/weft", msgnodeBin: "github.com/weftrt/weft/test/cluster/msgnode"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Env = append(os.Environ(), "GOFLAGS=") // no -race inherited from the test's flags
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "cluster: go build %s: %v\n%s", pkg, err, out)
+			return 1
+		}
 	}
 	code := m.Run()
 	if code == 0 {
@@ -112,15 +114,15 @@ type proc struct {
 	exitErr error
 }
 
-func startProc(args []string) (*proc, error) {
-	cmd := exec.Command(weftBin, args...)
+func startProc(bin string, args []string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
 	cmd.Env = cleanEnv()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", weftBin, err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	p := &proc{args: args, cmd: cmd, changed: make(chan struct{}), done: make(chan struct{})}
 	go p.read(stderr)
@@ -223,6 +225,7 @@ type node struct {
 	Actor  string   // 127.0.0.1:PORT, fixed
 	Join   []string // gossip addresses to join through; empty founds a cluster
 	Extra  []string // more serve flags (--cluster-name, --gossip-key)
+	Bin    string   // the program run: weftBin, or msgnodeBin
 
 	mu    sync.Mutex
 	procs []*proc
@@ -236,7 +239,7 @@ var servingLine = regexp.MustCompile(`msg="weft serving" http=(\S+)`)
 // the end of the test; their logs are printed if the test failed.
 func newNode(t *testing.T, id string, join []string, extra ...string) *node {
 	t.Helper()
-	n := &node{t: t, ID: id, Dir: t.TempDir(), Gossip: freeAddr(t), Actor: freeAddr(t), Join: join, Extra: extra}
+	n := &node{t: t, ID: id, Dir: t.TempDir(), Gossip: freeAddr(t), Actor: freeAddr(t), Join: join, Extra: extra, Bin: weftBin}
 	// Registered after TempDir's cleanup, so it runs first: processes die before
 	// their directories are removed.
 	t.Cleanup(func() {
@@ -289,7 +292,7 @@ func (n *node) restart() {
 // neither serves nor exits within timeout.
 func (n *node) tryStart(timeout time.Duration) bool {
 	n.t.Helper()
-	p, err := startProc(n.args())
+	p, err := startProc(n.Bin, n.args())
 	if err != nil {
 		n.t.Fatal(err)
 	}
