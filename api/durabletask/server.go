@@ -6,9 +6,10 @@
 //
 // Two halves: the client calls (start, get, wait, raise, terminate, suspend,
 // resume, purge, query) map onto weft.Runtime's client methods; the worker calls
-// (GetWorkItems, CompleteOrchestratorTask, CompleteActivityTask) connect the
-// app's workers to the runtime's pool of remote workers (actors.RemoteWorkers),
-// which runs every workflow and activity not registered in this process.
+// (GetWorkItems, CompleteOrchestratorTask or its current name CompleteWorkflowTask,
+// CompleteActivityTask) connect the app's workers to the runtime's pool of remote
+// workers (actors.RemoteWorkers), which runs every workflow and activity not
+// registered in this process.
 package durabletask
 
 import (

@@ -157,8 +157,21 @@ func TestToken(t *testing.T) {
 
 // TestWorkerRoundTrip plays a worker by hand: an episode, an activity, the next
 // episode with the activity's result, completion.
+// TestWorkerRoundTrip: one workflow's episodes and activity through a worker,
+// answering episodes under the old method name (durabletask-go 0.6,
+// durabletask-js 1.0) and the current one (durabletask-go 0.12+, Dapr 1.16+).
 func TestWorkerRoundTrip(t *testing.T) {
+	for _, method := range []string{"CompleteOrchestratorTask", "CompleteWorkflowTask"} {
+		t.Run(method, func(t *testing.T) { workerRoundTrip(t, method) })
+	}
+}
+
+func workerRoundTrip(t *testing.T, method string) {
 	c := serveTest(t, "")
+	complete := c.CompleteOrchestratorTask
+	if method == "CompleteWorkflowTask" {
+		complete = c.CompleteWorkflowTask
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
@@ -182,7 +195,7 @@ func TestWorkerRoundTrip(t *testing.T) {
 		or.GetNewEvents()[0].GetOrchestratorStarted() == nil || or.GetNewEvents()[1].GetExecutionStarted().GetInput().GetValue() != "5" {
 		t.Fatalf("first episode: %v", wi)
 	}
-	_, err = c.CompleteOrchestratorTask(ctx, &protos.OrchestratorResponse{InstanceId: "rt", CustomStatus: wrapperspb.String("step 1"),
+	_, err = complete(ctx, &protos.OrchestratorResponse{InstanceId: "rt", CustomStatus: wrapperspb.String("step 1"),
 		Actions: []*protos.OrchestratorAction{{Id: 0, OrchestratorActionType: &protos.OrchestratorAction_ScheduleTask{
 			ScheduleTask: &protos.ScheduleTaskAction{Name: "Double", Input: wrapperspb.String("5")}}}}})
 	if err != nil {
@@ -223,7 +236,7 @@ func TestWorkerRoundTrip(t *testing.T) {
 		len(news) != 2 || news[1].GetTaskCompleted().GetResult().GetValue() != "10" || news[1].GetTaskCompleted().GetTaskScheduledId() != 0 {
 		t.Fatalf("second episode: past %v new %v", past, news)
 	}
-	_, err = c.CompleteOrchestratorTask(ctx, &protos.OrchestratorResponse{InstanceId: "rt",
+	_, err = complete(ctx, &protos.OrchestratorResponse{InstanceId: "rt",
 		Actions: []*protos.OrchestratorAction{{Id: 1, OrchestratorActionType: &protos.OrchestratorAction_CompleteOrchestration{
 			CompleteOrchestration: &protos.CompleteOrchestrationAction{
 				OrchestrationStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, Result: wrapperspb.String("10")}}}}})

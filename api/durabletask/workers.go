@@ -59,6 +59,12 @@ func (s *Server) CompleteOrchestratorTask(ctx context.Context, res *protos.Orche
 	return &protos.CompleteTaskResponse{}, nil
 }
 
+// CompleteWorkflowTask is CompleteOrchestratorTask under the name current
+// SDKs call it by.
+func (s *Server) CompleteWorkflowTask(ctx context.Context, res *protos.OrchestratorResponse) (*protos.CompleteTaskResponse, error) {
+	return s.CompleteOrchestratorTask(ctx, res)
+}
+
 // CompleteActivityTask reports an activity attempt's outcome.
 func (s *Server) CompleteActivityTask(ctx context.Context, res *protos.ActivityResponse) (*protos.CompleteTaskResponse, error) {
 	if s.pool == nil {

@@ -5898,8 +5898,7 @@ const file_orchestrator_service_proto_rawDesc = "" +
 	"\x05ERROR\x10\x00\x12\n" +
 	"\n" +
 	"\x06IGNORE\x10\x01\x12\r\n" +
-	"\tTERMINATE\x10\x022\xfc\n" +
-	"\n" +
+	"\tTERMINATE\x10\x022\xc2\v\n" +
 	"\x15TaskHubSidecarService\x127\n" +
 	"\x05Hello\x12\x16.google.protobuf.Empty\x1a\x16.google.protobuf.Empty\x12@\n" +
 	"\rStartInstance\x12\x16.CreateInstanceRequest\x1a\x17.CreateInstanceResponse\x128\n" +
@@ -5916,7 +5915,8 @@ const file_orchestrator_service_proto_rawDesc = "" +
 	"\x0ePurgeInstances\x12\x16.PurgeInstancesRequest\x1a\x17.PurgeInstancesResponse\x121\n" +
 	"\fGetWorkItems\x12\x14.GetWorkItemsRequest\x1a\t.WorkItem0\x01\x12@\n" +
 	"\x14CompleteActivityTask\x12\x11.ActivityResponse\x1a\x15.CompleteTaskResponse\x12H\n" +
-	"\x18CompleteOrchestratorTask\x12\x15.OrchestratorResponse\x1a\x15.CompleteTaskResponse\x12?\n" +
+	"\x18CompleteOrchestratorTask\x12\x15.OrchestratorResponse\x1a\x15.CompleteTaskResponse\x12D\n" +
+	"\x14CompleteWorkflowTask\x12\x15.OrchestratorResponse\x1a\x15.CompleteTaskResponse\x12?\n" +
 	"\x12CompleteEntityTask\x12\x12.EntityBatchResult\x1a\x15.CompleteTaskResponse\x12>\n" +
 	"\rCreateTaskHub\x12\x15.CreateTaskHubRequest\x1a\x16.CreateTaskHubResponse\x12>\n" +
 	"\rDeleteTaskHub\x12\x15.DeleteTaskHubRequest\x1a\x16.DeleteTaskHubResponse\x12;\n" +
@@ -6210,37 +6210,39 @@ var file_orchestrator_service_proto_depIdxs = []int32{
 	84,  // 173: TaskHubSidecarService.GetWorkItems:input_type -> GetWorkItemsRequest
 	4,   // 174: TaskHubSidecarService.CompleteActivityTask:input_type -> ActivityResponse
 	37,  // 175: TaskHubSidecarService.CompleteOrchestratorTask:input_type -> OrchestratorResponse
-	76,  // 176: TaskHubSidecarService.CompleteEntityTask:input_type -> EntityBatchResult
-	60,  // 177: TaskHubSidecarService.CreateTaskHub:input_type -> CreateTaskHubRequest
-	62,  // 178: TaskHubSidecarService.DeleteTaskHub:input_type -> DeleteTaskHubRequest
-	64,  // 179: TaskHubSidecarService.SignalEntity:input_type -> SignalEntityRequest
-	66,  // 180: TaskHubSidecarService.GetEntity:input_type -> GetEntityRequest
-	69,  // 181: TaskHubSidecarService.QueryEntities:input_type -> QueryEntitiesRequest
-	72,  // 182: TaskHubSidecarService.CleanEntityStorage:input_type -> CleanEntityStorageRequest
-	91,  // 183: TaskHubSidecarService.Hello:output_type -> google.protobuf.Empty
-	40,  // 184: TaskHubSidecarService.StartInstance:output_type -> CreateInstanceResponse
-	42,  // 185: TaskHubSidecarService.GetInstance:output_type -> GetInstanceResponse
-	44,  // 186: TaskHubSidecarService.RewindInstance:output_type -> RewindInstanceResponse
-	42,  // 187: TaskHubSidecarService.WaitForInstanceStart:output_type -> GetInstanceResponse
-	42,  // 188: TaskHubSidecarService.WaitForInstanceCompletion:output_type -> GetInstanceResponse
-	47,  // 189: TaskHubSidecarService.RaiseEvent:output_type -> RaiseEventResponse
-	49,  // 190: TaskHubSidecarService.TerminateInstance:output_type -> TerminateResponse
-	51,  // 191: TaskHubSidecarService.SuspendInstance:output_type -> SuspendResponse
-	53,  // 192: TaskHubSidecarService.ResumeInstance:output_type -> ResumeResponse
-	56,  // 193: TaskHubSidecarService.QueryInstances:output_type -> QueryInstancesResponse
-	59,  // 194: TaskHubSidecarService.PurgeInstances:output_type -> PurgeInstancesResponse
-	85,  // 195: TaskHubSidecarService.GetWorkItems:output_type -> WorkItem
-	86,  // 196: TaskHubSidecarService.CompleteActivityTask:output_type -> CompleteTaskResponse
-	86,  // 197: TaskHubSidecarService.CompleteOrchestratorTask:output_type -> CompleteTaskResponse
-	86,  // 198: TaskHubSidecarService.CompleteEntityTask:output_type -> CompleteTaskResponse
-	61,  // 199: TaskHubSidecarService.CreateTaskHub:output_type -> CreateTaskHubResponse
-	63,  // 200: TaskHubSidecarService.DeleteTaskHub:output_type -> DeleteTaskHubResponse
-	65,  // 201: TaskHubSidecarService.SignalEntity:output_type -> SignalEntityResponse
-	67,  // 202: TaskHubSidecarService.GetEntity:output_type -> GetEntityResponse
-	70,  // 203: TaskHubSidecarService.QueryEntities:output_type -> QueryEntitiesResponse
-	73,  // 204: TaskHubSidecarService.CleanEntityStorage:output_type -> CleanEntityStorageResponse
-	183, // [183:205] is the sub-list for method output_type
-	161, // [161:183] is the sub-list for method input_type
+	37,  // 176: TaskHubSidecarService.CompleteWorkflowTask:input_type -> OrchestratorResponse
+	76,  // 177: TaskHubSidecarService.CompleteEntityTask:input_type -> EntityBatchResult
+	60,  // 178: TaskHubSidecarService.CreateTaskHub:input_type -> CreateTaskHubRequest
+	62,  // 179: TaskHubSidecarService.DeleteTaskHub:input_type -> DeleteTaskHubRequest
+	64,  // 180: TaskHubSidecarService.SignalEntity:input_type -> SignalEntityRequest
+	66,  // 181: TaskHubSidecarService.GetEntity:input_type -> GetEntityRequest
+	69,  // 182: TaskHubSidecarService.QueryEntities:input_type -> QueryEntitiesRequest
+	72,  // 183: TaskHubSidecarService.CleanEntityStorage:input_type -> CleanEntityStorageRequest
+	91,  // 184: TaskHubSidecarService.Hello:output_type -> google.protobuf.Empty
+	40,  // 185: TaskHubSidecarService.StartInstance:output_type -> CreateInstanceResponse
+	42,  // 186: TaskHubSidecarService.GetInstance:output_type -> GetInstanceResponse
+	44,  // 187: TaskHubSidecarService.RewindInstance:output_type -> RewindInstanceResponse
+	42,  // 188: TaskHubSidecarService.WaitForInstanceStart:output_type -> GetInstanceResponse
+	42,  // 189: TaskHubSidecarService.WaitForInstanceCompletion:output_type -> GetInstanceResponse
+	47,  // 190: TaskHubSidecarService.RaiseEvent:output_type -> RaiseEventResponse
+	49,  // 191: TaskHubSidecarService.TerminateInstance:output_type -> TerminateResponse
+	51,  // 192: TaskHubSidecarService.SuspendInstance:output_type -> SuspendResponse
+	53,  // 193: TaskHubSidecarService.ResumeInstance:output_type -> ResumeResponse
+	56,  // 194: TaskHubSidecarService.QueryInstances:output_type -> QueryInstancesResponse
+	59,  // 195: TaskHubSidecarService.PurgeInstances:output_type -> PurgeInstancesResponse
+	85,  // 196: TaskHubSidecarService.GetWorkItems:output_type -> WorkItem
+	86,  // 197: TaskHubSidecarService.CompleteActivityTask:output_type -> CompleteTaskResponse
+	86,  // 198: TaskHubSidecarService.CompleteOrchestratorTask:output_type -> CompleteTaskResponse
+	86,  // 199: TaskHubSidecarService.CompleteWorkflowTask:output_type -> CompleteTaskResponse
+	86,  // 200: TaskHubSidecarService.CompleteEntityTask:output_type -> CompleteTaskResponse
+	61,  // 201: TaskHubSidecarService.CreateTaskHub:output_type -> CreateTaskHubResponse
+	63,  // 202: TaskHubSidecarService.DeleteTaskHub:output_type -> DeleteTaskHubResponse
+	65,  // 203: TaskHubSidecarService.SignalEntity:output_type -> SignalEntityResponse
+	67,  // 204: TaskHubSidecarService.GetEntity:output_type -> GetEntityResponse
+	70,  // 205: TaskHubSidecarService.QueryEntities:output_type -> QueryEntitiesResponse
+	73,  // 206: TaskHubSidecarService.CleanEntityStorage:output_type -> CleanEntityStorageResponse
+	184, // [184:207] is the sub-list for method output_type
+	161, // [161:184] is the sub-list for method input_type
 	161, // [161:161] is the sub-list for extension type_name
 	161, // [161:161] is the sub-list for extension extendee
 	0,   // [0:161] is the sub-list for field type_name

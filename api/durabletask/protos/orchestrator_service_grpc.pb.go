@@ -51,6 +51,7 @@ const (
 	TaskHubSidecarService_GetWorkItems_FullMethodName              = "/TaskHubSidecarService/GetWorkItems"
 	TaskHubSidecarService_CompleteActivityTask_FullMethodName      = "/TaskHubSidecarService/CompleteActivityTask"
 	TaskHubSidecarService_CompleteOrchestratorTask_FullMethodName  = "/TaskHubSidecarService/CompleteOrchestratorTask"
+	TaskHubSidecarService_CompleteWorkflowTask_FullMethodName      = "/TaskHubSidecarService/CompleteWorkflowTask"
 	TaskHubSidecarService_CompleteEntityTask_FullMethodName        = "/TaskHubSidecarService/CompleteEntityTask"
 	TaskHubSidecarService_CreateTaskHub_FullMethodName             = "/TaskHubSidecarService/CreateTaskHub"
 	TaskHubSidecarService_DeleteTaskHub_FullMethodName             = "/TaskHubSidecarService/DeleteTaskHub"
@@ -79,6 +80,10 @@ type TaskHubSidecarServiceClient interface {
 	GetWorkItems(ctx context.Context, in *GetWorkItemsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WorkItem], error)
 	CompleteActivityTask(ctx context.Context, in *ActivityResponse, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
 	CompleteOrchestratorTask(ctx context.Context, in *OrchestratorResponse, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
+	// The name current SDKs (durabletask-go 0.12 and later, Dapr 1.16+) answer a
+	// workflow work item with. Their WorkflowResponse has the fields 1-3 of
+	// OrchestratorResponse under the same numbers (and more, which weft ignores).
+	CompleteWorkflowTask(ctx context.Context, in *OrchestratorResponse, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
 	CompleteEntityTask(ctx context.Context, in *EntityBatchResult, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
 	CreateTaskHub(ctx context.Context, in *CreateTaskHubRequest, opts ...grpc.CallOption) (*CreateTaskHubResponse, error)
 	DeleteTaskHub(ctx context.Context, in *DeleteTaskHubRequest, opts ...grpc.CallOption) (*DeleteTaskHubResponse, error)
@@ -255,6 +260,16 @@ func (c *taskHubSidecarServiceClient) CompleteOrchestratorTask(ctx context.Conte
 	return out, nil
 }
 
+func (c *taskHubSidecarServiceClient) CompleteWorkflowTask(ctx context.Context, in *OrchestratorResponse, opts ...grpc.CallOption) (*CompleteTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteTaskResponse)
+	err := c.cc.Invoke(ctx, TaskHubSidecarService_CompleteWorkflowTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *taskHubSidecarServiceClient) CompleteEntityTask(ctx context.Context, in *EntityBatchResult, opts ...grpc.CallOption) (*CompleteTaskResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CompleteTaskResponse)
@@ -344,6 +359,10 @@ type TaskHubSidecarServiceServer interface {
 	GetWorkItems(*GetWorkItemsRequest, grpc.ServerStreamingServer[WorkItem]) error
 	CompleteActivityTask(context.Context, *ActivityResponse) (*CompleteTaskResponse, error)
 	CompleteOrchestratorTask(context.Context, *OrchestratorResponse) (*CompleteTaskResponse, error)
+	// The name current SDKs (durabletask-go 0.12 and later, Dapr 1.16+) answer a
+	// workflow work item with. Their WorkflowResponse has the fields 1-3 of
+	// OrchestratorResponse under the same numbers (and more, which weft ignores).
+	CompleteWorkflowTask(context.Context, *OrchestratorResponse) (*CompleteTaskResponse, error)
 	CompleteEntityTask(context.Context, *EntityBatchResult) (*CompleteTaskResponse, error)
 	CreateTaskHub(context.Context, *CreateTaskHubRequest) (*CreateTaskHubResponse, error)
 	DeleteTaskHub(context.Context, *DeleteTaskHubRequest) (*DeleteTaskHubResponse, error)
@@ -405,6 +424,9 @@ func (UnimplementedTaskHubSidecarServiceServer) CompleteActivityTask(context.Con
 }
 func (UnimplementedTaskHubSidecarServiceServer) CompleteOrchestratorTask(context.Context, *OrchestratorResponse) (*CompleteTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteOrchestratorTask not implemented")
+}
+func (UnimplementedTaskHubSidecarServiceServer) CompleteWorkflowTask(context.Context, *OrchestratorResponse) (*CompleteTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteWorkflowTask not implemented")
 }
 func (UnimplementedTaskHubSidecarServiceServer) CompleteEntityTask(context.Context, *EntityBatchResult) (*CompleteTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteEntityTask not implemented")
@@ -711,6 +733,24 @@ func _TaskHubSidecarService_CompleteOrchestratorTask_Handler(srv interface{}, ct
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TaskHubSidecarService_CompleteWorkflowTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OrchestratorResponse)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskHubSidecarServiceServer).CompleteWorkflowTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TaskHubSidecarService_CompleteWorkflowTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskHubSidecarServiceServer).CompleteWorkflowTask(ctx, req.(*OrchestratorResponse))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TaskHubSidecarService_CompleteEntityTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EntityBatchResult)
 	if err := dec(in); err != nil {
@@ -899,6 +939,10 @@ var TaskHubSidecarService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompleteOrchestratorTask",
 			Handler:    _TaskHubSidecarService_CompleteOrchestratorTask_Handler,
+		},
+		{
+			MethodName: "CompleteWorkflowTask",
+			Handler:    _TaskHubSidecarService_CompleteWorkflowTask_Handler,
 		},
 		{
 			MethodName: "CompleteEntityTask",
