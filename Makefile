@@ -5,9 +5,10 @@ PKGS := ./...
 
 .PHONY: test vet fmt build bench run proto
 
-## run: one node on the embedded default (HTTP on :3500, data in ./weft-data)
+## run: one node on the embedded default (HTTP on :3500, gRPC on :50001, data in ./weft-data),
+## hosting the seed document's sample workflows so its curl commands work as they are
 run:
-	$(GO) run ./cmd/weft serve
+	$(GO) run ./cmd/weft serve --samples
 
 ## test: vet, then every test with the race detector (the bench harness's too); then
 ## test/sdk, a module of its own that runs Dapr's Go SDK, durabletask-go's client and a

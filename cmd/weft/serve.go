@@ -42,7 +42,8 @@ func serve(args []string, stderr io.Writer) error {
 	partitions := fs.Int("partitions", atoiOr(envOr("WEFT_PARTITIONS", ""), 0), "partitions of a new data directory (default 256; WEFT_PARTITIONS)")
 	activities := fs.Int("activity-concurrency", atoiOr(envOr("WEFT_ACTIVITY_CONCURRENCY", ""), 0), "activity attempts run at once (default 256)")
 	maxActive := fs.Int("max-active", atoiOr(envOr("WEFT_MAX_ACTIVE", ""), 0), "instances held in memory (default 10000)")
-	threshold := fs.Float64("approval-threshold", atofOr(envOr("WEFT_APPROVAL_THRESHOLD", ""), 1000), "OrderProcessingWorkflow: orders above this cost wait for ManagerApproval")
+	samples := fs.Bool("samples", envOr("WEFT_SAMPLES", "") == "true", "host the seed document's sample workflows (OrderProcessingWorkflow, ChainingWorkflow, FanOutFanInWorkflow, MonitorWorkflow) and their activities; without it every workflow and activity name belongs to the connected apps (WEFT_SAMPLES=true)")
+	threshold := fs.Float64("approval-threshold", atofOr(envOr("WEFT_APPROVAL_THRESHOLD", ""), 1000), "with --samples, OrderProcessingWorkflow: orders above this cost wait for ManagerApproval (WEFT_APPROVAL_THRESHOLD)")
 	nodeID := fs.String("node-id", envOr("WEFT_NODE_ID", ""), "cluster: this node's id (default: generated once and kept in the data directory; WEFT_NODE_ID)")
 	gossipAddr := fs.String("gossip", envOr("WEFT_GOSSIP", ""), "cluster: gossip listen address, e.g. :7946; setting it (or --join) makes this node part of a cluster (WEFT_GOSSIP)")
 	actorAddr := fs.String("actor", envOr("WEFT_ACTOR", ""), "cluster: node-to-node messaging listen address (default :7947; WEFT_ACTOR)")
@@ -54,12 +55,23 @@ func serve(args []string, stderr io.Writer) error {
 	clusterKey := fs.String("cluster-tls-key", envOr("WEFT_CLUSTER_TLS_KEY", ""), "cluster: its key (WEFT_CLUSTER_TLS_KEY)")
 	clusterCA := fs.String("cluster-tls-ca", envOr("WEFT_CLUSTER_TLS_CA", ""), "cluster: CA that signed every node's certificate; nodes verify each other (WEFT_CLUSTER_TLS_CA)")
 	leaveTimeout := fs.Duration("leave-timeout", durOr(envOr("WEFT_LEAVE_TIMEOUT", ""), 2*time.Minute), "cluster: on SIGTERM, how long to hand partitions over before stopping anyway (WEFT_LEAVE_TIMEOUT)")
-	approvalTimeout := fs.Duration("approval-timeout", durOr(envOr("WEFT_APPROVAL_TIMEOUT", ""), 24*time.Hour), "OrderProcessingWorkflow: how long to wait for ManagerApproval")
+	approvalTimeout := fs.Duration("approval-timeout", durOr(envOr("WEFT_APPROVAL_TIMEOUT", ""), 24*time.Hour), "with --samples, OrderProcessingWorkflow: how long to wait for ManagerApproval (WEFT_APPROVAL_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
 	if fs.NArg() > 0 {
 		return usageErr("serve takes no arguments, got %q", fs.Args())
+	}
+	if !*samples {
+		var sampleOnly []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "approval-threshold" || f.Name == "approval-timeout" {
+				sampleOnly = append(sampleOnly, "--"+f.Name)
+			}
+		})
+		if len(sampleOnly) > 0 {
+			return usageErr("%s configure the sample workflows: add --samples", strings.Join(sampleOnly, " and "))
+		}
 	}
 	limit, err := parseBytes(*maxBody)
 	if err != nil {
@@ -111,8 +123,10 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer rt.Close()
-	if err := seed.Register(rt, seed.Config{ApprovalThreshold: *threshold, ApprovalTimeout: *approvalTimeout, Logger: logger}); err != nil {
-		return err
+	if *samples {
+		if err := seed.Register(rt, seed.Config{ApprovalThreshold: *threshold, ApprovalTimeout: *approvalTimeout, Logger: logger}); err != nil {
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

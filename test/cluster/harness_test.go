@@ -262,6 +262,9 @@ func newNode(t *testing.T, id string, join []string, extra ...string) *node {
 func (n *node) args() []string {
 	a := []string{"serve", "--http", "127.0.0.1:0", "--grpc", "off", "--data", n.Dir,
 		"--node-id", n.ID, "--gossip", n.Gossip, "--actor", n.Actor}
+	if n.Bin == weftBin {
+		a = append(a, "--samples") // the seed's workflows, which the tests run
+	}
 	if len(n.Join) > 0 {
 		a = append(a, "--join", strings.Join(n.Join, ","))
 	}

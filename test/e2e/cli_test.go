@@ -78,6 +78,9 @@ func TestCLI(t *testing.T) {
 		wantCLI(t, exitUsage, nil, "serve", "--log-level", "loud")
 		wantCLI(t, exitUsage, nil, "serve", "--log-format", "xml")
 		wantCLI(t, exitUsage, nil, "serve", "--no-such-flag")
+		if r := wantCLI(t, exitUsage, nil, "serve", "--approval-threshold", "5"); !strings.Contains(r.Stderr, "add --samples") {
+			t.Errorf("a sample's flag without --samples: %s", r)
+		}
 	})
 
 	t.Run("start --wait and history", func(t *testing.T) {

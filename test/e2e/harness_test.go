@@ -119,7 +119,7 @@ func tryStartServer(t *testing.T, dataDir string, env []string, args ...string) 
 	t.Helper()
 	// gRPC is off: with it on, an unregistered workflow name waits for a remote
 	// worker instead of being refused, and test/sdk covers it.
-	all := append([]string{"serve", "--http", "127.0.0.1:0", "--grpc", "off", "--data", dataDir}, args...)
+	all := append([]string{"serve", "--http", "127.0.0.1:0", "--grpc", "off", "--data", dataDir, "--samples"}, args...)
 	cmd := exec.Command(weftBin, all...)
 	cmd.Env = cleanEnv(env...)
 	stderr, err := cmd.StderrPipe()

@@ -36,6 +36,16 @@ func TestServeOptions(t *testing.T) {
 		}
 	})
 
+	t.Run("samples only when asked", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, t.TempDir(), "--samples=false")
+		c := s.client(t)
+		if got := decode[map[string][]string](t, c.expect(c.do("GET", "/api/v1/workflows", ""), 200))["workflows"]; len(got) != 0 {
+			t.Errorf("without --samples, workflows %v; want none", got)
+		}
+		wantError(t, c.do("POST", "/v1.0/workflows/dapr/ChainingWorkflow/start", `{"value":1}`), 400, "ERR_WORKFLOW_NOT_REGISTERED")
+	})
+
 	t.Run("no pprof by default", func(t *testing.T) {
 		t.Parallel()
 		s := startServer(t, t.TempDir())

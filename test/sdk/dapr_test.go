@@ -218,6 +218,53 @@ func SdkDaprDouble(ctx workflow.ActivityContext) (any, error) {
 	return 2 * n, nil
 }
 
+// FanOutFanInWorkflow, GetWorkBatch and ProcessWorkItem have the names of the
+// seed's sample workflow and activities (and the shape of Dapr's own fan-out
+// example): an app's names are the app's, whatever weft serve could host.
+func FanOutFanInWorkflow(ctx *workflow.WorkflowContext) (any, error) {
+	var n int
+	if err := ctx.GetInput(&n); err != nil {
+		return nil, err
+	}
+	var batch []int
+	if err := ctx.CallActivity(GetWorkBatch, workflow.ActivityInput(n)).Await(&batch); err != nil {
+		return nil, err
+	}
+	tasks := workflow.NewTaskSlice(len(batch))
+	for i, item := range batch {
+		tasks[i] = ctx.CallActivity(ProcessWorkItem, workflow.ActivityInput(item))
+	}
+	sum := 0
+	for _, t := range tasks {
+		var r int
+		if err := t.Await(&r); err != nil {
+			return nil, err
+		}
+		sum += r
+	}
+	return sum, nil
+}
+
+func GetWorkBatch(ctx workflow.ActivityContext) (any, error) {
+	var n int
+	if err := ctx.GetInput(&n); err != nil {
+		return nil, err
+	}
+	batch := make([]int, n)
+	for i := range batch {
+		batch[i] = i + 1
+	}
+	return batch, nil
+}
+
+func ProcessWorkItem(ctx workflow.ActivityContext) (any, error) {
+	var n int
+	if err := ctx.GetInput(&n); err != nil {
+		return nil, err
+	}
+	return 2 * n, nil
+}
+
 // --- the environment ---------------------------------------------------------
 
 // daprEnv is one weft server with a Dapr workflow worker and client connected.
@@ -242,12 +289,12 @@ func newDapr(t *testing.T) *daprEnv {
 		t.Fatalf("workflow.NewWorker: %v", err)
 	}
 	for _, wf := range []workflow.Workflow{SdkDaprChain, SdkDaprFanOut, SdkDaprTimer, SdkDaprEvents, SdkDaprEcho,
-		SdkDaprParent, SdkDaprChildDouble, SdkDaprChildFail, SdkDaprCounter, SdkDaprCarryOver, SdkDaprHello} {
+		SdkDaprParent, SdkDaprChildDouble, SdkDaprChildFail, SdkDaprCounter, SdkDaprCarryOver, SdkDaprHello, FanOutFanInWorkflow} {
 		if err := w.RegisterWorkflow(wf); err != nil {
 			t.Fatalf("RegisterWorkflow: %v", err)
 		}
 	}
-	for _, a := range []workflow.Activity{SdkDaprAppendDigit, SdkDaprDouble} {
+	for _, a := range []workflow.Activity{SdkDaprAppendDigit, SdkDaprDouble, GetWorkBatch, ProcessWorkItem} {
 		if err := w.RegisterActivity(a); err != nil {
 			t.Fatalf("RegisterActivity: %v", err)
 		}
@@ -360,6 +407,16 @@ func TestDaprFanOut(t *testing.T) {
 	e := newDapr(t)
 	id := e.start(t, "SdkDaprFanOut", workflow.WithInput(50))
 	wantDapr(t, e.wait(t, id), workflow.StatusCompleted, 2*(50*51/2))
+}
+
+// TestDaprAppNamesBelongToTheApp: a workflow and activities named like weft
+// serve's samples run the app's code (weft serve hosts the samples only with
+// --samples).
+func TestDaprAppNamesBelongToTheApp(t *testing.T) {
+	t.Parallel()
+	e := newDapr(t)
+	id := e.start(t, "FanOutFanInWorkflow", workflow.WithInput(10))
+	wantDapr(t, e.wait(t, id), workflow.StatusCompleted, 2*(10*11/2))
 }
 
 func TestDaprTimer(t *testing.T) {

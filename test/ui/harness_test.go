@@ -129,7 +129,7 @@ var servingLine = regexp.MustCompile(`msg="weft serving" http=(\S+)`)
 // log is printed if the test failed.
 func startServer(t *testing.T, token string, args ...string) *server {
 	t.Helper()
-	all := append([]string{"serve", "--http", "127.0.0.1:0", "--grpc", "off", "--data", t.TempDir()}, args...)
+	all := append([]string{"serve", "--http", "127.0.0.1:0", "--grpc", "off", "--data", t.TempDir(), "--samples"}, args...)
 	if token != "" {
 		all = append(all, "--api-token", token)
 	}

@@ -198,7 +198,7 @@ func (b *bench) newNode(label, name string, clustered bool) (*node, error) {
 // start launches the node's process; join lists gossip addresses (none: found
 // a cluster). startedAt is taken just before the fork.
 func (b *bench) start(n *node, join []string) error {
-	args := []string{"serve", "--http", n.http, "--grpc", "off", "--data", n.dir, "--log-format", "text"}
+	args := []string{"serve", "--http", n.http, "--grpc", "off", "--data", n.dir, "--log-format", "text", "--samples"}
 	if n.clustered {
 		args = append(args, "--node-id", n.name, "--gossip", n.gossip, "--actor", n.actor)
 		if len(join) > 0 {
