@@ -22,7 +22,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// protoactor's dead-letter throttle: started by a message to a node or
+		// actor that is gone (the cluster tests stop nodes with messages on
+		// their way), it ends by itself after its 1 s period.
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"))
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -518,6 +523,59 @@ func TestSuspendHoldsEventsAndTimers(t *testing.T) {
 	_ = a.rt.Resume(ctx, id, "")
 	if st, _ = a.rt.WaitForCompletion(ctx, id); string(st.Output) != `"woke"` {
 		t.Fatalf("output %s", st.Output)
+	}
+}
+
+// TestSuspendBeforeStart: an instance scheduled to start later can be
+// suspended: it shows SUSPENDED at once, does not start when its start comes
+// due, holds what it is sent, and starts when resumed (or, resumed before its
+// start, waits for it as PENDING).
+func TestSuspendBeforeStart(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	soon := time.Now().Add(200 * time.Millisecond)
+	id, err := a.rt.Schedule(ctx, "Waiter", "go", weft.WithStartTime(soon))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.rt.Suspend(ctx, id, "not yet"); err != nil {
+		t.Fatalf("suspend a PENDING instance: %v", err)
+	}
+	if st, _ := a.rt.Status(ctx, id); st.Status != weft.StatusSuspended {
+		t.Fatalf("status %s, want SUSPENDED", st.Status)
+	}
+	if err := a.rt.RaiseEvent(ctx, id, "go", 7); err != nil {
+		t.Fatal(err)
+	}
+	part := a.rt.Host().Partition(id)
+	waitUntil(t, ctx, "its start reminder fires while it is suspended", func() bool {
+		rs, err := a.rt.Host().DB().RemindersOf(part, id)
+		return err == nil && len(rs) == 0
+	})
+	if st, _ := a.rt.Status(ctx, id); st.Status != weft.StatusSuspended {
+		t.Fatalf("after its start time: %s, want still SUSPENDED", st.Status)
+	}
+	if err := a.rt.Resume(ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.rt.WaitForCompletion(ctx, id); st.Status != weft.StatusCompleted || string(st.Output) != "7" {
+		t.Fatalf("after the resume: %s %s", st.Status, st.Output)
+	}
+
+	later := time.Now().Add(400 * time.Millisecond)
+	id, _ = a.rt.Schedule(ctx, "Sleeper", time.Millisecond, weft.WithStartTime(later))
+	if err := a.rt.Suspend(ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.rt.Resume(ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.rt.Status(ctx, id); st.Status != weft.StatusPending {
+		t.Fatalf("resumed before its start: %s, want PENDING", st.Status)
+	}
+	st, _ := a.rt.WaitForCompletion(ctx, id)
+	if st.Status != weft.StatusCompleted || st.CompletedAt.Before(later) {
+		t.Fatalf("resumed before its start: %s, completed at %v (start at %v)", st.Status, st.CompletedAt, later)
 	}
 }
 

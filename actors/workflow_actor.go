@@ -290,7 +290,7 @@ func (w *workflowActor) load() error {
 	for _, r := range st.Reminders {
 		w.reminders.set(r)
 	}
-	if w.row.Status == storage.Running || w.row.Status == storage.Suspended {
+	if w.row.Status == storage.Running || w.row.Status == storage.Suspended && !w.notStarted() {
 		history := make([]workflow.Event, len(st.History))
 		for i, b := range st.History {
 			if history[i], err = workflow.DecodeEvent(b); err != nil {
@@ -355,7 +355,7 @@ func (w *workflowActor) load() error {
 	if w.row.Status != storage.Running && w.row.Status != storage.Suspended {
 		w.noteStoredAwake()
 	}
-	if w.row.Status == storage.Pending && w.row.Remote {
+	if (w.row.Status == storage.Pending || w.notStarted()) && w.row.Remote {
 		return w.loadHeld()
 	}
 	if w.row.Status.Terminal() && w.row.ParentPending {
@@ -594,6 +594,8 @@ func (w *workflowActor) suspend(m SuspendRequest) error {
 		return fmt.Errorf("suspend %s: %w", w.id, ErrInstanceNotFound)
 	case w.row.Status == storage.Suspended:
 		return nil
+	case w.row.Status == storage.Pending:
+		return w.suspendBeforeStart()
 	case w.row.Status != storage.Running:
 		return fmt.Errorf("suspend %s (%s): %w", w.id, w.row.Status, ErrNotRunning)
 	}
@@ -614,6 +616,8 @@ func (w *workflowActor) resume(m ResumeRequest) error {
 		return nil
 	case w.row.Status != storage.Suspended:
 		return fmt.Errorf("resume %s (%s): %w", w.id, w.row.Status, ErrNotRunning)
+	case w.notStarted():
+		return w.resumeBeforeStart()
 	}
 	if w.row.Remote { // the held inputs go to the next episode
 		t := w.newTxn()
@@ -788,17 +792,9 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 		}
 		return w.commit(t)
 	case kind == "start" && w.row.Status == storage.Pending:
-		held, err := w.inbox()
-		if err != nil {
-			return err
-		}
 		t := w.newTxn()
 		w.deleteReminder(t, stored)
-		w.clearInbox(t)
-		w.row.Status = storage.Running
-		w.exec = w.newExecutor()
-		t.started = w.row.Name
-		if err := w.advance(t, append([]workflow.Event{w.startedEvent(w.row.Input)}, held...)); err != nil {
+		if err := w.startNow(t); err != nil {
 			t.close()
 			return err
 		}

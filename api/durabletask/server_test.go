@@ -2,6 +2,7 @@ package durabletask
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -249,6 +250,65 @@ func workerRoundTrip(t *testing.T, method string) {
 	}
 	_, err = c.PurgeInstances(ctx, &protos.PurgeInstancesRequest{Request: &protos.PurgeInstancesRequest_InstanceId{InstanceId: "rt"}})
 	wantCode(t, "purge", err, codes.OK)
+}
+
+// TestSuspendRightAfterStart is what Dapr's basic workflow example does: start
+// an instance, suspend it at once (still PENDING: no episode committed), see
+// it SUSPENDED, resume it, see it RUNNING, and it completes; with the worker
+// connected before the start (the first episode may be with it already) and
+// after the resume.
+func TestSuspendRightAfterStart(t *testing.T) {
+	for _, connectFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("worker connected first: %v", connectFirst), func(t *testing.T) {
+			c := serveTest(t, "")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var stream grpc.ServerStreamingClient[protos.WorkItem]
+			connect := func() {
+				var err error
+				if stream, err = c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if connectFirst {
+				connect()
+			}
+			if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Remote", InstanceId: "s"}); err != nil {
+				t.Fatal(err)
+			}
+			statusIs := func(when string, want protos.OrchestrationStatus) {
+				t.Helper()
+				st, err := c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "s"})
+				if err != nil || st.GetOrchestrationState().GetOrchestrationStatus() != want {
+					t.Fatalf("%s: %v %v, want %s", when, st.GetOrchestrationState().GetOrchestrationStatus(), err, want)
+				}
+			}
+			_, err := c.SuspendInstance(ctx, &protos.SuspendRequest{InstanceId: "s", Reason: wrapperspb.String("right away")})
+			wantCode(t, "suspend right after the start", err, codes.OK)
+			statusIs("suspended", protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED)
+			_, err = c.ResumeInstance(ctx, &protos.ResumeRequest{InstanceId: "s"})
+			wantCode(t, "resume", err, codes.OK)
+			statusIs("resumed", protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING)
+			if !connectFirst {
+				connect()
+			}
+			wi, err := stream.Recv()
+			if err != nil || wi.GetOrchestratorRequest().GetInstanceId() != "s" {
+				t.Fatalf("the first episode: %v %v", wi, err)
+			}
+			_, err = c.CompleteWorkflowTask(ctx, &protos.OrchestratorResponse{InstanceId: "s",
+				Actions: []*protos.OrchestratorAction{{Id: 0, OrchestratorActionType: &protos.OrchestratorAction_CompleteOrchestration{
+					CompleteOrchestration: &protos.CompleteOrchestrationAction{
+						OrchestrationStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, Result: wrapperspb.String(`"ok"`)}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "s", GetInputsAndOutputs: true})
+			if err != nil || done.GetOrchestrationState().GetOrchestrationStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
+				t.Fatalf("completion: %v %v", done, err)
+			}
+		})
+	}
 }
 
 func TestPurgeRunningRefused(t *testing.T) {
