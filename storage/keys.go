@@ -17,6 +17,12 @@ package storage
 //	p/<part:2B>/r/<due:8B>/<instance>/<name> reminder by due time → reminder value
 //	p/<part:2B>/w/<instance>                 "awake" set
 //	p/<part:2B>/x/c/<created:8B>/<instance>  listing index by creation time → IndexEntry
+//	g/<part:2B>/e/<index:8B>                 raft log entry of the partition's group (package replication's encoding)
+//	g/<part:2B>/s/<name>                     raft state of the partition's group: "h" hard state, "c" conf state
+//
+// The raft keys sit apart from p/: a partition's data is what its group
+// replicates, its raft log is how, and a scan, a move or a drop of the
+// partition's data never touches the log.
 //
 // Integers are big-endian so byte order is numeric order. Signed values (times,
 // task ids) have their sign bit flipped so negative values sort before positive
@@ -268,6 +274,28 @@ func awakePrefix(part uint16) []byte {
 
 func awakeKey(part uint16, id string) []byte {
 	return append(awakePrefix(part), id...)
+}
+
+// Raft logs.
+
+func raftGroupPrefix(part uint16) []byte {
+	b := make([]byte, 0, 24)
+	b = append(b, 'g', sep)
+	b = binary.BigEndian.AppendUint16(b, part)
+	return append(b, sep)
+}
+
+func raftEntryPrefix(part uint16) []byte {
+	return append(raftGroupPrefix(part), 'e', sep)
+}
+
+func raftEntryKey(part uint16, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(raftEntryPrefix(part), index)
+}
+
+func raftStateKey(part uint16, name string) []byte {
+	b := append(raftGroupPrefix(part), 's', sep)
+	return append(b, name...)
 }
 
 // Listing index by creation time.

@@ -1,0 +1,397 @@
+package replication
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// GroupID names a raft group: a partition.
+type GroupID uint16
+
+// NodeID is a node's raft id: non-zero, the same in every group.
+type NodeID = uint64
+
+var (
+	// ErrNotLeader refuses a proposal to a group this node does not lead.
+	ErrNotLeader = errors.New("replication: this node does not lead the group")
+	// ErrLeadershipLost fails a proposal whose leader stepped down before it
+	// was applied: it may yet be committed by the next leader, or not.
+	ErrLeadershipLost = errors.New("replication: leadership lost before the proposal was applied; its outcome is unknown")
+	// ErrNoGroup refuses a call for a group this node has no replica of.
+	ErrNoGroup = errors.New("replication: no replica of the group on this node")
+)
+
+// Config configures Groups.
+type Config struct {
+	NodeID NodeID
+	// ElectionTicks is how many ticks a follower waits for its leader before
+	// it campaigns (default 10); HeartbeatTicks, how often a leader sends
+	// heartbeats (default 1). A leader steps down when it has not heard from a
+	// quorum within ElectionTicks (raft's CheckQuorum).
+	ElectionTicks, HeartbeatTicks int
+	// MaxSizePerMsg bounds the entries one append message carries (default
+	// 1 MiB); MaxInflightMsgs, the appends in flight to one follower (256).
+	MaxSizePerMsg   uint64
+	MaxInflightMsgs int
+	Logger          raft.Logger // default: discards everything but errors
+}
+
+// Envelope is a raft message of one group.
+type Envelope struct {
+	Group   GroupID
+	Message *pb.Message
+}
+
+// Save is what one group needs persisted before its messages are sent.
+type Save struct {
+	Group     GroupID
+	HardState *pb.HardState // nil: unchanged
+	Entries   []*pb.Entry
+	Snapshot  *pb.Snapshot  // nil: none
+	ConfState *pb.ConfState // nil: unchanged (the membership after the conf changes applied last)
+}
+
+// Applied is a committed entry to apply, its proposal framing removed.
+type Applied struct {
+	Group GroupID
+	Index uint64
+	Data  []byte
+}
+
+// LeaderChange says this node now leads a group, or no longer does.
+type LeaderChange struct {
+	Group   GroupID
+	Leading bool
+	Term    uint64
+}
+
+// Batch is one Ready pass over every group with something to do.
+type Batch struct {
+	Saves     []Save
+	MustSync  bool
+	Messages  map[NodeID][]Envelope // by destination
+	Committed []Applied
+	Leaders   []LeaderChange
+
+	readys []groupReady
+}
+
+type groupReady struct {
+	g     *group
+	rd    raft.Ready
+	ready bool // rd came from the RawNode, which waits for its Advance
+}
+
+// Empty reports whether the batch has nothing to do.
+func (b *Batch) Empty() bool { return len(b.readys) == 0 }
+
+// Groups is this node's replicas, one raft group each. It is not safe for
+// concurrent use: its driver serialises every call.
+type Groups struct {
+	cfg          Config
+	groups       map[GroupID]*group
+	nextProposal uint64
+}
+
+type group struct {
+	id        GroupID
+	rn        *raft.RawNode
+	leading   bool
+	lead      NodeID
+	pending   map[uint64]*Proposal // proposal id → proposal, while not applied
+	confState *pb.ConfState        // applied since the last Ready, to persist with the next
+}
+
+// NewGroups returns an empty set of groups.
+func NewGroups(cfg Config) (*Groups, error) {
+	if cfg.NodeID == 0 {
+		return nil, errors.New("replication: Config.NodeID must not be 0")
+	}
+	if cfg.ElectionTicks <= 0 {
+		cfg.ElectionTicks = 10
+	}
+	if cfg.HeartbeatTicks <= 0 {
+		cfg.HeartbeatTicks = 1
+	}
+	if cfg.MaxSizePerMsg == 0 {
+		cfg.MaxSizePerMsg = 1 << 20
+	}
+	if cfg.MaxInflightMsgs <= 0 {
+		cfg.MaxInflightMsgs = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger{}
+	}
+	// Proposal ids start at this node's id in the high bits, so an entry
+	// another node proposed never matches one of ours.
+	return &Groups{cfg: cfg, groups: map[GroupID]*group{}, nextProposal: cfg.NodeID << 40}, nil
+}
+
+// Create adds this node's replica of group id, reading its raft state from
+// storage. A group whose storage is empty is bootstrapped with peers (every
+// replica of a new group is given the same peers); one with state ignores them.
+// applied is the index up to which the caller's state machine already holds
+// the group's entries: they are not handed to it again.
+func (gs *Groups) Create(id GroupID, storage raft.Storage, peers []NodeID, applied uint64) error {
+	if _, ok := gs.groups[id]; ok {
+		return fmt.Errorf("replication: group %d exists", id)
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        gs.cfg.NodeID,
+		ElectionTick:              gs.cfg.ElectionTicks,
+		HeartbeatTick:             gs.cfg.HeartbeatTicks,
+		Storage:                   storage,
+		Applied:                   applied,
+		MaxSizePerMsg:             gs.cfg.MaxSizePerMsg,
+		MaxInflightMsgs:           gs.cfg.MaxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		DisableProposalForwarding: true,
+		Logger:                    gs.cfg.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("replication: group %d: %w", id, err)
+	}
+	last, err := storage.LastIndex()
+	if err != nil {
+		return fmt.Errorf("replication: group %d: %w", id, err)
+	}
+	if last == 0 && len(peers) > 0 {
+		ps := make([]raft.Peer, len(peers))
+		for i, p := range peers {
+			ps[i] = raft.Peer{ID: p}
+		}
+		if err := rn.Bootstrap(ps); err != nil {
+			return fmt.Errorf("replication: bootstrap group %d: %w", id, err)
+		}
+	}
+	gs.groups[id] = &group{id: id, rn: rn}
+	return nil
+}
+
+// Tick advances every group's logical clock by one tick.
+func (gs *Groups) Tick() {
+	for _, g := range gs.groups {
+		g.rn.Tick()
+	}
+}
+
+// Step hands a message from another node to its group. Messages for a group
+// this node has no replica of are dropped: ErrNoGroup.
+func (gs *Groups) Step(e Envelope) error {
+	g, ok := gs.groups[e.Group]
+	if !ok {
+		return ErrNoGroup
+	}
+	err := g.rn.Step(e.Message)
+	if errors.Is(err, raft.ErrStepPeerNotFound) || errors.Is(err, raft.ErrStepLocalMsg) {
+		return nil // from a replica that left, or a stray local message: nothing to do
+	}
+	return err
+}
+
+// Campaign makes this node's replica of a group stand for election now
+// instead of waiting for its election timeout.
+func (gs *Groups) Campaign(id GroupID) error {
+	g, ok := gs.groups[id]
+	if !ok {
+		return ErrNoGroup
+	}
+	return g.rn.Campaign()
+}
+
+// Leader is the node this replica last saw leading the group (0: none known).
+func (gs *Groups) Leader(id GroupID) NodeID {
+	if g, ok := gs.groups[id]; ok {
+		return g.lead
+	}
+	return 0
+}
+
+// Status is a replica's raft status.
+func (gs *Groups) Status(id GroupID) (raft.BasicStatus, bool) {
+	g, ok := gs.groups[id]
+	if !ok {
+		return raft.BasicStatus{}, false
+	}
+	return g.rn.BasicStatus(), true
+}
+
+// Propose proposes data to a group this node leads. The proposal resolves
+// once its entry is committed and applied (nil), or fails.
+func (gs *Groups) Propose(id GroupID, data []byte) (*Proposal, error) {
+	g, ok := gs.groups[id]
+	if !ok {
+		return nil, ErrNoGroup
+	}
+	if !g.leading {
+		return nil, fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
+	}
+	gs.nextProposal++
+	pid := gs.nextProposal
+	framed := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(data)), pid)
+	framed = append(framed, data...)
+	if err := g.rn.Propose(framed); err != nil {
+		return nil, fmt.Errorf("group %d: %w", id, err)
+	}
+	p := newProposal()
+	if g.pending == nil {
+		g.pending = map[uint64]*Proposal{}
+	}
+	g.pending[pid] = p
+	return p, nil
+}
+
+// ProposeConfChange proposes a change of a group's replicas.
+func (gs *Groups) ProposeConfChange(id GroupID, cc *pb.ConfChange) error {
+	g, ok := gs.groups[id]
+	if !ok {
+		return ErrNoGroup
+	}
+	if !g.leading {
+		return fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
+	}
+	return g.rn.ProposeConfChange(cc)
+}
+
+// ReportUnreachable tells a group that a message to a node was not delivered.
+func (gs *Groups) ReportUnreachable(id GroupID, to NodeID) {
+	if g, ok := gs.groups[id]; ok {
+		g.rn.ReportUnreachable(to)
+	}
+}
+
+// Ready collects what every group has to do. Nothing in it may be acted on
+// out of order: persist Saves (one write, synced if MustSync), then send
+// Messages, then apply Committed, then Advance.
+func (gs *Groups) Ready() *Batch {
+	b := &Batch{}
+	for _, id := range slices.Sorted(maps.Keys(gs.groups)) { // a stable order: deterministic tests
+		g := gs.groups[id]
+		if !g.rn.HasReady() && g.confState == nil {
+			continue
+		}
+		var rd raft.Ready
+		ready := g.rn.HasReady()
+		if ready {
+			rd = g.rn.Ready()
+		}
+		b.readys = append(b.readys, groupReady{g, rd, ready})
+		if rd.SoftState != nil {
+			g.lead = rd.SoftState.Lead
+			leading := rd.SoftState.RaftState == raft.StateLeader
+			if leading != g.leading {
+				g.leading = leading
+				b.Leaders = append(b.Leaders, LeaderChange{Group: id, Leading: leading, Term: g.rn.BasicStatus().GetTerm()})
+			}
+		}
+		if !raft.IsEmptyHardState(rd.HardState) || len(rd.Entries) > 0 || !raft.IsEmptySnap(rd.Snapshot) || g.confState != nil {
+			s := Save{Group: id, Entries: rd.Entries, ConfState: g.confState}
+			if !raft.IsEmptyHardState(rd.HardState) {
+				s.HardState = rd.HardState
+			}
+			if !raft.IsEmptySnap(rd.Snapshot) {
+				s.Snapshot = rd.Snapshot
+			}
+			b.Saves = append(b.Saves, s)
+			g.confState = nil
+		}
+		b.MustSync = b.MustSync || rd.MustSync
+		for _, m := range rd.Messages {
+			if b.Messages == nil {
+				b.Messages = map[NodeID][]Envelope{}
+			}
+			b.Messages[m.GetTo()] = append(b.Messages[m.GetTo()], Envelope{Group: id, Message: m})
+		}
+		for _, e := range rd.CommittedEntries {
+			if e.GetType() != pb.EntryType_EntryNormal || len(e.GetData()) < 8 {
+				continue // conf changes are raft's (Advance); an empty entry is a new leader's
+			}
+			b.Committed = append(b.Committed, Applied{Group: id, Index: e.GetIndex(), Data: e.GetData()[8:]})
+		}
+	}
+	return b
+}
+
+// Advance tells the groups that a batch was persisted, sent and applied: the
+// conf changes in it take effect, its proposals resolve, and a leader that
+// stepped down (its state machine was told first) fails what it proposed and
+// did not apply.
+func (gs *Groups) Advance(b *Batch) error {
+	defer func() {
+		for _, lc := range b.Leaders { // after the entries applied in this pass resolved
+			if g := gs.groups[lc.Group]; g != nil && !lc.Leading {
+				g.failPending(ErrLeadershipLost)
+			}
+		}
+	}()
+	for _, r := range b.readys {
+		g := r.g
+		for _, e := range r.rd.CommittedEntries {
+			switch e.GetType() {
+			case pb.EntryType_EntryConfChange:
+				var cc pb.ConfChange
+				if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+					return fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
+				}
+				g.confState = g.rn.ApplyConfChange(&cc)
+			case pb.EntryType_EntryConfChangeV2:
+				var cc pb.ConfChangeV2
+				if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+					return fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
+				}
+				g.confState = g.rn.ApplyConfChange(&cc)
+			case pb.EntryType_EntryNormal:
+				if len(e.GetData()) >= 8 {
+					pid := binary.BigEndian.Uint64(e.GetData())
+					if p, ok := g.pending[pid]; ok {
+						delete(g.pending, pid)
+						p.resolve(e.GetIndex(), nil)
+					}
+				}
+			}
+		}
+		if r.ready {
+			g.rn.Advance(r.rd)
+		}
+	}
+	return nil
+}
+
+// Close fails every proposal not applied yet.
+func (gs *Groups) Close(err error) {
+	for _, g := range gs.groups {
+		g.failPending(err)
+	}
+}
+
+func (g *group) failPending(err error) {
+	for pid, p := range g.pending {
+		delete(g.pending, pid)
+		p.resolve(0, fmt.Errorf("group %d: %w", g.id, err))
+	}
+}
+
+// quietLogger drops raft's debug and info output and keeps its warnings and
+// errors out of the way too; a panic is still a panic.
+type quietLogger struct{}
+
+func (quietLogger) Debug(...any)                   {}
+func (quietLogger) Debugf(string, ...any)          {}
+func (quietLogger) Error(...any)                   {}
+func (quietLogger) Errorf(string, ...any)          {}
+func (quietLogger) Info(...any)                    {}
+func (quietLogger) Infof(string, ...any)           {}
+func (quietLogger) Warning(...any)                 {}
+func (quietLogger) Warningf(string, ...any)        {}
+func (quietLogger) Fatal(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (quietLogger) Fatalf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
+func (quietLogger) Panic(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (quietLogger) Panicf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
