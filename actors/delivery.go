@@ -78,13 +78,30 @@ func (h *Host) deliverAsync(id string, msg any) { h.deliverThen(id, msg, "", nil
 func (h *Host) deliverThen(id string, msg any, ackTo string, ack any) {
 	var then *delivery
 	if ack != nil {
-		then = &delivery{target: ackTo, msg: ack}
+		then = newDelivery(ackTo, ack, nil)
 	}
-	h.startDelivery(&delivery{target: id, msg: msg, then: then})
+	h.startDelivery(newDelivery(id, msg, then))
+}
+
+// Deliveries are pooled: every reminder that fires is one, and a timer's
+// fire allocated one more object than it did before deliveries were parked.
+var deliveryPool = sync.Pool{New: func() any { return new(delivery) }}
+
+func newDelivery(target string, msg any, then *delivery) *delivery {
+	d := deliveryPool.Get().(*delivery)
+	d.target, d.msg, d.then = target, msg, then
+	return d
+}
+
+// free returns a settled (or dropped) delivery to the pool.
+func (d *delivery) free() {
+	*d = delivery{}
+	deliveryPool.Put(d)
 }
 
 func (h *Host) startDelivery(d *delivery) {
 	if h.closing.Load() {
+		d.dropChain()
 		return
 	}
 	h.deliveries.pending.Add(1)
@@ -106,15 +123,28 @@ func (h *Host) attempt(d *delivery) {
 				h.log.Debug("message refused by its instance", "instance", d.target, "message", fmt.Sprintf("%T", d.msg), "err", err)
 			}
 			h.deliveries.pending.Add(-1)
-			if d.then != nil {
-				h.startDelivery(d.then)
+			then := d.then
+			d.free()
+			if then != nil {
+				h.startDelivery(then)
 			}
 		case h.closing.Load():
 			h.deliveries.pending.Add(-1) // durable at its sender: sent again after the next start
+			d.dropChain()
 		default:
 			h.park(d, err)
 		}
 	}()
+}
+
+// dropChain frees a delivery that will not be attempted again, and the
+// acknowledgement that would have followed it.
+func (d *delivery) dropChain() {
+	for d != nil {
+		next := d.then
+		d.free()
+		d = next
+	}
 }
 
 // settled reports whether err is the receiver's decision on a message (it took
@@ -201,6 +231,7 @@ func (h *Host) runDeliveries() {
 		for _, d := range due {
 			if h.closing.Load() {
 				h.deliveries.pending.Add(-1)
+				d.dropChain()
 				continue
 			}
 			h.attempt(d)
@@ -212,6 +243,9 @@ func (h *Host) runDeliveries() {
 		case <-q.stop:
 			q.mu.Lock()
 			h.deliveries.pending.Add(-int64(len(q.parked)))
+			for _, d := range q.parked {
+				d.dropChain()
+			}
 			q.parked = nil
 			q.mu.Unlock()
 			return

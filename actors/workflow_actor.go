@@ -899,7 +899,8 @@ func (w *workflowActor) inbox() ([]workflow.Event, error) {
 type txn struct {
 	b *storage.Batch
 	// hold keeps the reminders' low-water mark from passing the floor the
-	// step stores reminders at, until they are Added (taken at the first).
+	// step stores reminders at, until they are Added; rem is set while it is
+	// held (from the step's first reminder).
 	hold     reminders.Hold
 	rem      *reminders.Service
 	added    []storage.Reminder
@@ -917,12 +918,17 @@ type childStartMsg struct {
 	msg StartRequest
 }
 
-func (w *workflowActor) newTxn() *txn { return &txn{b: w.h.db.NewBatch(), rem: w.h.rem} }
+// newTxn starts a step. Kept small enough to inline, so that a txn that does
+// not escape stays on the stack: the reminders' hold and its service are set
+// by the first reminder the step stores.
+func (w *workflowActor) newTxn() *txn { return &txn{b: w.h.db.NewBatch()} }
 
 // close ends a step: committed, or abandoned.
 func (t *txn) close() {
-	t.rem.Release(t.hold)
-	t.hold = reminders.Hold{}
+	if t.rem != nil {
+		t.rem.Release(t.hold)
+		t.rem, t.hold = nil, reminders.Hold{}
+	}
 	t.b.Close()
 }
 
@@ -1162,8 +1168,8 @@ func (w *workflowActor) clearInbox(t *txn) {
 }
 
 func (w *workflowActor) putReminder(t *txn, name string, due time.Time) {
-	if t.hold.Floor.IsZero() {
-		t.hold = w.h.rem.Hold()
+	if t.rem == nil {
+		t.rem, t.hold = w.h.rem, w.h.rem.Hold()
 	}
 	if due.Before(t.hold.Floor) {
 		due = t.hold.Floor // the reminder scan starts at the floor: store below it and it would be missed
@@ -1229,7 +1235,7 @@ func (w *workflowActor) commit(t *txn) error {
 	}
 	w.h.rem.Done(t.done...)
 	w.h.rem.AddedAndRelease(t.hold, t.added...)
-	t.hold = reminders.Hold{}
+	t.rem, t.hold = nil, reminders.Hold{}
 	for _, inv := range t.dispatch {
 		if rec := w.activities[inv.TaskID]; rec != nil && rec.Attempt == inv.Attempt && inv.Gen == w.row.Generation {
 			w.h.dispatch(inv)
