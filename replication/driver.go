@@ -224,6 +224,9 @@ func (d *Driver) pass() (more bool, err error) {
 	d.mu.Lock()
 	b := d.gs.Ready()
 	d.mu.Unlock()
+	if err := b.Err(); err != nil {
+		return false, err
+	}
 	if b.Empty() {
 		return false, nil
 	}

@@ -55,7 +55,7 @@ type Save struct {
 	HardState *pb.HardState // nil: unchanged
 	Entries   []*pb.Entry
 	Snapshot  *pb.Snapshot  // nil: none
-	ConfState *pb.ConfState // nil: unchanged (the membership after the conf changes applied last)
+	ConfState *pb.ConfState // nil: unchanged; else the membership after this pass's committed conf changes
 }
 
 // Applied is a committed entry to apply, its proposal framing removed.
@@ -81,16 +81,20 @@ type Batch struct {
 	Leaders   []LeaderChange
 
 	readys []groupReady
+	err    error
 }
 
 type groupReady struct {
-	g     *group
-	rd    raft.Ready
-	ready bool // rd came from the RawNode, which waits for its Advance
+	g  *group
+	rd raft.Ready
 }
 
 // Empty reports whether the batch has nothing to do.
-func (b *Batch) Empty() bool { return len(b.readys) == 0 }
+func (b *Batch) Empty() bool { return len(b.readys) == 0 && b.err == nil }
+
+// Err is set when the pass could not be prepared (a conf change that does not
+// decode): the groups cannot go on.
+func (b *Batch) Err() error { return b.err }
 
 // Groups is this node's replicas, one raft group each. It is not safe for
 // concurrent use: its driver serialises every call.
@@ -101,12 +105,11 @@ type Groups struct {
 }
 
 type group struct {
-	id        GroupID
-	rn        *raft.RawNode
-	leading   bool
-	lead      NodeID
-	pending   map[uint64]*Proposal // proposal id → proposal, while not applied
-	confState *pb.ConfState        // applied since the last Ready, to persist with the next
+	id      GroupID
+	rn      *raft.RawNode
+	leading bool
+	lead    NodeID
+	pending map[uint64]*Proposal // proposal id → proposal, while not applied
 }
 
 // NewGroups returns an empty set of groups.
@@ -275,15 +278,11 @@ func (gs *Groups) Ready() *Batch {
 	b := &Batch{}
 	for _, id := range slices.Sorted(maps.Keys(gs.groups)) { // a stable order: deterministic tests
 		g := gs.groups[id]
-		if !g.rn.HasReady() && g.confState == nil {
+		if !g.rn.HasReady() {
 			continue
 		}
-		var rd raft.Ready
-		ready := g.rn.HasReady()
-		if ready {
-			rd = g.rn.Ready()
-		}
-		b.readys = append(b.readys, groupReady{g, rd, ready})
+		rd := g.rn.Ready()
+		b.readys = append(b.readys, groupReady{g, rd})
 		if rd.SoftState != nil {
 			g.lead = rd.SoftState.Lead
 			leading := rd.SoftState.RaftState == raft.StateLeader
@@ -292,8 +291,17 @@ func (gs *Groups) Ready() *Batch {
 				b.Leaders = append(b.Leaders, LeaderChange{Group: id, Leading: leading, Term: g.rn.BasicStatus().GetTerm()})
 			}
 		}
-		if !raft.IsEmptyHardState(rd.HardState) || len(rd.Entries) > 0 || !raft.IsEmptySnap(rd.Snapshot) || g.confState != nil {
-			s := Save{Group: id, Entries: rd.Entries, ConfState: g.confState}
+		// A committed conf change takes effect now, and the membership it
+		// makes is saved in this pass's write, before anything committed after
+		// it is applied: a restart that skips what was applied must not find
+		// an older membership.
+		confState, err := g.applyConfChanges(rd.CommittedEntries)
+		if err != nil {
+			b.err = err
+			return b
+		}
+		if !raft.IsEmptyHardState(rd.HardState) || len(rd.Entries) > 0 || !raft.IsEmptySnap(rd.Snapshot) || confState != nil {
+			s := Save{Group: id, Entries: rd.Entries, ConfState: confState}
 			if !raft.IsEmptyHardState(rd.HardState) {
 				s.HardState = rd.HardState
 			}
@@ -301,7 +309,6 @@ func (gs *Groups) Ready() *Batch {
 				s.Snapshot = rd.Snapshot
 			}
 			b.Saves = append(b.Saves, s)
-			g.confState = nil
 		}
 		b.MustSync = b.MustSync || rd.MustSync
 		for _, m := range rd.Messages {
@@ -320,10 +327,9 @@ func (gs *Groups) Ready() *Batch {
 	return b
 }
 
-// Advance tells the groups that a batch was persisted, sent and applied: the
-// conf changes in it take effect, its proposals resolve, and a leader that
-// stepped down (its state machine was told first) fails what it proposed and
-// did not apply.
+// Advance tells the groups that a batch was persisted, sent and applied: its
+// proposals resolve, and a leader that stepped down (its state machine was
+// told first) fails what it proposed and did not apply.
 func (gs *Groups) Advance(b *Batch) error {
 	defer func() {
 		for _, lc := range b.Leaders { // after the entries applied in this pass resolved
@@ -335,32 +341,15 @@ func (gs *Groups) Advance(b *Batch) error {
 	for _, r := range b.readys {
 		g := r.g
 		for _, e := range r.rd.CommittedEntries {
-			switch e.GetType() {
-			case pb.EntryType_EntryConfChange:
-				var cc pb.ConfChange
-				if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-					return fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
-				}
-				g.confState = g.rn.ApplyConfChange(&cc)
-			case pb.EntryType_EntryConfChangeV2:
-				var cc pb.ConfChangeV2
-				if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-					return fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
-				}
-				g.confState = g.rn.ApplyConfChange(&cc)
-			case pb.EntryType_EntryNormal:
-				if len(e.GetData()) >= 8 {
-					pid := binary.BigEndian.Uint64(e.GetData())
-					if p, ok := g.pending[pid]; ok {
-						delete(g.pending, pid)
-						p.resolve(e.GetIndex(), nil)
-					}
+			if e.GetType() == pb.EntryType_EntryNormal && len(e.GetData()) >= 8 {
+				pid := binary.BigEndian.Uint64(e.GetData())
+				if p, ok := g.pending[pid]; ok {
+					delete(g.pending, pid)
+					p.resolve(e.GetIndex(), nil)
 				}
 			}
 		}
-		if r.ready {
-			g.rn.Advance(r.rd)
-		}
+		g.rn.Advance(r.rd)
 	}
 	return nil
 }
@@ -370,6 +359,29 @@ func (gs *Groups) Close(err error) {
 	for _, g := range gs.groups {
 		g.failPending(err)
 	}
+}
+
+// applyConfChanges makes the committed conf changes take effect and returns
+// the membership after the last (nil: there was none).
+func (g *group) applyConfChanges(es []*pb.Entry) (*pb.ConfState, error) {
+	var cs *pb.ConfState
+	for _, e := range es {
+		switch e.GetType() {
+		case pb.EntryType_EntryConfChange:
+			var cc pb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+				return nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
+			}
+			cs = g.rn.ApplyConfChange(&cc)
+		case pb.EntryType_EntryConfChangeV2:
+			var cc pb.ConfChangeV2
+			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+				return nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
+			}
+			cs = g.rn.ApplyConfChange(&cc)
+		}
+	}
+	return cs, nil
 }
 
 func (g *group) failPending(err error) {

@@ -17,6 +17,7 @@ package storage
 //	p/<part:2B>/r/<due:8B>/<instance>/<name> reminder by due time → reminder value
 //	p/<part:2B>/w/<instance>                 "awake" set
 //	p/<part:2B>/x/c/<created:8B>/<instance>  listing index by creation time → IndexEntry
+//	p/<part:2B>/applied                      the index of the partition's raft group applied last (8B)
 //	g/<part:2B>/e/<index:8B>                 raft log entry of the partition's group (package replication's encoding)
 //	g/<part:2B>/s/<name>                     raft state of the partition's group: "h" hard state, "c" conf state
 //
@@ -277,6 +278,13 @@ func awakeKey(part uint16, id string) []byte {
 }
 
 // Raft logs.
+
+// appliedKey holds a replicated partition's applied index: under p/<part>/,
+// it is written in the batch that applies the entry and travels with the
+// partition's data.
+func appliedKey(part uint16) []byte {
+	return append(partPrefix(part), "applied"...)
+}
 
 func raftGroupPrefix(part uint16) []byte {
 	b := make([]byte, 0, 24)
