@@ -16,7 +16,7 @@ run:
 ## `weft serve`
 test: vet
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
-	$(GO) test -count=1 -timeout 3m -run '^TestCluster' .
+	$(GO) test -count=1 -timeout 3m -run '^TestCluster' . ./cluster
 	cd bench && $(GO) test -race -count=1 ./internal/harness/
 	cd test/sdk && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 

@@ -37,6 +37,7 @@ const (
 	kindCounts      = "counts"  // this node's instance counts
 	kindChunk       = "chunk"   // part of a partition being handed off
 	kindHandoff     = "handoff" // the end of a handoff: commit the partition
+	kindRaft        = "raft"    // raft messages of any groups, one way (raft_transport.go)
 	maxHops         = 4         // a request forwarded more often than this is refused
 	hopsKey     key = "weft-hops"
 )
@@ -197,6 +198,13 @@ func startTransport(system *actor.ActorSystem, bind, advertiseHost string, serve
 	props := actor.PropsFromFunc(func(c actor.Context) {
 		env, ok := c.Message().(*wire.Envelope)
 		if !ok {
+			return
+		}
+		if env.Kind == kindRaft {
+			// Raft messages are handed over in the order they came (raft copes
+			// with reordering, but an append overtaken by the next is rejected
+			// and sent again), and taking them never waits.
+			handle(context.Background(), env)
 			return
 		}
 		sender := c.Sender()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"slices"
+	"strings"
 )
 
 // The placement rule, in one place:
@@ -14,6 +15,9 @@ import (
 //     score for it. Registered, not live: liveness decides whether a partition can
 //     be served, not who owns it, so a dead node's partitions wait for it with
 //     their data instead of starting empty elsewhere;
+//   - a partition's replicas are the first N registered members by score (the
+//     owner first), so a join or a leave changes one place of a replica set at
+//     most, and only where the member scores in the top N;
 //   - an activity invocation runs on the live member with the highest score for
 //     its key, so a fan-out spreads over the cluster and a dead node strands none.
 //
@@ -60,6 +64,51 @@ func Owner(members []Member, key []byte) Member {
 }
 
 func partitionKey(p uint16) []byte { return binary.BigEndian.AppendUint16([]byte("p"), p) }
+
+// Replicas returns the first n members by score for key, highest first (the
+// owner first; ties go to the smaller id); all of them when there are fewer.
+func Replicas(members []Member, key []byte, n int) []Member {
+	type scored struct {
+		m Member
+		s uint64
+	}
+	all := make([]scored, 0, len(members))
+	for _, m := range slices.Compact(slices.Sorted(slices.Values(members))) {
+		all = append(all, scored{m, score(m, key)})
+	}
+	slices.SortFunc(all, func(a, b scored) int {
+		switch {
+		case a.s > b.s:
+			return -1
+		case a.s < b.s:
+			return 1
+		}
+		return strings.Compare(string(a.m), string(b.m))
+	})
+	out := make([]Member, 0, min(n, len(all)))
+	for _, x := range all[:min(n, len(all))] {
+		out = append(out, x.m)
+	}
+	return out
+}
+
+// ReplicasOf returns partition p's n replicas over the registered members.
+func ReplicasOf(p uint16, registered []Member, n int) []Member {
+	return Replicas(registered, partitionKey(p), n)
+}
+
+// ReplicaID is a member's id in the raft groups it replicates: derived from
+// its member id alone, so every node computes the same, and never 0 (raft's
+// "none").
+func ReplicaID(m Member) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte("replica/"))
+	h.Write([]byte(m))
+	if id := mix(h.Sum64()); id != 0 {
+		return id
+	}
+	return 1
+}
 
 // Table maps every partition to its owner.
 type Table struct {

@@ -3,6 +3,7 @@ package placement
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -123,5 +124,53 @@ func TestPartitionOfIsStable(t *testing.T) {
 	}
 	if len(seen) != 256 {
 		t.Errorf("10,000 ids fell in %d of 256 partitions", len(seen))
+	}
+}
+
+// TestReplicas: a partition's replicas start with its owner, are the same
+// whatever order the members come in, and a join changes at most one place of
+// each replica set (the joining member's), a leave only the sets the leaving
+// member was in; every member holds about its share.
+func TestReplicas(t *testing.T) {
+	const partitions, n = 256, 3
+	five := members(5)
+	reversed := slices.Clone(five)
+	slices.Reverse(reversed)
+	six := members(6)
+	held := map[Member]int{}
+	for p := range uint16(partitions) {
+		rs := ReplicasOf(p, five, n)
+		if len(rs) != n || rs[0] != NewTable(partitions, five).Owners[p] {
+			t.Fatalf("partition %d: replicas %v, owner %s", p, rs, NewTable(partitions, five).Owners[p])
+		}
+		if other := ReplicasOf(p, reversed, n); !slices.Equal(rs, other) {
+			t.Fatalf("partition %d: %v, or %v with the members in another order", p, rs, other)
+		}
+		for _, m := range rs {
+			held[m]++
+		}
+		grown := ReplicasOf(p, six, n)
+		var added []Member
+		for _, m := range grown {
+			if !slices.Contains(rs, m) {
+				added = append(added, m)
+			}
+		}
+		if len(added) > 1 || len(added) == 1 && added[0] != "node-6" {
+			t.Fatalf("partition %d: a join changed %v into %v", p, rs, grown)
+		}
+		shrunk := ReplicasOf(p, five[1:], n) // node-1 leaves
+		if !slices.Contains(rs, "node-1") && !slices.Equal(rs, shrunk) {
+			t.Fatalf("partition %d: node-1 left and %v, which it was not in, became %v", p, rs, shrunk)
+		}
+	}
+	for _, m := range five {
+		checkShare(t, held[m], partitions*n, 5)
+	}
+	if got := ReplicasOf(3, members(2), n); len(got) != 2 {
+		t.Fatalf("two members, three replicas wanted: %v", got)
+	}
+	if ReplicaID("node-1") == 0 || ReplicaID("node-1") == ReplicaID("node-2") || ReplicaID("node-1") != ReplicaID("node-1") {
+		t.Fatal("replica ids: not stable, zero or shared")
 	}
 }

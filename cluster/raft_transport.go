@@ -1,0 +1,71 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/vmihailenco/msgpack/v5"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftrt/weft/replication"
+)
+
+// raftTransport carries raft messages between nodes over the actor transport
+// (replication.Transport): one envelope per destination node and Ready pass,
+// holding that pass's messages of every group, so a heartbeat round of 256
+// groups is one envelope. It is sent without waiting for an answer; raft sends
+// again what is lost.
+type raftTransport struct {
+	tr     *transport
+	addrOf func(replication.NodeID) (string, bool) // a replica id's actor address
+	log    *slog.Logger
+}
+
+// raftBatch is a kindRaft envelope's payload.
+type raftBatch struct {
+	Msgs []raftMsg `msgpack:"m"`
+}
+
+type raftMsg struct {
+	Group uint16 `msgpack:"g"`
+	Msg   []byte `msgpack:"b"` // raftpb.Message, protobuf
+}
+
+// Send implements replication.Transport.
+func (t *raftTransport) Send(to replication.NodeID, msgs []replication.Envelope) {
+	addr, ok := t.addrOf(to)
+	if !ok {
+		t.log.Debug("raft messages to an unknown replica dropped", "replica", to, "count", len(msgs))
+		return
+	}
+	b := raftBatch{Msgs: make([]raftMsg, 0, len(msgs))}
+	for _, m := range msgs {
+		enc, err := proto.Marshal(m.Message)
+		if err != nil {
+			t.log.Error("raft message not encoded; dropped", "group", m.Group, "err", err)
+			continue
+		}
+		b.Msgs = append(b.Msgs, raftMsg{Group: uint16(m.Group), Msg: enc})
+	}
+	if err := t.tr.send(addr, kindRaft, b); err != nil {
+		t.log.Debug("raft messages not sent", "replica", to, "err", err)
+	}
+}
+
+// decodeRaftBatch is Send's inverse, for the receiving node.
+func decodeRaftBatch(payload []byte) ([]replication.Envelope, error) {
+	var b raftBatch
+	if err := msgpack.Unmarshal(payload, &b); err != nil {
+		return nil, fmt.Errorf("cluster: decode raft messages: %w", err)
+	}
+	out := make([]replication.Envelope, 0, len(b.Msgs))
+	for _, m := range b.Msgs {
+		msg := &pb.Message{}
+		if err := proto.Unmarshal(m.Msg, msg); err != nil {
+			return nil, fmt.Errorf("cluster: decode a raft message of group %d: %w", m.Group, err)
+		}
+		out = append(out, replication.Envelope{Group: replication.GroupID(m.Group), Message: msg})
+	}
+	return out, nil
+}
