@@ -612,22 +612,26 @@ func TestTerminateAnswersAtOnceInEveryState(t *testing.T) {
 	close(a.release)
 }
 
+// TestTerminateRecursive: terminating a parent recursively terminates its
+// children and theirs, each with the output the caller gave.
 func TestTerminateRecursive(t *testing.T) {
 	a := newApp(t, "", weft.Options{})
 	ctx := ctxT(t)
 	_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (any, error) {
-		return nil, ctx.CallChildWorkflow("Waiter", "never", workflow.WithInstanceID("rec-child")).Await(nil)
+		return nil, ctx.CallChildWorkflow("WaitsOnGrandchild", nil, workflow.WithInstanceID("rec-child")).Await(nil)
 	}, workflow.WithName("WaitsOnChild"))
+	_ = weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (any, error) {
+		return nil, ctx.CallChildWorkflow("Waiter", "never", workflow.WithInstanceID("rec-grandchild")).Await(nil)
+	}, workflow.WithName("WaitsOnGrandchild"))
 	id, _ := a.rt.Schedule(ctx, "WaitsOnChild", nil, weft.WithInstanceID("rec-parent"))
-	if _, err := a.rt.Host().WaitFor(ctx, "rec-child", func(r *storage.InstanceRecord) bool { return r.Status == storage.Running }); err != nil && !errors.Is(err, weft.ErrInstanceNotFound) {
+	waitExists(t, a, "rec-grandchild")
+	if err := a.rt.Terminate(ctx, id, weft.TerminateOptions{Reason: "shutting down", Recursive: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitExists(t, a, "rec-child")
-	if err := a.rt.Terminate(ctx, id, weft.TerminateOptions{Recursive: true}); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := a.rt.WaitForCompletion(ctx, "rec-child"); st.Status != weft.StatusTerminated {
-		t.Fatalf("child status %s", st.Status)
+	for _, d := range []string{"rec-child", "rec-grandchild"} {
+		if st, _ := a.rt.WaitForCompletion(ctx, d); st.Status != weft.StatusTerminated || string(st.Output) != `"shutting down"` {
+			t.Fatalf("%s: %s with output %s; want TERMINATED with the caller's output", d, st.Status, st.Output)
+		}
 	}
 }
 

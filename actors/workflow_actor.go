@@ -573,7 +573,8 @@ func (w *workflowActor) terminate(m TerminateRequest) error {
 	t := w.newTxn()
 	if m.Recursive {
 		for _, child := range slices.Sorted(maps.Values(w.children)) {
-			rec := &storage.OutboxRecord{Target: child, Kind: storage.OutboxTerminate, Data: quote("parent " + w.id + " terminated")}
+			// Descendants end with the output the caller gave, as Dapr's do.
+			rec := &storage.OutboxRecord{Target: child, Kind: storage.OutboxTerminate, Data: m.Reason}
 			if err := w.queueOutbox(t, rec); err != nil {
 				t.close()
 				return err
