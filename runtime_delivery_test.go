@@ -218,3 +218,42 @@ func TestClusterTerminateToADownChildArrives(t *testing.T) {
 		}
 	})
 }
+
+// Three nodes: a parent on a starts a child on b and one on c while both are
+// down, one after the other comes back (c first), and a is restarted between:
+// both children start, finish and reach the parent.
+func TestClusterChildrenOnTwoDownNodesArrive(t *testing.T) {
+	adir, bdir, cdir := t.TempDir(), t.TempDir(), t.TempDir()
+	a := openClusterNode(t, "a", adir, nil, messaging.Register)
+	b := openClusterNode(t, "b", bdir, []string{a.gossipAddr()}, messaging.Register)
+	c := openClusterNode(t, "c", cdir, []string{a.gossipAddr()}, messaging.Register)
+	dc := &deliveryCluster{t: t, a: a, b: b, adir: adir, bdir: bdir}
+	t.Cleanup(func() { // the nodes running at the end: a restarts, b and c come back
+		c.rt.Close()
+		b.rt.Close()
+		dc.a.rt.Close()
+	})
+	eventually(t, "placement settles on three nodes", 30*time.Second, func() error { return settled(a, b, c) })
+	parent, onB, onC := dc.idOn("a", "fan"), dc.idOn("b", "kid"), dc.idOn("c", "kid")
+	for _, n := range []*clusterNode{b, c} {
+		if err := n.rt.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "a sees b and c dead", 10*time.Second, func() error {
+		for _, m := range a.rt.Cluster().Members() {
+			if m.ID != "a" && m.State == "alive" {
+				return fmt.Errorf("%s still alive", m.ID)
+			}
+		}
+		return nil
+	})
+	dc.schedule("FanParent", parent, []string{onB, onC})
+	dc.started(parent)
+	dc.restartA()
+	c = openClusterNode(t, "c", cdir, []string{dc.a.gossipAddr()}, messaging.Register)
+	dc.completes(onC, fmt.Sprintf("%q", onC+"!"))
+	b = openClusterNode(t, "b", bdir, []string{dc.a.gossipAddr()}, messaging.Register)
+	dc.b = b
+	dc.completes(parent, fmt.Sprintf(`[%q,%q]`, onB+"!", onC+"!"))
+}

@@ -31,6 +31,8 @@ type ParentInput struct {
 //   - Echo: returns its input with "!" appended;
 //   - Parent: runs one child workflow under the given id and returns the
 //     child's output;
+//   - FanParent: runs an Echo child under each of the given ids at once and
+//     returns their outputs, in order;
 //   - ClusterInc: an activity that adds 1.
 func Register(reg *workflow.Registry) error {
 	return errors.Join(
@@ -51,5 +53,18 @@ func Register(reg *workflow.Registry) error {
 			err := ctx.CallChildWorkflow(in.Workflow, in.Input, workflow.WithInstanceID(in.Child)).Await(&out)
 			return out, err
 		}, workflow.WithName("Parent")),
+		workflow.RegisterWorkflow(reg, func(ctx *workflow.Context, children []string) ([]string, error) {
+			tasks := make([]*workflow.Task, len(children))
+			for i, id := range children {
+				tasks[i] = ctx.CallChildWorkflow("Echo", id, workflow.WithInstanceID(id))
+			}
+			outs := make([]string, len(children))
+			for i, t := range tasks {
+				if err := t.Await(&outs[i]); err != nil {
+					return nil, err
+				}
+			}
+			return outs, nil
+		}, workflow.WithName("FanParent")),
 	)
 }
