@@ -45,15 +45,7 @@ func SdkDaprFanOut(ctx *workflow.WorkflowContext) (any, error) {
 	for i := range tasks {
 		tasks[i] = ctx.CallActivity(SdkDaprDouble, workflow.ActivityInput(i+1))
 	}
-	sum := 0
-	for _, t := range tasks {
-		var r int
-		if err := t.Await(&r); err != nil {
-			return nil, err
-		}
-		sum += r
-	}
-	return sum, nil
+	return awaitSum(tasks)
 }
 
 func SdkDaprTimer(ctx *workflow.WorkflowContext) (any, error) {
@@ -234,15 +226,7 @@ func FanOutFanInWorkflow(ctx *workflow.WorkflowContext) (any, error) {
 	for i, item := range batch {
 		tasks[i] = ctx.CallActivity(ProcessWorkItem, workflow.ActivityInput(item))
 	}
-	sum := 0
-	for _, t := range tasks {
-		var r int
-		if err := t.Await(&r); err != nil {
-			return nil, err
-		}
-		sum += r
-	}
-	return sum, nil
+	return awaitSum(tasks)
 }
 
 func GetWorkBatch(ctx workflow.ActivityContext) (any, error) {

@@ -152,6 +152,11 @@ func dtFanOut(ctx *task.OrchestrationContext) (any, error) {
 	for i := range tasks {
 		tasks[i] = ctx.CallActivity("SdkDouble", task.WithActivityInput(i+1))
 	}
+	return awaitSum(tasks)
+}
+
+// awaitSum awaits every task, in order, and sums their int results.
+func awaitSum(tasks []task.Task) (any, error) {
 	sum := 0
 	for _, t := range tasks {
 		var r int
