@@ -15,7 +15,14 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// protoactor's dead-letter throttle: started by a message to a node that
+		// is gone (TestClusterRaftOverTheActorTransport stops one with raft
+		// messages on their way), it ends by itself after its 1 s period.
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"))
+}
 
 // testTiming detects a dead node in about a second on loopback, with room for
 // -race on a busy machine: a probe every 200 ms, and a suspicion of 2 probe
