@@ -48,6 +48,9 @@ type Options struct {
 	Reminders reminders.Options
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Committer makes each step durable (see StepCommitter); nil: the local
+	// store, one synced commit per step.
+	Committer StepCommitter
 	// RemoteWorkers runs workflows and activities that are not registered in
 	// this process on workers connected over the durabletask protocol (see
 	// RemoteWorkers). Off, starting an unregistered workflow fails.

@@ -677,7 +677,9 @@ func (w *workflowActor) purge(m PurgeRequest) error {
 		b.Close()
 		return fmt.Errorf("purge %s: %w", w.id, err)
 	}
-	if err := b.Commit(); err != nil {
+	err := w.h.commitStep(w.part, b)
+	b.Close()
+	if err != nil {
 		w.unload()
 		return fmt.Errorf("purge %s: %w", w.id, err)
 	}
@@ -1218,7 +1220,7 @@ func (w *workflowActor) commit(t *txn) error {
 		}
 	}
 	start := time.Now()
-	if err := t.b.Commit(); err != nil {
+	if err := w.h.commitStep(w.part, t.b); err != nil {
 		w.unload()
 		return fmt.Errorf("commit instance %s: %w", w.id, err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/weftrt/weft/storage"
 )
 
 // LogStore keeps this node's raft logs durable.
@@ -127,6 +129,28 @@ func (d *Driver) Propose(ctx context.Context, g GroupID, data []byte) (uint64, e
 	}
 	d.poke()
 	return p.Wait(ctx)
+}
+
+// stepWait bounds how long CommitStep waits for a step's quorum: a step that
+// cannot commit fails (its actor reloads from what is applied) rather than
+// hold its instance forever.
+const stepWait = time.Minute
+
+// CommitStep makes a partition's step durable on a quorum of its replicas: the
+// batch, encoded, is proposed to the partition's group (this node must lead
+// it) and CommitStep returns once the entry is applied here. The batch itself
+// is not committed. It implements actors.StepCommitter.
+func (d *Driver) CommitStep(part uint16, b *storage.Batch) error {
+	repr, err := b.Repr()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stepWait)
+	defer cancel()
+	if _, err := d.Propose(ctx, GroupID(part), repr); err != nil {
+		return fmt.Errorf("commit a step of partition %d: %w", part, err)
+	}
+	return nil
 }
 
 // ProposeConfChange proposes a change of a group's replicas (this node must
