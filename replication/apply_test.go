@@ -74,7 +74,7 @@ func TestStepsApplyToEveryReplicasStore(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
 			for _, n := range nodes {
-				if st, ok := n.d.Status(g); ok && st.SoftState.RaftState.String() == "StateLeader" {
+				if n.d.Leader(g) == n.id { // what Propose goes by, not raft's state of a moment ago
 					return n
 				}
 			}
@@ -83,8 +83,9 @@ func TestStepsApplyToEveryReplicasStore(t *testing.T) {
 		t.Fatal("no leader")
 		return nil
 	}
-	step := func(lead *storeNode, id string) {
+	step := func(id string) {
 		t.Helper()
+		lead := leader()
 		b := lead.db.NewBatch()
 		defer b.Close()
 		if err := b.PutInstanceRow(uint16(g), &storage.InstanceRecord{ID: id, Name: "W", Status: storage.Running, CreatedAt: time.Now()}); err != nil {
@@ -96,8 +97,15 @@ func TestStepsApplyToEveryReplicasStore(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := lead.d.Propose(ctx, g, repr); err != nil {
-			t.Fatalf("propose %s: %v", id, err)
+		for {
+			_, err := lead.d.Propose(ctx, g, repr)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrLeadershipLost) || ctx.Err() != nil {
+				t.Fatalf("propose %s: %v", id, err)
+			}
+			lead = leader() // leadership moved: propose to the new leader
 		}
 	}
 	has := func(n *storeNode, ids ...string) error {
@@ -119,9 +127,9 @@ func TestStepsApplyToEveryReplicasStore(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+	step("a")
+	step("b")
 	lead := leader()
-	step(lead, "a")
-	step(lead, "b")
 	var down *storeNode
 	for _, n := range nodes {
 		if n != lead {
@@ -140,7 +148,8 @@ func TestStepsApplyToEveryReplicasStore(t *testing.T) {
 	before, _ := down.db.AppliedIndex(uint16(g))
 	down.stop(net)
 	delete(nodes, down.id)
-	step(lead, "c")
+	step("c")
+	lead = leader()
 	down = startStoreNode(t, net, down.id, dirs[down.id], g, peers)
 	nodes[down.id] = down
 	eventually("the restarted replica applies c", func() error { return has(down, "a", "b", "c") })
