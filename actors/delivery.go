@@ -44,6 +44,7 @@ type delivery struct {
 
 // deliveryQueue holds the deliveries waiting for their next attempt.
 type deliveryQueue struct {
+	sem     chan struct{} // bounds the attempts running at once
 	mu      sync.Mutex
 	parked  parkedHeap
 	kick    chan struct{}
@@ -66,7 +67,7 @@ const (
 )
 
 func newDeliveryQueue() *deliveryQueue {
-	return &deliveryQueue{kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	return &deliveryQueue{sem: make(chan struct{}, 1024), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // deliverAsync sends msg to an instance in the background until the instance
@@ -109,14 +110,14 @@ func (h *Host) startDelivery(d *delivery) {
 }
 
 // attempt makes one attempt on a goroutine of its own; at most
-// cap(deliverSem) attempts run at once, and a caller waits for a free one.
+// cap(sem) attempts run at once, and a caller waits for a free one.
 func (h *Host) attempt(d *delivery) {
-	h.deliverSem <- struct{}{}
+	h.deliveries.sem <- struct{}{}
 	h.background.Add(1)
 	go func() {
 		defer h.background.Done()
 		err := h.Request(h.activityCtx, d.target, d.msg)
-		<-h.deliverSem // before the acknowledgement takes a slot of its own
+		<-h.deliveries.sem // before the acknowledgement takes a slot of its own
 		switch {
 		case settled(err):
 			if err != nil {

@@ -84,7 +84,6 @@ type Host struct {
 	actQueue       []Invocation
 
 	background sync.WaitGroup // deliveries and reports in flight
-	deliverSem chan struct{}  // bounds the delivery attempts running at once
 	deliveries *deliveryQueue
 
 	shards    [workShards]workShard // queued results and in-flight attempts, by instance
@@ -178,7 +177,6 @@ func NewHost(opts Options) *Host {
 		log:        opts.Logger,
 		actors:     map[string]*activation{},
 		fenced:     map[uint16]struct{}{},
-		deliverSem: make(chan struct{}, 1024),
 		deliveries: newDeliveryQueue(),
 		watchers:   map[string][]watcher{},
 		shardSeed:  maphash.MakeSeed(),

@@ -396,8 +396,8 @@ func (s *Service) releaseLocked(h Hold) {
 	}
 }
 
-// Holds is the number of holds not released (for tests).
-func (s *Service) Holds() int {
+// heldCount is the number of holds not released.
+func (s *Service) heldCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0

@@ -548,7 +548,7 @@ func TestHoldKeepsTheMarkBehindASlowStep(t *testing.T) {
 	store(t, e.db, r)
 	e.svc.Added(r)
 	e.svc.Release(h)
-	if n := e.svc.Holds(); n != 0 {
+	if n := e.svc.heldCount(); n != 0 {
 		t.Fatalf("%d holds left", n)
 	}
 	e.svc.Release(Hold{}) // the zero Hold: nothing held, nothing to release

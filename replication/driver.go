@@ -187,13 +187,6 @@ func (d *Driver) Leader(g GroupID) NodeID {
 	return d.gs.Leader(g)
 }
 
-// Status is this node's raft status of a group.
-func (d *Driver) Status(g GroupID) (raft.BasicStatus, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.gs.Status(g)
-}
-
 func (d *Driver) locked(fn func() error) error {
 	d.mu.Lock()
 	if d.stopped != nil {

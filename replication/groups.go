@@ -218,15 +218,6 @@ func (gs *Groups) Leader(id GroupID) NodeID {
 	return 0
 }
 
-// Status is a replica's raft status.
-func (gs *Groups) Status(id GroupID) (raft.BasicStatus, bool) {
-	g, ok := gs.groups[id]
-	if !ok {
-		return raft.BasicStatus{}, false
-	}
-	return g.rn.BasicStatus(), true
-}
-
 // Propose proposes data to a group this node leads. The proposal resolves
 // once its entry is committed and applied (nil), or fails.
 func (gs *Groups) Propose(id GroupID, data []byte) (*Proposal, error) {
