@@ -52,6 +52,12 @@ func startClusterNodeWith(t *testing.T, id, dir string, join []string, inc func(
 // register adds (ClusterChain's ClusterInc activity among it).
 func openClusterNode(t *testing.T, id, dir string, join []string, register func(*workflow.Registry) error) *clusterNode {
 	t.Helper()
+	return openClusterNodeReplicas(t, id, dir, join, register, 0)
+}
+
+// openClusterNodeReplicas is openClusterNode with NodeConfig.Replicas set.
+func openClusterNodeReplicas(t *testing.T, id, dir string, join []string, register func(*workflow.Registry) error, replicas int) *clusterNode {
+	t.Helper()
 	logger := quiet
 	if f := os.Getenv("WEFT_TEST_CLUSTER_LOG"); f != "" { // a debugging aid: every node's log in one file
 		w, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -66,6 +72,7 @@ func openClusterNode(t *testing.T, id, dir string, join []string, register func(
 		ActorAddr: "127.0.0.1:0",
 		Founder:   len(join) == 0,
 		MoveWait:  10 * time.Second,
+		Replicas:  replicas,
 	}})
 	if err != nil {
 		t.Fatal(err)

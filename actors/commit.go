@@ -21,3 +21,7 @@ func (h *Host) commitStep(part uint16, b *storage.Batch) error {
 	}
 	return b.Commit()
 }
+
+// SetCommitter makes c commit every step from now on (see StepCommitter).
+// Call it before Start: a cluster node whose partitions are replicated.
+func (h *Host) SetCommitter(c StepCommitter) { h.opts.Committer = c }

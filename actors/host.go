@@ -75,7 +75,8 @@ type Host struct {
 	// an instance of them until ServePartition. Checked under mu together with
 	// the activation table, so no activation slips in after StopPartition took
 	// its list of actors to stop.
-	fenced map[uint16]struct{}
+	fenced    map[uint16]struct{}
+	anyFenced atomic.Bool // len(fenced) > 0
 
 	activityCtx    context.Context
 	cancelActivity context.CancelFunc
@@ -211,8 +212,10 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	h.startDeliveries()
 	var ids []string
-	err := h.db.Awake(func(_ uint16, id string) error {
-		ids = append(ids, id)
+	err := h.db.Awake(func(part uint16, id string) error {
+		if !h.isFenced(part) { // a fenced partition's instances wake where it is served
+			ids = append(ids, id)
+		}
 		return nil
 	})
 	if err != nil {
@@ -356,8 +359,28 @@ func (h *Host) post(id string, msg any) {
 	h.system.Root.Send(a.PID(), msg)
 }
 
-// fire is the reminder service's callback.
-func (h *Host) fire(r storage.Reminder) { h.deliverAsync(r.Instance, reminderFired{r}) }
+// fire is the reminder service's callback. A reminder of a fenced partition
+// leaves memory unfired: the node that serves the partition fires it, and this
+// one loads it again if the partition comes back (a replica's store holds the
+// reminders of partitions it does not lead).
+func (h *Host) fire(r storage.Reminder) {
+	if h.isFenced(r.Partition) {
+		h.rem.Done(r)
+		return
+	}
+	h.deliverAsync(r.Instance, reminderFired{r})
+}
+
+// isFenced reports whether partition part is fenced (see StopPartition).
+func (h *Host) isFenced(part uint16) bool {
+	if !h.anyFenced.Load() { // the embedded path: no lock per reminder
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.fenced[part]
+	return ok
+}
 
 // errPartitionFenced: the instance's partition is fenced (see Host.fenced).
 var errPartitionFenced = errors.New("the instance's partition is not served here now")
@@ -423,6 +446,7 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 func (h *Host) StopPartition(ctx context.Context, part uint16) error {
 	h.mu.Lock()
 	h.fenced[part] = struct{}{}
+	h.anyFenced.Store(true)
 	var victims []*activation
 	for id, a := range h.actors {
 		if h.Partition(id) == part {
@@ -445,6 +469,7 @@ func (h *Host) ServePartition(part uint16) {
 	h.mu.Lock()
 	_, was := h.fenced[part]
 	delete(h.fenced, part)
+	h.anyFenced.Store(len(h.fenced) > 0)
 	h.mu.Unlock()
 	if !was {
 		return

@@ -77,6 +77,10 @@ func (n *Node) reconcileLoop() {
 				saved = state
 			}
 		}
+		if n.rep != nil {
+			n.rep.reconcile() // replicated partitions grow by raft, not by handoff
+			continue
+		}
 		n.dropStale()
 		table := n.Table()
 		n.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"github.com/weftrt/weft/actors"
 	"github.com/weftrt/weft/cluster/wire"
 	"github.com/weftrt/weft/placement"
+	"github.com/weftrt/weft/replication"
 	"github.com/weftrt/weft/storage"
 	"github.com/weftrt/weft/workflow"
 )
@@ -35,6 +36,10 @@ import (
 //     once the new owner committed it; requests meanwhile wait;
 //   - a dead node keeps its partitions: their requests fail fast with
 //     ErrUnavailable naming it, and nothing starts them empty elsewhere.
+
+// DefaultReplicas is how many copies of each partition a cluster keeps unless
+// told otherwise.
+const DefaultReplicas = 3
 
 // ErrUnavailable is returned (wrapped in *UnavailableError) for a request whose
 // partition no live node serves now.
@@ -69,9 +74,15 @@ type NodeConfig struct {
 	// every partition (it creates the cluster). Otherwise it holds none and gets
 	// its share by handoff.
 	Founder bool
-	// MoveWait bounds how long a request waits for a partition that is moving
-	// (default 30 s).
+	// MoveWait bounds how long a request waits for a partition that is moving,
+	// or whose group is electing a leader (default 30 s).
 	MoveWait time.Duration
+	// Replicas is how many nodes keep a copy of each partition. 2 or more:
+	// every partition is a raft group over that many nodes (capped at the
+	// registered nodes) and survives the loss of a minority of them
+	// (replicas.go). 0 or 1: one copy, moved by handoff on joins and leaves
+	// (handoff.go); a store that was replicated stays replicated.
+	Replicas int
 	Logger   *slog.Logger
 }
 
@@ -98,6 +109,7 @@ type Node struct {
 	tr  *transport
 	ms  *Membership
 	reg *Registry
+	rep *replicaSet // nil: partitions are not replicated (handoff.go)
 
 	// persist serialises the writes of the held record (n/cluster/held), so
 	// that each writes a set that has every change made before it.
@@ -156,6 +168,23 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 		n.version = own.Version
 	}
 	h.SetRouter(n) // before anything can send to this node: nothing races the host's reads of it
+	var alone []uint16
+	if replicated, err := n.replicated(); err != nil {
+		return nil, err
+	} else if replicated {
+		if n.rep, err = newReplicaSet(n); err != nil {
+			return nil, err
+		}
+		if alone, err = n.rep.open(n.held); err != nil {
+			return nil, fmt.Errorf("cluster: open the partitions' raft groups: %w", err)
+		}
+		// From now on held is what this node serves as a leader.
+		clear(n.held)
+		if err := n.persistHeld(); err != nil {
+			return nil, err
+		}
+		h.SetCommitter(n.rep)
+	}
 	tr, err := startTransport(h.System(), cfg.ActorAddr, cfg.AdvertiseHost, cfg.ServerOptions, cfg.DialOptions, n.handle, n.log)
 	if err != nil {
 		return nil, err
@@ -163,6 +192,10 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 	n.tr = tr
 	n.registered = true
 	n.publish()
+	if n.rep != nil {
+		n.rep.rt.tr = tr
+		n.rep.start(alone)
+	}
 
 	gcfg := cfg.Gossip
 	gcfg.Meta.ActorAddr = tr.addr
@@ -176,7 +209,11 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 	}
 	n.ms = ms
 	n.publish() // with the gossip address known
-	n.log.Info("cluster node started", "actor", tr.addr, "gossip", ms.Addr(), "holds", len(n.held), "members", len(n.reg.Registered()))
+	replicas := 1
+	if n.rep != nil {
+		replicas = n.rep.want
+	}
+	n.log.Info("cluster node started", "actor", tr.addr, "gossip", ms.Addr(), "holds", len(n.held), "members", len(n.reg.Registered()), "replicas", replicas)
 
 	events, cancel := ms.Subscribe()
 	n.wg.Add(2)
@@ -190,6 +227,28 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 		n.reconcileLoop()
 	}()
 	return n, nil
+}
+
+// replicated reports whether this node's partitions are raft groups: asked
+// for, or already so in its store (a store never goes back to one copy).
+func (n *Node) replicated() (bool, error) {
+	if n.cfg.Replicas >= 2 {
+		return true, nil
+	}
+	log := replication.NewPebbleLog(n.db)
+	for p := range n.parts {
+		if has, err := log.HasState(replication.GroupID(p)); err != nil || has {
+			if err != nil {
+				return false, err
+			}
+			if n.cfg.Replicas == 1 {
+				return false, fmt.Errorf("cluster: the partitions in this data directory are replicated (raft groups); they cannot go back to one copy: start with --replicas 2 or more")
+			}
+			n.cfg.Replicas = DefaultReplicas
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // loadHeld reads which partitions this node holds; a store new to the cluster
@@ -309,19 +368,61 @@ func (n *Node) holderOf(p uint16) (Entry, bool) {
 // Forward implements actors.Router.
 func (n *Node) Forward(ctx context.Context, id string, msg any) (bool, error) {
 	p := placement.PartitionOf(id, n.parts)
-	target, err := n.route(ctx, p)
-	if err != nil {
-		return true, err
+	var kind string
+	var payload []byte
+	here := false
+	err := n.onServer(ctx, p, func(target *Entry) error {
+		if target == nil {
+			here = true
+			return nil
+		}
+		if payload == nil {
+			var err error
+			if kind, payload, err = actors.EncodeMessage(msg); err != nil {
+				return fmt.Errorf("instance %s is served by node %s: %w", id, target.Node, err)
+			}
+		}
+		_, err := n.tr.call(ctx, target.ActorAddr, kindMsg, msgReq{ID: id, Kind: kind, Payload: payload}, hopsOf(ctx)+1)
+		return err
+	})
+	return !here, err
+}
+
+// onServer routes partition p and calls fn with the node that serves it (nil:
+// this one). A call that does not reach that node fails with ErrUnavailable;
+// with replicated partitions it is tried again instead, until MoveWait: the
+// node may have died, and another replica then leads the partition.
+func (n *Node) onServer(ctx context.Context, p uint16, fn func(target *Entry) error) error {
+	deadline := time.Now().Add(n.cfg.MoveWait)
+	for {
+		n.mu.Lock()
+		changed := n.changed
+		n.mu.Unlock()
+		target, err := n.route(ctx, p)
+		if err != nil {
+			return err
+		}
+		err = fn(target)
+		if target == nil {
+			return err
+		}
+		err = n.unreachable(ctx, p, target.Node, err)
+		if n.rep == nil || !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-n.stop:
+			t.Stop()
+			return actors.ErrClosed
+		}
+		t.Stop()
 	}
-	if target == nil {
-		return false, nil // served here
-	}
-	kind, payload, err := actors.EncodeMessage(msg)
-	if err != nil {
-		return true, fmt.Errorf("instance %s is served by node %s: %w", id, target.Node, err)
-	}
-	_, err = n.tr.call(ctx, target.ActorAddr, kindMsg, msgReq{ID: id, Kind: kind, Payload: payload}, hopsOf(ctx)+1)
-	return true, n.unreachable(ctx, p, target.Node, err)
 }
 
 // unreachable turns a failure to reach the node serving partition p (not an
@@ -360,13 +461,17 @@ func (n *Node) route(ctx context.Context, p uint16) (*Entry, error) {
 			if ok && n.alive(e.Node) {
 				return &e, nil
 			}
-			if ok {
+			if ok && n.rep == nil {
 				return nil, &UnavailableError{Partition: p, Node: e.Node, RetryAfter: 5 * time.Second,
 					Reason: fmt.Sprintf("its data is on node %s, which is not reachable; it is served again when %s is back", e.Node, e.Node)}
 			}
-			wait = changed // nobody holds it yet: a handoff is landing
+			wait = changed // nobody holds it yet: a handoff is landing, or its group elects a leader
 		}
 		remaining := time.Until(deadline)
+		if remaining <= 0 && n.rep != nil {
+			return nil, &UnavailableError{Partition: p, RetryAfter: 2 * time.Second,
+				Reason: fmt.Sprintf("no live replica has led its group within %s: fewer than a quorum of its replicas are reachable", n.cfg.MoveWait)}
+		}
 		if remaining <= 0 {
 			owner := string(n.Table().Owners[p])
 			return nil, &UnavailableError{Partition: p, Node: owner, RetryAfter: 2 * time.Second,
@@ -528,10 +633,18 @@ func (n *Node) handle(ctx context.Context, env *wire.Envelope) *wire.Envelope {
 			row, err := n.WaitFor(ctx, r.ID, r.ForStart)
 			return reply(row, err)
 		}
+	case kindRaft, kindSnapChunk:
+		if n.rep == nil {
+			return reply(nil, fmt.Errorf("node %s does not replicate partitions (started without --replicas 2 or more)", n.id))
+		}
+		return n.rep.receive(env)
 	case kindList:
 		var q storage.ListQuery
 		if err := dec(&q); err != nil {
 			return reply(nil, err)
+		}
+		if n.rep != nil {
+			q.Partitions = n.rep.served()
 		}
 		page, err := n.db.ListInstances(q)
 		if err == nil {
@@ -539,7 +652,7 @@ func (n *Node) handle(ctx context.Context, env *wire.Envelope) *wire.Envelope {
 		}
 		return reply(page, err)
 	case kindCounts:
-		counts, err := n.db.CountByStatus()
+		counts, err := n.localCounts()
 		return reply(counts, err)
 	case kindChunk:
 		var c chunkReq
@@ -562,26 +675,27 @@ func (n *Node) handle(ctx context.Context, env *wire.Envelope) *wire.Envelope {
 // ReadInstance returns an instance's committed row from the node serving it.
 func (n *Node) ReadInstance(ctx context.Context, id string) (*storage.InstanceRecord, error) {
 	p := placement.PartitionOf(id, n.parts)
-	target, err := n.route(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	if target == nil {
-		row, err := n.h.ReadInstance(id)
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("instance %s: %w", id, actors.ErrInstanceNotFound)
+	var row *storage.InstanceRecord
+	err := n.onServer(ctx, p, func(target *Entry) error {
+		if target == nil {
+			var err error
+			row, err = n.h.ReadInstance(id)
+			if errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("instance %s: %w", id, actors.ErrInstanceNotFound)
+			}
+			return err
 		}
-		return row, err
-	}
-	b, err := n.tr.call(ctx, target.ActorAddr, kindStatus, idReq{ID: id}, hopsOf(ctx)+1)
+		b, err := n.tr.call(ctx, target.ActorAddr, kindStatus, idReq{ID: id}, hopsOf(ctx)+1)
+		if err != nil {
+			return err
+		}
+		row = &storage.InstanceRecord{}
+		return msgpack.Unmarshal(b, row)
+	})
 	if err != nil {
-		return nil, n.unreachable(ctx, p, target.Node, err)
-	}
-	var row storage.InstanceRecord
-	if err := msgpack.Unmarshal(b, &row); err != nil {
 		return nil, err
 	}
-	return &row, nil
+	return row, nil
 }
 
 // WaitFor waits, on the node serving the instance, until it started (forStart)
@@ -617,7 +731,16 @@ func (n *Node) WaitFor(ctx context.Context, id string, forStart bool) (*storage.
 			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				continue
 			}
-			return nil, n.unreachable(ctx, p, target.Node, err)
+			err = n.unreachable(ctx, p, target.Node, err)
+			if n.rep != nil && errors.Is(err, ErrUnavailable) {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(200 * time.Millisecond):
+				}
+				continue // its node is gone: another replica leads the partition soon
+			}
+			return nil, err
 		}
 		var row storage.InstanceRecord
 		if err := msgpack.Unmarshal(b, &row); err != nil {
@@ -627,16 +750,18 @@ func (n *Node) WaitFor(ctx context.Context, id string, forStart bool) (*storage.
 	}
 }
 
-// watchMove calls cancel when partition p starts moving away.
+// watchMove calls cancel when partition p starts moving away (or, replicated,
+// when this node no longer leads it).
 func (n *Node) watchMove(p uint16, cancel func()) (stop func()) {
 	quit := make(chan struct{})
 	go func() {
 		for {
 			n.mu.Lock()
 			moving := n.moving[p]
+			_, held := n.held[p]
 			changed := n.changed
 			n.mu.Unlock()
-			if moving != nil {
+			if moving != nil || (n.rep != nil && !held) { // moving away, or led elsewhere now
 				cancel()
 				return
 			}
@@ -654,22 +779,23 @@ func (n *Node) watchMove(p uint16, cancel func()) (stop func()) {
 // History returns an instance's history from the node serving it.
 func (n *Node) History(ctx context.Context, id string) ([]workflow.Event, error) {
 	p := placement.PartitionOf(id, n.parts)
-	target, err := n.route(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	if target == nil {
-		if _, err := n.h.ReadInstance(id); errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("history of %s: %w", id, actors.ErrInstanceNotFound)
-		}
-		return n.h.History(id)
-	}
-	b, err := n.tr.call(ctx, target.ActorAddr, kindHistory, idReq{ID: id}, hopsOf(ctx)+1)
-	if err != nil {
-		return nil, n.unreachable(ctx, p, target.Node, err)
-	}
 	var evs []workflow.Event
-	return evs, msgpack.Unmarshal(b, &evs)
+	err := n.onServer(ctx, p, func(target *Entry) error {
+		if target == nil {
+			if _, err := n.h.ReadInstance(id); errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("history of %s: %w", id, actors.ErrInstanceNotFound)
+			}
+			var err error
+			evs, err = n.h.History(id)
+			return err
+		}
+		b, err := n.tr.call(ctx, target.ActorAddr, kindHistory, idReq{ID: id}, hopsOf(ctx)+1)
+		if err != nil {
+			return err
+		}
+		return msgpack.Unmarshal(b, &evs)
+	})
+	return evs, err
 }
 
 // List gathers a page of the listing from every live node: each returns its
@@ -692,7 +818,11 @@ func (n *Node) List(ctx context.Context, q storage.ListQuery) (storage.ListPage,
 		var page storage.ListPage
 		var err error
 		if e.Node == n.id {
-			page, err = n.db.ListInstances(q)
+			local := q
+			if n.rep != nil {
+				local.Partitions = n.rep.served()
+			}
+			page, err = n.db.ListInstances(local)
 			if err == nil {
 				err = n.db.SyncVisible()
 			}
@@ -748,7 +878,7 @@ func (n *Node) Counts(ctx context.Context) (map[storage.Status]int, []string, er
 		var err error
 		switch {
 		case e.Node == n.id:
-			counts, err = n.db.CountByStatus()
+			counts, err = n.localCounts()
 		case !n.alive(e.Node):
 			missing = append(missing, e.Node)
 			continue
@@ -768,6 +898,14 @@ func (n *Node) Counts(ctx context.Context) (map[storage.Status]int, []string, er
 	return total, missing, nil
 }
 
+// localCounts counts the instances of the partitions this node serves.
+func (n *Node) localCounts() (map[storage.Status]int, error) {
+	if n.rep != nil {
+		return n.db.CountByStatusIn(n.rep.served())
+	}
+	return n.db.CountByStatus()
+}
+
 // --- leaving and stopping -------------------------------------------------------
 
 // Leave leaves the cluster gracefully: the node unregisters, hands every
@@ -780,6 +918,43 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.leaving = true
 	n.mu.Unlock()
 	n.publish()
+	var err error
+	if n.rep != nil {
+		err = n.leaveReplicated(ctx)
+	} else {
+		err = n.handOffAll(ctx)
+	}
+	// The last entry (unregistered, holding nothing) must reach the others before
+	// the gossip goes quiet: they would list this node as holding partitions.
+	if own, ok := n.reg.Get(n.id); ok {
+		n.ms.BroadcastWait(EncodeEntries([]Entry{own}))
+	}
+	if lerr := n.ms.Leave(5 * time.Second); lerr != nil && err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// leaveReplicated hands the leadership of every group this node leads to
+// another replica. Its replicas stay members of their groups: the others go on
+// with a quorum of the rest.
+func (n *Node) leaveReplicated(ctx context.Context) error {
+	n.log.Info("leaving the cluster: handing over leadership")
+	for {
+		left := n.rep.handOverLeadership()
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("leave: still leading %d partitions: %w", left, ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// handOffAll hands every partition this node holds to its new owner.
+func (n *Node) handOffAll(ctx context.Context) error {
 	n.log.Info("leaving the cluster: handing off partitions")
 	var err error
 	for {
@@ -802,14 +977,6 @@ func (n *Node) Leave(ctx context.Context) error {
 		}
 		break
 	}
-	// The last entry (unregistered, holding nothing) must reach the others before
-	// the gossip goes quiet: they would list this node as holding partitions.
-	if own, ok := n.reg.Get(n.id); ok {
-		n.ms.BroadcastWait(EncodeEntries([]Entry{own}))
-	}
-	if lerr := n.ms.Leave(5 * time.Second); lerr != nil && err == nil {
-		err = lerr
-	}
 	return err
 }
 
@@ -826,6 +993,9 @@ func (n *Node) Close() error {
 	close(n.stop)
 	err := n.ms.Shutdown()
 	n.tr.failAll() // requests still waiting on other nodes end now
+	if n.rep != nil {
+		n.rep.stop() // steps waiting for a quorum fail now
+	}
 	n.wg.Wait()
 	_ = n.db.PutMeta(registryKey, n.reg.LocalState(), true)
 	n.tr.stop()
@@ -878,12 +1048,23 @@ func (n *Node) Members() []MemberView {
 }
 
 // PartitionView is one partition as the partitions listing shows it.
+//
+// With replicated partitions, Holder is the group's leader and Epoch its
+// term; Replicas, Learners, Term and Applied are this node's view of the
+// group (empty when it has no replica of it).
 type PartitionView struct {
 	Partition int    `json:"partition"`
 	Owner     string `json:"owner"`
 	Holder    string `json:"holder"`
 	Epoch     uint64 `json:"epoch"`
 	Serving   bool   `json:"serving"`
+
+	Replicas        []string `json:"replicas,omitempty"`
+	Learners        []string `json:"learners,omitempty"` // replicas being added, catching up
+	Term            uint64   `json:"term,omitempty"`
+	Applied         uint64   `json:"applied,omitempty"`
+	Quorum          bool     `json:"quorum,omitempty"`           // a majority of the replicas is alive
+	UnderReplicated bool     `json:"under_replicated,omitempty"` // fewer replicas than the cluster wants
 }
 
 // Partitions lists the placement table with where each partition's data is.
@@ -903,6 +1084,9 @@ func (n *Node) Partitions() []PartitionView {
 			v.Epoch, _ = e.Holds(uint16(p))
 			v.Serving = n.alive(e.Node)
 		}
+		if n.rep != nil {
+			n.rep.view(&v)
+		}
 		out[p] = v
 	}
 	return out
@@ -910,6 +1094,9 @@ func (n *Node) Partitions() []PartitionView {
 
 // Ready reports whether this node serves every partition it owns.
 func (n *Node) Ready() error {
+	if n.rep != nil {
+		return n.rep.notReady()
+	}
 	if missing := n.ownedNotServed(); len(missing) > 0 {
 		return fmt.Errorf("node %s owns %d partitions it does not serve yet (e.g. %d): they are moving here or their data is on a node that is down", n.id, len(missing), missing[0])
 	}

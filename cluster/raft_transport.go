@@ -16,10 +16,14 @@ import (
 // holding that pass's messages of every group, so a heartbeat round of 256
 // groups is one envelope. It is sent without waiting for an answer; raft sends
 // again what is lost.
+//
+// A snapshot's message is the exception: snapshot, when set, streams the
+// partition's data first and sends the message after it (replicas.go).
 type raftTransport struct {
-	tr     *transport
-	addrOf func(replication.NodeID) (string, bool) // a replica id's actor address
-	log    *slog.Logger
+	tr       *transport
+	addrOf   func(replication.NodeID) (string, bool) // a replica id's actor address
+	log      *slog.Logger
+	snapshot func(to replication.NodeID, addr string, m replication.Envelope)
 }
 
 // raftBatch is a kindRaft envelope's payload.
@@ -39,6 +43,25 @@ func (t *raftTransport) Send(to replication.NodeID, msgs []replication.Envelope)
 		t.log.Debug("raft messages to an unknown replica dropped", "replica", to, "count", len(msgs))
 		return
 	}
+	if t.snapshot != nil {
+		rest := msgs[:0:0]
+		for _, m := range msgs {
+			if m.Message.GetType() == pb.MessageType_MsgSnap {
+				go t.snapshot(to, addr, m)
+				continue
+			}
+			rest = append(rest, m)
+		}
+		msgs = rest
+	}
+	t.sendNow(addr, msgs)
+}
+
+// sendNow sends msgs to the node at addr in one envelope.
+func (t *raftTransport) sendNow(addr string, msgs []replication.Envelope) {
+	if len(msgs) == 0 {
+		return
+	}
 	b := raftBatch{Msgs: make([]raftMsg, 0, len(msgs))}
 	for _, m := range msgs {
 		enc, err := proto.Marshal(m.Message)
@@ -49,7 +72,7 @@ func (t *raftTransport) Send(to replication.NodeID, msgs []replication.Envelope)
 		b.Msgs = append(b.Msgs, raftMsg{Group: uint16(m.Group), Msg: enc})
 	}
 	if err := t.tr.send(addr, kindRaft, b); err != nil {
-		t.log.Debug("raft messages not sent", "replica", to, "err", err)
+		t.log.Debug("raft messages not sent", "to", addr, "err", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/weftrt/weft/cluster/wire"
 	"github.com/weftrt/weft/replication"
@@ -37,6 +38,8 @@ func (s *countingSM) Apply(es []replication.Applied) error {
 }
 
 func (s *countingSM) LeadershipChanged(replication.LeaderChange) {}
+
+func (s *countingSM) InstallSnapshot(replication.GroupID, *pb.SnapshotMetadata) error { return nil }
 
 func (s *countingSM) count() int {
 	s.mu.Lock()

@@ -28,18 +28,19 @@ const handlerName = "weft-node"
 
 // Envelope kinds.
 const (
-	kindMsg         = "msg"     // an actor message for an instance (routed again on arrival)
-	kindRun         = "run"     // run an activity attempt here
-	kindStatus      = "status"  // read an instance's row
-	kindWait        = "wait"    // wait for an instance to start or finish
-	kindHistory     = "history" // read an instance's history
-	kindList        = "list"    // a page of this node's listing index
-	kindCounts      = "counts"  // this node's instance counts
-	kindChunk       = "chunk"   // part of a partition being handed off
-	kindHandoff     = "handoff" // the end of a handoff: commit the partition
-	kindRaft        = "raft"    // raft messages of any groups, one way (raft_transport.go)
-	maxHops         = 4         // a request forwarded more often than this is refused
-	hopsKey     key = "weft-hops"
+	kindMsg           = "msg"     // an actor message for an instance (routed again on arrival)
+	kindRun           = "run"     // run an activity attempt here
+	kindStatus        = "status"  // read an instance's row
+	kindWait          = "wait"    // wait for an instance to start or finish
+	kindHistory       = "history" // read an instance's history
+	kindList          = "list"    // a page of this node's listing index
+	kindCounts        = "counts"  // this node's instance counts
+	kindChunk         = "chunk"   // part of a partition being handed off
+	kindHandoff       = "handoff" // the end of a handoff: commit the partition
+	kindRaft          = "raft"    // raft messages of any groups, one way (raft_transport.go)
+	kindSnapChunk     = "snap"    // part of a snapshot's data, before its raft message (replicas.go)
+	maxHops           = 4         // a request forwarded more often than this is refused
+	hopsKey       key = "weft-hops"
 )
 
 type key string
@@ -98,6 +99,7 @@ type transport struct {
 	// waiting out their timeout.
 	mu      sync.Mutex
 	pending map[string]map[*actor.Future]struct{}
+	closed  bool // failAll ran: requests fail at once
 	sub     *eventstream.Subscription
 }
 
@@ -106,6 +108,11 @@ const codeUnreachable = "unreachable"
 
 func (t *transport) track(addr string, f *actor.Future) func() {
 	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.system.Root.Send(f.PID(), &wire.Envelope{Error: "this node is stopping", Code: codeUnreachable})
+		return func() {}
+	}
 	if t.pending[addr] == nil {
 		t.pending[addr] = map[*actor.Future]struct{}{}
 	}
@@ -121,6 +128,7 @@ func (t *transport) track(addr string, f *actor.Future) func() {
 // failAll ends every request waiting for an answer: the node is stopping.
 func (t *transport) failAll() {
 	t.mu.Lock()
+	t.closed = true
 	addrs := make([]string, 0, len(t.pending))
 	for a := range t.pending {
 		addrs = append(addrs, a)

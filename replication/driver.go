@@ -20,8 +20,11 @@ type LogStore interface {
 	// for a group every time.
 	Storage(g GroupID) raft.Storage
 	// Save persists one Ready pass: every group's saves in one write, synced
-	// when sync is set. It returns once they are durable.
+	// when sync is set. It returns once they are durable. A save with a
+	// snapshot replaces the group's log (its data is installed already).
 	Save(saves []Save, sync bool) error
+	// Compact truncates a group's log up to and including an applied index.
+	Compact(g GroupID, index uint64) error
 }
 
 // Transport carries messages to other nodes. Send must not block for long
@@ -35,8 +38,13 @@ type StateMachine interface {
 	// Apply applies committed entries, in log order within each group. An
 	// error stops the driver: the node can no longer keep up with its groups.
 	Apply(entries []Applied) error
-	// LeadershipChanged says this node now leads a group, or no longer does;
-	// it is called before the entries of the same pass are applied.
+	// InstallSnapshot replaces a group's data with the snapshot raft accepted
+	// (its data came apart from raft's message: the transport's business),
+	// durably, before the log is replaced by it.
+	InstallSnapshot(g GroupID, meta *pb.SnapshotMetadata) error
+	// LeadershipChanged says this node now serves a group as its leader (after
+	// the entries of the pass that made it so are applied), or no longer does
+	// (before they are).
 	LeadershipChanged(LeaderChange)
 }
 
@@ -48,6 +56,14 @@ type DriverConfig struct {
 	Transport    Transport
 	StateMachine StateMachine
 	Logger       *slog.Logger
+	// Adopt, when set, is asked whether to create this node's replica of a
+	// group it has none of when its leader reaches out (the node was added to
+	// the group); the replica starts empty and is caught up by snapshot.
+	Adopt func(GroupID) bool
+	// A group's log is truncated once it holds more than CompactAbove applied
+	// entries (default 1000), keeping the last CompactKeep (default 200) for
+	// replicas a little behind; those further behind get a snapshot.
+	CompactAbove, CompactKeep uint64
 }
 
 // ErrStopped fails calls to a driver that stopped.
@@ -79,6 +95,12 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.CompactAbove == 0 {
+		cfg.CompactAbove = 1000
+	}
+	if cfg.CompactKeep == 0 || cfg.CompactKeep > cfg.CompactAbove {
+		cfg.CompactKeep = min(200, cfg.CompactAbove)
 	}
 	gs, err := NewGroups(cfg.Groups)
 	if err != nil {
@@ -172,12 +194,68 @@ func (d *Driver) Receive(msgs []Envelope) {
 		return
 	}
 	for _, m := range msgs {
+		if !d.gs.Has(m.Group) && d.adoptable(m) {
+			if err := d.gs.Create(m.Group, d.cfg.Log.Storage(m.Group), nil, 0); err != nil {
+				d.log.Warn("a replica of a group not created", "group", m.Group, "err", err)
+				continue
+			}
+			d.log.Info("replica added: this node joins a group", "group", m.Group, "leader", m.Message.GetFrom())
+		}
 		if err := d.gs.Step(m); err != nil && !errors.Is(err, ErrNoGroup) {
 			d.log.Debug("raft message not taken", "group", m.Group, "from", m.Message.GetFrom(), "err", err)
 		}
 	}
 	d.mu.Unlock()
 	d.poke()
+}
+
+// adoptable: a message only a leader sends, to a group the caller adopts.
+func (d *Driver) adoptable(m Envelope) bool {
+	if d.cfg.Adopt == nil {
+		return false
+	}
+	switch m.Message.GetType() {
+	case pb.MessageType_MsgApp, pb.MessageType_MsgHeartbeat, pb.MessageType_MsgSnap:
+		return d.cfg.Adopt(m.Group)
+	}
+	return false
+}
+
+// TransferLeadership asks this node's replica, the leader, to hand a group's
+// leadership to another voter.
+func (d *Driver) TransferLeadership(g GroupID, to NodeID) error {
+	return d.locked(func() error { return d.gs.TransferLeadership(g, to) })
+}
+
+// ReportSnapshot says whether a snapshot streamed to a replica arrived.
+func (d *Driver) ReportSnapshot(g GroupID, to NodeID, ok bool) {
+	_ = d.locked(func() error { d.gs.ReportSnapshot(g, to, ok); return nil })
+}
+
+// ReportUnreachable says a message to a replica could not be sent.
+func (d *Driver) ReportUnreachable(g GroupID, to NodeID) {
+	_ = d.locked(func() error { d.gs.ReportUnreachable(g, to); return nil })
+}
+
+// Status returns this node's view of a group; false if it has no replica.
+func (d *Driver) Status(g GroupID) (GroupStatus, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gs.Status(g)
+}
+
+// Has reports whether this node has a replica of a group.
+func (d *Driver) Has(g GroupID) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gs.Has(g)
+}
+
+// IDs lists the groups this node has a replica of.
+func (d *Driver) IDs() []GroupID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gs.IDs()
 }
 
 // Leader is the node this one last saw leading a group (0: none known).
@@ -247,6 +325,18 @@ func (d *Driver) pass() (more bool, err error) {
 	if b.Empty() {
 		return false, nil
 	}
+	for _, lc := range b.Leaders {
+		if !lc.Leading { // first: the partition stops being served here before anything else happens
+			d.cfg.StateMachine.LeadershipChanged(lc)
+		}
+	}
+	for _, sv := range b.Saves {
+		if sv.Snapshot != nil {
+			if err := d.cfg.StateMachine.InstallSnapshot(sv.Group, sv.Snapshot.GetMetadata()); err != nil {
+				return false, fmt.Errorf("install a snapshot of group %d: %w", sv.Group, err)
+			}
+		}
+	}
 	if len(b.Saves) > 0 {
 		if err := d.cfg.Log.Save(b.Saves, b.MustSync); err != nil {
 			return false, fmt.Errorf("save raft state: %w", err)
@@ -255,18 +345,44 @@ func (d *Driver) pass() (more bool, err error) {
 	for to, msgs := range b.Messages {
 		d.cfg.Transport.Send(to, msgs)
 	}
-	for _, lc := range b.Leaders {
-		d.cfg.StateMachine.LeadershipChanged(lc)
-	}
 	if len(b.Committed) > 0 {
 		if err := d.cfg.StateMachine.Apply(b.Committed); err != nil {
 			return false, fmt.Errorf("apply committed entries: %w", err)
 		}
 	}
+	for _, lc := range b.Leaders {
+		if lc.Leading {
+			d.cfg.StateMachine.LeadershipChanged(lc)
+		}
+	}
 	d.mu.Lock()
 	err = d.gs.Advance(b)
 	d.mu.Unlock()
+	if err == nil && len(b.Committed) > 0 {
+		err = d.compact(b.Committed)
+	}
 	return true, err
+}
+
+// compact truncates the logs of the groups that applied entries in a pass
+// once they hold more than CompactAbove applied entries.
+func (d *Driver) compact(applied []Applied) error {
+	last := map[GroupID]uint64{}
+	for _, a := range applied {
+		last[a.Group] = a.Index
+	}
+	for g, index := range last {
+		first, err := d.cfg.Log.Storage(g).FirstIndex()
+		if err != nil {
+			return err
+		}
+		if index+1-first > d.cfg.CompactAbove {
+			if err := d.cfg.Log.Compact(g, index-d.cfg.CompactKeep); err != nil {
+				return fmt.Errorf("truncate the log of group %d: %w", g, err)
+			}
+		}
+	}
+	return nil
 }
 
 // fail stops the driver after an I/O failure: raft's promises hold only if

@@ -42,6 +42,14 @@ func (s *testSM) Apply(es []Applied) error {
 	return nil
 }
 
+// InstallSnapshot records the snapshot in place of what it replaces.
+func (s *testSM) InstallSnapshot(g GroupID, meta *pb.SnapshotMetadata) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applied[g] = []Applied{{Group: g, Index: meta.GetIndex(), Data: fmt.Appendf(nil, "snapshot@%d", meta.GetIndex())}}
+	return nil
+}
+
 func (s *testSM) LeadershipChanged(lc LeaderChange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

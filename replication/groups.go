@@ -65,7 +65,10 @@ type Applied struct {
 	Data  []byte
 }
 
-// LeaderChange says this node now leads a group, or no longer does.
+// LeaderChange says this node now serves a group as its leader, or no longer
+// does. A new leader serves once it has applied an entry of its own term:
+// then every entry a previous leader committed is applied here too, and the
+// partition's data on this node is complete.
 type LeaderChange struct {
 	Group   GroupID
 	Leading bool
@@ -107,8 +110,10 @@ type Groups struct {
 type group struct {
 	id      GroupID
 	rn      *raft.RawNode
-	leading bool
+	leading bool // raft's leader
+	serving bool // leading, and an entry of its term applied (see LeaderChange)
 	lead    NodeID
+	applied uint64               // the last committed entry handed out to apply
 	pending map[uint64]*Proposal // proposal id → proposal, while not applied
 }
 
@@ -225,7 +230,7 @@ func (gs *Groups) Propose(id GroupID, data []byte) (*Proposal, error) {
 	if !ok {
 		return nil, ErrNoGroup
 	}
-	if !g.leading {
+	if !g.serving {
 		return nil, fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
 	}
 	gs.nextProposal++
@@ -255,6 +260,82 @@ func (gs *Groups) ProposeConfChange(id GroupID, cc *pb.ConfChange) error {
 	return g.rn.ProposeConfChange(cc)
 }
 
+// Has reports whether this node has a replica of group id.
+func (gs *Groups) Has(id GroupID) bool {
+	_, ok := gs.groups[id]
+	return ok
+}
+
+// IDs lists the groups this node has a replica of.
+func (gs *Groups) IDs() []GroupID { return slices.Sorted(maps.Keys(gs.groups)) }
+
+// TransferLeadership asks the group's leader (this node) to hand leadership
+// to another voter, which must be caught up for it to happen quickly.
+func (gs *Groups) TransferLeadership(id GroupID, to NodeID) error {
+	g, ok := gs.groups[id]
+	if !ok {
+		return ErrNoGroup
+	}
+	if !g.leading {
+		return fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
+	}
+	g.rn.TransferLeader(to)
+	return nil
+}
+
+// ReportSnapshot tells a group whether the snapshot it sent to a replica
+// arrived (the transport streams snapshots apart from raft's messages).
+func (gs *Groups) ReportSnapshot(id GroupID, to NodeID, ok bool) {
+	if g, found := gs.groups[id]; found {
+		st := raft.SnapshotFinish
+		if !ok {
+			st = raft.SnapshotFailure
+		}
+		g.rn.ReportSnapshot(to, st)
+	}
+}
+
+// GroupStatus is one replica's view of its group.
+type GroupStatus struct {
+	Group    GroupID
+	Term     uint64
+	Lead     NodeID
+	Leading  bool
+	Serving  bool
+	Commit   uint64
+	Applied  uint64
+	Voters   []NodeID
+	Learners []NodeID
+	// Match is, on the leader, how far each replica's log is known to match
+	// its own; nil elsewhere.
+	Match map[NodeID]uint64
+	// LastIndex is the leader's last log index (0 elsewhere).
+	LastIndex uint64
+}
+
+// Status returns this node's view of group id.
+func (gs *Groups) Status(id GroupID) (GroupStatus, bool) {
+	g, ok := gs.groups[id]
+	if !ok {
+		return GroupStatus{}, false
+	}
+	st := g.rn.Status()
+	out := GroupStatus{Group: id, Term: st.GetTerm(), Lead: st.Lead, Leading: g.leading, Serving: g.serving,
+		Commit: st.GetCommit(), Applied: g.applied, Voters: slices.Sorted(maps.Keys(st.Config.Voters.IDs()))}
+	for l := range st.Config.Learners {
+		out.Learners = append(out.Learners, l)
+	}
+	slices.Sort(out.Learners)
+	if g.leading {
+		out.Match = make(map[NodeID]uint64, len(st.Progress))
+		for id, pr := range st.Progress {
+			out.Match[id] = pr.Match
+		}
+		out.LastIndex = out.Match[gs.cfg.NodeID]
+	}
+	return out, true
+}
+
 // ReportUnreachable tells a group that a message to a node was not delivered.
 func (gs *Groups) ReportUnreachable(id GroupID, to NodeID) {
 	if g, ok := gs.groups[id]; ok {
@@ -276,11 +357,26 @@ func (gs *Groups) Ready() *Batch {
 		b.readys = append(b.readys, groupReady{g, rd})
 		if rd.SoftState != nil {
 			g.lead = rd.SoftState.Lead
-			leading := rd.SoftState.RaftState == raft.StateLeader
-			if leading != g.leading {
-				g.leading = leading
-				b.Leaders = append(b.Leaders, LeaderChange{Group: id, Leading: leading, Term: g.rn.BasicStatus().GetTerm()})
+			g.leading = rd.SoftState.RaftState == raft.StateLeader
+		}
+		if g.serving && !g.leading {
+			g.serving = false
+			b.Leaders = append(b.Leaders, LeaderChange{Group: id, Leading: false, Term: g.rn.BasicStatus().GetTerm()})
+		}
+		if g.leading && !g.serving && len(rd.CommittedEntries) > 0 {
+			term := g.rn.BasicStatus().GetTerm()
+			for _, e := range rd.CommittedEntries {
+				if e.GetTerm() == term {
+					g.serving = true
+					b.Leaders = append(b.Leaders, LeaderChange{Group: id, Leading: true, Term: term})
+					break
+				}
 			}
+		}
+		if n := len(rd.CommittedEntries); n > 0 {
+			g.applied = rd.CommittedEntries[n-1].GetIndex()
+		} else if !raft.IsEmptySnap(rd.Snapshot) {
+			g.applied = rd.Snapshot.GetMetadata().GetIndex()
 		}
 		// A committed conf change takes effect now, and the membership it
 		// makes is saved in this pass's write, before anything committed after

@@ -76,6 +76,25 @@ func (l *MemLog) Save(saves []Save, _ bool) error {
 	return nil
 }
 
+// Compact implements LogStore: the log up to index is replaced by a snapshot
+// there (without data: the state machines of the tests keep none).
+func (l *MemLog) Compact(g GroupID, index uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.storage(g)
+	_, cs, err := s.InitialState()
+	if err != nil {
+		return err
+	}
+	if _, err := s.CreateSnapshot(index, cs, nil); err != nil && err != raft.ErrSnapOutOfDate {
+		return err
+	}
+	if err := s.MemoryStorage.Compact(index); err != nil && err != raft.ErrCompacted {
+		return err
+	}
+	return nil
+}
+
 // Saves is how many Save calls (writes) the log took.
 func (l *MemLog) Saves() int {
 	l.mu.Lock()

@@ -1,9 +1,11 @@
 package replication
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -14,29 +16,86 @@ import (
 
 // PebbleLog keeps the raft logs of a node's groups in its pebble store (the
 // g/<part>/ keys of storage/keys.go), every Ready pass in one synced batch.
-// Entries are raft's protobuf encoding; the hard state and the membership are
-// records of their own.
+// Entries are raft's protobuf encoding; the hard state, the membership and
+// where the log starts are records of their own.
 //
-// Not done yet: log truncation after apply and snapshots (a follower too far
-// behind for the log is caught up by streaming the partition); Save refuses a
-// snapshot rather than pretend to apply it.
+// A log starts after its truncation point: the index and term of the entry
+// before its first, left by a truncation behind what was applied (Compact),
+// by a snapshot that replaced it, or by Bootstrap. A replica that needs what
+// was truncated gets a snapshot: raft asks Snapshot for one, and what it gets
+// names a consistent view of the partition's data (storage.PartitionSnapshot)
+// that the transport streams; the data never rides in raft's message.
 type PebbleLog struct {
 	db *storage.DB
 
 	mu     sync.Mutex
 	groups map[GroupID]*pebbleStorage
+
+	snapMu    sync.Mutex
+	snaps     map[uint64]*heldSnapshot // token → view, until the transport takes it
+	nextToken uint64
+}
+
+type heldSnapshot struct {
+	s     *storage.PartitionSnapshot
+	taken time.Time
 }
 
 // NewPebbleLog returns the raft logs kept in db.
 func NewPebbleLog(db *storage.DB) *PebbleLog {
-	return &PebbleLog{db: db, groups: map[GroupID]*pebbleStorage{}}
+	return &PebbleLog{db: db, groups: map[GroupID]*pebbleStorage{}, snaps: map[uint64]*heldSnapshot{}}
 }
 
 // Names of a group's state records.
 const (
 	hardStateName = "h"
 	confStateName = "c"
+	truncatedName = "t" // the truncation point: index and term, 8 bytes each
 )
+
+// Bootstrap creates group g's log as if a snapshot at index had been applied:
+// the partition's data (whatever it holds now) is the state at index, voters
+// are its members. A replica added later is caught up by snapshot, since the
+// log starts after index. It refuses a group that has raft state.
+func (l *PebbleLog) Bootstrap(g GroupID, voters []NodeID, index, term uint64) error {
+	if has, err := l.HasState(g); err != nil || has {
+		if err == nil {
+			err = fmt.Errorf("replication: bootstrap group %d: it has raft state already", g)
+		}
+		return err
+	}
+	b := l.db.NewBatch()
+	defer b.Close()
+	part := uint16(g)
+	hs, err := proto.Marshal(&pb.HardState{Term: new(term), Commit: new(index)})
+	if err != nil {
+		return err
+	}
+	cs, err := proto.Marshal(&pb.ConfState{Voters: voters})
+	if err != nil {
+		return err
+	}
+	b.PutRaftState(part, hardStateName, hs)
+	b.PutRaftState(part, confStateName, cs)
+	b.PutRaftState(part, truncatedName, encodeTruncated(index, term))
+	b.PutAppliedIndex(part, index)
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("replication: bootstrap group %d: %w", g, err)
+	}
+	l.mu.Lock()
+	delete(l.groups, g) // reloaded from what was just written
+	l.mu.Unlock()
+	return nil
+}
+
+// HasState reports whether group g has raft state in the store.
+func (l *PebbleLog) HasState(g GroupID) (bool, error) {
+	_, err := l.db.RaftState(uint16(g), hardStateName)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
 
 // Storage implements LogStore.
 func (l *PebbleLog) Storage(g GroupID) raft.Storage {
@@ -48,7 +107,7 @@ func (l *PebbleLog) Storage(g GroupID) raft.Storage {
 func (l *PebbleLog) storage(g GroupID) *pebbleStorage {
 	s, ok := l.groups[g]
 	if !ok {
-		s = &pebbleStorage{db: l.db, part: uint16(g)}
+		s = &pebbleStorage{l: l, db: l.db, part: uint16(g)}
 		l.groups[g] = s
 	}
 	return s
@@ -58,11 +117,28 @@ func (l *PebbleLog) storage(g GroupID) *pebbleStorage {
 func (l *PebbleLog) Save(saves []Save, _ bool) error {
 	b := l.db.NewBatch()
 	defer b.Close()
-	lasts := make(map[GroupID]uint64, len(saves))
+	type after struct {
+		last                 uint64
+		snapIndex, snapTerm  uint64
+		hasLast, snapshotted bool
+	}
+	updates := make(map[GroupID]after, len(saves))
 	for _, sv := range saves {
 		s := l.storage(sv.Group)
-		if sv.Snapshot != nil {
-			return fmt.Errorf("replication: group %d: a snapshot at index %d: snapshots are not supported by this log yet", sv.Group, sv.Snapshot.GetMetadata().GetIndex())
+		u := updates[sv.Group]
+		if snap := sv.Snapshot; snap != nil {
+			// The data was installed first (StateMachine.InstallSnapshot): the
+			// log now starts after the snapshot.
+			m := snap.GetMetadata()
+			b.DeleteRaftEntriesFrom(s.part, 0)
+			b.PutRaftState(s.part, truncatedName, encodeTruncated(m.GetIndex(), m.GetTerm()))
+			v, err := proto.Marshal(m.GetConfState())
+			if err != nil {
+				return err
+			}
+			b.PutRaftState(s.part, confStateName, v)
+			u.snapshotted, u.snapIndex, u.snapTerm = true, m.GetIndex(), m.GetTerm()
+			u.last, u.hasLast = m.GetIndex(), true
 		}
 		if n := len(sv.Entries); n > 0 {
 			first := sv.Entries[0].GetIndex()
@@ -70,7 +146,7 @@ func (l *PebbleLog) Save(saves []Save, _ bool) error {
 			if err != nil {
 				return err
 			}
-			if first <= last {
+			if first <= last && !u.snapshotted {
 				b.DeleteRaftEntriesFrom(s.part, first) // a new leader's entries replace a conflicting tail
 			}
 			for _, e := range sv.Entries {
@@ -80,7 +156,7 @@ func (l *PebbleLog) Save(saves []Save, _ bool) error {
 				}
 				b.PutRaftEntry(s.part, e.GetIndex(), v)
 			}
-			lasts[sv.Group] = sv.Entries[n-1].GetIndex()
+			u.last, u.hasLast = sv.Entries[n-1].GetIndex(), true
 		}
 		if sv.HardState != nil {
 			v, err := proto.Marshal(sv.HardState)
@@ -96,31 +172,143 @@ func (l *PebbleLog) Save(saves []Save, _ bool) error {
 			}
 			b.PutRaftState(s.part, confStateName, v)
 		}
+		updates[sv.Group] = u
 	}
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("replication: save raft logs: %w", err)
 	}
-	for g, last := range lasts {
-		l.storage(g).setLast(last)
+	for g, u := range updates {
+		s := l.storage(g)
+		s.mu.Lock()
+		if s.loaded {
+			if u.snapshotted {
+				s.truncIndex, s.truncTerm = u.snapIndex, u.snapTerm
+			}
+			if u.hasLast {
+				s.last = u.last
+			}
+		}
+		s.mu.Unlock()
 	}
 	return nil
 }
 
-// pebbleStorage is raft's view of one group's log in pebble. The log starts at
-// index 1 (no snapshot, no truncation yet); its last index is cached.
+// Compact truncates group g's log up to and including index, which must have
+// been applied. Replicas that still need those entries get a snapshot.
+func (l *PebbleLog) Compact(g GroupID, index uint64) error {
+	s := l.storage(g)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(); err != nil {
+		return err
+	}
+	if index <= s.truncIndex {
+		return nil
+	}
+	if index > s.last {
+		return fmt.Errorf("replication: group %d: compact to %d, beyond the log's end %d", g, index, s.last)
+	}
+	term, err := s.termLocked(index)
+	if err != nil {
+		return err
+	}
+	b := l.db.NewBatch()
+	defer b.Close()
+	b.DeleteRaftEntriesTo(s.part, index)
+	b.PutRaftState(s.part, truncatedName, encodeTruncated(index, term))
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("replication: compact group %d: %w", g, err)
+	}
+	s.truncIndex, s.truncTerm = index, term
+	return nil
+}
+
+// TakeSnapshot returns the partition view a snapshot message names (its
+// Data), for the transport to stream; the caller closes it. ok is false when
+// the view is gone (taken already, or expired).
+func (l *PebbleLog) TakeSnapshot(data []byte) (*storage.PartitionSnapshot, bool) {
+	if len(data) != 8 {
+		return nil, false
+	}
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	h, ok := l.snaps[binary.BigEndian.Uint64(data)]
+	if !ok {
+		return nil, false
+	}
+	delete(l.snaps, binary.BigEndian.Uint64(data))
+	return h.s, true
+}
+
+// snapshotTTL: a view raft asked for and nobody streamed is released after it.
+const snapshotTTL = 2 * time.Minute
+
+func (l *PebbleLog) holdSnapshot(s *storage.PartitionSnapshot) []byte {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	for t, h := range l.snaps {
+		if time.Since(h.taken) > snapshotTTL {
+			_ = h.s.Close()
+			delete(l.snaps, t)
+		}
+	}
+	l.nextToken++
+	l.snaps[l.nextToken] = &heldSnapshot{s: s, taken: time.Now()}
+	return binary.BigEndian.AppendUint64(nil, l.nextToken)
+}
+
+// Close releases the snapshot views not streamed.
+func (l *PebbleLog) Close() {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	for t, h := range l.snaps {
+		_ = h.s.Close()
+		delete(l.snaps, t)
+	}
+}
+
+func encodeTruncated(index, term uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, index), term)
+}
+
+// pebbleStorage is raft's view of one group's log in pebble; its bounds are
+// cached. Reads and truncations hold mu, so no read finds entries gone that
+// the bounds it checked promised.
 type pebbleStorage struct {
+	l    *PebbleLog
 	db   *storage.DB
 	part uint16
 
-	mu    sync.Mutex
-	known bool // last is loaded
-	last  uint64
+	mu                    sync.Mutex
+	loaded                bool
+	last                  uint64 // the last index: an entry's, or the truncation point's
+	truncIndex, truncTerm uint64
 }
 
-func (s *pebbleStorage) setLast(last uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.last, s.known = last, true
+func (s *pebbleStorage) loadLocked() error {
+	if s.loaded {
+		return nil
+	}
+	v, err := s.db.RaftState(s.part, truncatedName)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return err
+	case len(v) != 16:
+		return fmt.Errorf("replication: group %d: truncation record of %d bytes, want 16", s.part, len(v))
+	default:
+		s.truncIndex, s.truncTerm = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+	}
+	_, last, ok, err := s.db.RaftIndexes(s.part)
+	if err != nil {
+		return err
+	}
+	s.last = s.truncIndex
+	if ok && last > s.last {
+		s.last = last
+	}
+	s.loaded = true
+	return nil
 }
 
 // InitialState implements raft.Storage.
@@ -152,20 +340,25 @@ func (s *pebbleStorage) state(name string, m proto.Message) error {
 
 // Entries implements raft.Storage.
 func (s *pebbleStorage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
-	last, err := s.LastIndex()
-	if err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entriesLocked(lo, hi, maxSize)
+}
+
+func (s *pebbleStorage) entriesLocked(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
+	if err := s.loadLocked(); err != nil {
 		return nil, err
 	}
-	if lo < 1 {
+	if lo <= s.truncIndex {
 		return nil, raft.ErrCompacted
 	}
-	if hi > last+1 {
-		return nil, fmt.Errorf("replication: group %d: entries [%d, %d) asked, the log ends at %d: %w", s.part, lo, hi, last, raft.ErrUnavailable)
+	if hi > s.last+1 {
+		return nil, fmt.Errorf("replication: group %d: entries [%d, %d) asked, the log ends at %d: %w", s.part, lo, hi, s.last, raft.ErrUnavailable)
 	}
 	var out []*pb.Entry
 	var size uint64
 	var decodeErr error
-	err = s.db.RaftEntries(s.part, lo, hi, func(index uint64, v []byte) bool {
+	err := s.db.RaftEntries(s.part, lo, hi, func(index uint64, v []byte) bool {
 		e := &pb.Entry{}
 		if decodeErr = proto.Unmarshal(v, e); decodeErr != nil {
 			decodeErr = fmt.Errorf("replication: group %d: decode entry %d: %w", s.part, index, decodeErr)
@@ -192,10 +385,24 @@ func (s *pebbleStorage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 
 // Term implements raft.Storage.
 func (s *pebbleStorage) Term(i uint64) (uint64, error) {
-	if i == 0 {
-		return 0, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.termLocked(i)
+}
+
+func (s *pebbleStorage) termLocked(i uint64) (uint64, error) {
+	if err := s.loadLocked(); err != nil {
+		return 0, err
 	}
-	es, err := s.Entries(i, i+1, 0)
+	switch {
+	case i == s.truncIndex:
+		return s.truncTerm, nil
+	case i < s.truncIndex:
+		return 0, raft.ErrCompacted
+	case i > s.last:
+		return 0, raft.ErrUnavailable
+	}
+	es, err := s.entriesLocked(i, i+1, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -206,27 +413,55 @@ func (s *pebbleStorage) Term(i uint64) (uint64, error) {
 func (s *pebbleStorage) LastIndex() (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.known {
-		_, last, ok, err := s.db.RaftIndexes(s.part)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			s.last = last
-		}
-		s.known = true
+	if err := s.loadLocked(); err != nil {
+		return 0, err
 	}
 	return s.last, nil
 }
 
 // FirstIndex implements raft.Storage.
-func (s *pebbleStorage) FirstIndex() (uint64, error) { return 1, nil }
+func (s *pebbleStorage) FirstIndex() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(); err != nil {
+		return 0, err
+	}
+	return s.truncIndex + 1, nil
+}
 
-// Snapshot implements raft.Storage: there is none yet.
+// Snapshot implements raft.Storage: a view of the partition's data as of its
+// applied index, which the log still covers (it is truncated only behind what
+// was applied). Data is the view's token for TakeSnapshot.
 func (s *pebbleStorage) Snapshot() (*pb.Snapshot, error) {
-	_, cs, err := s.InitialState()
+	view, err := s.db.SnapshotPartition(s.part)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.Snapshot{Metadata: &pb.SnapshotMetadata{ConfState: cs, Index: new(uint64(0)), Term: new(uint64(0))}}, nil
+	index := view.Applied
+	if index == 0 { // nothing applied yet: no state to send
+		_ = view.Close()
+		return nil, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	term, err := s.Term(index)
+	if err != nil {
+		_ = view.Close()
+		if errors.Is(err, raft.ErrCompacted) || errors.Is(err, raft.ErrUnavailable) {
+			return nil, raft.ErrSnapshotTemporarilyUnavailable
+		}
+		return nil, err
+	}
+	cs := &pb.ConfState{}
+	if v, err := view.RaftState(confStateName); err == nil {
+		if err := proto.Unmarshal(v, cs); err != nil {
+			_ = view.Close()
+			return nil, err
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		_ = view.Close()
+		return nil, err
+	}
+	return &pb.Snapshot{
+		Data:     s.l.holdSnapshot(view),
+		Metadata: &pb.SnapshotMetadata{ConfState: cs, Index: new(index), Term: new(term)},
+	}, nil
 }

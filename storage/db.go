@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -643,13 +644,19 @@ func (db *DB) Awake(fn func(part uint16, id string) error) error {
 
 // CountByStatus counts the instances of every status from the listing index.
 // It reads the whole index: O(instances).
-func (db *DB) CountByStatus() (map[Status]int, error) {
+func (db *DB) CountByStatus() (map[Status]int, error) { return db.CountByStatusIn(nil) }
+
+// CountByStatusIn is CountByStatus over the partitions parts (nil: all).
+func (db *DB) CountByStatusIn(parts []uint16) (map[Status]int, error) {
 	if err := db.acquire(); err != nil {
 		return nil, err
 	}
 	defer db.release()
 	counts := make(map[Status]int)
 	for p := 0; p < db.partitions; p++ {
+		if parts != nil && !slices.Contains(parts, uint16(p)) {
+			continue
+		}
 		prefix := createdIndexPrefix(uint16(p))
 		err := db.scan(prefix, prefixEnd(prefix), func(k, v []byte) error {
 			e, err := decodeIndexEntry(v)

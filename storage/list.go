@@ -19,6 +19,9 @@ type ListQuery struct {
 	CreatedTo   time.Time // exclusive; zero means unbounded
 	Limit       int       // page size: 0 means 100, capped at 1000
 	PageToken   string    // NextPageToken of the previous page
+	// Partitions limits the listing to these partitions; nil means all. A
+	// replicated cluster lists each partition on the node that leads it.
+	Partitions []uint16
 }
 
 // IndexedInstance is one row of a listing.
@@ -82,6 +85,9 @@ func (db *DB) ListInstances(q ListQuery) (ListPage, error) {
 	}()
 	for p := 0; p < db.partitions; p++ {
 		part := uint16(p)
+		if q.Partitions != nil && !slices.Contains(q.Partitions, part) {
+			continue
+		}
 		prefix := createdIndexPrefix(part)
 		lower, upper := prefix, prefixEnd(prefix)
 		if !q.CreatedFrom.IsZero() {

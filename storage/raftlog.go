@@ -109,3 +109,112 @@ func (db *DB) RaftIndexes(part uint16) (first, last uint64, ok bool, err error) 
 	last = binary.BigEndian.Uint64(it.Key()[len(prefix):])
 	return first, last, true, it.Error()
 }
+
+// DeleteRaftEntriesTo deletes the entries of partition part's group up to and
+// including index: the log is truncated behind what every replica applied, or
+// replaced by a snapshot.
+func (b *Batch) DeleteRaftEntriesTo(part uint16, index uint64) {
+	if err := b.db.validPartition(part); err != nil {
+		b.fail(fmt.Errorf("storage: delete raft entries to %d: %w", index, err))
+		return
+	}
+	if err := b.b.DeleteRange(raftEntryPrefix(part), raftEntryKey(part, index+1), nil); err != nil {
+		b.fail(fmt.Errorf("storage: delete raft entries to %d of group %d: %w", index, part, err))
+	}
+}
+
+// A PartitionSnapshot is a partition's data as of one applied index: what a
+// replica that is too far behind for the log is caught up with. It holds a
+// pebble snapshot until Close.
+type PartitionSnapshot struct {
+	db      *DB
+	snap    *pebble.Snapshot
+	part    uint16
+	Applied uint64 // the index the data is at
+}
+
+// SnapshotPartition takes a consistent view of partition part: its keys and
+// the applied index written with them.
+func (db *DB) SnapshotPartition(part uint16) (*PartitionSnapshot, error) {
+	if err := db.check(part); err != nil {
+		return nil, err
+	}
+	defer db.release()
+	s := &PartitionSnapshot{db: db, snap: db.pdb.NewSnapshot(), part: part}
+	v, closer, err := s.snap.Get(appliedKey(part))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		_ = s.snap.Close()
+		return nil, fmt.Errorf("storage: snapshot partition %d: %w", part, err)
+	default:
+		if len(v) == 8 {
+			s.Applied = binary.BigEndian.Uint64(v)
+		}
+		_ = closer.Close()
+	}
+	return s, nil
+}
+
+// RaftState reads one of the group's state records as of the snapshot.
+func (s *PartitionSnapshot) RaftState(name string) ([]byte, error) {
+	v, closer, err := s.snap.Get(raftStateKey(s.part, name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+// Scan calls fn with the partition's keys in chunks of about chunkBytes.
+func (s *PartitionSnapshot) Scan(chunkBytes int, fn func([]KV) error) error {
+	prefix := partPrefix(s.part)
+	it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var chunk []KV
+	size := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		chunk = append(chunk, KV{append([]byte(nil), it.Key()...), append([]byte(nil), v...)})
+		size += len(it.Key()) + len(v)
+		if size >= chunkBytes {
+			if err := fn(chunk); err != nil {
+				return err
+			}
+			chunk, size = nil, 0
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("storage: scan the snapshot of partition %d: %w", s.part, err)
+	}
+	if len(chunk) > 0 {
+		return fn(chunk)
+	}
+	return nil
+}
+
+// Close releases the snapshot.
+func (s *PartitionSnapshot) Close() error { return s.snap.Close() }
+
+// InstallPartition replaces partition part's data with kvs (a snapshot's
+// keys, its applied index among them) in one synced write.
+func (db *DB) InstallPartition(part uint16, chunks [][]KV) error {
+	b := db.NewBatch()
+	defer b.Close()
+	b.DeletePartition(part)
+	for _, kvs := range chunks {
+		if err := b.PutPartitionKeys(part, kvs); err != nil {
+			return err
+		}
+	}
+	return b.Commit()
+}

@@ -132,3 +132,14 @@ func (db *DB) AppliedIndex(part uint16) (uint64, error) {
 	}
 	return binary.BigEndian.Uint64(v), nil
 }
+
+// PutAppliedIndex records index as partition part's applied index: a group
+// created over data that is already there (a partition held before it was
+// replicated) starts its log after it.
+func (b *Batch) PutAppliedIndex(part uint16, index uint64) {
+	if err := b.db.validPartition(part); err != nil {
+		b.fail(fmt.Errorf("storage: put applied index: %w", err))
+		return
+	}
+	b.set("put applied index", "", appliedKey(part), binary.BigEndian.AppendUint64(nil, index))
+}

@@ -1,0 +1,561 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/weftrt/weft/cluster/wire"
+	"github.com/weftrt/weft/placement"
+	"github.com/weftrt/weft/replication"
+	"github.com/weftrt/weft/storage"
+)
+
+// Replicated partitions (NodeConfig.Replicas ≥ 2). Every partition is a raft
+// group (package replication) over its replicas, and the rules change:
+//
+//   - the group's leader serves the partition: leadership and holding are one
+//     thing. A node publishes the partitions it leads in its registry entry,
+//     with the raft term as the epoch, so the highest term names the leader
+//     wherever the entry reaches; a request for a partition goes there, and
+//     waits (at most MoveWait) while the group elects one;
+//   - a step is the raft entry: it commits on a quorum of replicas, every
+//     replica applies it to its store, and the leader acts on it only then;
+//   - a new leader serves once it has applied an entry of its term (then its
+//     store has everything a previous leader committed): it loads the
+//     partition's reminders and wakes its instances with work in flight. A
+//     leader that steps down (a newer term, or raft's CheckQuorum when it
+//     cannot reach a quorum) stops the partition's actors and drops its
+//     reminders, and its steps in flight fail;
+//   - a store that held partitions before it was replicated (a founder, an
+//     older data directory) creates each one's group with itself as the only
+//     replica, the data as it is as the state at the log's start; the group
+//     grows into its replica count: while it has fewer than Replicas, the
+//     leader adds the next registered node of the partition's rendezvous order
+//     as a learner, which is caught up by snapshot (the partition's keys,
+//     streamed), then promotes it to voter;
+//   - leadership goes to the partition's owner in placement's table when it is
+//     a caught-up voter, so the load spreads over the nodes as partitions do.
+//
+// Moving replicas after the cluster has grown (a node lost for good, a join
+// or a leave) is not done here: a node that joins a full cluster holds no
+// replicas, and a lost node's place stays empty (the partition runs on the
+// others while a quorum of them lives).
+
+// A group created over data that is already there starts its log after this
+// index and term (as CockroachDB starts its ranges' logs): a replica added
+// later has no log to start from and is caught up by snapshot.
+const (
+	bootstrapIndex = 10
+	bootstrapTerm  = 5
+)
+
+const (
+	snapshotChunkBytes  = 1 << 20
+	maxSnapshotsSending = 4
+	// membershipPause: after proposing a change of a group's replicas or a
+	// transfer of its leadership, the leader waits this long before the next.
+	membershipPause = 3 * time.Second
+	raftTick        = 100 * time.Millisecond
+)
+
+// replicaSet is a node's replicas of partitions: the raft driver, its log in
+// the node's store and what happens on leadership changes.
+type replicaSet struct {
+	n    *Node
+	want int
+	self replication.NodeID
+	log  *replication.PebbleLog
+	sm   *replication.StoreStateMachine
+	d    *replication.Driver
+	rt   *raftTransport
+
+	sending chan struct{} // bounds the snapshots streamed at once
+
+	// Guarded by n.mu.
+	leading map[uint16]uint64 // partitions raft says this node serves → term
+	changes []replication.LeaderChange
+	paused  map[uint16]time.Time // no membership change or transfer before
+	wake    chan struct{}
+}
+
+func newReplicaSet(n *Node) (*replicaSet, error) {
+	rs := &replicaSet{n: n, want: n.cfg.Replicas, self: placement.ReplicaID(placement.Member(n.id)),
+		log: replication.NewPebbleLog(n.db), sending: make(chan struct{}, maxSnapshotsSending),
+		leading: map[uint16]uint64{}, paused: map[uint16]time.Time{}, wake: make(chan struct{}, 1)}
+	rs.sm = replication.NewStoreStateMachine(n.db, rs.leadershipChanged)
+	rs.rt = &raftTransport{addrOf: rs.addrOf, log: n.log, snapshot: rs.sendSnapshot}
+	d, err := replication.NewDriver(replication.DriverConfig{
+		Groups:       replication.Config{NodeID: rs.self},
+		Tick:         raftTick,
+		Log:          rs.log,
+		Transport:    rs.rt,
+		StateMachine: rs.sm,
+		Logger:       n.log,
+		Adopt: func(replication.GroupID) bool {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return n.registered && !n.leaving
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rs.d = d
+	return rs, nil
+}
+
+// open creates this node's replicas: every group with raft state in the store,
+// and a one-replica group for every partition the node held before its
+// partitions were replicated (all of them on a founder's new store). Every
+// partition starts fenced: it is served once this node leads it.
+func (rs *replicaSet) open(held map[uint16]uint64) (alone []uint16, err error) {
+	n := rs.n
+	for p := range n.parts {
+		part := uint16(p)
+		if err := n.h.StopPartition(context.Background(), part); err != nil {
+			return nil, err
+		}
+		g := replication.GroupID(part)
+		has, err := rs.log.HasState(g)
+		if err != nil {
+			return nil, err
+		}
+		if !has {
+			if _, ok := held[part]; !ok {
+				continue // a replica of it arrives from its leader, if ever
+			}
+			if err := rs.log.Bootstrap(g, []replication.NodeID{rs.self}, bootstrapIndex, bootstrapTerm); err != nil {
+				return nil, err
+			}
+		}
+		applied, err := rs.sm.AppliedIndex(g)
+		if err != nil {
+			return nil, err
+		}
+		if err := rs.d.Create(g, nil, applied); err != nil {
+			return nil, err
+		}
+		_, cs, err := rs.log.Storage(g).InitialState()
+		if err != nil {
+			return nil, err
+		}
+		if slices.Equal(cs.GetVoters(), []replication.NodeID{rs.self}) {
+			alone = append(alone, part)
+		}
+	}
+	return alone, nil
+}
+
+// start runs the driver and the loop that serves and stops partitions as
+// leadership moves; groups this node is the only voter of elect it at once.
+func (rs *replicaSet) start(alone []uint16) {
+	rs.d.Start()
+	for _, p := range alone {
+		if err := rs.d.Campaign(replication.GroupID(p)); err != nil {
+			rs.n.log.Warn("campaign failed", "partition", p, "err", err)
+		}
+	}
+	rs.n.wg.Add(1)
+	go func() {
+		defer rs.n.wg.Done()
+		rs.serveLoop()
+	}()
+}
+
+func (rs *replicaSet) stop() {
+	rs.d.Stop()
+	rs.log.Close()
+}
+
+// CommitStep implements actors.StepCommitter: the step is the partition's next
+// raft entry.
+func (rs *replicaSet) CommitStep(part uint16, b *storage.Batch) error {
+	return rs.d.CommitStep(part, b)
+}
+
+// addrOf is the actor address of the node whose replica id is id.
+func (rs *replicaSet) addrOf(id replication.NodeID) (string, bool) {
+	if node, ok := rs.nodeOf(id); ok {
+		if e, ok := rs.n.reg.Get(node); ok && e.ActorAddr != "" {
+			return e.ActorAddr, true
+		}
+	}
+	return "", false
+}
+
+// nodeOf names the node whose replica id is id (any node the registry knows).
+func (rs *replicaSet) nodeOf(id replication.NodeID) (string, bool) {
+	for _, e := range rs.n.reg.Entries() {
+		if placement.ReplicaID(placement.Member(e.Node)) == id {
+			return e.Node, true
+		}
+	}
+	return "", false
+}
+
+// --- leadership: serving and stopping partitions ----------------------------------
+
+// leadershipChanged is called by the driver's goroutine: it records the change
+// (a partition lost stops being routed here at once) and leaves the work to
+// serveLoop, since stopping actors waits for steps that wait for the driver.
+func (rs *replicaSet) leadershipChanged(lc replication.LeaderChange) {
+	p := uint16(lc.Group)
+	n := rs.n
+	n.mu.Lock()
+	if lc.Leading {
+		rs.leading[p] = lc.Term
+	} else {
+		delete(rs.leading, p)
+		delete(n.held, p)
+	}
+	rs.changes = append(rs.changes, lc)
+	n.mu.Unlock()
+	select {
+	case rs.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (rs *replicaSet) serveLoop() {
+	n := rs.n
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-rs.wake:
+		}
+		for {
+			n.mu.Lock()
+			if len(rs.changes) == 0 {
+				n.mu.Unlock()
+				break
+			}
+			lc := rs.changes[0]
+			rs.changes = rs.changes[1:]
+			n.mu.Unlock()
+			if lc.Leading {
+				rs.serve(uint16(lc.Group), lc.Term)
+			} else {
+				rs.release(uint16(lc.Group), lc.Term)
+			}
+		}
+	}
+}
+
+// serve makes this node the partition's holder: reminders loaded, then routed
+// here, then its instances with work in flight woken.
+func (rs *replicaSet) serve(p uint16, term uint64) {
+	n := rs.n
+	n.mu.Lock()
+	still := rs.leading[p] == term
+	n.mu.Unlock()
+	if !still {
+		return // lost again before it was served
+	}
+	n.h.ServePartition(p)
+	n.reloadReminders(p)
+	n.mu.Lock()
+	if rs.leading[p] == term {
+		n.held[p] = term
+	}
+	n.mu.Unlock()
+	n.publish()
+	n.wakePartition(p)
+	n.log.Info("partition served here: this node leads its group", "partition", p, "term", term)
+}
+
+// release stops serving a partition this node no longer leads.
+func (rs *replicaSet) release(p uint16, term uint64) {
+	n := rs.n
+	n.mu.Lock()
+	if _, again := rs.leading[p]; !again {
+		delete(n.held, p)
+	}
+	n.mu.Unlock()
+	n.publish()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := n.h.StopPartition(ctx, p); err != nil {
+		n.log.Warn("stopping the actors of a partition no longer led here", "partition", p, "err", err)
+	}
+	n.h.Reminders().DropPartition(p)
+	n.mu.Lock()
+	_, again := rs.leading[p]
+	n.mu.Unlock()
+	if again {
+		n.h.ServePartition(p) // led again meanwhile: its serve runs next and loads it anew
+	}
+	for id, results := range n.h.TakePartitionResults(p) {
+		for _, r := range results {
+			n.h.Report(r, id) // to the new leader
+		}
+	}
+	n.log.Info("partition no longer served here: another replica leads its group", "partition", p, "term", term)
+}
+
+// served lists the partitions this node serves (leads and has loaded).
+func (rs *replicaSet) served() []uint16 {
+	n := rs.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := slices.Sorted(maps.Keys(n.held))
+	if out == nil {
+		out = []uint16{}
+	}
+	return out
+}
+
+// --- growing the groups and spreading leadership --------------------------------
+
+// reconcile runs on the leader of each group: it adds a learner while the
+// group has fewer replicas than wanted, promotes a learner that caught up, and
+// hands leadership to the partition's owner once that owner is a caught-up
+// voter. One change per group at a time.
+func (rs *replicaSet) reconcile() {
+	n := rs.n
+	registered := n.reg.Registered()
+	members := make([]placement.Member, len(registered))
+	for i, id := range registered {
+		members[i] = placement.Member(id)
+	}
+	want := min(rs.want, len(members))
+	now := time.Now()
+	for _, p := range rs.served() {
+		n.mu.Lock()
+		paused := now.Before(rs.paused[p])
+		n.mu.Unlock()
+		if paused {
+			continue
+		}
+		g := replication.GroupID(p)
+		st, ok := rs.d.Status(g)
+		if !ok || !st.Leading {
+			continue
+		}
+		if done, err := rs.grow(g, st, members, want); done || err != nil {
+			if err != nil {
+				n.log.Debug("changing a group's replicas failed", "partition", p, "err", err)
+			}
+			rs.pause(p, now)
+			continue
+		}
+		if rs.balance(g, st, members) {
+			rs.pause(p, now)
+		}
+	}
+}
+
+func (rs *replicaSet) pause(p uint16, now time.Time) {
+	rs.n.mu.Lock()
+	rs.paused[p] = now.Add(membershipPause)
+	rs.n.mu.Unlock()
+}
+
+// grow proposes the group's next membership change, if any.
+func (rs *replicaSet) grow(g replication.GroupID, st replication.GroupStatus, members []placement.Member, want int) (bool, error) {
+	for _, l := range st.Learners {
+		if st.Match[l] >= st.Commit {
+			rs.n.log.Info("promoting a caught-up replica to voter", "partition", g, "replica", rs.name(l))
+			return true, rs.d.ProposeConfChange(g, &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: new(l)})
+		}
+	}
+	if len(st.Voters)+len(st.Learners) >= want || len(st.Learners) > 0 {
+		return false, nil
+	}
+	for _, m := range placement.ReplicasOf(uint16(g), members, len(members)) {
+		id := placement.ReplicaID(m)
+		if slices.Contains(st.Voters, id) || !rs.n.alive(string(m)) {
+			continue
+		}
+		rs.n.log.Info("adding a replica", "partition", g, "replica", m)
+		return true, rs.d.ProposeConfChange(g, &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddLearnerNode.Enum(), NodeId: new(id)})
+	}
+	return false, nil
+}
+
+// balance hands the group's leadership to the partition's owner when it is a
+// live voter whose log matches this leader's.
+func (rs *replicaSet) balance(g replication.GroupID, st replication.GroupStatus, members []placement.Member) bool {
+	owner := placement.NewTable(rs.n.parts, members).Owners[g]
+	id := placement.ReplicaID(owner)
+	if owner == "" || id == rs.self || !slices.Contains(st.Voters, id) || !rs.n.alive(string(owner)) {
+		return false
+	}
+	if st.Match[id] < st.LastIndex {
+		return false
+	}
+	if err := rs.d.TransferLeadership(g, id); err != nil {
+		return false
+	}
+	return true
+}
+
+func (rs *replicaSet) name(id replication.NodeID) string {
+	if node, ok := rs.nodeOf(id); ok {
+		return node
+	}
+	return fmt.Sprintf("replica %d", id)
+}
+
+// handOverLeadership asks every group this node leads to elect another voter
+// (a graceful leave); it reports how many it still leads.
+func (rs *replicaSet) handOverLeadership() int {
+	left := 0
+	for _, p := range rs.served() {
+		g := replication.GroupID(p)
+		st, ok := rs.d.Status(g)
+		if !ok || !st.Leading {
+			continue
+		}
+		left++
+		for _, v := range st.Voters {
+			if v != rs.self && rs.n.alive(rs.name(v)) && st.Match[v] >= st.Commit {
+				_ = rs.d.TransferLeadership(g, v)
+				break
+			}
+		}
+	}
+	return left
+}
+
+// --- snapshots ----------------------------------------------------------------------
+
+// snapChunk is one chunk of a snapshot's data (kindSnapChunk).
+type snapChunk struct {
+	Group uint16       `msgpack:"g"`
+	Index uint64       `msgpack:"i"`
+	Seq   int          `msgpack:"s"`
+	KVs   []storage.KV `msgpack:"kv"`
+	Last  bool         `msgpack:"l"`
+}
+
+// sendSnapshot streams the data a MsgSnap names to its replica, then the
+// message itself, and tells raft how it went.
+func (rs *replicaSet) sendSnapshot(to replication.NodeID, addr string, env replication.Envelope) {
+	view, ok := rs.log.TakeSnapshot(env.Message.GetSnapshot().GetData())
+	if !ok {
+		rs.d.ReportSnapshot(env.Group, to, false)
+		return
+	}
+	defer view.Close()
+	select {
+	case rs.sending <- struct{}{}:
+	case <-rs.n.stop:
+		return
+	}
+	defer func() { <-rs.sending }()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	index := env.Message.GetSnapshot().GetMetadata().GetIndex()
+	seq, keys := 0, 0
+	err := view.Scan(snapshotChunkBytes, func(kvs []storage.KV) error {
+		keys += len(kvs)
+		_, err := rs.n.tr.call(ctx, addr, kindSnapChunk, snapChunk{Group: uint16(env.Group), Index: index, Seq: seq, KVs: kvs}, 0)
+		seq++
+		return err
+	})
+	if err == nil {
+		_, err = rs.n.tr.call(ctx, addr, kindSnapChunk, snapChunk{Group: uint16(env.Group), Index: index, Seq: seq, Last: true}, 0)
+	}
+	if err == nil {
+		rs.rt.sendNow(addr, []replication.Envelope{env})
+	}
+	rs.d.ReportSnapshot(env.Group, to, err == nil)
+	if err != nil {
+		rs.n.log.Warn("snapshot not delivered; raft sends another", "partition", env.Group, "to", rs.name(to), "err", err)
+		return
+	}
+	rs.n.log.Info("snapshot sent", "partition", env.Group, "to", rs.name(to), "index", index, "keys", keys, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// receive handles the raft kinds of envelope.
+func (rs *replicaSet) receive(env *wire.Envelope) *wire.Envelope {
+	switch env.Kind {
+	case kindSnapChunk:
+		var c snapChunk
+		if err := msgpack.Unmarshal(env.Payload, &c); err != nil {
+			return reply(nil, err)
+		}
+		return reply(nil, rs.sm.Inbox().Add(replication.GroupID(c.Group), c.Index, c.Seq, c.KVs, c.Last))
+	default: // kindRaft
+		msgs, err := decodeRaftBatch(env.Payload)
+		if err != nil {
+			rs.n.log.Warn("raft messages dropped", "err", err)
+			return nil
+		}
+		kept := msgs[:0]
+		for _, m := range msgs {
+			if m.Message.GetType() == pb.MessageType_MsgSnap &&
+				!rs.sm.Inbox().Complete(m.Group, m.Message.GetSnapshot().GetMetadata().GetIndex()) {
+				continue // its data did not arrive whole: the leader sends it again
+			}
+			kept = append(kept, m)
+		}
+		rs.d.Receive(kept)
+		return nil
+	}
+}
+
+// --- views --------------------------------------------------------------------------
+
+// view fills a partition's replication fields from this node's replica, if
+// it has one.
+func (rs *replicaSet) view(v *PartitionView) {
+	st, ok := rs.d.Status(replication.GroupID(v.Partition))
+	if !ok {
+		return
+	}
+	for _, id := range st.Voters {
+		v.Replicas = append(v.Replicas, rs.name(id))
+	}
+	for _, id := range st.Learners {
+		v.Learners = append(v.Learners, rs.name(id))
+	}
+	v.Term, v.Applied = st.Term, st.Applied
+	alive := 0
+	for _, id := range st.Voters {
+		if rs.n.alive(rs.name(id)) {
+			alive++
+		}
+	}
+	v.Quorum = alive > len(st.Voters)/2
+	v.UnderReplicated = len(st.Voters) < min(rs.want, len(rs.n.reg.Registered()))
+}
+
+// notReady says what keeps this node from being ready, if anything: a
+// partition no live node leads, or a group of its own with fewer replicas
+// than wanted (the cluster is growing into its replica count).
+func (rs *replicaSet) notReady() error {
+	n := rs.n
+	leaderless, under := 0, 0
+	for p := range n.parts {
+		n.mu.Lock()
+		_, here := n.held[uint16(p)]
+		n.mu.Unlock()
+		if !here {
+			if e, ok := n.holderOf(uint16(p)); !ok || !n.alive(e.Node) {
+				leaderless++
+			}
+		}
+	}
+	want := min(rs.want, len(n.reg.Registered()))
+	for _, g := range rs.d.IDs() {
+		if st, ok := rs.d.Status(g); ok && len(st.Voters) < want {
+			under++
+		}
+	}
+	switch {
+	case leaderless > 0:
+		return fmt.Errorf("node %s: %d partitions have no live leader yet (an election is under way, or fewer than a quorum of their replicas are up)", n.id, leaderless)
+	case under > 0:
+		return fmt.Errorf("node %s: %d of its partitions have fewer than %d replicas yet (replicas are being added)", n.id, under, want)
+	}
+	return nil
+}
