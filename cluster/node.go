@@ -194,6 +194,7 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 	n.publish()
 	if n.rep != nil {
 		n.rep.rt.tr = tr
+		tr.notifyLost(func(string) { n.rep.d.Wake() }) // a quiesced group must notice its leader is gone
 		n.rep.start(alone)
 	}
 
@@ -581,6 +582,9 @@ func (n *Node) watchMembers(events <-chan Event) {
 				n.tr.connectionLost(e.ActorAddr) // requests waiting on it fail now, as 503s
 			}
 			n.replace(m.ID) // what ran there is lost, even if it came back before anyone saw it die
+		}
+		if n.rep != nil {
+			n.rep.d.Wake() // quiesced groups notice a failure only by ticking
 		}
 		n.registryChanged() // liveness changes routing too: wake waiters, reconcile
 	}

@@ -32,8 +32,9 @@ type raftBatch struct {
 }
 
 type raftMsg struct {
-	Group uint16 `msgpack:"g"`
-	Msg   []byte `msgpack:"b"` // raftpb.Message, protobuf
+	Group   uint16 `msgpack:"g"`
+	Msg     []byte `msgpack:"b"` // raftpb.Message, protobuf
+	Quiesce bool   `msgpack:"q,omitempty"`
 }
 
 // Send implements replication.Transport.
@@ -69,7 +70,7 @@ func (t *raftTransport) sendNow(addr string, msgs []replication.Envelope) {
 			t.log.Error("raft message not encoded; dropped", "group", m.Group, "err", err)
 			continue
 		}
-		b.Msgs = append(b.Msgs, raftMsg{Group: uint16(m.Group), Msg: enc})
+		b.Msgs = append(b.Msgs, raftMsg{Group: uint16(m.Group), Msg: enc, Quiesce: m.Quiesce})
 	}
 	if err := t.tr.send(addr, kindRaft, b); err != nil {
 		t.log.Debug("raft messages not sent", "to", addr, "err", err)
@@ -88,7 +89,7 @@ func decodeRaftBatch(payload []byte) ([]replication.Envelope, error) {
 		if err := proto.Unmarshal(m.Msg, msg); err != nil {
 			return nil, fmt.Errorf("cluster: decode a raft message of group %d: %w", m.Group, err)
 		}
-		out = append(out, replication.Envelope{Group: replication.GroupID(m.Group), Message: msg})
+		out = append(out, replication.Envelope{Group: replication.GroupID(m.Group), Message: msg, Quiesce: m.Quiesce})
 	}
 	return out, nil
 }

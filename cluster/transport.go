@@ -100,7 +100,16 @@ type transport struct {
 	mu      sync.Mutex
 	pending map[string]map[*actor.Future]struct{}
 	closed  bool // failAll ran: requests fail at once
+	onLost  func(addr string)
 	sub     *eventstream.Subscription
+}
+
+// notifyLost makes fn hear of every connection lost (a node crashed, or the
+// network between failed).
+func (t *transport) notifyLost(fn func(addr string)) {
+	t.mu.Lock()
+	t.onLost = fn
+	t.mu.Unlock()
 }
 
 // codeUnreachable marks an answer the transport made up for a lost connection.
@@ -143,7 +152,11 @@ func (t *transport) connectionLost(addr string) {
 	t.mu.Lock()
 	fs := t.pending[addr]
 	delete(t.pending, addr)
+	onLost := t.onLost
 	t.mu.Unlock()
+	if onLost != nil {
+		onLost(addr)
+	}
 	for f := range fs {
 		t.system.Root.Send(f.PID(), &wire.Envelope{Error: "connection to " + addr + " lost", Code: codeUnreachable})
 	}

@@ -244,6 +244,19 @@ func (d *Driver) Status(g GroupID) (GroupStatus, bool) {
 	return d.gs.Status(g)
 }
 
+// Wake makes every quiesced group tick again: a node may have failed (a
+// quiesced replica would not notice its leader is gone) or come back.
+func (d *Driver) Wake() {
+	_ = d.locked(func() error { d.gs.Wake(); return nil })
+}
+
+// Quiesced reports how many of this node's groups are quiesced.
+func (d *Driver) Quiesced() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gs.Quiesced()
+}
+
 // Has reports whether this node has a replica of a group.
 func (d *Driver) Has(g GroupID) bool {
 	d.mu.Lock()

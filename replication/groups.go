@@ -9,6 +9,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -43,10 +44,12 @@ type Config struct {
 	Logger          raft.Logger // default: discards everything but errors
 }
 
-// Envelope is a raft message of one group.
+// Envelope is a raft message of one group. Quiesce marks the heartbeat a
+// leader sends as its group goes quiet (see Tick).
 type Envelope struct {
 	Group   GroupID
 	Message *pb.Message
+	Quiesce bool
 }
 
 // Save is what one group needs persisted before its messages are sent.
@@ -93,7 +96,7 @@ type groupReady struct {
 }
 
 // Empty reports whether the batch has nothing to do.
-func (b *Batch) Empty() bool { return len(b.readys) == 0 && b.err == nil }
+func (b *Batch) Empty() bool { return len(b.readys) == 0 && len(b.Messages) == 0 && b.err == nil }
 
 // Err is set when the pass could not be prepared (a conf change that does not
 // decode): the groups cannot go on.
@@ -105,6 +108,7 @@ type Groups struct {
 	cfg          Config
 	groups       map[GroupID]*group
 	nextProposal uint64
+	outbox       []Envelope // quiesce heartbeats, sent with the next Ready
 }
 
 type group struct {
@@ -115,6 +119,10 @@ type group struct {
 	lead    NodeID
 	applied uint64               // the last committed entry handed out to apply
 	pending map[uint64]*Proposal // proposal id → proposal, while not applied
+	// A quiesced group is not ticked: an idle group costs nothing. idle
+	// counts a leader's ticks with nothing to do.
+	quiesced bool
+	idle     int
 }
 
 // NewGroups returns an empty set of groups.
@@ -184,11 +192,90 @@ func (gs *Groups) Create(id GroupID, storage raft.Storage, peers []NodeID, appli
 	return nil
 }
 
-// Tick advances every group's logical clock by one tick.
+// quiesceAfter is how many idle ticks a leader waits before its group goes
+// quiet.
+const quiesceAfter = 3
+
+// Tick advances the logical clock of every group that is not quiesced by one
+// tick.
+//
+// A group quiesces, as CockroachDB's ranges do, when its leader has had
+// nothing to do for a few ticks: nothing proposed and not applied, every
+// replica's log matching its own, all of it committed and applied, no
+// transfer under way. The leader then sends each replica a last heartbeat
+// marked Quiesce and stops ticking; a replica whose log matches it stops
+// ticking too. No heartbeats, no elections: 256 idle groups cost nothing. Any
+// proposal or message (but a heartbeat's answer) wakes a group; so does Wake,
+// which the caller calls when a node may have failed or come back, since a
+// quiesced replica does not notice its leader is gone and a quiesced leader
+// does not notice it lost its quorum.
 func (gs *Groups) Tick() {
 	for _, g := range gs.groups {
+		if g.quiesced {
+			continue
+		}
 		g.rn.Tick()
+		if g.serving {
+			gs.maybeQuiesce(g)
+		}
 	}
+}
+
+// maybeQuiesce quiesces a serving leader's group that has been idle.
+func (gs *Groups) maybeQuiesce(g *group) {
+	bs := g.rn.BasicStatus()
+	idle := len(g.pending) == 0 && bs.Applied == bs.GetCommit() && bs.LeadTransferee == 0
+	var followers []NodeID
+	if idle {
+		var last uint64
+		g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+			if id == gs.cfg.NodeID {
+				last = pr.Match
+			}
+		})
+		g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+			if pr.Match != last || pr.State != tracker.StateReplicate && id != gs.cfg.NodeID {
+				idle = false
+			}
+			if id != gs.cfg.NodeID {
+				followers = append(followers, id)
+			}
+		})
+		idle = idle && last == bs.GetCommit()
+	}
+	if !idle {
+		g.idle = 0
+		return
+	}
+	if g.idle++; g.idle < quiesceAfter {
+		return
+	}
+	g.quiesced = true
+	for _, to := range followers {
+		gs.outbox = append(gs.outbox, Envelope{Group: g.id, Quiesce: true, Message: &pb.Message{
+			Type: pb.MessageType_MsgHeartbeat.Enum(), To: new(to), From: new(gs.cfg.NodeID),
+			Term: new(bs.GetTerm()), Commit: new(bs.GetCommit())}})
+	}
+}
+
+// Wake makes every quiesced group tick again.
+func (gs *Groups) Wake() {
+	for _, g := range gs.groups {
+		g.wake()
+	}
+}
+
+func (g *group) wake() { g.quiesced, g.idle = false, 0 }
+
+// Quiesced reports how many groups are quiesced.
+func (gs *Groups) Quiesced() int {
+	n := 0
+	for _, g := range gs.groups {
+		if g.quiesced {
+			n++
+		}
+	}
+	return n
 }
 
 // Step hands a message from another node to its group. Messages for a group
@@ -198,7 +285,20 @@ func (gs *Groups) Step(e Envelope) error {
 	if !ok {
 		return ErrNoGroup
 	}
-	err := g.rn.Step(e.Message)
+	m := e.Message
+	switch {
+	case e.Quiesce:
+		// The leader went quiet: so does this replica, if its log is whole.
+		err := g.rn.Step(m)
+		bs := g.rn.BasicStatus()
+		g.quiesced = err == nil && bs.Lead == m.GetFrom() && bs.GetTerm() == m.GetTerm() && bs.GetCommit() >= m.GetCommit() && !g.leading
+		return err
+	case m.GetType() == pb.MessageType_MsgHeartbeatResp && g.quiesced:
+		// The answer to the quiesce heartbeat: the group stays quiet.
+	default:
+		g.wake()
+	}
+	err := g.rn.Step(m)
 	if errors.Is(err, raft.ErrStepPeerNotFound) || errors.Is(err, raft.ErrStepLocalMsg) {
 		return nil // from a replica that left, or a stray local message: nothing to do
 	}
@@ -212,6 +312,7 @@ func (gs *Groups) Campaign(id GroupID) error {
 	if !ok {
 		return ErrNoGroup
 	}
+	g.wake()
 	return g.rn.Campaign()
 }
 
@@ -233,6 +334,7 @@ func (gs *Groups) Propose(id GroupID, data []byte) (*Proposal, error) {
 	if !g.serving {
 		return nil, fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
 	}
+	g.wake()
 	gs.nextProposal++
 	pid := gs.nextProposal
 	framed := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(data)), pid)
@@ -257,6 +359,7 @@ func (gs *Groups) ProposeConfChange(id GroupID, cc *pb.ConfChange) error {
 	if !g.leading {
 		return fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
 	}
+	g.wake()
 	return g.rn.ProposeConfChange(cc)
 }
 
@@ -279,6 +382,7 @@ func (gs *Groups) TransferLeadership(id GroupID, to NodeID) error {
 	if !g.leading {
 		return fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
 	}
+	g.wake()
 	g.rn.TransferLeader(to)
 	return nil
 }
@@ -348,6 +452,13 @@ func (gs *Groups) ReportUnreachable(id GroupID, to NodeID) {
 // Messages, then apply Committed, then Advance.
 func (gs *Groups) Ready() *Batch {
 	b := &Batch{}
+	for _, e := range gs.outbox {
+		if b.Messages == nil {
+			b.Messages = map[NodeID][]Envelope{}
+		}
+		b.Messages[e.Message.GetTo()] = append(b.Messages[e.Message.GetTo()], e)
+	}
+	gs.outbox = gs.outbox[:0]
 	for _, id := range slices.Sorted(maps.Keys(gs.groups)) { // a stable order: deterministic tests
 		g := gs.groups[id]
 		if !g.rn.HasReady() {

@@ -165,7 +165,7 @@ func (t memTransport) Send(to NodeID, msgs []Envelope) {
 	}
 	copies := make([]Envelope, len(msgs))
 	for i, m := range msgs {
-		copies[i] = Envelope{Group: m.Group, Message: proto.Clone(m.Message).(*pb.Message)}
+		copies[i] = Envelope{Group: m.Group, Message: proto.Clone(m.Message).(*pb.Message), Quiesce: m.Quiesce}
 	}
 	d.Receive(copies)
 }

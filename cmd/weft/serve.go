@@ -22,6 +22,7 @@ import (
 
 	"github.com/weftrt/weft/api"
 	"github.com/weftrt/weft/api/durabletask"
+	"github.com/weftrt/weft/cluster"
 	"github.com/weftrt/weft/examples/seed"
 )
 
@@ -54,6 +55,7 @@ func serve(args []string, stderr io.Writer) error {
 	clusterCert := fs.String("cluster-tls-cert", envOr("WEFT_CLUSTER_TLS_CERT", ""), "cluster: TLS certificate for node-to-node messaging (WEFT_CLUSTER_TLS_CERT)")
 	clusterKey := fs.String("cluster-tls-key", envOr("WEFT_CLUSTER_TLS_KEY", ""), "cluster: its key (WEFT_CLUSTER_TLS_KEY)")
 	clusterCA := fs.String("cluster-tls-ca", envOr("WEFT_CLUSTER_TLS_CA", ""), "cluster: CA that signed every node's certificate; nodes verify each other (WEFT_CLUSTER_TLS_CA)")
+	replicas := fs.Int("replicas", atoiOr(envOr("WEFT_REPLICAS", ""), cluster.DefaultReplicas), "cluster: copies of each partition, on that many nodes (capped at the registered nodes); 2 or more make every partition a raft group that survives the loss of a minority of its copies, 1 keeps one copy that moves on joins and leaves (WEFT_REPLICAS)")
 	leaveTimeout := fs.Duration("leave-timeout", durOr(envOr("WEFT_LEAVE_TIMEOUT", ""), 2*time.Minute), "cluster: on SIGTERM, how long to hand partitions over before stopping anyway (WEFT_LEAVE_TIMEOUT)")
 	approvalTimeout := fs.Duration("approval-timeout", durOr(envOr("WEFT_APPROVAL_TIMEOUT", ""), 24*time.Hour), "with --samples, OrderProcessingWorkflow: how long to wait for ManagerApproval (WEFT_APPROVAL_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +92,9 @@ func serve(args []string, stderr io.Writer) error {
 	if !clustered && (*nodeID != "" || *actorAddr != "" || *gossipKey != "" || *clusterCert != "") {
 		return usageErr("--node-id, --actor, --gossip-key and --cluster-tls-* configure a cluster node: add --gossip (and --join for every node but the first)")
 	}
+	if *replicas < 1 {
+		return usageErr("--replicas %d: a cluster keeps at least 1 copy of each partition", *replicas)
+	}
 	if (*clusterCert == "") != (*clusterKey == "") || (*clusterCA != "" && *clusterCert == "") {
 		return usageErr("--cluster-tls-cert and --cluster-tls-key go together (and --cluster-tls-ca with them)")
 	}
@@ -116,6 +121,7 @@ func serve(args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		cfg.Replicas = *replicas
 		opts.Cluster = cfg
 	}
 	rt, err := weft.Open(opts)

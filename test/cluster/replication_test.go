@@ -1,0 +1,143 @@
+package cluster_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestKillAndWipeUnderLoad: three nodes keeping three replicas of every
+// partition (the default); fan-outs and chains with durable retry timers run
+// on every partition; one node is SIGKILLed and its data directory deleted (a
+// dead disk).
+//
+//   - Requests for the dead node's partitions wait while another replica is
+//     elected and then succeed: no 503, no failed request, through either
+//     survivor, during the whole failover.
+//   - Every instance, those the dead node led included, completes with the
+//     right output on the survivors, and its history is whole.
+//   - No activity whose completion was recorded before the kill ran again
+//     after it (the survivors had it, committed by a quorum).
+//   - The partitions list every partition led by a survivor, with a quorum.
+func TestKillAndWipeUnderLoad(t *testing.T) {
+	c := startCluster(t, 3)
+	n1, n2, victim := c.nodes[0], c.nodes[1], c.nodes[2]
+	survivors := []*node{n1, n2}
+	tb := ownerTable(t, n1) // settled: every partition is led by its owner
+
+	fans := tb.idsOwnedBy("wipe-fan", map[string]int{"n1": 5, "n2": 5, "n3": 6})
+	chains := tb.idsOwnedBy("wipe-chain", map[string]int{"n1": 4, "n2": 4, "n3": 4})
+	var jobs []job
+	owner := map[string]string{}
+	for _, n := range c.nodes {
+		for _, id := range fans[n.ID] {
+			jobs = append(jobs, fanOutJob(id, 40, 2, 100))
+			owner[id] = n.ID
+		}
+		for i, id := range chains[n.ID] {
+			jobs = append(jobs, chainJob(id, 100+i, "Step2", 1, 2))
+			owner[id] = n.ID
+		}
+	}
+	startJobs(t, jobs, c.nodes)
+	awaitExecuted(t, 60*time.Second, c.nodes, "ProcessWorkItem", "wipe-fan", 16*40/4)
+
+	snapshot := make([]historyDoc, len(jobs))
+	if errs := parallel(len(jobs), 8, func(i int) error {
+		h, err := history(c.nodes[i%3], jobs[i].ID)
+		snapshot[i] = h
+		return err
+	}); len(errs) > 0 {
+		t.Fatalf("histories before the kill: %v", errs)
+	}
+	var victimJobs []job
+	unfinished := 0
+	for i, j := range jobs {
+		if owner[j.ID] == victim.ID {
+			victimJobs = append(victimJobs, j)
+			if !snapshot[i].finished() {
+				unfinished++
+			}
+		}
+	}
+	if unfinished == 0 {
+		t.Fatalf("killed too late: every instance %s led had finished", victim.ID)
+	}
+
+	pr := newProber(t, jobs, n1, n2)
+	killAt := time.Now()
+	victim.kill9()
+	if err := os.RemoveAll(victim.Dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed %s and deleted its data directory at %s, %d of its instances unfinished", victim.ID, killAt.Format(time.StampMilli), unfinished)
+
+	// Failover: the first successful read of an instance the victim led.
+	probe := victimJobs[0].ID
+	failover := await(t, 30*time.Second, "a read of "+probe+" (led by the killed node) via n1", func() string {
+		r, err := n1.do("GET", "/api/v1/instances/"+probe, "")
+		if err != nil {
+			return err.Error()
+		}
+		if r.Status != http.StatusOK {
+			return r.String()
+		}
+		return ""
+	})
+	t.Logf("%s read %s after the kill", probe, failover.Round(time.Millisecond))
+
+	// Fresh work on every partition while the node is gone.
+	var fresh []job
+	for i := range 12 {
+		fresh = append(fresh, chainJob(fmt.Sprintf("wipe-after-%d", i), 300+i, "", 0, 0))
+	}
+	startJobs(t, fresh, survivors)
+	jobs = append(jobs, fresh...)
+	waitJobs(t, jobs, survivors, 120*time.Second)
+	if t.Failed() {
+		if os.Getenv("WEFT_TEST_DEBUG") != "" {
+			for _, n := range c.nodes {
+				for _, l := range n.allLines() {
+					if strings.Contains(l, "wipe-fan-0 ") || strings.Contains(l, "wipe-fan-1 ") {
+						t.Logf("%s: %s", n.ID, l)
+					}
+				}
+			}
+		}
+		t.FailNow()
+	}
+	started := pr.stop()
+	pr.report() // no request failed: they waited for the new leaders
+	waitJobs(t, started, survivors, 60*time.Second)
+
+	final := make([]historyDoc, len(jobs))
+	if errs := parallel(len(jobs), 8, func(i int) error {
+		h, err := history(survivors[i%2], jobs[i].ID)
+		final[i] = h
+		return err
+	}); len(errs) > 0 {
+		t.Fatalf("histories after the kill: %v", errs)
+	}
+	for _, h := range final {
+		for _, p := range historyProblems(h) {
+			t.Error(p)
+		}
+	}
+	checkNothingRanTwice(t, c.nodes, killAt, jobs, snapshot, owner)
+
+	for _, n := range survivors {
+		pd, err := n.partitions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range pd.Partitions {
+			if (row.Holder != n1.ID && row.Holder != n2.ID) || !row.Serving || !row.Quorum {
+				t.Errorf("node %s after the kill: %+v; want led by a survivor, serving, with a quorum", n.ID, row)
+				break
+			}
+		}
+	}
+}
