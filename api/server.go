@@ -64,6 +64,11 @@ func NewHandler(rt *weft.Runtime, opts Options) http.Handler {
 	for _, c := range rt.Host().Collectors() {
 		_ = opts.Registry.Register(c)
 	}
+	if node := rt.Cluster(); node != nil {
+		for _, c := range node.Collectors() {
+			_ = opts.Registry.Register(c)
+		}
+	}
 	s := &server{rt: rt, opts: opts, log: opts.Logger}
 
 	root := http.NewServeMux()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/grpc"
 
@@ -1010,6 +1011,15 @@ func (n *Node) Close() error {
 
 // ID is this node's id.
 func (n *Node) ID() string { return n.id }
+
+// Collectors returns the node's Prometheus collectors: replication's, when
+// its partitions are replicated.
+func (n *Node) Collectors() []prometheus.Collector {
+	if n.rep == nil {
+		return nil
+	}
+	return n.rep.collectors()
+}
 
 // MemberView is one member as the members listing shows it.
 type MemberView struct {

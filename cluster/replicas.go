@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmihailenco/msgpack/v5"
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -75,7 +76,8 @@ type replicaSet struct {
 	d    *replication.Driver
 	rt   *raftTransport
 
-	sending chan struct{} // bounds the snapshots streamed at once
+	sending       chan struct{} // bounds the snapshots streamed at once
+	snapshotsSent prometheus.Counter
 
 	// Guarded by n.mu.
 	leading map[uint16]uint64 // partitions raft says this node serves → term
@@ -87,7 +89,9 @@ type replicaSet struct {
 func newReplicaSet(n *Node) (*replicaSet, error) {
 	rs := &replicaSet{n: n, want: n.cfg.Replicas, self: placement.ReplicaID(placement.Member(n.id)),
 		log: replication.NewPebbleLog(n.db), sending: make(chan struct{}, maxSnapshotsSending),
-		leading: map[uint16]uint64{}, paused: map[uint16]time.Time{}, wake: make(chan struct{}, 1)}
+		leading: map[uint16]uint64{}, paused: map[uint16]time.Time{}, wake: make(chan struct{}, 1),
+		snapshotsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_raft_snapshots_sent_total",
+			Help: "Snapshots (a partition's keys) streamed to replicas that were added or too far behind for the log."})}
 	rs.sm = replication.NewStoreStateMachine(n.db, rs.leadershipChanged)
 	rs.rt = &raftTransport{addrOf: rs.addrOf, log: n.log, snapshot: rs.sendSnapshot}
 	d, err := replication.NewDriver(replication.DriverConfig{
@@ -472,6 +476,7 @@ func (rs *replicaSet) sendSnapshot(to replication.NodeID, addr string, env repli
 		rs.n.log.Warn("snapshot not delivered; raft sends another", "partition", env.Group, "to", rs.name(to), "err", err)
 		return
 	}
+	rs.snapshotsSent.Inc()
 	rs.n.log.Info("snapshot sent", "partition", env.Group, "to", rs.name(to), "index", index, "keys", keys, "took", time.Since(start).Round(time.Millisecond))
 }
 
@@ -504,6 +509,24 @@ func (rs *replicaSet) receive(env *wire.Envelope) *wire.Envelope {
 }
 
 // --- views --------------------------------------------------------------------------
+
+// collectors are the replication metrics: the driver's, snapshots sent, and
+// the replicas missing from the groups this node leads.
+func (rs *replicaSet) collectors() []prometheus.Collector {
+	missing := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_raft_replicas_missing",
+		Help: "Replicas the groups this node leads lack to reach the replica count (capped at the registered nodes): 0 when fully replicated."},
+		func() float64 {
+			want := min(rs.want, len(rs.n.reg.Registered()))
+			total := 0
+			for _, p := range rs.served() {
+				if st, ok := rs.d.Status(replication.GroupID(p)); ok && len(st.Voters) < want {
+					total += want - len(st.Voters)
+				}
+			}
+			return float64(total)
+		})
+	return append(rs.d.Collectors(), rs.snapshotsSent, missing)
+}
 
 // view fills a partition's replication fields from this node's replica, if
 // it has one.

@@ -79,6 +79,7 @@ type Driver struct {
 	mu      sync.Mutex
 	gs      *Groups
 	stopped error
+	metrics *metrics
 
 	kick chan struct{}
 	stop chan struct{}
@@ -106,7 +107,7 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger.With("component", "replication", "raft_node", cfg.Groups.NodeID), gs: gs,
+	return &Driver{cfg: cfg, log: cfg.Logger.With("component", "replication", "raft_node", cfg.Groups.NodeID), gs: gs, metrics: newMetrics(),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
@@ -169,9 +170,13 @@ func (d *Driver) CommitStep(part uint16, b *storage.Batch) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stepWait)
 	defer cancel()
+	start := time.Now()
+	d.metrics.proposals.Inc()
 	if _, err := d.Propose(ctx, GroupID(part), repr); err != nil {
+		d.metrics.proposalsFailed.Inc()
 		return fmt.Errorf("commit a step of partition %d: %w", part, err)
 	}
+	d.metrics.commit.Observe(time.Since(start).Seconds())
 	return nil
 }
 
@@ -340,6 +345,7 @@ func (d *Driver) pass() (more bool, err error) {
 	}
 	for _, lc := range b.Leaders {
 		if !lc.Leading { // first: the partition stops being served here before anything else happens
+			d.metrics.leadershipLost.Inc()
 			d.cfg.StateMachine.LeadershipChanged(lc)
 		}
 	}
@@ -348,6 +354,7 @@ func (d *Driver) pass() (more bool, err error) {
 			if err := d.cfg.StateMachine.InstallSnapshot(sv.Group, sv.Snapshot.GetMetadata()); err != nil {
 				return false, fmt.Errorf("install a snapshot of group %d: %w", sv.Group, err)
 			}
+			d.metrics.snapshots.Inc()
 		}
 	}
 	if len(b.Saves) > 0 {
@@ -365,6 +372,7 @@ func (d *Driver) pass() (more bool, err error) {
 	}
 	for _, lc := range b.Leaders {
 		if lc.Leading {
+			d.metrics.leadershipGained.Inc()
 			d.cfg.StateMachine.LeadershipChanged(lc)
 		}
 	}

@@ -293,8 +293,9 @@ func (gs *Groups) Step(e Envelope) error {
 		bs := g.rn.BasicStatus()
 		g.quiesced = err == nil && bs.Lead == m.GetFrom() && bs.GetTerm() == m.GetTerm() && bs.GetCommit() >= m.GetCommit() && !g.leading
 		return err
-	case m.GetType() == pb.MessageType_MsgHeartbeatResp && g.quiesced:
-		// The answer to the quiesce heartbeat: the group stays quiet.
+	case m.GetType() == pb.MessageType_MsgHeartbeatResp:
+		// An answer to a heartbeat is no activity: a quiet group stays quiet,
+		// an idle one keeps counting.
 	default:
 		g.wake()
 	}
@@ -452,13 +453,17 @@ func (gs *Groups) ReportUnreachable(id GroupID, to NodeID) {
 // Messages, then apply Committed, then Advance.
 func (gs *Groups) Ready() *Batch {
 	b := &Batch{}
-	for _, e := range gs.outbox {
-		if b.Messages == nil {
-			b.Messages = map[NodeID][]Envelope{}
+	defer func() {
+		// After the groups' own messages: a quiesce heartbeat must be the last
+		// a replica hears from its leader (a heartbeat after it would wake it).
+		for _, e := range gs.outbox {
+			if b.Messages == nil {
+				b.Messages = map[NodeID][]Envelope{}
+			}
+			b.Messages[e.Message.GetTo()] = append(b.Messages[e.Message.GetTo()], e)
 		}
-		b.Messages[e.Message.GetTo()] = append(b.Messages[e.Message.GetTo()], e)
-	}
-	gs.outbox = gs.outbox[:0]
+		gs.outbox = gs.outbox[:0]
+	}()
 	for _, id := range slices.Sorted(maps.Keys(gs.groups)) { // a stable order: deterministic tests
 		g := gs.groups[id]
 		if !g.rn.HasReady() {

@@ -25,6 +25,19 @@ type memStorage struct {
 	conf *pb.ConfState
 }
 
+// Snapshot is the last one made (by Compact) with the membership as it is
+// now, as PebbleLog's are: a replica added after the compaction finds itself
+// in it.
+func (s *memStorage) Snapshot() (*pb.Snapshot, error) {
+	snap, err := s.MemoryStorage.Snapshot()
+	if err != nil || s.conf == nil || snap.GetMetadata().GetIndex() == 0 {
+		return snap, err
+	}
+	out := proto.Clone(snap).(*pb.Snapshot)
+	out.Metadata.ConfState = proto.Clone(s.conf).(*pb.ConfState)
+	return out, nil
+}
+
 func (s *memStorage) InitialState() (*pb.HardState, *pb.ConfState, error) {
 	hs, cs, err := s.MemoryStorage.InitialState()
 	if s.conf != nil {

@@ -124,7 +124,7 @@ func (l *PebbleLog) Save(saves []Save, _ bool) error {
 	}
 	updates := make(map[GroupID]after, len(saves))
 	for _, sv := range saves {
-		s := l.storage(sv.Group)
+		s := l.Storage(sv.Group).(*pebbleStorage)
 		u := updates[sv.Group]
 		if snap := sv.Snapshot; snap != nil {
 			// The data was installed first (StateMachine.InstallSnapshot): the
@@ -178,7 +178,7 @@ func (l *PebbleLog) Save(saves []Save, _ bool) error {
 		return fmt.Errorf("replication: save raft logs: %w", err)
 	}
 	for g, u := range updates {
-		s := l.storage(g)
+		s := l.Storage(g).(*pebbleStorage)
 		s.mu.Lock()
 		if s.loaded {
 			if u.snapshotted {
@@ -196,7 +196,7 @@ func (l *PebbleLog) Save(saves []Save, _ bool) error {
 // Compact truncates group g's log up to and including index, which must have
 // been applied. Replicas that still need those entries get a snapshot.
 func (l *PebbleLog) Compact(g GroupID, index uint64) error {
-	s := l.storage(g)
+	s := l.Storage(g).(*pebbleStorage)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.loadLocked(); err != nil {
