@@ -28,13 +28,17 @@ func replicatedNode(t *testing.T, id, dir string, join []string, inc func(contex
 
 // fullyReplicated reports whether every node is ready: every partition has a
 // live leader and three voters.
-func fullyReplicated(nodes ...*clusterNode) error {
+func fullyReplicated(nodes ...*clusterNode) error { return replicatedOn(len(nodes), nodes...) }
+
+// replicatedOn reports whether every node is ready and every partition has
+// want voters.
+func replicatedOn(want int, nodes ...*clusterNode) error {
 	for _, n := range nodes {
 		if err := n.rt.Cluster().Ready(); err != nil {
 			return err
 		}
 		for _, p := range n.rt.Cluster().Partitions() {
-			if len(p.Replicas) != 3 {
+			if len(p.Replicas) != want {
 				return fmt.Errorf("node %s: partition %d has replicas %v", n.id, p.Partition, p.Replicas)
 			}
 		}
@@ -134,5 +138,67 @@ func TestClusterReplicatedSurvivesALostDisk(t *testing.T) {
 	check("after")
 	if _, err := a.rt.Status(ctx, "no-such-instance"); !errors.Is(err, weft.ErrInstanceNotFound) {
 		t.Fatalf("status of an unknown instance: %v", err)
+	}
+}
+
+// A cluster that kept one copy of each partition (handoff) is restarted with
+// replicas: each node's partitions become raft groups with it as the only
+// replica, which grow to both nodes; every instance is still there.
+func TestClusterOneCopyStoreBecomesReplicated(t *testing.T) {
+	ctx := context.Background()
+	inc := func(_ context.Context, v int) (int, error) { return v + 1, nil }
+	adir, bdir := t.TempDir(), t.TempDir()
+	a := startClusterNodeWith(t, "a", adir, nil, inc)
+	b := startClusterNodeWith(t, "b", bdir, []string{a.gossipAddr()}, inc)
+	eventually(t, "placement settles", 30*time.Second, func() error { return settled(a, b) })
+	const n = 40
+	for i := range n {
+		if _, err := a.rt.Schedule(ctx, "ClusterChain", i, weft.WithInstanceID(fmt.Sprintf("old-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onB := 0
+	for i := range n {
+		id := fmt.Sprintf("old-%d", i)
+		if st, err := a.rt.WaitForCompletion(ctx, id); err != nil || st.Status != weft.StatusCompleted {
+			t.Fatalf("%s: %v %v", id, st, err)
+		}
+		if a.rt.Cluster().Partitions()[a.rt.Host().Partition(id)].Holder == "b" {
+			onB++
+		}
+	}
+	if onB == 0 || onB == n {
+		t.Fatalf("%d of %d instances on b: want both nodes holding some", onB, n)
+	}
+	agossip := a.gossipAddr()
+	if err := b.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	a = replicatedNode(t, "a", adir, nil, inc)
+	defer a.rt.Close()
+	b = replicatedNode(t, "b", bdir, []string{agossip, a.gossipAddr()}, inc)
+	defer b.rt.Close()
+	eventually(t, "every partition on both nodes", 60*time.Second, func() error { return replicatedOn(2, a, b) })
+	for i := range n {
+		id := fmt.Sprintf("old-%d", i)
+		for _, via := range []*clusterNode{a, b} {
+			st, err := via.rt.Status(ctx, id)
+			if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != fmt.Sprint(i+3) {
+				t.Fatalf("%s via %s after the upgrade: %+v %v", id, via.id, st, err)
+			}
+		}
+	}
+	for i := range 10 {
+		id := fmt.Sprintf("new-%d", i)
+		if _, err := b.rt.Schedule(ctx, "ClusterChain", i, weft.WithInstanceID(id)); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := a.rt.WaitForCompletion(ctx, id); err != nil || st.Status != weft.StatusCompleted {
+			t.Fatalf("%s: %v %v", id, st, err)
+		}
 	}
 }

@@ -349,6 +349,9 @@ func (d *Driver) pass() (more bool, err error) {
 			d.cfg.StateMachine.LeadershipChanged(lc)
 		}
 	}
+	for to, msgs := range b.Early {
+		d.cfg.Transport.Send(to, msgs)
+	}
 	for _, sv := range b.Saves {
 		if sv.Snapshot != nil {
 			if err := d.cfg.StateMachine.InstallSnapshot(sv.Group, sv.Snapshot.GetMetadata()); err != nil {

@@ -82,7 +82,8 @@ type LeaderChange struct {
 type Batch struct {
 	Saves     []Save
 	MustSync  bool
-	Messages  map[NodeID][]Envelope // by destination
+	Messages  map[NodeID][]Envelope // by destination, sent once Saves are durable
+	Early     map[NodeID][]Envelope // leaders' appends and heartbeats: may be sent before
 	Committed []Applied
 	Leaders   []LeaderChange
 
@@ -96,7 +97,9 @@ type groupReady struct {
 }
 
 // Empty reports whether the batch has nothing to do.
-func (b *Batch) Empty() bool { return len(b.readys) == 0 && len(b.Messages) == 0 && b.err == nil }
+func (b *Batch) Empty() bool {
+	return len(b.readys) == 0 && len(b.Messages) == 0 && len(b.Early) == 0 && b.err == nil
+}
 
 // Err is set when the pass could not be prepared (a conf change that does not
 // decode): the groups cannot go on.
@@ -109,6 +112,10 @@ type Groups struct {
 	groups       map[GroupID]*group
 	nextProposal uint64
 	outbox       []Envelope // quiesce heartbeats, sent with the next Ready
+	// dirty are the groups that may have something for Ready: touched (ticked,
+	// stepped, proposed to...) since, or ready at, the last pass. Ready looks
+	// at them only, not at every group.
+	dirty map[GroupID]struct{}
 }
 
 type group struct {
@@ -147,7 +154,7 @@ func NewGroups(cfg Config) (*Groups, error) {
 	}
 	// Proposal ids start at this node's id in the high bits, so an entry
 	// another node proposed never matches one of ours.
-	return &Groups{cfg: cfg, groups: map[GroupID]*group{}, nextProposal: cfg.NodeID << 40}, nil
+	return &Groups{cfg: cfg, groups: map[GroupID]*group{}, nextProposal: cfg.NodeID << 40, dirty: map[GroupID]struct{}{}}, nil
 }
 
 // Create adds this node's replica of group id, reading its raft state from
@@ -189,6 +196,7 @@ func (gs *Groups) Create(id GroupID, storage raft.Storage, peers []NodeID, appli
 		}
 	}
 	gs.groups[id] = &group{id: id, rn: rn}
+	gs.dirty[id] = struct{}{}
 	return nil
 }
 
@@ -215,6 +223,7 @@ func (gs *Groups) Tick() {
 			continue
 		}
 		g.rn.Tick()
+		gs.dirty[g.id] = struct{}{}
 		if g.serving {
 			gs.maybeQuiesce(g)
 		}
@@ -285,6 +294,7 @@ func (gs *Groups) Step(e Envelope) error {
 	if !ok {
 		return ErrNoGroup
 	}
+	gs.dirty[e.Group] = struct{}{}
 	m := e.Message
 	switch {
 	case e.Quiesce:
@@ -314,6 +324,7 @@ func (gs *Groups) Campaign(id GroupID) error {
 		return ErrNoGroup
 	}
 	g.wake()
+	gs.dirty[id] = struct{}{}
 	return g.rn.Campaign()
 }
 
@@ -340,6 +351,7 @@ func (gs *Groups) Propose(id GroupID, data []byte) (*Proposal, error) {
 	pid := gs.nextProposal
 	framed := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(data)), pid)
 	framed = append(framed, data...)
+	gs.dirty[id] = struct{}{}
 	if err := g.rn.Propose(framed); err != nil {
 		return nil, fmt.Errorf("group %d: %w", id, err)
 	}
@@ -361,6 +373,7 @@ func (gs *Groups) ProposeConfChange(id GroupID, cc *pb.ConfChange) error {
 		return fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
 	}
 	g.wake()
+	gs.dirty[id] = struct{}{}
 	return g.rn.ProposeConfChange(cc)
 }
 
@@ -384,6 +397,7 @@ func (gs *Groups) TransferLeadership(id GroupID, to NodeID) error {
 		return fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
 	}
 	g.wake()
+	gs.dirty[id] = struct{}{}
 	g.rn.TransferLeader(to)
 	return nil
 }
@@ -396,6 +410,7 @@ func (gs *Groups) ReportSnapshot(id GroupID, to NodeID, ok bool) {
 		if !ok {
 			st = raft.SnapshotFailure
 		}
+		gs.dirty[id] = struct{}{}
 		g.rn.ReportSnapshot(to, st)
 	}
 }
@@ -444,13 +459,14 @@ func (gs *Groups) Status(id GroupID) (GroupStatus, bool) {
 // ReportUnreachable tells a group that a message to a node was not delivered.
 func (gs *Groups) ReportUnreachable(id GroupID, to NodeID) {
 	if g, ok := gs.groups[id]; ok {
+		gs.dirty[id] = struct{}{}
 		g.rn.ReportUnreachable(to)
 	}
 }
 
 // Ready collects what every group has to do. Nothing in it may be acted on
-// out of order: persist Saves (one write, synced if MustSync), then send
-// Messages, then apply Committed, then Advance.
+// out of order: send Early (or not before the rest), persist Saves (one write,
+// synced if MustSync), then send Messages, then apply Committed, then Advance.
 func (gs *Groups) Ready() *Batch {
 	b := &Batch{}
 	defer func() {
@@ -464,9 +480,15 @@ func (gs *Groups) Ready() *Batch {
 		}
 		gs.outbox = gs.outbox[:0]
 	}()
-	for _, id := range slices.Sorted(maps.Keys(gs.groups)) { // a stable order: deterministic tests
+	ids := make([]GroupID, 0, len(gs.dirty))
+	for id := range gs.dirty {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // a stable order: deterministic tests
+	for _, id := range ids {
 		g := gs.groups[id]
-		if !g.rn.HasReady() {
+		if g == nil || !g.rn.HasReady() {
+			delete(gs.dirty, id) // stays clean until touched again
 			continue
 		}
 		rd := g.rn.Ready()
@@ -513,12 +535,20 @@ func (gs *Groups) Ready() *Batch {
 			}
 			b.Saves = append(b.Saves, s)
 		}
-		b.MustSync = b.MustSync || rd.MustSync
+		b.MustSync = b.MustSync || rd.MustSync || !raft.IsEmptySnap(rd.Snapshot)
 		for _, m := range rd.Messages {
-			if b.Messages == nil {
-				b.Messages = map[NodeID][]Envelope{}
+			// A leader's appends and heartbeats may go out while its own copy is
+			// being written (the Raft thesis, 10.2.1; etcd does it): its term was
+			// made durable when it campaigned. Everything else (a follower's
+			// answers, votes) waits for the write.
+			out := &b.Messages
+			if g.leading && (m.GetType() == pb.MessageType_MsgApp || m.GetType() == pb.MessageType_MsgHeartbeat) {
+				out = &b.Early
 			}
-			b.Messages[m.GetTo()] = append(b.Messages[m.GetTo()], Envelope{Group: id, Message: m})
+			if *out == nil {
+				*out = map[NodeID][]Envelope{}
+			}
+			(*out)[m.GetTo()] = append((*out)[m.GetTo()], Envelope{Group: id, Message: m})
 		}
 		for _, e := range rd.CommittedEntries {
 			if e.GetType() != pb.EntryType_EntryNormal || len(e.GetData()) < 8 {

@@ -113,14 +113,17 @@ func (l *PebbleLog) storage(g GroupID) *pebbleStorage {
 	return s
 }
 
-// Save implements LogStore: one batch for every group, committed synced.
-func (l *PebbleLog) Save(saves []Save, _ bool) error {
+// Save implements LogStore: one batch for every group, committed synced when
+// raft says it must be (new entries, a new term or vote); a pass that only
+// moves commit indexes is written without waiting for the disk.
+func (l *PebbleLog) Save(saves []Save, sync bool) error {
 	b := l.db.NewBatch()
 	defer b.Close()
 	type after struct {
 		last                 uint64
 		snapIndex, snapTerm  uint64
 		hasLast, snapshotted bool
+		entries              []*pb.Entry
 	}
 	updates := make(map[GroupID]after, len(saves))
 	for _, sv := range saves {
@@ -157,6 +160,7 @@ func (l *PebbleLog) Save(saves []Save, _ bool) error {
 				b.PutRaftEntry(s.part, e.GetIndex(), v)
 			}
 			u.last, u.hasLast = sv.Entries[n-1].GetIndex(), true
+			u.entries = sv.Entries
 		}
 		if sv.HardState != nil {
 			v, err := proto.Marshal(sv.HardState)
@@ -174,12 +178,20 @@ func (l *PebbleLog) Save(saves []Save, _ bool) error {
 		}
 		updates[sv.Group] = u
 	}
-	if err := b.Commit(); err != nil {
+	commit := b.Commit
+	if !sync {
+		commit = b.CommitUnsynced
+	}
+	if err := commit(); err != nil {
 		return fmt.Errorf("replication: save raft logs: %w", err)
 	}
 	for g, u := range updates {
 		s := l.Storage(g).(*pebbleStorage)
 		s.mu.Lock()
+		if u.snapshotted {
+			s.recent = s.recent[:0]
+		}
+		s.remember(u.entries)
 		if s.loaded {
 			if u.snapshotted {
 				s.truncIndex, s.truncTerm = u.snapIndex, u.snapTerm
@@ -220,6 +232,9 @@ func (l *PebbleLog) Compact(g GroupID, index uint64) error {
 		return fmt.Errorf("replication: compact group %d: %w", g, err)
 	}
 	s.truncIndex, s.truncTerm = index, term
+	for len(s.recent) > 0 && s.recent[0].GetIndex() <= index {
+		s.recent = s.recent[1:]
+	}
 	return nil
 }
 
@@ -283,6 +298,47 @@ type pebbleStorage struct {
 	loaded                bool
 	last                  uint64 // the last index: an entry's, or the truncation point's
 	truncIndex, truncTerm uint64
+	// recent are the last entries written, contiguous up to last: raft asks
+	// for their terms on every append and commit, and for the entries
+	// themselves when a follower is a little behind; reading them back from
+	// pebble each time cost a memtable seek apiece.
+	recent []*pb.Entry
+}
+
+// recentEntries is how many of a group's last entries stay in memory.
+const recentEntries = 64
+
+// remember records entries just written (contiguous, the log's new tail).
+func (s *pebbleStorage) remember(es []*pb.Entry) {
+	if len(es) == 0 {
+		return
+	}
+	first := es[0].GetIndex()
+	if n := len(s.recent); n > 0 && s.recent[0].GetIndex() <= first && first <= s.recent[n-1].GetIndex()+1 {
+		s.recent = s.recent[:first-s.recent[0].GetIndex()] // a conflicting tail is replaced
+	} else {
+		s.recent = s.recent[:0]
+	}
+	s.recent = append(s.recent, es...)
+	if extra := len(s.recent) - recentEntries; extra > 0 {
+		s.recent = append(s.recent[:0:0], s.recent[extra:]...)
+	}
+}
+
+// cached returns entries [lo, hi) from memory, if they are all there.
+func (s *pebbleStorage) cached(lo, hi, maxSize uint64) ([]*pb.Entry, bool) {
+	if len(s.recent) == 0 || lo < s.recent[0].GetIndex() || hi-1 > s.recent[len(s.recent)-1].GetIndex() || hi <= lo {
+		return nil, false
+	}
+	es := s.recent[lo-s.recent[0].GetIndex() : hi-s.recent[0].GetIndex()]
+	var size uint64
+	for i, e := range es {
+		size += uint64(proto.Size(e))
+		if i > 0 && size > maxSize {
+			return es[:i:i], true
+		}
+	}
+	return es[:len(es):len(es)], true
 }
 
 func (s *pebbleStorage) loadLocked() error {
@@ -354,6 +410,9 @@ func (s *pebbleStorage) entriesLocked(lo, hi, maxSize uint64) ([]*pb.Entry, erro
 	}
 	if hi > s.last+1 {
 		return nil, fmt.Errorf("replication: group %d: entries [%d, %d) asked, the log ends at %d: %w", s.part, lo, hi, s.last, raft.ErrUnavailable)
+	}
+	if es, ok := s.cached(lo, hi, maxSize); ok {
+		return es, nil
 	}
 	var out []*pb.Entry
 	var size uint64

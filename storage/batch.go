@@ -294,6 +294,26 @@ func (b *Batch) Commit() error {
 	return nil
 }
 
+// CommitUnsynced applies the batch atomically without waiting for the disk: for
+// writes a crash may lose, such as a raft group's commit index, which raft
+// learns again from its peers.
+func (b *Batch) CommitUnsynced() error {
+	if b.err != nil {
+		return b.err
+	}
+	if b.b == nil {
+		return errors.New("storage: commit of a closed batch")
+	}
+	if err := b.db.acquire(); err != nil {
+		return err
+	}
+	defer b.db.release()
+	if err := b.b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("storage: commit: %w", err)
+	}
+	return nil
+}
+
 // Close releases the batch. It is safe to call after Commit and more than once.
 func (b *Batch) Close() {
 	if b.b != nil {

@@ -166,9 +166,34 @@ func clusterCommand(ctx context.Context, c *api.Client, cmd string, asJSON bool,
 	if asJSON {
 		return printJSON(stdout, p)
 	}
-	fmt.Fprintln(tw, "PARTITION\tOWNER\tHOLDER\tEPOCH\tSERVING")
+	replicated := false
 	for _, x := range p.Partitions {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%v\n", x.Partition, x.Owner, x.Holder, x.Epoch, x.Serving)
+		replicated = replicated || len(x.Replicas) > 0
+	}
+	if !replicated {
+		fmt.Fprintln(tw, "PARTITION\tOWNER\tHOLDER\tEPOCH\tSERVING")
+		for _, x := range p.Partitions {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%v\n", x.Partition, x.Owner, x.Holder, x.Epoch, x.Serving)
+		}
+		return nil
+	}
+	// Replicated: the holder is the group's leader, the epoch its term.
+	fmt.Fprintln(tw, "PARTITION\tOWNER\tLEADER\tTERM\tSERVING\tREPLICAS\tAPPLIED\tSTATE")
+	for _, x := range p.Partitions {
+		replicas := strings.Join(x.Replicas, ",")
+		if len(x.Learners) > 0 {
+			replicas += " (+" + strings.Join(x.Learners, ",") + " catching up)"
+		}
+		state := "ok"
+		switch {
+		case len(x.Replicas) > 0 && !x.Quorum:
+			state = "below quorum"
+		case x.UnderReplicated:
+			state = "under-replicated"
+		case len(x.Replicas) == 0:
+			state = "no replica here"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%v\t%s\t%d\t%s\n", x.Partition, x.Owner, x.Holder, x.Epoch, x.Serving, replicas, x.Applied, state)
 	}
 	return nil
 }

@@ -63,7 +63,8 @@ const (
 var (
 	binPath   = flag.String("bin", "", "weft binary (default: built from this tree into the log directory)")
 	outFile   = flag.String("out", "", "also write the report to this file")
-	only      = flag.String("only", "restart,join,throughput", "parts to run, comma-separated: restart, join, throughput")
+	only      = flag.String("only", "restart,join,throughput,failover,idle", "parts to run, comma-separated: restart, join, throughput, failover, idle")
+	failoverN = flag.Int("failover-n", 10, "failover: leader kills")
 	poll      = flag.Duration("poll", 20*time.Millisecond, "poll interval of the readiness and placement checks")
 	restartN  = flag.Int("restart-n", 300, "restart: instances")
 	chainN    = flag.Int("n", 1000, "throughput: instances per run")
@@ -108,6 +109,7 @@ func main() {
 // ---- nodes ----
 
 type node struct {
+	replicas  int    // --replicas of a cluster node
 	name      string // n1…; the node id of a cluster node
 	label     string // the part it belongs to, for its log file's name
 	clustered bool
@@ -200,7 +202,7 @@ func (b *bench) newNode(label, name string, clustered bool) (*node, error) {
 func (b *bench) start(n *node, join []string) error {
 	args := []string{"serve", "--http", n.http, "--grpc", "off", "--data", n.dir, "--log-format", "text", "--samples"}
 	if n.clustered {
-		args = append(args, "--node-id", n.name, "--gossip", n.gossip, "--actor", n.actor)
+		args = append(args, "--node-id", n.name, "--gossip", n.gossip, "--actor", n.actor, "--replicas", strconv.Itoa(n.replicas))
 		if len(join) > 0 {
 			args = append(args, "--join", strings.Join(join, ","))
 		}
@@ -462,7 +464,7 @@ func (b *bench) waitConverged(ctx context.Context, nodes []*node, since time.Tim
 
 // startCluster starts n1 (founder), then each next node joining the ones before,
 // each once the previous ones agree.
-func (b *bench) startCluster(ctx context.Context, label string, size int) ([]*node, time.Duration, error) {
+func (b *bench) startCluster(ctx context.Context, label string, size, replicas int) ([]*node, time.Duration, error) {
 	var nodes []*node
 	t0 := time.Now()
 	for i := range size {
@@ -470,6 +472,7 @@ func (b *bench) startCluster(ctx context.Context, label string, size int) ([]*no
 		if err != nil {
 			return nodes, 0, err
 		}
+		n.replicas = replicas
 		var join []string
 		for _, o := range nodes {
 			join = append(join, o.gossip)
@@ -493,8 +496,8 @@ func (b *bench) startCluster(ctx context.Context, label string, size int) ([]*no
 func (b *bench) run() error {
 	parts := strings.Split(*only, ",")
 	for _, p := range parts {
-		if !slices.Contains([]string{"restart", "join", "throughput"}, p) {
-			return fmt.Errorf("-only: unknown part %q (restart, join, throughput)", p)
+		if !slices.Contains([]string{"restart", "join", "throughput", "failover", "idle"}, p) {
+			return fmt.Errorf("-only: unknown part %q (restart, join, throughput, failover, idle)", p)
 		}
 	}
 	var err error
@@ -543,6 +546,20 @@ func (b *bench) run() error {
 			b.printf("\n**Part 3 failed: %v**\n", err)
 		}
 	}
+	if slices.Contains(parts, "failover") {
+		if err := b.partFailover(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("failover: %w", err))
+			b.printf("\n**Part 4 failed: %v**\n", err)
+		}
+		b.killAll()
+	}
+	if slices.Contains(parts, "idle") {
+		if err := b.partIdle(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("idle: %w", err))
+			b.printf("\n**Part 5 failed: %v**\n", err)
+		}
+		b.killAll()
+	}
 	b.printf("\n- load at end: `%s`\n", uptime())
 	b.printf("- node logs: `%s`\n", b.tmp)
 	if !*keep {
@@ -559,7 +576,7 @@ func (b *bench) run() error {
 func (b *bench) partRestart(ctx context.Context) ([]*node, error) {
 	b.printf("\n## 1. Restart after SIGKILL\n\n")
 	progress("restart: starting a 3-node cluster")
-	nodes, setup, err := b.startCluster(ctx, "restart", 3)
+	nodes, setup, err := b.startCluster(ctx, "restart", 3, 1)
 	if err != nil {
 		return nodes, err
 	}
@@ -799,7 +816,7 @@ func (b *bench) partJoin(ctx context.Context, cl []*node) error {
 		b.killAll()
 		var err error
 		progress("join: starting a 3-node cluster")
-		if cl, setup, err = b.startCluster(ctx, "join", 3); err != nil {
+		if cl, setup, err = b.startCluster(ctx, "join", 3, 1); err != nil {
 			return err
 		}
 	}
@@ -967,10 +984,10 @@ type tputRun struct {
 }
 
 func (b *bench) partThroughput(ctx context.Context) error {
-	b.printf("\n## 3. Chain throughput: 1 node vs 3 nodes\n\n")
+	b.printf("\n## 3. Chain throughput: 1 node vs 3 nodes (1 and 3 replicas)\n\n")
 	var out []tputRun
 	for r := 1; r <= *runs; r++ {
-		for _, setup := range []string{"1 node", "3 nodes"} {
+		for _, setup := range tputSetups {
 			progress("throughput: %s, run %d", setup, r)
 			res := b.tputOnce(ctx, setup, r)
 			b.killAll()
@@ -982,7 +999,7 @@ func (b *bench) partThroughput(ctx context.Context) error {
 			out = append(out, res)
 		}
 	}
-	b.printf("%d `%s` instances (`%s`: %d activities each — Step1…Step4 — so %d activities per run) started with `POST /api/v1/instances` from %d goroutines, the i-th through node i mod N; as each start returns, a goroutine of its own awaits it with `GET /api/v1/instances/{id}/wait?timeout=60s` on the same node (and checks COMPLETED, output %s). Time from the first start to the last completion. Single node: `weft serve` without cluster flags; 3 nodes: a cluster started fresh for each run (n1 founds it, n2 and n3 join), measured once every node agrees on placement and serves what it owns. Alternating 1 node, 3 nodes; %d runs each; fresh data directories every run.\n\n",
+	b.printf("%d `%s` instances (`%s`: %d activities each — Step1…Step4 — so %d activities per run) started with `POST /api/v1/instances` from %d goroutines, the i-th through node i mod N; as each start returns, a goroutine of its own awaits it with `GET /api/v1/instances/{id}/wait?timeout=60s` on the same node (and checks COMPLETED, output %s). Time from the first start to the last completion. Single node: `weft serve` without cluster flags; 3 nodes: a cluster started fresh for each run (n1 founds it, n2 and n3 join), with `--replicas 1` (one copy of each partition) or `--replicas 3` (every partition a raft group over the three nodes), measured once every node is ready, agrees on placement and every partition is served (led) by its owner. Alternating 1 node, 3 nodes; %d runs each; fresh data directories every run.\n\n",
 		*chainN, workflowName, chainInput, activitiesPerChain, *chainN*activitiesPerChain, *conc, chainOutput, *runs)
 	b.printf("| run | setup | first start → last completion | activities/s | starts took | CPU s per node | activities run per node |\n|---|---|---|---|---|---|---|\n")
 	med := map[string][]float64{}
@@ -1003,7 +1020,7 @@ func (b *bench) partThroughput(ctx context.Context) error {
 		med[r.setup] = append(med[r.setup], actsPerSec(r.elapsed))
 	}
 	b.printf("\n| setup | runs | activities/s, median | min–max |\n|---|---|---|---|\n")
-	for _, s := range []string{"1 node", "3 nodes"} {
+	for _, s := range tputSetups {
 		xs := med[s]
 		if len(xs) == 0 {
 			b.printf("| %s | 0 | – | – |\n", s)
@@ -1011,12 +1028,18 @@ func (b *bench) partThroughput(ctx context.Context) error {
 		}
 		b.printf("| %s | %d | **%.0f** | %.0f–%.0f |\n", s, len(xs), median(xs), slices.Min(xs), slices.Max(xs))
 	}
-	if len(med["1 node"]) > 0 && len(med["3 nodes"]) > 0 {
-		b.printf("\nRatio 3 nodes / 1 node (medians): **%.2f×**.\n", median(med["3 nodes"])/median(med["1 node"]))
+	if len(med["1 node"]) > 0 && len(med["3 nodes, 1 replica"]) > 0 {
+		b.printf("\nRatio 3 nodes (1 replica) / 1 node (medians): **%.2f×**.\n", median(med["3 nodes, 1 replica"])/median(med["1 node"]))
+	}
+	if len(med["3 nodes, 3 replicas"]) > 0 && len(med["3 nodes, 1 replica"]) > 0 {
+		b.printf("\nRatio 3 replicas / 1 replica on 3 nodes (medians): **%.2f×** (every step committed by a quorum of 2 of 3 replicas, each fsyncing its raft log, and applied on all three).\n",
+			median(med["3 nodes, 3 replicas"])/median(med["3 nodes, 1 replica"]))
 	}
 	b.printf("\nCaveat: the three nodes are three processes on one machine with %d cores, shared with this driver (and whatever else runs on it; see the load figures), each with its own pebble store on the same disk — so this measures the cost of placement, routing and cross-node activity dispatch, not the gain of three machines. CPU s per node is user+system time of each `weft serve` process over its whole life (start-up and placement included).\n", runtime.NumCPU())
 	return errors.Join(errs...)
 }
+
+var tputSetups = []string{"1 node", "3 nodes, 1 replica", "3 nodes, 3 replicas"}
 
 func actsPerSec(d time.Duration) float64 {
 	return float64(*chainN*activitiesPerChain) / d.Seconds()
@@ -1040,7 +1063,7 @@ func (b *bench) tputOnce(ctx context.Context, setup string, run int) (res tputRu
 		}
 		b.removeData(nodes...)
 	}()
-	label := fmt.Sprintf("tput-%s-r%d", strings.ReplaceAll(setup, " ", ""), run)
+	label := fmt.Sprintf("tput-%s-r%d", strings.NewReplacer(" ", "", ",", "").Replace(setup), run)
 	if setup == "1 node" {
 		n, err := b.newNode(label, "n1", false)
 		if err != nil {
@@ -1056,7 +1079,11 @@ func (b *bench) tputOnce(ctx context.Context, setup string, run int) (res tputRu
 			return res
 		}
 	} else {
-		nodes, res.bootstrap, res.err = b.startCluster(ctx, label, 3)
+		replicas := 1
+		if strings.HasSuffix(setup, "3 replicas") {
+			replicas = 3
+		}
+		nodes, res.bootstrap, res.err = b.startCluster(ctx, label, 3, replicas)
 		if res.err != nil {
 			return res
 		}
