@@ -45,6 +45,10 @@ type Config struct {
 	// memberlist's push/pull anti-entropy (on join and every PushPullInterval)
 	// carries LocalState, and Membership.Broadcast sends updates at once.
 	State StateDelegate
+	// WrapTransport, when set, wraps the gossip's network transport (UDP and
+	// TCP on BindAddr): a network of one's own, or faults injected into it
+	// (test/faultnet cuts nodes off from each other).
+	WrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 }
 
 // StateDelegate is state replicated over gossip. MergeRemoteState receives both a

@@ -63,6 +63,7 @@ func (n *Node) reconcileLoop() {
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	failures := map[uint16]time.Time{}
+	rejoined := map[string]time.Time{}
 	var saved []byte // the registry as last persisted
 	for {
 		select {
@@ -72,6 +73,7 @@ func (n *Node) reconcileLoop() {
 		case <-tick.C:
 		}
 		n.prunePlaced()
+		n.rejoinLost(rejoined)
 		if state := n.reg.LocalState(); !slices.Equal(state, saved) {
 			if n.db.PutMeta(registryKey, state, false) == nil { // a hint: the peers hold it too
 				saved = state
@@ -106,6 +108,30 @@ func (n *Node) reconcileLoop() {
 			}
 			delete(failures, p)
 		}
+	}
+}
+
+// rejoinInterval is how often a node tries to reach a registered node that
+// the gossip declared dead.
+const rejoinInterval = 5 * time.Second
+
+// rejoinLost tries to join the gossip of each registered node it sees dead,
+// every rejoinInterval: after a network partition heals, memberlist alone
+// stops looking for members it declared dead once GossipToTheDeadTime has
+// passed, and the two sides would stay apart.
+func (n *Node) rejoinLost(last map[string]time.Time) {
+	for _, e := range n.reg.Entries() {
+		if e.Node == n.id || !e.Registered || e.GossipAddr == "" || n.alive(e.Node) || time.Since(last[e.Node]) < rejoinInterval {
+			continue
+		}
+		last[e.Node] = time.Now()
+		n.wg.Add(1)
+		go func() { // a join may wait for its TCP timeout: not in this loop
+			defer n.wg.Done()
+			if err := n.ms.Join([]string{e.GossipAddr}); err == nil {
+				n.log.Info("rejoined a node the gossip had declared dead", "member", e.Node, "gossip", e.GossipAddr)
+			}
+		}()
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -137,6 +139,19 @@ func Start(cfg Config) (*Membership, error) {
 	mlc.Conflict = d
 	mlc.Logger = log.New(memberlistLog{logger}, "", 0)
 
+	if cfg.WrapTransport != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{mlc.BindAddr}, BindPort: mlc.BindPort, Logger: mlc.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("cluster: start gossip on %s: %w", net.JoinHostPort(mlc.BindAddr, strconv.Itoa(mlc.BindPort)), err)
+		}
+		if mlc.BindPort == 0 {
+			mlc.BindPort = nt.GetAutoBindPort()
+			if mlc.AdvertisePort == 0 {
+				mlc.AdvertisePort = mlc.BindPort
+			}
+		}
+		mlc.Transport = cfg.WrapTransport(nt)
+	}
 	// memberlist calls the delegates during Create (this node's own join), and
 	// they never touch m.ml.
 	ml, err := memberlist.Create(mlc)

@@ -1383,3 +1383,26 @@ func checkNothingRanTwice(t *testing.T, nodes []*node, killAt time.Time, jobs []
 		t.Errorf("no activity ran after the kill: the kill was not in the middle of the load")
 	}
 }
+
+// debugUnfinished logs, when WEFT_TEST_DEBUG is set, every line of every node
+// that names an instance of jobs that has not finished: what a stuck workflow
+// did last.
+func debugUnfinished(t *testing.T, jobs []job, nodes []*node) {
+	t.Helper()
+	if os.Getenv("WEFT_TEST_DEBUG") == "" {
+		return
+	}
+	for _, j := range jobs {
+		st, err := waitFinished(j.ID, nodes, time.Now().Add(2*time.Second))
+		if err == nil && (st.Status == "COMPLETED" || st.Status == "FAILED" || st.Status == "TERMINATED") {
+			continue
+		}
+		for _, n := range nodes {
+			for _, l := range n.allLines() {
+				if strings.Contains(l, j.ID+" ") || strings.Contains(l, j.ID+"\"") {
+					t.Logf("%s: %s", n.ID, l)
+				}
+			}
+		}
+	}
+}

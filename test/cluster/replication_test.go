@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 )
@@ -98,15 +97,7 @@ func TestKillAndWipeUnderLoad(t *testing.T) {
 	jobs = append(jobs, fresh...)
 	waitJobs(t, jobs, survivors, 120*time.Second)
 	if t.Failed() {
-		if os.Getenv("WEFT_TEST_DEBUG") != "" {
-			for _, n := range c.nodes {
-				for _, l := range n.allLines() {
-					if strings.Contains(l, "wipe-fan-0 ") || strings.Contains(l, "wipe-fan-1 ") {
-						t.Logf("%s: %s", n.ID, l)
-					}
-				}
-			}
-		}
+		debugUnfinished(t, jobs, survivors)
 		t.FailNow()
 	}
 	started := pr.stop()

@@ -1,9 +1,11 @@
 // Command msgnode is a weft cluster node for test/cluster's tests of messages
-// between instances. It takes weft serve's cluster and HTTP flags (the word
-// "serve" first, as the harness starts weft) and serves weft's HTTP API, but
-// hosts test/messaging's workflows in place of the seed's samples. Like weft
-// serve it logs "weft serving" with its addresses once it serves, and stops
-// on SIGTERM or SIGINT.
+// between instances and of network partitions. It takes weft serve's cluster
+// and HTTP flags (the word "serve" first, as the harness starts weft) and
+// serves weft's HTTP API, hosting test/messaging's workflows (and, with
+// --samples, the seed's). With --faults its links to other nodes go through
+// test/faultnet, and PUT /faultnet {"blocked": ["host:port", ...]} cuts it
+// off from those addresses. Like weft serve it logs "weft serving" with its
+// addresses once it serves, and stops on SIGTERM or SIGINT.
 package main
 
 import (
@@ -19,9 +21,14 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/weftrt/weft"
 	"github.com/weftrt/weft/api"
 	"github.com/weftrt/weft/cluster"
+	"github.com/weftrt/weft/examples/seed"
+	"github.com/weftrt/weft/test/faultnet"
 	"github.com/weftrt/weft/test/messaging"
 )
 
@@ -44,6 +51,9 @@ func run(args []string) error {
 	gossip := fs.String("gossip", "", "gossip listen address")
 	actor := fs.String("actor", "", "actor transport listen address")
 	join := fs.String("join", "", "gossip addresses to join, comma-separated")
+	replicas := fs.Int("replicas", 0, "copies of each partition (0: one, moved by handoff)")
+	samples := fs.Bool("samples", false, "host the seed's sample workflows too")
+	faults := fs.Bool("faults", false, "route node-to-node traffic through test/faultnet, controlled at /faultnet")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,11 +70,19 @@ func run(args []string) error {
 		}
 	}
 	url := "http://" + ln.Addr().String()
-	rt, err := weft.Open(weft.Options{Dir: *data, Logger: logger, Cluster: &cluster.NodeConfig{
+	cfg := &cluster.NodeConfig{
 		Gossip:    cluster.Config{NodeID: *nodeID, BindAddr: *gossip, Join: joins, Meta: cluster.Meta{HTTPAddr: url}},
 		ActorAddr: *actor,
 		Founder:   len(joins) == 0,
-	}})
+		Replicas:  *replicas,
+	}
+	fnet := faultnet.New()
+	if *faults {
+		cfg.Gossip.WrapTransport = fnet.WrapTransport
+		// Replacing protoactor's dial options: plaintext must be asked for again.
+		cfg.DialOptions = []grpc.DialOption{fnet.DialOption(), grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	rt, err := weft.Open(weft.Options{Dir: *data, Logger: logger, Cluster: cfg})
 	if err != nil {
 		return err
 	}
@@ -72,12 +90,22 @@ func run(args []string) error {
 	if err := messaging.Register(rt.Registry()); err != nil {
 		return err
 	}
+	if *samples {
+		if err := seed.Register(rt, seed.Config{Logger: logger}); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := rt.Start(ctx); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api.NewHandler(rt, api.Options{Logger: logger}), ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", api.NewHandler(rt, api.Options{Logger: logger}))
+	if *faults {
+		mux.Handle("/faultnet", fnet.Handler())
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("weft serving", "http", url, "node", *nodeID, "gossip", *gossip, "actor", *actor)
