@@ -365,16 +365,25 @@ func (gs *Groups) Propose(id GroupID, data []byte) (*Proposal, error) {
 
 // ProposeConfChange proposes a change of a group's replicas.
 func (gs *Groups) ProposeConfChange(id GroupID, cc *pb.ConfChange) error {
+	g, err := gs.leaderOf(id)
+	if err != nil {
+		return err
+	}
+	return g.rn.ProposeConfChange(cc)
+}
+
+// leaderOf returns group id, woken and marked touched, if this node leads it.
+func (gs *Groups) leaderOf(id GroupID) (*group, error) {
 	g, ok := gs.groups[id]
 	if !ok {
-		return ErrNoGroup
+		return nil, ErrNoGroup
 	}
 	if !g.leading {
-		return fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
+		return nil, fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
 	}
 	g.wake()
 	gs.dirty[id] = struct{}{}
-	return g.rn.ProposeConfChange(cc)
+	return g, nil
 }
 
 // Has reports whether this node has a replica of group id.
@@ -389,15 +398,10 @@ func (gs *Groups) IDs() []GroupID { return slices.Sorted(maps.Keys(gs.groups)) }
 // TransferLeadership asks the group's leader (this node) to hand leadership
 // to another voter, which must be caught up for it to happen quickly.
 func (gs *Groups) TransferLeadership(id GroupID, to NodeID) error {
-	g, ok := gs.groups[id]
-	if !ok {
-		return ErrNoGroup
+	g, err := gs.leaderOf(id)
+	if err != nil {
+		return err
 	}
-	if !g.leading {
-		return fmt.Errorf("group %d (leader %d): %w", id, g.lead, ErrNotLeader)
-	}
-	g.wake()
-	gs.dirty[id] = struct{}{}
 	g.rn.TransferLeader(to)
 	return nil
 }

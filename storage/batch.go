@@ -275,29 +275,14 @@ func (b *Batch) Empty() bool { return b.b == nil || b.b.Empty() }
 
 // Commit applies the batch atomically and durably (pebble.Sync). It returns the
 // first error recorded by the batch's methods without applying anything.
-func (b *Batch) Commit() error {
-	if b.err != nil {
-		return b.err
-	}
-	if b.b == nil {
-		return errors.New("storage: commit of a closed batch")
-	}
-	if err := b.db.acquire(); err != nil {
-		return err
-	}
-	defer b.db.release()
-	b.db.syncing.Add(1)
-	defer b.db.syncing.Add(-1)
-	if err := b.b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("storage: commit: %w", err)
-	}
-	return nil
-}
+func (b *Batch) Commit() error { return b.commit(pebble.Sync) }
 
 // CommitUnsynced applies the batch atomically without waiting for the disk: for
 // writes a crash may lose, such as a raft group's commit index, which raft
 // learns again from its peers.
-func (b *Batch) CommitUnsynced() error {
+func (b *Batch) CommitUnsynced() error { return b.commit(pebble.NoSync) }
+
+func (b *Batch) commit(opts *pebble.WriteOptions) error {
 	if b.err != nil {
 		return b.err
 	}
@@ -308,7 +293,11 @@ func (b *Batch) CommitUnsynced() error {
 		return err
 	}
 	defer b.db.release()
-	if err := b.b.Commit(pebble.NoSync); err != nil {
+	if opts.Sync {
+		b.db.syncing.Add(1)
+		defer b.db.syncing.Add(-1)
+	}
+	if err := b.b.Commit(opts); err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
 	return nil

@@ -1406,3 +1406,40 @@ func debugUnfinished(t *testing.T, jobs []job, nodes []*node) {
 		}
 	}
 }
+
+// loadOnOwners makes fan-outs (items items, 2 at a time, 100 ms each) and
+// chains whose Step2 fails once and retries after 2 s, in partitions each node
+// owns in tb: fans[node] fan-outs (ids prefix-fan-K) and chains[node] chains
+// (prefix-chain-K, values from chainBase). It returns the jobs and each job's owner.
+func loadOnOwners(tb table, nodes []*node, prefix string, fans, chains map[string]int, items, chainBase int) ([]job, map[string]string) {
+	fanIDs := tb.idsOwnedBy(prefix+"-fan", fans)
+	chainIDs := tb.idsOwnedBy(prefix+"-chain", chains)
+	var jobs []job
+	owner := map[string]string{}
+	for _, n := range nodes {
+		for _, id := range fanIDs[n.ID] {
+			jobs = append(jobs, fanOutJob(id, items, 2, 100))
+			owner[id] = n.ID
+		}
+		for i, id := range chainIDs[n.ID] {
+			jobs = append(jobs, chainJob(id, chainBase+i, "Step2", 1, 2))
+			owner[id] = n.ID
+		}
+	}
+	return jobs, owner
+}
+
+// histories reads every job's history, job i through via[i%len(via)], and
+// fails the test if one cannot be read.
+func histories(t *testing.T, jobs []job, via []*node, when string) []historyDoc {
+	t.Helper()
+	out := make([]historyDoc, len(jobs))
+	if errs := parallel(len(jobs), 8, func(i int) error {
+		h, err := history(via[i%len(via)], jobs[i].ID)
+		out[i] = h
+		return err
+	}); len(errs) > 0 {
+		t.Fatalf("histories %s: %v", when, errs)
+	}
+	return out
+}

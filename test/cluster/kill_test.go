@@ -32,34 +32,14 @@ func TestKillNodeUnderLoad(t *testing.T) {
 	// Fan-outs of 40 items, 2 at a time, 100 ms each (≈ 2 s apiece), and chains
 	// whose Step2 fails once and retries after 2 s, spread evenly over the owners,
 	// started round-robin through all three nodes.
-	fans := tb.idsOwnedBy("kill-fan", map[string]int{"n1": 5, "n2": 5, "n3": 6})
-	chains := tb.idsOwnedBy("kill-chain", map[string]int{"n1": 4, "n2": 4, "n3": 4})
-	var jobs []job
-	owner := map[string]string{}
-	for _, n := range c.nodes {
-		for _, id := range fans[n.ID] {
-			jobs = append(jobs, fanOutJob(id, 40, 2, 100))
-			owner[id] = n.ID
-		}
-		for i, id := range chains[n.ID] {
-			jobs = append(jobs, chainJob(id, 100+i, "Step2", 1, 2))
-			owner[id] = n.ID
-		}
-	}
+	jobs, owner := loadOnOwners(tb, c.nodes, "kill", map[string]int{"n1": 5, "n2": 5, "n3": 6}, map[string]int{"n1": 4, "n2": 4, "n3": 4}, 40, 100)
 	startJobs(t, jobs, c.nodes)
 	totalItems := 16 * 40
 	awaitExecuted(t, 60*time.Second, c.nodes, "ProcessWorkItem", "kill-fan", totalItems/4)
 
 	// Just before the kill: every instance's history. A task completed there was
 	// recorded before the kill.
-	snapshot := make([]historyDoc, len(jobs))
-	if errs := parallel(len(jobs), 8, func(i int) error {
-		h, err := history(c.nodes[i%3], jobs[i].ID)
-		snapshot[i] = h
-		return err
-	}); len(errs) > 0 {
-		t.Fatalf("histories before the kill: %v", errs)
-	}
+	snapshot := histories(t, jobs, c.nodes, "before the kill")
 	killAt := time.Now()
 	victim.kill9()
 	t.Logf("killed %s at %s, after %d item executions", victim.ID, killAt.Format(time.StampMilli),
@@ -222,14 +202,7 @@ func TestKillNodeUnderLoad(t *testing.T) {
 	}
 
 	// The histories are whole: every task scheduled and completed once.
-	final := make([]historyDoc, len(jobs))
-	if errs := parallel(len(jobs), 8, func(i int) error {
-		h, err := history(c.nodes[i%3], jobs[i].ID)
-		final[i] = h
-		return err
-	}); len(errs) > 0 {
-		t.Fatalf("histories after the restart: %v", errs)
-	}
+	final := histories(t, jobs, c.nodes, "after the restart")
 	for _, h := range final {
 		for _, p := range historyProblems(h) {
 			t.Error(p)

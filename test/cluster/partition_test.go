@@ -40,30 +40,10 @@ func TestNetworkPartition(t *testing.T) {
 	majority := []*node{n1, n2}
 	tb := ownerTable(t, n1)
 
-	fans := tb.idsOwnedBy("cut-fan", map[string]int{"n1": 3, "n2": 3, "n3": 5})
-	chains := tb.idsOwnedBy("cut-chain", map[string]int{"n1": 3, "n2": 3, "n3": 5})
-	var jobs []job
-	owner := map[string]string{}
-	for _, n := range nodes {
-		for _, id := range fans[n.ID] {
-			jobs = append(jobs, fanOutJob(id, 30, 2, 100))
-			owner[id] = n.ID
-		}
-		for i, id := range chains[n.ID] {
-			jobs = append(jobs, chainJob(id, 700+i, "Step2", 1, 2))
-			owner[id] = n.ID
-		}
-	}
+	jobs, owner := loadOnOwners(tb, nodes, "cut", map[string]int{"n1": 3, "n2": 3, "n3": 5}, map[string]int{"n1": 3, "n2": 3, "n3": 5}, 30, 700)
 	startJobs(t, jobs, nodes)
 	awaitExecuted(t, 60*time.Second, nodes, "ProcessWorkItem", "cut-fan", 11*30/4)
-	snapshot := make([]historyDoc, len(jobs))
-	if errs := parallel(len(jobs), 8, func(i int) error {
-		h, err := history(nodes[i%3], jobs[i].ID)
-		snapshot[i] = h
-		return err
-	}); len(errs) > 0 {
-		t.Fatalf("histories before the cut: %v", errs)
-	}
+	snapshot := histories(t, jobs, nodes, "before the cut")
 
 	cutAt := time.Now()
 	block(t, n3, n1.Gossip, n1.Actor, n2.Gossip, n2.Actor)
@@ -111,14 +91,7 @@ func TestNetworkPartition(t *testing.T) {
 		t.Logf("the start tried through n3 while it was cut off: %s (it may have landed once healed)", st.Status)
 	}
 
-	final := make([]historyDoc, len(jobs))
-	if errs := parallel(len(jobs), 8, func(i int) error {
-		h, err := history(nodes[i%3], jobs[i].ID)
-		final[i] = h
-		return err
-	}); len(errs) > 0 {
-		t.Fatalf("histories after healing: %v", errs)
-	}
+	final := histories(t, jobs, nodes, "after healing")
 	for _, h := range final {
 		for _, p := range historyProblems(h) {
 			t.Error(p)

@@ -27,31 +27,11 @@ func TestKillAndWipeUnderLoad(t *testing.T) {
 	survivors := []*node{n1, n2}
 	tb := ownerTable(t, n1) // settled: every partition is led by its owner
 
-	fans := tb.idsOwnedBy("wipe-fan", map[string]int{"n1": 5, "n2": 5, "n3": 6})
-	chains := tb.idsOwnedBy("wipe-chain", map[string]int{"n1": 4, "n2": 4, "n3": 4})
-	var jobs []job
-	owner := map[string]string{}
-	for _, n := range c.nodes {
-		for _, id := range fans[n.ID] {
-			jobs = append(jobs, fanOutJob(id, 40, 2, 100))
-			owner[id] = n.ID
-		}
-		for i, id := range chains[n.ID] {
-			jobs = append(jobs, chainJob(id, 100+i, "Step2", 1, 2))
-			owner[id] = n.ID
-		}
-	}
+	jobs, owner := loadOnOwners(tb, c.nodes, "wipe", map[string]int{"n1": 5, "n2": 5, "n3": 6}, map[string]int{"n1": 4, "n2": 4, "n3": 4}, 40, 100)
 	startJobs(t, jobs, c.nodes)
 	awaitExecuted(t, 60*time.Second, c.nodes, "ProcessWorkItem", "wipe-fan", 16*40/4)
 
-	snapshot := make([]historyDoc, len(jobs))
-	if errs := parallel(len(jobs), 8, func(i int) error {
-		h, err := history(c.nodes[i%3], jobs[i].ID)
-		snapshot[i] = h
-		return err
-	}); len(errs) > 0 {
-		t.Fatalf("histories before the kill: %v", errs)
-	}
+	snapshot := histories(t, jobs, c.nodes, "before the kill")
 	var victimJobs []job
 	unfinished := 0
 	for i, j := range jobs {
@@ -104,14 +84,7 @@ func TestKillAndWipeUnderLoad(t *testing.T) {
 	pr.report() // no request failed: they waited for the new leaders
 	waitJobs(t, started, survivors, 60*time.Second)
 
-	final := make([]historyDoc, len(jobs))
-	if errs := parallel(len(jobs), 8, func(i int) error {
-		h, err := history(survivors[i%2], jobs[i].ID)
-		final[i] = h
-		return err
-	}); len(errs) > 0 {
-		t.Fatalf("histories after the kill: %v", errs)
-	}
+	final := histories(t, jobs, survivors, "after the kill")
 	for _, h := range final {
 		for _, p := range historyProblems(h) {
 			t.Error(p)

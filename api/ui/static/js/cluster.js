@@ -1,7 +1,10 @@
 // The cluster page: the members as this server sees them, and the placement
-// table as a map of partitions, one cell per partition, colored by the node that
-// owns it, marked where the data is elsewhere (moving) or not served (its node
-// is down). Refreshed every 2 s.
+// table as a map of partitions, one cell per partition. With one copy per
+// partition, a cell is colored by the node that owns it, marked where the data
+// is elsewhere (moving) or not served (its node is down). With replicated
+// partitions (raft groups), a cell is colored by the node that leads it, marked
+// where fewer than a quorum of its replicas are alive or it has fewer replicas
+// than the cluster wants. Refreshed every 2 s.
 
 import {api} from './api.js';
 import {h, clear, poller} from './dom.js';
@@ -49,6 +52,30 @@ export function mountCluster(root) {
       h('td', null, x.http ? h('a', {href: x.http + '/ui/#/cluster'}, x.http) : ''),
       h('td', {class: 'mono'}, x.gossip || ''),
       h('td', {class: 'mono'}, x.actor || ''))));
+    const replicated = p.partitions.some((x) => (x.replicas || []).length > 0);
+    if (replicated) {
+      let below = 0;
+      let under = 0;
+      clear(map, p.partitions.map((x) => {
+        const replicas = x.replicas || [];
+        const noQuorum = replicas.length > 0 && !x.quorum;
+        const off = !x.serving || noQuorum;
+        if (noQuorum) below++;
+        if (x.under_replicated) under++;
+        const learners = (x.learners || []).length ? `, adding ${x.learners.join(', ')}` : '';
+        const state = noQuorum ? 'below quorum' : !x.serving ? 'no live leader' : x.under_replicated ? 'under-replicated' : 'served';
+        return h('span', {class: `cell${off ? ' off' : ''}${x.under_replicated ? ' under' : ''}`, style: {background: color(x.holder)},
+          dataset: {partition: x.partition, owner: x.owner, holder: x.holder, leader: x.holder},
+          title: `partition ${x.partition}: leader ${x.holder || 'none'} (term ${x.epoch}), replicas ${replicas.join(', ') || 'unknown here'}${learners}, applied ${x.applied || 0}, ${state}`});
+      }));
+      clear(legend, ids.map((id) => h('span', {class: 'legend-item'}, h('span', {class: 'swatch', style: {background: color(id)}}), `${id} leads`)),
+        h('span', {class: 'legend-item'}, h('span', {class: 'swatch under'}), 'under-replicated'),
+        h('span', {class: 'legend-item'}, h('span', {class: 'swatch off'}), 'below quorum or no leader'));
+      const n = m.members.length;
+      summary.textContent = `${n} member${n === 1 ? '' : 's'} · ${p.partitions.length} partitions, replicated · ${under} under-replicated · ${below} below quorum · as node ${m.self} sees it`;
+      root.dataset.loaded = 'true';
+      return;
+    }
     let moving = 0;
     let down = 0;
     clear(map, p.partitions.map((x) => {
