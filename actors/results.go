@@ -31,6 +31,12 @@ func (h *Host) report(res ActivityResult, instance string) {
 			h.queueResult(res, instance)
 			return
 		}
+		// The result left: this node's mark of the attempt (it ran here for an
+		// instance served elsewhere) must not outlive it. Left behind, it would
+		// keep this node, should it serve the instance later (a partition moved
+		// or a new leader), from sending the attempt again when the result was
+		// lost on the way.
+		h.unmarkInFlight(Invocation{InstanceID: instance, Gen: res.Gen, TaskID: res.TaskID, Attempt: res.Attempt})
 		if err != nil && !h.closing.Load() {
 			h.retryReport(res, instance, err)
 		}

@@ -1397,6 +1397,9 @@ func debugUnfinished(t *testing.T, jobs []job, nodes []*node) {
 		if err == nil && (st.Status == "COMPLETED" || st.Status == "FAILED" || st.Status == "TERMINATED") {
 			continue
 		}
+		if h, err := history(nodes[0], j.ID); err == nil {
+			t.Logf("%s: history %s", j.ID, h.summary())
+		}
 		for _, n := range nodes {
 			for _, l := range n.allLines() {
 				if strings.Contains(l, j.ID+" ") || strings.Contains(l, j.ID+"\"") {

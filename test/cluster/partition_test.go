@@ -70,7 +70,7 @@ func TestNetworkPartition(t *testing.T) {
 
 	waitJobs(t, jobs, majority, 120*time.Second)
 	if t.Failed() {
-		debugUnfinished(t, jobs, majority)
+		debugUnfinished(t, jobs, nodes)
 		t.FailNow()
 	}
 
