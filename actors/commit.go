@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"errors"
+
 	"github.com/weftrt/weft/storage"
 )
 
@@ -10,9 +12,17 @@ import (
 // (replication.Driver) proposes the batch to the partition's raft group and
 // returns once a quorum committed it and this node applied it; the batch
 // itself is then not committed locally, its entry is.
+//
+// A committer that finds this node no longer serves the partition, before
+// the step was proposed (a leader changed), returns an error wrapping
+// ErrStepNotProposed: the request is routed again, to the node that serves
+// the partition now, since nothing of it was applied.
 type StepCommitter interface {
 	CommitStep(part uint16, b *storage.Batch) error
 }
+
+// ErrStepNotProposed: see StepCommitter.
+var ErrStepNotProposed = errors.New("the step was not proposed: this node does not serve its partition now")
 
 // commitStep makes a step's batch durable (see StepCommitter).
 func (h *Host) commitStep(part uint16, b *storage.Batch) error {

@@ -321,6 +321,14 @@ func (h *Host) Request(ctx context.Context, id string, msg any) error {
 		select {
 		case err := <-req.done:
 			putTimer(timer)
+			if errors.Is(err, ErrStepNotProposed) && h.router != nil {
+				// Its partition's leader changed under it, and nothing was
+				// applied: route it again, to the new leader.
+				if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+					return fmt.Errorf("request to instance %s: %w", id, err)
+				}
+				continue
+			}
 			return err
 		case <-a.stopped:
 			putTimer(timer)

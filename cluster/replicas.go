@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	pb "go.etcd.io/raft/v3/raftpb"
 
+	"github.com/weftrt/weft/actors"
 	"github.com/weftrt/weft/cluster/wire"
 	"github.com/weftrt/weft/placement"
 	"github.com/weftrt/weft/replication"
@@ -180,7 +182,17 @@ func (rs *replicaSet) stop() {
 // CommitStep implements actors.StepCommitter: the step is the partition's next
 // raft entry.
 func (rs *replicaSet) CommitStep(part uint16, b *storage.Batch) error {
-	return rs.d.CommitStep(part, b)
+	err := rs.d.CommitStep(part, b)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, replication.ErrNotLeader) || errors.Is(err, replication.ErrNoGroup):
+		return fmt.Errorf("%w: %w", actors.ErrStepNotProposed, err)
+	case errors.Is(err, replication.ErrLeadershipLost) || errors.Is(err, replication.ErrStopped):
+		return &UnavailableError{Partition: part, RetryAfter: time.Second, Reason: fmt.Sprintf(
+			"its leader changed while a step was being committed (%v); the step may have been applied: read the instance before retrying", err)}
+	}
+	return err
 }
 
 // addrOf is the actor address of the node whose replica id is id.

@@ -172,9 +172,19 @@ func (d *Driver) CommitStep(part uint16, b *storage.Batch) error {
 	defer cancel()
 	start := time.Now()
 	d.metrics.proposals.Inc()
-	if _, err := d.Propose(ctx, GroupID(part), repr); err != nil {
-		d.metrics.proposalsFailed.Inc()
-		return fmt.Errorf("commit a step of partition %d: %w", part, err)
+	for backoff := time.Millisecond; ; backoff = min(2*backoff, 50*time.Millisecond) {
+		_, err := d.Propose(ctx, GroupID(part), repr)
+		if errors.Is(err, raft.ErrProposalDropped) && ctx.Err() == nil {
+			// raft drops proposals while leadership is being transferred: the
+			// transfer ends within an election timeout, one way or the other.
+			time.Sleep(backoff)
+			continue
+		}
+		if err != nil {
+			d.metrics.proposalsFailed.Inc()
+			return fmt.Errorf("commit a step of partition %d: %w", part, err)
+		}
+		break
 	}
 	d.metrics.commit.Observe(time.Since(start).Seconds())
 	return nil

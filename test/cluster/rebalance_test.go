@@ -45,7 +45,7 @@ func TestJoinAndLeaveUnderLoad(t *testing.T) {
 	startJobs(t, jobs, c.nodes)
 
 	// Requests keep flowing through the nodes that stay (n1, n3, later n4).
-	pr := newProber(t, jobs, n1, n3)
+	pr := newProber(t, "jl-live", jobs, n1, n3)
 	defer pr.stop()
 
 	awaitExecuted(t, 60*time.Second, c.nodes, "ProcessWorkItem", "jl-a-fan", 60)
@@ -223,7 +223,8 @@ func inFlight(t *testing.T, n *node, jobs []job) int {
 // random known instance every 50 ms and a new chain start every 200 ms. Every
 // answer must be a success; it records failures and the slowest answer.
 type prober struct {
-	t *testing.T
+	t      *testing.T
+	prefix string // of the chains it starts: prefix-K
 
 	mu       sync.Mutex
 	targets  []*node
@@ -238,8 +239,8 @@ type prober struct {
 	done chan struct{}
 }
 
-func newProber(t *testing.T, jobs []job, targets ...*node) *prober {
-	p := &prober{t: t, targets: targets, jobs: append([]job(nil), jobs...), quit: make(chan struct{}), done: make(chan struct{})}
+func newProber(t *testing.T, prefix string, jobs []job, targets ...*node) *prober {
+	p := &prober{t: t, prefix: prefix, targets: targets, jobs: append([]job(nil), jobs...), quit: make(chan struct{}), done: make(chan struct{})}
 	go p.run()
 	return p
 }
@@ -273,7 +274,7 @@ func (p *prober) run() {
 		var r response
 		var err error
 		if i%4 == 3 {
-			nj := chainJob(fmt.Sprintf("jl-live-%d", i/4), i/4, "", 0, 0)
+			nj := chainJob(fmt.Sprintf("%s-%d", p.prefix, i/4), i/4, "", 0, 0)
 			body := fmt.Sprintf(`{"name":%q,"instanceId":%q,"input":%s}`, nj.Name, nj.ID, nj.Input)
 			r, err = n.do("POST", "/api/v1/instances", body)
 			if err == nil && r.Status == http.StatusAccepted {

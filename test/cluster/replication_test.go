@@ -46,7 +46,7 @@ func TestKillAndWipeUnderLoad(t *testing.T) {
 		t.Fatalf("killed too late: every instance %s led had finished", victim.ID)
 	}
 
-	pr := newProber(t, jobs, n1, n2)
+	pr := newProber(t, "wipe-live", jobs, n1, n2)
 	killAt := time.Now()
 	victim.kill9()
 	if err := os.RemoveAll(victim.Dir); err != nil {
@@ -124,7 +124,7 @@ func TestRollingRestart(t *testing.T) {
 				up = append(up, o)
 			}
 		}
-		pr := newProber(t, jobs, up...)
+		pr := newProber(t, "roll-live-"+n.ID, jobs, up...)
 		if err := n.term(60 * time.Second); err != nil {
 			t.Fatalf("node %s exited with %v after SIGTERM", n.ID, err)
 		}
