@@ -21,6 +21,7 @@ import (
 // partition's data first and sends the message after it (replicas.go).
 type raftTransport struct {
 	tr       *transport
+	self     replication.NodeID
 	addrOf   func(replication.NodeID) (string, bool) // a replica id's actor address
 	log      *slog.Logger
 	snapshot func(to replication.NodeID, addr string, m replication.Envelope)
@@ -28,6 +29,7 @@ type raftTransport struct {
 
 // raftBatch is a kindRaft envelope's payload.
 type raftBatch struct {
+	From uint64    `msgpack:"f,omitempty"` // the sender's replica id; a batch without messages is a liveness ping
 	Msgs []raftMsg `msgpack:"m"`
 }
 
@@ -63,7 +65,14 @@ func (t *raftTransport) sendNow(addr string, msgs []replication.Envelope) {
 	if len(msgs) == 0 {
 		return
 	}
-	b := raftBatch{Msgs: make([]raftMsg, 0, len(msgs))}
+	t.send(addr, msgs)
+}
+
+// ping sends a batch without messages: the receiver hears this node is there.
+func (t *raftTransport) ping(addr string) { t.send(addr, nil) }
+
+func (t *raftTransport) send(addr string, msgs []replication.Envelope) {
+	b := raftBatch{From: t.self, Msgs: make([]raftMsg, 0, len(msgs))}
 	for _, m := range msgs {
 		enc, err := proto.Marshal(m.Message)
 		if err != nil {
@@ -77,19 +86,20 @@ func (t *raftTransport) sendNow(addr string, msgs []replication.Envelope) {
 	}
 }
 
-// decodeRaftBatch is Send's inverse, for the receiving node.
-func decodeRaftBatch(payload []byte) ([]replication.Envelope, error) {
+// decodeRaftBatch is Send's inverse, for the receiving node; from is the
+// sender's replica id.
+func decodeRaftBatch(payload []byte) (from replication.NodeID, msgs []replication.Envelope, err error) {
 	var b raftBatch
 	if err := msgpack.Unmarshal(payload, &b); err != nil {
-		return nil, fmt.Errorf("cluster: decode raft messages: %w", err)
+		return 0, nil, fmt.Errorf("cluster: decode raft messages: %w", err)
 	}
 	out := make([]replication.Envelope, 0, len(b.Msgs))
 	for _, m := range b.Msgs {
 		msg := &pb.Message{}
 		if err := proto.Unmarshal(m.Msg, msg); err != nil {
-			return nil, fmt.Errorf("cluster: decode a raft message of group %d: %w", m.Group, err)
+			return 0, nil, fmt.Errorf("cluster: decode a raft message of group %d: %w", m.Group, err)
 		}
 		out = append(out, replication.Envelope{Group: replication.GroupID(m.Group), Message: msg, Quiesce: m.Quiesce})
 	}
-	return out, nil
+	return b.From, out, nil
 }

@@ -81,7 +81,7 @@ func TestClusterRaftOverTheActorTransport(t *testing.T) {
 			if env.Kind != kindRaft {
 				return reply(nil, fmt.Errorf("unexpected %s", env.Kind))
 			}
-			msgs, err := decodeRaftBatch(env.Payload)
+			_, msgs, err := decodeRaftBatch(env.Payload)
 			if err != nil {
 				t.Error(err)
 				return nil

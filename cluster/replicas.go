@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,11 @@ type replicaSet struct {
 	sending       chan struct{} // bounds the snapshots streamed at once
 	snapshotsSent prometheus.Counter
 
+	// heard is when each peer (by replica id) was last heard from: any raft
+	// batch, a ping included. Guarded by heardMu.
+	heardMu sync.Mutex
+	heard   map[replication.NodeID]time.Time
+
 	// Guarded by n.mu.
 	leading map[uint16]uint64 // partitions raft says this node serves → term
 	changes []replication.LeaderChange
@@ -91,11 +97,11 @@ type replicaSet struct {
 func newReplicaSet(n *Node) (*replicaSet, error) {
 	rs := &replicaSet{n: n, want: n.cfg.Replicas, self: placement.ReplicaID(placement.Member(n.id)),
 		log: replication.NewPebbleLog(n.db), sending: make(chan struct{}, maxSnapshotsSending),
-		leading: map[uint16]uint64{}, paused: map[uint16]time.Time{}, wake: make(chan struct{}, 1),
+		leading: map[uint16]uint64{}, paused: map[uint16]time.Time{}, wake: make(chan struct{}, 1), heard: map[replication.NodeID]time.Time{},
 		snapshotsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_raft_snapshots_sent_total",
 			Help: "Snapshots (a partition's keys) streamed to replicas that were added or too far behind for the log."})}
 	rs.sm = replication.NewStoreStateMachine(n.db, rs.leadershipChanged)
-	rs.rt = &raftTransport{addrOf: rs.addrOf, log: n.log, snapshot: rs.sendSnapshot}
+	rs.rt = &raftTransport{self: rs.self, addrOf: rs.addrOf, log: n.log, snapshot: rs.sendSnapshot}
 	d, err := replication.NewDriver(replication.DriverConfig{
 		Groups:       replication.Config{NodeID: rs.self},
 		Tick:         raftTick,
@@ -167,11 +173,76 @@ func (rs *replicaSet) start(alone []uint16) {
 			rs.n.log.Warn("campaign failed", "partition", p, "err", err)
 		}
 	}
-	rs.n.wg.Add(1)
+	rs.n.wg.Add(2)
 	go func() {
 		defer rs.n.wg.Done()
 		rs.serveLoop()
 	}()
+	go func() {
+		defer rs.n.wg.Done()
+		rs.livenessLoop()
+	}()
+}
+
+// A peer is pinged every pingInterval; one not heard from for silenceAfter
+// (three pings) may be gone. A ping is a message over the actor transport:
+// two a second per peer keep an idle node's CPU low (measured in
+// clusterbench's idle part).
+const (
+	pingInterval = 500 * time.Millisecond
+	silenceAfter = 3 * pingInterval
+)
+
+// livenessLoop pings every registered peer and wakes every group
+// when one falls silent. Quiesced groups send nothing, so without it a dead
+// peer or a network partition would be noticed only when the gossip declares
+// a node dead (seconds): a quiesced follower would not campaign for its dead
+// leader's partitions, and a quiesced leader cut off from its peers would not
+// step down. Woken, raft does both within an election timeout (CheckQuorum).
+func (rs *replicaSet) livenessLoop() {
+	tick := time.NewTicker(pingInterval)
+	defer tick.Stop()
+	started := time.Now()
+	silent := map[replication.NodeID]bool{}
+	for {
+		select {
+		case <-rs.n.stop:
+			return
+		case <-tick.C:
+		}
+		wake := false
+		for _, e := range rs.n.reg.Entries() {
+			if e.Node == rs.n.id || !e.Registered || e.ActorAddr == "" {
+				continue
+			}
+			id := placement.ReplicaID(placement.Member(e.Node))
+			rs.rt.ping(e.ActorAddr)
+			rs.heardMu.Lock()
+			last, ok := rs.heard[id]
+			rs.heardMu.Unlock()
+			if !ok {
+				last = started
+			}
+			quiet := time.Since(last) > silenceAfter
+			if quiet && !silent[id] {
+				wake = true // newly silent: once per silence, not every tick
+			}
+			silent[id] = quiet
+		}
+		if wake {
+			rs.d.Wake()
+		}
+	}
+}
+
+// heardFrom records that a peer spoke.
+func (rs *replicaSet) heardFrom(id replication.NodeID) {
+	if id == 0 {
+		return
+	}
+	rs.heardMu.Lock()
+	rs.heard[id] = time.Now()
+	rs.heardMu.Unlock()
 }
 
 func (rs *replicaSet) stop() {
@@ -341,6 +412,7 @@ func (rs *replicaSet) reconcile() {
 		members[i] = placement.Member(id)
 	}
 	want := min(rs.want, len(members))
+	table := placement.NewTable(n.parts, members)
 	now := time.Now()
 	for _, p := range rs.served() {
 		n.mu.Lock()
@@ -361,7 +433,7 @@ func (rs *replicaSet) reconcile() {
 			rs.pause(p, now)
 			continue
 		}
-		if rs.balance(g, st, members) {
+		if rs.balance(g, st, table) {
 			rs.pause(p, now)
 		}
 	}
@@ -397,8 +469,8 @@ func (rs *replicaSet) grow(g replication.GroupID, st replication.GroupStatus, me
 
 // balance hands the group's leadership to the partition's owner when it is a
 // live voter whose log matches this leader's.
-func (rs *replicaSet) balance(g replication.GroupID, st replication.GroupStatus, members []placement.Member) bool {
-	owner := placement.NewTable(rs.n.parts, members).Owners[g]
+func (rs *replicaSet) balance(g replication.GroupID, st replication.GroupStatus, table *placement.Table) bool {
+	owner := table.Owners[g]
 	id := placement.ReplicaID(owner)
 	if owner == "" || id == rs.self || !slices.Contains(st.Voters, id) || !rs.n.alive(string(owner)) {
 		return false
@@ -502,10 +574,14 @@ func (rs *replicaSet) receive(env *wire.Envelope) *wire.Envelope {
 		}
 		return reply(nil, rs.sm.Inbox().Add(replication.GroupID(c.Group), c.Index, c.Seq, c.KVs, c.Last))
 	default: // kindRaft
-		msgs, err := decodeRaftBatch(env.Payload)
+		from, msgs, err := decodeRaftBatch(env.Payload)
 		if err != nil {
 			rs.n.log.Warn("raft messages dropped", "err", err)
 			return nil
+		}
+		rs.heardFrom(from)
+		if len(msgs) == 0 {
+			return nil // a ping
 		}
 		kept := msgs[:0]
 		for _, m := range msgs {

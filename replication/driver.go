@@ -316,13 +316,24 @@ func (d *Driver) run() {
 	defer close(d.done)
 	ticker := time.NewTicker(d.cfg.Tick)
 	defer ticker.Stop()
+	ticking := true
 	for {
 		select {
 		case <-ticker.C:
 			d.mu.Lock()
 			d.gs.Tick()
+			if d.gs.allQuiesced() {
+				// Nothing to tick until something wakes a group: every way of
+				// waking one (a proposal, a message, Wake) kicks this loop.
+				ticker.Stop()
+				ticking = false
+			}
 			d.mu.Unlock()
 		case <-d.kick:
+			if !ticking {
+				ticker.Reset(d.cfg.Tick)
+				ticking = true
+			}
 		case <-d.stop:
 			d.mu.Lock()
 			d.gs.Close(ErrStopped)

@@ -243,8 +243,8 @@ func (gs *Groups) maybeQuiesce(g *group) {
 			}
 		})
 		g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-			if pr.Match != last || pr.State != tracker.StateReplicate && id != gs.cfg.NodeID {
-				idle = false
+			if pr.Match != last || id != gs.cfg.NodeID && (pr.State != tracker.StateReplicate || !pr.RecentActive) {
+				idle = false // behind, or not heard from lately
 			}
 			if id != gs.cfg.NodeID {
 				followers = append(followers, id)
@@ -253,7 +253,7 @@ func (gs *Groups) maybeQuiesce(g *group) {
 		idle = idle && last == bs.GetCommit()
 	}
 	if !idle {
-		g.idle = 0
+		g.idle = min(g.idle, 0)
 		return
 	}
 	if g.idle++; g.idle < quiesceAfter {
@@ -267,14 +267,27 @@ func (gs *Groups) maybeQuiesce(g *group) {
 	}
 }
 
-// Wake makes every quiesced group tick again.
+// Wake makes every quiesced group tick again, and keeps each awake for two
+// election timeouts: long enough for a leader's CheckQuorum to run, so one
+// cut off from its replicas steps down instead of quiescing again.
 func (gs *Groups) Wake() {
 	for _, g := range gs.groups {
 		g.wake()
+		g.idle = -2 * gs.cfg.ElectionTicks
 	}
 }
 
 func (g *group) wake() { g.quiesced, g.idle = false, 0 }
+
+// allQuiesced reports whether every group is quiesced (and there is one).
+func (gs *Groups) allQuiesced() bool {
+	for _, g := range gs.groups {
+		if !g.quiesced {
+			return false
+		}
+	}
+	return len(gs.groups) > 0
+}
 
 // Quiesced reports how many groups are quiesced.
 func (gs *Groups) Quiesced() int {

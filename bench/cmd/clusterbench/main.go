@@ -2,24 +2,29 @@
 // processes on 127.0.0.1 (the binary of this tree, built through the bench
 // module's replace), and prints a Markdown report:
 //
-//  1. restart: a 3-node cluster runs 300 ChainingWorkflow instances; the node
+//  1. restart (one copy of each partition, --replicas 1): a 3-node cluster runs
+//     300 ChainingWorkflow instances; the node
 //     holding most of them is SIGKILLed and started again on the same data
 //     directory, ports and node id (with --join naming the two survivors); the
 //     report gives the time from that process start until its /readyz is 200, and
 //     until a status request for one of its instances answers 200 through
 //     another node, and whether all 300 completed;
-//  2. join: a 4th node joins the running 3-node cluster (under a light load of
+//  2. join (--replicas 1): a 4th node joins the running 3-node cluster (under a light load of
 //     chains); the time from its process start until every node's placement table
 //     agrees on the owners and every partition is served by its owner, and how
 //     many partitions moved;
 //  3. throughput: 1000 chains (4 activities each) started over HTTP from 64
 //     goroutines, round-robin over the nodes, each awaited with the long-poll
-//     wait route, on one node and on three, alternating, 3 runs each.
+//     wait route, on one node, on three with one replica and on three with
+//     three replicas, alternating, 3 runs each;
+//  4. failover (--replicas 3): a partition's leader SIGKILLed, the time until
+//     one of its instances is read through another node, 10 rounds;
+//  5. idle: the CPU of an idle 3-node cluster with one replica and with three.
 //
 // Every node writes its log to a file in a temporary directory (printed); every
 // process is killed at the end, also on failure.
 //
-//	cd bench && go run ./cmd/clusterbench [-out FILE] [-only restart,join,throughput]
+//	cd bench && go run ./cmd/clusterbench [-out FILE] [-only restart,join,throughput,failover,idle]
 package main
 
 import (
@@ -574,7 +579,8 @@ func (b *bench) run() error {
 // ---- part 1: restart after SIGKILL ----
 
 func (b *bench) partRestart(ctx context.Context) ([]*node, error) {
-	b.printf("\n## 1. Restart after SIGKILL\n\n")
+	b.printf("\n## 1. Restart after SIGKILL (`--replicas 1`)\n\n")
+	b.printf("One copy of each partition, moved by handoff: a killed node's partitions wait for it (with replicas, another replica takes over: part 4).\n\n")
 	progress("restart: starting a 3-node cluster")
 	nodes, setup, err := b.startCluster(ctx, "restart", 3, 1)
 	if err != nil {
@@ -800,7 +806,7 @@ func (b *bench) partRestart(ctx context.Context) ([]*node, error) {
 // ---- part 2: graceful join ----
 
 func (b *bench) partJoin(ctx context.Context, cl []*node) error {
-	b.printf("\n## 2. Graceful join of a 4th node\n\n")
+	b.printf("\n## 2. Graceful join of a 4th node (`--replicas 1`)\n\n")
 	reuse := len(cl) == 3
 	for _, n := range cl {
 		reuse = reuse && n.running()
@@ -887,6 +893,7 @@ func (b *bench) partJoin(ctx context.Context, cl []*node) error {
 		stopLoad()
 		return err
 	}
+	n4.replicas = cl[0].replicas
 	progress("join: starting n4")
 	if err := b.start(n4, []string{cl[0].gossip}); err != nil {
 		stopLoad()
