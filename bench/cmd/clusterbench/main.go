@@ -1006,7 +1006,7 @@ func (b *bench) partThroughput(ctx context.Context) error {
 			out = append(out, res)
 		}
 	}
-	b.printf("%d `%s` instances (`%s`: %d activities each — Step1…Step4 — so %d activities per run) started with `POST /api/v1/instances` from %d goroutines, the i-th through node i mod N; as each start returns, a goroutine of its own awaits it with `GET /api/v1/instances/{id}/wait?timeout=60s` on the same node (and checks COMPLETED, output %s). Time from the first start to the last completion. Single node: `weft serve` without cluster flags; 3 nodes: a cluster started fresh for each run (n1 founds it, n2 and n3 join), with `--replicas 1` (one copy of each partition) or `--replicas 3` (every partition a raft group over the three nodes), measured once every node is ready, agrees on placement and every partition is served (led) by its owner. Alternating 1 node, 3 nodes; %d runs each; fresh data directories every run.\n\n",
+	b.printf("%d `%s` instances (`%s`: %d activities each — Step1…Step4 — so %d activities per run) started with `POST /api/v1/instances` from %d goroutines, the i-th through node i mod N; as each start returns, a goroutine of its own awaits it with `GET /api/v1/instances/{id}/wait?timeout=60s` on the same node (and checks COMPLETED, output %s). Time from the first start to the last completion. Single node: `weft serve` without cluster flags; 1 cluster node: `weft serve --gossip` alone (default replicas, capped at 1: every partition a one-member raft group); 3 nodes: a cluster started fresh for each run (n1 founds it, n2 and n3 join), with `--replicas 1` (one copy of each partition) or `--replicas 3` (every partition a raft group over the three nodes), measured once every node is ready, agrees on placement and every partition is served (led) by its owner. Alternating 1 node, 3 nodes; %d runs each; fresh data directories every run.\n\n",
 		*chainN, workflowName, chainInput, activitiesPerChain, *chainN*activitiesPerChain, *conc, chainOutput, *runs)
 	b.printf("| run | setup | first start → last completion | activities/s | starts took | CPU s per node | activities run per node |\n|---|---|---|---|---|---|---|\n")
 	med := map[string][]float64{}
@@ -1035,6 +1035,10 @@ func (b *bench) partThroughput(ctx context.Context) error {
 		}
 		b.printf("| %s | %d | **%.0f** | %.0f–%.0f |\n", s, len(xs), median(xs), slices.Min(xs), slices.Max(xs))
 	}
+	if len(med["1 node"]) > 0 && len(med["1 cluster node"]) > 0 {
+		b.printf("\nRatio 1 cluster node / 1 node (medians): **%.2f×** (a node alone with `--gossip` commits each step through a one-member raft group: its log write, then the apply).\n",
+			median(med["1 cluster node"])/median(med["1 node"]))
+	}
 	if len(med["1 node"]) > 0 && len(med["3 nodes, 1 replica"]) > 0 {
 		b.printf("\nRatio 3 nodes (1 replica) / 1 node (medians): **%.2f×**.\n", median(med["3 nodes, 1 replica"])/median(med["1 node"]))
 	}
@@ -1046,7 +1050,7 @@ func (b *bench) partThroughput(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-var tputSetups = []string{"1 node", "3 nodes, 1 replica", "3 nodes, 3 replicas"}
+var tputSetups = []string{"1 node", "1 cluster node", "3 nodes, 1 replica", "3 nodes, 3 replicas"}
 
 func actsPerSec(d time.Duration) float64 {
 	return float64(*chainN*activitiesPerChain) / d.Seconds()
@@ -1083,6 +1087,12 @@ func (b *bench) tputOnce(ctx context.Context, setup string, run int) (res tputRu
 		}
 		nodes = []*node{n}
 		if res.bootstrap, res.err = b.waitReady(ctx, n, 60*time.Second); res.err != nil {
+			return res
+		}
+	} else if setup == "1 cluster node" {
+		// A cluster of one with the default replicas: one-member raft groups.
+		nodes, res.bootstrap, res.err = b.startCluster(ctx, label, 1, 3)
+		if res.err != nil {
 			return res
 		}
 	} else {
