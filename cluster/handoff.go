@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftrt/weft/actors"
@@ -63,7 +64,7 @@ func (n *Node) reconcileLoop() {
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	failures := map[uint16]time.Time{}
-	rejoined := map[string]time.Time{}
+	rejoined := map[string]*rejoinAttempt{}
 	var saved []byte // the registry as last persisted
 	for {
 		select {
@@ -119,20 +120,36 @@ const rejoinInterval = 5 * time.Second
 // every rejoinInterval: after a network partition heals, memberlist alone
 // stops looking for members it declared dead once GossipToTheDeadTime has
 // passed, and the two sides would stay apart.
-func (n *Node) rejoinLost(last map[string]time.Time) {
+func (n *Node) rejoinLost(attempts map[string]*rejoinAttempt) {
 	for _, e := range n.reg.Entries() {
-		if e.Node == n.id || !e.Registered || e.GossipAddr == "" || n.alive(e.Node) || time.Since(last[e.Node]) < rejoinInterval {
+		if e.Node == n.id || !e.Registered || e.GossipAddr == "" || n.alive(e.Node) {
 			continue
 		}
-		last[e.Node] = time.Now()
+		a := attempts[e.Node]
+		if a == nil {
+			a = &rejoinAttempt{}
+			attempts[e.Node] = a
+		}
+		if a.running.Load() || time.Since(a.last) < rejoinInterval {
+			continue
+		}
+		a.last = time.Now()
+		a.running.Store(true)
 		n.wg.Add(1)
-		go func() { // a join may wait for its TCP timeout: not in this loop
+		go func() { // a join may wait for its TCP timeout: not in this loop, one at a time per node
 			defer n.wg.Done()
+			defer a.running.Store(false)
 			if err := n.ms.Join([]string{e.GossipAddr}); err == nil {
 				n.log.Info("rejoined a node the gossip had declared dead", "member", e.Node, "gossip", e.GossipAddr)
 			}
 		}()
 	}
+}
+
+// rejoinAttempt is rejoinLost's record of one node.
+type rejoinAttempt struct {
+	last    time.Time
+	running atomic.Bool
 }
 
 // prunePlaced forgets the activities placed on other nodes whose results came
