@@ -50,7 +50,8 @@ func (s *countingSM) count() int {
 // TestClusterRaftOverTheActorTransport: three nodes, each a protoactor remote
 // on loopback and a replication driver, run 16 raft groups over raftTransport:
 // each group elects a leader and every node applies what its leaders propose;
-// with one node's transport stopped, the two others go on.
+// idle, the groups quiesce; with one node's transport stopped and the two
+// others woken, they go on.
 func TestClusterRaftOverTheActorTransport(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	const nodes, groups = 3, 16
@@ -159,7 +160,24 @@ func TestClusterRaftOverTheActorTransport(t *testing.T) {
 		}
 	}
 	propose(1)
+	// Idle, every group goes quiet: the case where only a wake-up gets the two
+	// others to replace node 3's leaders.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		quiet := true
+		for _, n := range all {
+			quiet = quiet && n.d.Quiesced() == groups
+		}
+		if quiet {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle groups did not quiesce")
+		}
+	}
 	all[2].tr.stop() // node 3 is cut off: nothing reaches it, nothing leaves it
 	stopped[all[2].id] = true
+	for _, n := range all[:2] {
+		n.d.Wake() // as a node's liveness loop does when a peer falls silent: quiet groups tick again
+	}
 	propose(2)
 }
