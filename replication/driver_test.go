@@ -154,6 +154,14 @@ func (c *testCluster) start(id NodeID, peers []NodeID) {
 	d.Start()
 }
 
+// wakeAll wakes every running node's groups, as a node's liveness loop does
+// when a peer falls silent: a quiesced group does not notice on its own.
+func (c *testCluster) wakeAll() {
+	for _, d := range c.drivers {
+		d.Wake()
+	}
+}
+
 func (c *testCluster) crash(id NodeID) {
 	c.net.Detach(id)
 	c.drivers[id].Stop()
@@ -279,6 +287,7 @@ func quorumCommitAndDeposedLeader(c *testCluster) {
 	c.applies(follower, g, []string{"with two of three"})
 
 	c.net.Isolate(lead)
+	c.wakeAll()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := c.drivers[lead].Propose(ctx, g, []byte("alone"))

@@ -127,6 +127,7 @@ func TestGroupsGrowBySnapshotAndSurviveTheirFounder(t *testing.T) {
 	}
 
 	c.crash(1)
+	c.wakeAll()
 	lead := c.leader(0)
 	if lead == 1 {
 		t.Fatal("the dead node still leads")
@@ -181,9 +182,7 @@ func TestIdleGroupsQuiesceAndWake(t *testing.T) {
 
 	dead := leads[1]
 	c.crash(dead)
-	for _, d := range c.drivers {
-		d.Wake()
-	}
+	c.wakeAll()
 	lead := c.leader(1)
 	if lead == dead {
 		t.Fatal("the dead node still leads")
