@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -49,23 +50,11 @@ func (c *testCluster) addReplica(lead NodeID, g GroupID, id NodeID) {
 	}
 	c.eventually(fmt.Sprintf("node %d votes in group %d", id, g), func() error {
 		st, _ := d.Status(g)
-		if len(st.Learners) != 0 || len(st.Voters) == 0 || st.Voters[len(st.Voters)-1] < id && !contains(st.Voters, id) {
-			return fmt.Errorf("status %+v", st)
-		}
-		if !contains(st.Voters, id) {
+		if len(st.Learners) != 0 || !slices.Contains(st.Voters, id) {
 			return fmt.Errorf("status %+v", st)
 		}
 		return nil
 	})
-}
-
-func contains(ids []NodeID, id NodeID) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 // A group of one grows to three: each new node is adopted when the leader
