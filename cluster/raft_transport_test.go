@@ -38,6 +38,7 @@ func (s *countingSM) Apply(es []replication.Applied) error {
 }
 
 func (s *countingSM) LeadershipChanged(replication.LeaderChange) {}
+func (s *countingSM) Forget(replication.GroupID)                 {}
 
 func (s *countingSM) InstallSnapshot(replication.GroupID, *pb.SnapshotMetadata) error { return nil }
 

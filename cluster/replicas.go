@@ -257,9 +257,9 @@ func (rs *replicaSet) CommitStep(part uint16, b *storage.Batch) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, replication.ErrNotLeader) || errors.Is(err, replication.ErrNoGroup):
+	case errors.Is(err, replication.ErrNotLeader) || errors.Is(err, replication.ErrNoGroup) || errors.Is(err, replication.ErrNotCommitted):
 		return fmt.Errorf("%w: %w", actors.ErrStepNotProposed, err)
-	case errors.Is(err, replication.ErrLeadershipLost) || errors.Is(err, replication.ErrStopped):
+	case errors.Is(err, replication.ErrLeadershipLost) || errors.Is(err, replication.ErrStopped) || errors.Is(err, replication.ErrRemoved):
 		return &UnavailableError{Partition: part, RetryAfter: time.Second, Reason: fmt.Sprintf(
 			"its leader changed while a step was being committed (%v); the step may have been applied: read the instance before retrying", err)}
 	}

@@ -111,6 +111,14 @@ func (m *StoreStateMachine) LeadershipChanged(lc LeaderChange) {
 	}
 }
 
+// Forget implements StateMachine: the log's Destroy deleted the partition's
+// data with its raft state.
+func (m *StoreStateMachine) Forget(g GroupID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.applied, g)
+}
+
 // AppliedIndex is what to pass to Driver.Create for a partition: the index its
 // store has applied up to.
 func (m *StoreStateMachine) AppliedIndex(g GroupID) (uint64, error) {

@@ -19,9 +19,21 @@
 // whole clusters in one process.
 //
 // A proposal is the leader's alone (no forwarding): a node that does not lead
-// a group refuses proposals to it with ErrNotLeader, and a leader that loses
-// its leadership fails the proposals it has not applied yet (ErrLeadershipLost):
-// their outcome is unknown to it (the next leader may still commit them), so
-// its caller drops what it holds and reads the state again from what is
-// applied.
+// a group refuses proposals to it with ErrNotLeader. A leader that steps down
+// keeps waiting for the proposals it wrote to its log until it learns, as a
+// follower, whether the next leader committed them (a leadership transfer
+// always does); one known not to be committed fails with ErrNotCommitted, and
+// its caller may propose it again wherever the group is led now. Only when
+// the outcome stays unknown (no word within OrphanTicks) does it fail with
+// ErrLeadershipLost: its caller drops what it holds and reads the state
+// again from what is applied.
+//
+// Replicas move by conf changes (the caller decides which, see
+// cluster/replicas.go): a learner is added and caught up (by snapshot when
+// the log was truncated behind it), promoted, and the replica it replaces is
+// removed. A removed replica destroys its log, state and data (LogStore.Destroy)
+// when it applies its removal, or when told (Driver.RemoveReplica): its leader
+// stops talking to it once the removal is committed, so it may never see it.
+// A replica created for a leader's message that never became a member is
+// dropped after a while.
 package replication

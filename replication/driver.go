@@ -25,6 +25,9 @@ type LogStore interface {
 	Save(saves []Save, sync bool) error
 	// Compact truncates a group's log up to and including an applied index.
 	Compact(g GroupID, index uint64) error
+	// Destroy forgets a group this node no longer replicates: its log and
+	// state (and, for PebbleLog, the partition's data, in the same write).
+	Destroy(g GroupID) error
 }
 
 // Transport carries messages to other nodes. Send must not block for long
@@ -46,6 +49,9 @@ type StateMachine interface {
 	// the entries of the pass that made it so are applied), or no longer does
 	// (before they are).
 	LeadershipChanged(LeaderChange)
+	// Forget says this node's replica of a group is gone (after the log
+	// destroyed it): whatever the state machine remembers of it goes too.
+	Forget(g GroupID)
 }
 
 // DriverConfig configures a Driver.
@@ -64,6 +70,12 @@ type DriverConfig struct {
 	// entries (default 1000), keeping the last CompactKeep (default 200) for
 	// replicas a little behind; those further behind get a snapshot.
 	CompactAbove, CompactKeep uint64
+	// Departed, when set, hears of every replica a committed conf change
+	// removed from a group, on every replica that applies it (after the pass
+	// that applied it). A removed replica does not always learn of its own
+	// removal (its leader stops talking to it once the change is committed):
+	// the leader's caller tells it (Driver.RemoveReplica).
+	Departed func(Departure)
 }
 
 // ErrStopped fails calls to a driver that stopped.
@@ -80,6 +92,7 @@ type Driver struct {
 	gs      *Groups
 	stopped error
 	metrics *metrics
+	remove  []GroupID // replicas to destroy at the next pass (RemoveReplica)
 
 	kick chan struct{}
 	stop chan struct{}
@@ -194,6 +207,18 @@ func (d *Driver) CommitStep(part uint16, b *storage.Batch) error {
 // lead the group); it takes effect once committed.
 func (d *Driver) ProposeConfChange(g GroupID, cc *pb.ConfChange) error {
 	return d.locked(func() error { return d.gs.ProposeConfChange(g, cc) })
+}
+
+// RemoveReplica destroys this node's replica of a group that no longer
+// counts it as a member (its leader says so): the replica stops, its state
+// and data are deleted at the driver's next pass.
+func (d *Driver) RemoveReplica(g GroupID) {
+	_ = d.locked(func() error {
+		if d.gs.Has(g) {
+			d.remove = append(d.remove, g)
+		}
+		return nil
+	})
 }
 
 // Campaign makes this node stand for election in a group now.
@@ -356,6 +381,10 @@ func (d *Driver) run() {
 // pass runs one Ready pass over every group; more says another may be due.
 func (d *Driver) pass() (more bool, err error) {
 	d.mu.Lock()
+	for _, g := range d.remove {
+		d.gs.markRemoved(g)
+	}
+	d.remove = nil
 	b := d.gs.Ready()
 	d.mu.Unlock()
 	if err := b.Err(); err != nil {
@@ -402,11 +431,30 @@ func (d *Driver) pass() (more bool, err error) {
 	}
 	d.mu.Lock()
 	err = d.gs.Advance(b)
+	for _, g := range b.Removed {
+		d.gs.Remove(g)
+	}
 	d.mu.Unlock()
 	if err == nil && len(b.Committed) > 0 {
 		err = d.compact(b.Committed)
 	}
-	return true, err
+	if err != nil {
+		return true, err
+	}
+	for _, g := range b.Removed {
+		if err := d.cfg.Log.Destroy(g); err != nil {
+			return true, fmt.Errorf("destroy the replica of group %d: %w", g, err)
+		}
+		d.cfg.StateMachine.Forget(g)
+		d.metrics.removed.Inc()
+		d.log.Info("replica removed: this node no longer replicates the group", "group", g)
+	}
+	if d.cfg.Departed != nil {
+		for _, dep := range b.Departed {
+			d.cfg.Departed(dep)
+		}
+	}
+	return true, nil
 }
 
 // compact truncates the logs of the groups that applied entries in a pass

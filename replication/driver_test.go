@@ -24,9 +24,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testSM records what a node applied and which groups it leads.
 type testSM struct {
-	mu      sync.Mutex
-	applied map[GroupID][]Applied
-	leading map[GroupID]bool
+	mu        sync.Mutex
+	applied   map[GroupID][]Applied
+	leading   map[GroupID]bool
+	forgotten []GroupID
 }
 
 func newTestSM() *testSM {
@@ -56,6 +57,13 @@ func (s *testSM) LeadershipChanged(lc LeaderChange) {
 	s.leading[lc.Group] = lc.Leading
 }
 
+func (s *testSM) Forget(g GroupID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.applied, g)
+	s.forgotten = append(s.forgotten, g)
+}
+
 func (s *testSM) data(g GroupID) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -76,6 +84,7 @@ func (s *testSM) leads(g GroupID) bool {
 // every group; a node's log survives its crash, its state machine does not
 // (it applies the whole log again when it restarts).
 type testCluster struct {
+	mu      sync.Mutex // guards drivers against the drivers' Departed hooks
 	t       *testing.T
 	net     *MemNetwork
 	peers   []NodeID
@@ -139,8 +148,7 @@ func newTestCluster(t *testing.T, nodes, groups int, newLog func() LogStore) *te
 func (c *testCluster) start(id NodeID, peers []NodeID) {
 	c.t.Helper()
 	sm := newTestSM()
-	d, err := NewDriver(DriverConfig{Groups: Config{NodeID: id}, Tick: 5 * time.Millisecond,
-		Log: c.logs[id], Transport: c.net.Transport(id), StateMachine: sm})
+	d, err := NewDriver(c.config(id, sm))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -149,9 +157,29 @@ func (c *testCluster) start(id NodeID, peers []NodeID) {
 			c.t.Fatal(err)
 		}
 	}
+	c.mu.Lock()
 	c.drivers[id], c.sms[id] = d, sm
+	c.mu.Unlock()
 	c.net.Attach(id, d)
 	d.Start()
+}
+
+// config is node id's driver configuration. A replica removed from a group
+// is told so by its leader's node, as the cluster does.
+func (c *testCluster) config(id NodeID, sm *testSM) DriverConfig {
+	return DriverConfig{Groups: Config{NodeID: id}, Tick: 5 * time.Millisecond,
+		Log: c.logs[id], Transport: c.net.Transport(id), StateMachine: sm,
+		Departed: func(dep Departure) {
+			if dep.Node == id {
+				return
+			}
+			c.mu.Lock()
+			self, gone := c.drivers[id], c.drivers[dep.Node]
+			c.mu.Unlock()
+			if self != nil && gone != nil && self.Leader(dep.Group) == id {
+				gone.RemoveReplica(dep.Group)
+			}
+		}}
 }
 
 // wakeAll wakes every running node's groups, as a node's liveness loop does
@@ -165,7 +193,9 @@ func (c *testCluster) wakeAll() {
 func (c *testCluster) crash(id NodeID) {
 	c.net.Detach(id)
 	c.drivers[id].Stop()
+	c.mu.Lock()
 	delete(c.drivers, id)
+	c.mu.Unlock()
 }
 
 func (c *testCluster) eventually(what string, cond func() error) {

@@ -27,6 +27,12 @@ var (
 	ErrLeadershipLost = errors.New("replication: leadership lost before the proposal was applied; its outcome is unknown")
 	// ErrNoGroup refuses a call for a group this node has no replica of.
 	ErrNoGroup = errors.New("replication: no replica of the group on this node")
+	// ErrNotCommitted fails a proposal known never to be committed: its
+	// leader stepped down before sending it anywhere, or another entry was
+	// committed at its index. Proposing it again is safe.
+	ErrNotCommitted = errors.New("replication: the proposal was not committed (its leader stepped down); it is safe to propose again")
+	// ErrRemoved fails the proposals of a replica removed from its group.
+	ErrRemoved = errors.New("replication: this node's replica was removed from the group")
 )
 
 // Config configures Groups.
@@ -41,7 +47,11 @@ type Config struct {
 	// 1 MiB); MaxInflightMsgs, the appends in flight to one follower (256).
 	MaxSizePerMsg   uint64
 	MaxInflightMsgs int
-	Logger          raft.Logger // default: discards everything but errors
+	// OrphanTicks bounds how long a leader that stepped down waits to learn
+	// whether the entries it proposed were committed (default two election
+	// timeouts); then they fail with ErrLeadershipLost.
+	OrphanTicks int
+	Logger      raft.Logger // default: discards everything but errors
 }
 
 // Envelope is a raft message of one group. Quiesce marks the heartbeat a
@@ -86,9 +96,23 @@ type Batch struct {
 	Early     map[NodeID][]Envelope // leaders' appends and heartbeats: may be sent before
 	Committed []Applied
 	Leaders   []LeaderChange
+	// Removed are the groups this node's replica left: a committed conf
+	// change removed it, or it was created by a leader's message and never
+	// became a member. The driver forgets them after the pass.
+	Removed []GroupID
+	// Departed are the replicas that committed conf changes of this pass
+	// removed (on every replica that applies them).
+	Departed []Departure
 
 	readys []groupReady
 	err    error
+}
+
+// Departure is a replica removed from a group.
+type Departure struct {
+	Group GroupID
+	Node  NodeID
+	Index uint64 // the conf change's
 }
 
 type groupReady struct {
@@ -98,7 +122,7 @@ type groupReady struct {
 
 // Empty reports whether the batch has nothing to do.
 func (b *Batch) Empty() bool {
-	return len(b.readys) == 0 && len(b.Messages) == 0 && len(b.Early) == 0 && b.err == nil
+	return len(b.readys) == 0 && len(b.Messages) == 0 && len(b.Early) == 0 && len(b.Removed) == 0 && b.err == nil
 }
 
 // Err is set when the pass could not be prepared (a conf change that does not
@@ -126,6 +150,17 @@ type group struct {
 	lead    NodeID
 	applied uint64               // the last committed entry handed out to apply
 	pending map[uint64]*Proposal // proposal id → proposal, while not applied
+	// orphaned counts the ticks since the leader stepped down with proposals
+	// of its own in the log: the next leader commits them, or another entry
+	// at their index, soon; failing them when that takes too long bounds the
+	// wait of their callers.
+	orphaned int
+	// member says whether the last membership known includes this node.
+	// outside counts the ticks a non-member spent without a leader's message:
+	// a replica created for a stray message, never added, is dropped.
+	member  bool
+	outside int
+	removed bool
 	// A quiesced group is not ticked: an idle group costs nothing. idle
 	// counts a leader's ticks with nothing to do.
 	quiesced bool
@@ -142,6 +177,9 @@ func NewGroups(cfg Config) (*Groups, error) {
 	}
 	if cfg.HeartbeatTicks <= 0 {
 		cfg.HeartbeatTicks = 1
+	}
+	if cfg.OrphanTicks <= 0 {
+		cfg.OrphanTicks = 2 * cfg.ElectionTicks
 	}
 	if cfg.MaxSizePerMsg == 0 {
 		cfg.MaxSizePerMsg = 1 << 20
@@ -195,9 +233,43 @@ func (gs *Groups) Create(id GroupID, storage raft.Storage, peers []NodeID, appli
 			return fmt.Errorf("replication: bootstrap group %d: %w", id, err)
 		}
 	}
-	gs.groups[id] = &group{id: id, rn: rn}
+	_, cs, err := storage.InitialState()
+	if err != nil {
+		return fmt.Errorf("replication: group %d: %w", id, err)
+	}
+	g := &group{id: id, rn: rn, member: gs.isMember(cs)}
+	if len(peers) > 0 && last == 0 {
+		g.member = slices.Contains(peers, gs.cfg.NodeID)
+	}
+	gs.groups[id] = g
 	gs.dirty[id] = struct{}{}
 	return nil
+}
+
+// isMember reports whether a membership includes this node, as a voter or a
+// learner, in either half of a joint configuration.
+func (gs *Groups) isMember(cs *pb.ConfState) bool {
+	self := gs.cfg.NodeID
+	return slices.Contains(cs.GetVoters(), self) || slices.Contains(cs.GetLearners(), self) ||
+		slices.Contains(cs.GetVotersOutgoing(), self) || slices.Contains(cs.GetLearnersNext(), self)
+}
+
+// markRemoved makes the next Ready report group id removed.
+func (gs *Groups) markRemoved(id GroupID) {
+	if g, ok := gs.groups[id]; ok {
+		g.removed = true
+		gs.dirty[id] = struct{}{}
+	}
+}
+
+// Remove forgets group id on this node: its proposals fail with ErrRemoved.
+// The caller destroys its state.
+func (gs *Groups) Remove(id GroupID) {
+	if g, ok := gs.groups[id]; ok {
+		g.failPending(ErrRemoved)
+		delete(gs.groups, id)
+		delete(gs.dirty, id)
+	}
 }
 
 // quiesceAfter is how many idle ticks a leader waits before its group goes
@@ -227,8 +299,24 @@ func (gs *Groups) Tick() {
 		if g.serving {
 			gs.maybeQuiesce(g)
 		}
+		if !g.leading && len(g.pending) > 0 {
+			if g.orphaned++; g.orphaned > gs.cfg.OrphanTicks {
+				g.failPending(ErrLeadershipLost)
+			}
+		}
+		if !g.member && !g.removed {
+			if g.outside++; g.outside > strayTicks {
+				g.removed = true
+			}
+		}
 	}
 }
+
+// strayTicks is how long a replica that is not a member of its group waits
+// for its leader's first message (ticks): a leader that added it sends one
+// every heartbeat; a replica created for a message sent before its removal
+// hears nothing more.
+const strayTicks = 300
 
 // maybeQuiesce quiesces a serving leader's group that has been idle.
 func (gs *Groups) maybeQuiesce(g *group) {
@@ -321,6 +409,10 @@ func (gs *Groups) Step(e Envelope) error {
 		// an idle one keeps counting.
 	default:
 		g.wake()
+	}
+	switch m.GetType() {
+	case pb.MessageType_MsgApp, pb.MessageType_MsgHeartbeat, pb.MessageType_MsgSnap:
+		g.outside = 0
 	}
 	err := g.rn.Step(m)
 	if errors.Is(err, raft.ErrStepPeerNotFound) || errors.Is(err, raft.ErrStepLocalMsg) {
@@ -504,6 +596,15 @@ func (gs *Groups) Ready() *Batch {
 	slices.Sort(ids) // a stable order: deterministic tests
 	for _, id := range ids {
 		g := gs.groups[id]
+		if g != nil && g.removed {
+			b.Removed = append(b.Removed, id)
+			if g.serving {
+				g.serving = false
+				b.Leaders = append(b.Leaders, LeaderChange{Group: id, Leading: false, Term: g.rn.BasicStatus().GetTerm()})
+			}
+			delete(gs.dirty, id)
+			continue
+		}
 		if g == nil || !g.rn.HasReady() {
 			delete(gs.dirty, id) // stays clean until touched again
 			continue
@@ -537,10 +638,27 @@ func (gs *Groups) Ready() *Batch {
 		// makes is saved in this pass's write, before anything committed after
 		// it is applied: a restart that skips what was applied must not find
 		// an older membership.
-		confState, err := g.applyConfChanges(rd.CommittedEntries)
+		confState, departed, err := g.applyConfChanges(rd.CommittedEntries)
 		if err != nil {
 			b.err = err
 			return b
+		}
+		b.Departed = append(b.Departed, departed...)
+		if confState != nil {
+			g.member = gs.isMember(confState)
+		} else if !raft.IsEmptySnap(rd.Snapshot) {
+			g.member = gs.isMember(rd.Snapshot.GetMetadata().GetConfState())
+		}
+		if g.member {
+			g.outside = 0
+		}
+		for _, d := range departed {
+			if d.Node == gs.cfg.NodeID && !g.member {
+				g.removed = true
+			}
+		}
+		if g.leading {
+			g.placeProposals(rd.Entries)
 		}
 		if !raft.IsEmptyHardState(rd.HardState) || len(rd.Entries) > 0 || !raft.IsEmptySnap(rd.Snapshot) || confState != nil {
 			s := Save{Group: id, Entries: rd.Entries, ConfState: confState}
@@ -578,13 +696,25 @@ func (gs *Groups) Ready() *Batch {
 }
 
 // Advance tells the groups that a batch was persisted, sent and applied: its
-// proposals resolve, and a leader that stepped down (its state machine was
-// told first) fails what it proposed and did not apply.
+// proposals resolve.
+//
+// A leader that stepped down keeps waiting for the proposals it had written
+// to its log: the next leader commits them (a leadership transfer always
+// does: its target has the whole log) or commits other entries at their
+// indexes. Either way this replica learns which, as a follower, and the
+// proposal resolves (applied, or ErrNotCommitted). One never written can no
+// longer be committed: it fails with ErrNotCommitted at once.
 func (gs *Groups) Advance(b *Batch) error {
 	defer func() {
 		for _, lc := range b.Leaders { // after the entries applied in this pass resolved
 			if g := gs.groups[lc.Group]; g != nil && !lc.Leading {
-				g.failPending(ErrLeadershipLost)
+				g.orphaned = 0
+				for pid, p := range g.pending {
+					if p.logIndex == 0 {
+						delete(g.pending, pid)
+						p.resolve(0, fmt.Errorf("group %d: %w", g.id, ErrNotCommitted))
+					}
+				}
 			}
 		}
 	}()
@@ -599,9 +729,43 @@ func (gs *Groups) Advance(b *Batch) error {
 				}
 			}
 		}
+		if snap := r.rd.Snapshot; !raft.IsEmptySnap(snap) {
+			// The log up to the snapshot is gone unread: whether a proposal
+			// in it was committed is unknown here.
+			g.resolveUpTo(snap.GetMetadata().GetIndex(), ErrLeadershipLost)
+		}
+		if n := len(r.rd.CommittedEntries); n > 0 {
+			g.resolveUpTo(r.rd.CommittedEntries[n-1].GetIndex(), ErrNotCommitted)
+		}
 		g.rn.Advance(r.rd)
 	}
 	return nil
+}
+
+// resolveUpTo fails the proposals whose entries were at or below index and
+// were not applied: another entry took their place.
+func (g *group) resolveUpTo(index uint64, err error) {
+	for pid, p := range g.pending {
+		if p.logIndex != 0 && p.logIndex <= index {
+			delete(g.pending, pid)
+			p.resolve(0, fmt.Errorf("group %d: %w", g.id, err))
+		}
+	}
+}
+
+// placeProposals records the log index of this leader's proposals among
+// entries it is about to write.
+func (g *group) placeProposals(es []*pb.Entry) {
+	if len(g.pending) == 0 {
+		return
+	}
+	for _, e := range es {
+		if e.GetType() == pb.EntryType_EntryNormal && len(e.GetData()) >= 8 {
+			if p, ok := g.pending[binary.BigEndian.Uint64(e.GetData())]; ok {
+				p.logIndex = e.GetIndex()
+			}
+		}
+	}
 }
 
 // Close fails every proposal not applied yet.
@@ -612,26 +776,37 @@ func (gs *Groups) Close(err error) {
 }
 
 // applyConfChanges makes the committed conf changes take effect and returns
-// the membership after the last (nil: there was none).
-func (g *group) applyConfChanges(es []*pb.Entry) (*pb.ConfState, error) {
+// the membership after the last (nil: there was none) and the replicas they
+// removed.
+func (g *group) applyConfChanges(es []*pb.Entry) (*pb.ConfState, []Departure, error) {
 	var cs *pb.ConfState
+	var gone []Departure
 	for _, e := range es {
+		var cc pb.ConfChangeI
 		switch e.GetType() {
 		case pb.EntryType_EntryConfChange:
-			var cc pb.ConfChange
-			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-				return nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
+			var v1 pb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &v1); err != nil {
+				return nil, nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
 			}
-			cs = g.rn.ApplyConfChange(&cc)
+			cc = &v1
 		case pb.EntryType_EntryConfChangeV2:
-			var cc pb.ConfChangeV2
-			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-				return nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
+			var v2 pb.ConfChangeV2
+			if err := proto.Unmarshal(e.GetData(), &v2); err != nil {
+				return nil, nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
 			}
-			cs = g.rn.ApplyConfChange(&cc)
+			cc = &v2
+		default:
+			continue
+		}
+		cs = g.rn.ApplyConfChange(cc)
+		for _, c := range cc.AsV2().GetChanges() {
+			if c.GetType() == pb.ConfChangeType_ConfChangeRemoveNode {
+				gone = append(gone, Departure{Group: g.id, Node: c.GetNodeId(), Index: e.GetIndex()})
+			}
 		}
 	}
-	return cs, nil
+	return cs, gone, nil
 }
 
 func (g *group) failPending(err error) {

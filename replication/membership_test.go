@@ -18,14 +18,17 @@ import (
 // creates a replica of a group when that group's leader reaches out.
 func (c *testCluster) startAdopting(id NodeID) {
 	c.t.Helper()
-	c.logs[id] = NewMemLog()
+	c.logs[id] = c.newLog()
 	sm := newTestSM()
-	d, err := NewDriver(DriverConfig{Groups: Config{NodeID: id}, Tick: 5 * time.Millisecond, Log: c.logs[id],
-		Transport: c.net.Transport(id), StateMachine: sm, Adopt: func(GroupID) bool { return true }})
+	cfg := c.config(id, sm)
+	cfg.Adopt = func(GroupID) bool { return true }
+	d, err := NewDriver(cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.mu.Lock()
 	c.drivers[id], c.sms[id] = d, sm
+	c.mu.Unlock()
 	c.net.Attach(id, d)
 	d.Start()
 }
@@ -74,7 +77,9 @@ func TestGroupsGrowBySnapshotAndSurviveTheirFounder(t *testing.T) {
 	if err := d.Create(0, []NodeID{1}, 0); err != nil {
 		t.Fatal(err)
 	}
+	c.mu.Lock()
 	c.drivers[1], c.sms[1] = d, sm
+	c.mu.Unlock()
 	c.net.Attach(1, d)
 	d.Start()
 	if err := d.Campaign(0); err != nil {

@@ -108,6 +108,14 @@ func (l *MemLog) Compact(g GroupID, index uint64) error {
 	return nil
 }
 
+// Destroy implements LogStore.
+func (l *MemLog) Destroy(g GroupID) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.groups, g)
+	return nil
+}
+
 // Saves is how many Save calls (writes) the log took.
 func (l *MemLog) Saves() int {
 	l.mu.Lock()
@@ -154,6 +162,13 @@ func (n *MemNetwork) Isolate(id NodeID) {
 		n.cut[[2]NodeID{id, other}] = true
 		n.cut[[2]NodeID{other, id}] = true
 	}
+}
+
+// Cut cuts the link from one node to another, in that direction only.
+func (n *MemNetwork) Cut(from, to NodeID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cut[[2]NodeID{from, to}] = true
 }
 
 // Heal restores every link.

@@ -12,6 +12,7 @@ type metrics struct {
 	leadershipGained prometheus.Counter
 	leadershipLost   prometheus.Counter
 	snapshots        prometheus.Counter
+	removed          prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -29,6 +30,8 @@ func newMetrics() *metrics {
 			Help: "Times this node stopped leading a partition's group (a newer term, a transfer, a lost quorum)."}),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_raft_snapshots_installed_total",
 			Help: "Snapshots installed on this node: replicas caught up from a copy of the partition instead of the log."}),
+		removed: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_raft_replicas_removed_total",
+			Help: "Replicas this node destroyed after its groups removed them (a replica moved to another node, or a node leaving)."}),
 	}
 }
 
@@ -49,7 +52,7 @@ func (d *Driver) Collectors() []prometheus.Collector {
 			return float64(n)
 		}
 	}
-	return []prometheus.Collector{m.proposals, m.proposalsFailed, m.commit, m.leadershipGained, m.leadershipLost, m.snapshots,
+	return []prometheus.Collector{m.proposals, m.proposalsFailed, m.commit, m.leadershipGained, m.leadershipLost, m.snapshots, m.removed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_raft_groups", Help: "Raft groups (partitions) this node has a replica of."},
 			count(func(*group) bool { return true })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_raft_groups_leading", Help: "Raft groups this node leads and serves."},

@@ -238,6 +238,18 @@ func (l *PebbleLog) Compact(g GroupID, index uint64) error {
 	return nil
 }
 
+// Destroy implements LogStore: the group's log and state and the
+// partition's data go in one synced write.
+func (l *PebbleLog) Destroy(g GroupID) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.db.DestroyReplica(uint16(g)); err != nil {
+		return fmt.Errorf("replication: destroy group %d: %w", g, err)
+	}
+	delete(l.groups, g)
+	return nil
+}
+
 // TakeSnapshot returns the partition view a snapshot message names (its
 // Data), for the transport to stream; the caller closes it. ok is false when
 // the view is gone (taken already, or expired).

@@ -8,6 +8,9 @@ type Proposal struct {
 	done  chan struct{}
 	index uint64
 	err   error
+	// logIndex is where the leader wrote the entry (0: not written yet).
+	// Only the groups' goroutine reads or writes it.
+	logIndex uint64
 }
 
 func newProposal() *Proposal { return &Proposal{done: make(chan struct{})} }

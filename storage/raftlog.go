@@ -123,6 +123,17 @@ func (b *Batch) DeleteRaftEntriesTo(part uint16, index uint64) {
 	}
 }
 
+// DestroyReplica deletes partition part's data and its raft group's log and
+// state in one synced write: this node no longer replicates it. A crash
+// leaves all of it or none.
+func (db *DB) DestroyReplica(part uint16) error {
+	b := db.NewBatch()
+	defer b.Close()
+	b.DeletePartition(part)
+	b.delPrefix("destroy replica", fmt.Sprint(part), raftGroupPrefix(part))
+	return b.Commit()
+}
+
 // A PartitionSnapshot is a partition's data as of one applied index: what a
 // replica that is too far behind for the log is caught up with. It holds a
 // pebble snapshot until Close.
