@@ -188,9 +188,11 @@ func (r *Runtime) Close() error {
 // Cluster returns the runtime's cluster node, or nil when it runs alone.
 func (r *Runtime) Cluster() *cluster.Node { return r.node }
 
-// LeaveCluster leaves the cluster gracefully before Close: the node hands every
-// partition it holds to its new owner (waiting at most until ctx ends), then
-// leaves the gossip. Without a cluster it does nothing.
+// LeaveCluster leaves the cluster for good before Close: the node's
+// partitions move to the nodes that own them without it (replicated: its
+// replicas are replaced; one copy: each partition is handed off), waiting at
+// most until ctx ends, then it leaves the gossip. A stop that is a restart
+// calls Cluster().Drain instead. Without a cluster it does nothing.
 func (r *Runtime) LeaveCluster(ctx context.Context) error {
 	if r.node == nil {
 		return nil

@@ -154,6 +154,19 @@ func (c *Client) ClusterMembers(ctx context.Context) (*ClusterMembers, error) {
 	return &out, err
 }
 
+// RemoveNode removes a node lost for good from the cluster (weft cluster remove).
+func (c *Client) RemoveNode(ctx context.Context, node, reason string) error {
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/cluster/members/"+url.PathEscape(node)+"/remove", RemoveNodeRequest{Reason: reason}, nil)
+	return err
+}
+
+// LeaveCluster makes the node at the client's server leave its cluster for
+// good, waiting until its partitions moved (weft cluster leave).
+func (c *Client) LeaveCluster(ctx context.Context, timeout time.Duration) error {
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/cluster/leave?timeout="+url.QueryEscape(timeout.String()), nil, nil)
+	return err
+}
+
 // ClusterPartitions returns the server's placement table with where each
 // partition's data is.
 func (c *Client) ClusterPartitions(ctx context.Context) (*ClusterPartitions, error) {

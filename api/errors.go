@@ -37,6 +37,7 @@ const (
 	CodeUnavailable         = "ERR_UNAVAILABLE"
 	CodePartitionDown       = "ERR_PARTITION_UNAVAILABLE"
 	CodeNotClustered        = "ERR_NOT_CLUSTERED"
+	CodeNodeNotRemovable    = "ERR_NODE_NOT_REMOVABLE"
 	CodeTimeout             = "ERR_TIMEOUT"
 	CodeInternal            = "ERR_INTERNAL"
 	CodeNotFound            = "ERR_NOT_FOUND"

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -85,6 +86,11 @@ type ClusterPartitions struct {
 	Partitions []cluster.PartitionView `json:"partitions"`
 }
 
+// RemoveNodeRequest is the body of POST /api/v1/cluster/members/{id}/remove.
+type RemoveNodeRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
 // HistoryResponse is the body of GET /api/v1/instances/{id}/history.
 type HistoryResponse struct {
 	ID     string         `json:"id"`
@@ -129,6 +135,9 @@ func toStatus(st *weft.InstanceStatus) Status {
 //	POST   instances/{id}/terminate           TerminateRequest → 202
 //	POST   instances/{id}/suspend|resume      {"reason"} → 202
 //	DELETE instances/{id}?recursive=true      → 200
+//	GET    cluster/members | cluster/partitions
+//	POST   cluster/members/{id}/remove        {"reason"} → 200 (a node lost for good)
+//	POST   cluster/leave?timeout=10m          → 200 once this node's partitions moved to the others
 func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
 	n := len(segs)
 	switch {
@@ -158,6 +167,14 @@ func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
 			writeJSON(w, http.StatusOK, ClusterMembers{Self: node.ID(), Members: node.Members()})
 		} else {
 			writeJSON(w, http.StatusOK, ClusterPartitions{Self: node.ID(), Partitions: node.Partitions()})
+		}
+	case n == 2 && segs[0] == "cluster" && segs[1] == "leave":
+		if s.method(w, r, http.MethodPost) {
+			s.leave(w, r)
+		}
+	case n == 4 && segs[0] == "cluster" && segs[1] == "members" && segs[3] == "remove":
+		if s.method(w, r, http.MethodPost) {
+			s.removeNode(w, r, segs[2])
 		}
 	case n == 1 && segs[0] == "instances":
 		switch r.Method {
@@ -400,4 +417,56 @@ func (s *server) wait(w http.ResponseWriter, r *http.Request, id string) {
 	default:
 		s.fail(w, r, err)
 	}
+}
+
+// removeNode removes a node lost for good from the cluster.
+func (s *server) removeNode(w http.ResponseWriter, r *http.Request, id string) {
+	node := s.rt.Cluster()
+	if node == nil {
+		writeError(w, &Error{http.StatusNotFound, CodeNotClustered, "this node runs alone: there is no cluster to remove a node from"})
+		return
+	}
+	var req RemoveNodeRequest
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			writeError(w, &Error{http.StatusBadRequest, CodeInvalidInput, "body: want {\"reason\": \"...\"}: " + err.Error()})
+			return
+		}
+	}
+	if err := node.RemoveNode(id, req.Reason); err != nil {
+		status := http.StatusConflict
+		if !node.Known(id) {
+			status = http.StatusNotFound
+		}
+		writeError(w, &Error{status, CodeNodeNotRemovable, err.Error()})
+		return
+	}
+	s.log.Warn("node removed from the cluster by an API call", "removed", id, "reason", req.Reason)
+	writeJSON(w, http.StatusOK, map[string]string{"removed": id})
+}
+
+// leave makes the node that serves the request leave the cluster for good:
+// its partitions move to the others; it answers once they have.
+func (s *server) leave(w http.ResponseWriter, r *http.Request) {
+	node := s.rt.Cluster()
+	if node == nil {
+		writeError(w, &Error{http.StatusNotFound, CodeNotClustered, "this node runs alone: there is no cluster to leave"})
+		return
+	}
+	timeout := 10 * time.Minute
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			writeError(w, &Error{http.StatusBadRequest, CodeInvalidInput, fmt.Sprintf("timeout %q: want a positive duration such as 10m", v)})
+			return
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	if err := node.Leave(ctx); err != nil {
+		writeError(w, &Error{http.StatusGatewayTimeout, CodeTimeout, err.Error() + "; what did not move stays on this node, which serves it again if it starts again"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"left": node.ID()})
 }

@@ -61,11 +61,17 @@ type incoming struct {
 // drops copies another node holds at a newer epoch. It runs on every registry
 // or membership change, and every few seconds in case a handoff failed.
 func (n *Node) reconcileLoop() {
-	tick := time.NewTicker(2 * time.Second)
+	every := 2 * time.Second
+	if n.rep != nil {
+		every = time.Second // replica moves take one conf change at a time
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	failures := map[uint16]time.Time{}
 	rejoined := map[string]*rejoinAttempt{}
-	var saved []byte // the registry as last persisted
+	down := map[string]time.Time{} // since when each registered node is unreachable
+	var gcLast time.Time           // when replicas were last checked against their leaders
+	var saved []byte               // the registry as last persisted
 	for {
 		select {
 		case <-n.stop:
@@ -75,13 +81,15 @@ func (n *Node) reconcileLoop() {
 		}
 		n.prunePlaced()
 		n.rejoinLost(rejoined)
+		n.removeLost(down)
 		if state := n.reg.LocalState(); !slices.Equal(state, saved) {
 			if n.db.PutMeta(registryKey, state, false) == nil { // a hint: the peers hold it too
 				saved = state
 			}
 		}
 		if n.rep != nil {
-			n.rep.reconcile() // replicated partitions grow by raft, not by handoff
+			n.rep.reconcile() // replicated partitions move by raft, not by handoff
+			n.rep.collectGarbage(&gcLast)
 			continue
 		}
 		n.dropStale()

@@ -84,7 +84,15 @@ type NodeConfig struct {
 	// (replicas.go). 0 or 1: one copy, moved by handoff on joins and leaves
 	// (handoff.go); a store that was replicated stays replicated.
 	Replicas int
-	Logger   *slog.Logger
+	// ReplaceAfter is how long a node stays unreachable before the others
+	// remove it and replace its replicas (default DefaultReplaceAfter; see
+	// removal.go). Replicated partitions only.
+	ReplaceAfter time.Duration
+	// SnapshotRate bounds the bytes per second this node streams to the
+	// replicas it catches up by snapshot (default DefaultSnapshotRate), so
+	// that a new replica does not starve the live load.
+	SnapshotRate int64
+	Logger       *slog.Logger
 }
 
 // Persisted meta keys.
@@ -125,11 +133,15 @@ type Node struct {
 	changed    chan struct{} // closed and replaced when the registry or held set changes
 	placed     map[string]map[placedKey]actors.Invocation
 	leaving    bool
+	draining   bool
 
 	kick   chan struct{}
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	closed bool
+
+	removedCh  chan struct{} // closed when this node learns it was removed (removal.go)
+	removedErr *RemovedError
 }
 
 type placedKey struct {
@@ -149,22 +161,33 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 	if cfg.MoveWait <= 0 {
 		cfg.MoveWait = 30 * time.Second
 	}
+	if cfg.ReplaceAfter <= 0 {
+		cfg.ReplaceAfter = DefaultReplaceAfter
+	}
+	if cfg.SnapshotRate <= 0 {
+		cfg.SnapshotRate = DefaultSnapshotRate
+	}
 	n := &Node{
 		cfg: cfg, id: cfg.Gossip.NodeID, h: h, db: h.DB(), log: cfg.Logger.With("node", cfg.Gossip.NodeID),
 		parts: h.DB().Partitions(), held: map[uint16]uint64{}, moving: map[uint16]chan struct{}{},
 		receiving: map[uint16]*incoming{}, changed: make(chan struct{}), placed: map[string]map[placedKey]actors.Invocation{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), removedCh: make(chan struct{}),
 	}
 	if err := n.loadHeld(); err != nil {
 		return nil, err
 	}
 	var entries []Entry
+	var removals []Removal
 	if b, err := n.db.GetMeta(registryKey); err == nil {
-		if entries, err = DecodeEntries(b); err != nil {
+		if entries, removals, err = decodeState(b); err != nil {
 			return nil, err
 		}
 	}
 	n.reg = NewRegistry(entries, n.registryChanged)
+	n.reg.mergeRemovals(removals)
+	if r, gone := n.reg.Removal(n.id); gone {
+		return nil, &RemovedError{Removal: r}
+	}
 	if own, ok := n.reg.Get(n.id); ok {
 		n.version = own.Version
 	}
@@ -210,6 +233,12 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.ms = ms
+	if err := n.RemovedErr(); err != nil {
+		// The join's exchange of state brought news of this node's removal:
+		// it must not serve a moment.
+		_ = n.Close()
+		return nil, err
+	}
 	n.publish() // with the gossip address known
 	replicas := 1
 	if n.rep != nil {
@@ -297,7 +326,7 @@ func (n *Node) persistHeld() error {
 func (n *Node) publish() {
 	n.mu.Lock()
 	n.version++
-	e := Entry{Node: n.id, Version: n.version, Registered: n.registered, ActorAddr: n.tr.addr, HTTPAddr: n.cfg.Gossip.Meta.HTTPAddr}
+	e := Entry{Node: n.id, Version: n.version, Registered: n.registered, Draining: n.draining, ActorAddr: n.tr.addr, HTTPAddr: n.cfg.Gossip.Meta.HTTPAddr}
 	if n.ms != nil {
 		e.GossipAddr = n.ms.Addr()
 	}
@@ -314,6 +343,7 @@ func (n *Node) publish() {
 }
 
 func (n *Node) registryChanged() {
+	n.checkRemoved()
 	n.mu.Lock()
 	close(n.changed)
 	n.changed = make(chan struct{})
@@ -355,7 +385,7 @@ func (n *Node) holderOf(p uint16) (Entry, bool) {
 	var bestEpoch uint64
 	found := false
 	for _, e := range n.reg.Entries() {
-		if e.Node == n.id {
+		if e.Node == n.id || e.Removed {
 			continue
 		}
 		if ep, ok := e.Holds(p); ok && (!found || ep > bestEpoch) {
@@ -530,7 +560,9 @@ func (n *Node) Dispatch(inv actors.Invocation) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, err := n.tr.call(ctx, e.ActorAddr, kindRun, inv, 0); err != nil {
-			n.unplace(e.Node, inv)
+			if !n.unplace(e.Node, inv) {
+				return // replace took it already (its node died): sent elsewhere once is enough
+			}
 			select {
 			case <-n.stop:
 				return // closing: the instance re-sends it after the next start
@@ -543,10 +575,15 @@ func (n *Node) Dispatch(inv actors.Invocation) bool {
 	return true
 }
 
-func (n *Node) unplace(node string, inv actors.Invocation) {
+// unplace forgets an attempt placed on a node; it reports whether it was
+// still placed there.
+func (n *Node) unplace(node string, inv actors.Invocation) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	delete(n.placed[node], placedKey{inv.InstanceID, inv.Gen, inv.TaskID, inv.Attempt})
+	k := placedKey{inv.InstanceID, inv.Gen, inv.TaskID, inv.Attempt}
+	_, ok := n.placed[node][k]
+	delete(n.placed[node], k)
+	return ok
 }
 
 // replace re-dispatches the attempts placed on a node that died or left and
@@ -638,7 +675,7 @@ func (n *Node) handle(ctx context.Context, env *wire.Envelope) *wire.Envelope {
 			row, err := n.WaitFor(ctx, r.ID, r.ForStart)
 			return reply(row, err)
 		}
-	case kindRaft, kindSnapChunk:
+	case kindRaft, kindSnapChunk, kindReplicaRemoved, kindGroupMembers:
 		if n.rep == nil {
 			return reply(nil, fmt.Errorf("node %s does not replicate partitions (started without --replicas 2 or more)", n.id))
 		}
@@ -817,7 +854,7 @@ func (n *Node) List(ctx context.Context, q storage.ListQuery) (storage.ListPage,
 	var missing []string
 	more := false
 	for _, e := range n.reg.Entries() {
-		if len(e.Held) == 0 && e.Node != n.id {
+		if (len(e.Held) == 0 || e.Removed) && e.Node != n.id {
 			continue
 		}
 		var page storage.ListPage
@@ -876,7 +913,7 @@ func (n *Node) Counts(ctx context.Context) (map[storage.Status]int, []string, er
 	total := map[storage.Status]int{}
 	var missing []string
 	for _, e := range n.reg.Entries() {
-		if len(e.Held) == 0 && e.Node != n.id {
+		if (len(e.Held) == 0 || e.Removed) && e.Node != n.id {
 			continue
 		}
 		var counts map[storage.Status]int
@@ -913,10 +950,51 @@ func (n *Node) localCounts() (map[storage.Status]int, error) {
 
 // --- leaving and stopping -------------------------------------------------------
 
-// Leave leaves the cluster gracefully: the node unregisters, hands every
-// partition it holds to its new owner, then leaves the gossip. It gives up on
-// partitions it could not hand over by ctx's deadline (they stay here, on disk,
-// and the node keeps them when it starts again).
+// Drain prepares a stop that is a restart: with replicated partitions, the
+// node hands the leadership of every group it leads to another replica and
+// takes none back, keeping its replicas and its place in the cluster, so
+// that its stop fails no request; then it leaves the gossip. It gives up at
+// ctx's deadline (the others elect leaders when it stops). With one copy of
+// each partition, a node cannot stop without making its partitions
+// unavailable: Drain is Leave.
+func (n *Node) Drain(ctx context.Context) error {
+	if n.rep == nil {
+		return n.Leave(ctx)
+	}
+	n.mu.Lock()
+	n.draining = true
+	n.mu.Unlock()
+	n.publish()
+	n.log.Info("draining for a stop: handing over leadership")
+	var err error
+	for {
+		left := n.rep.handOverLeadership()
+		if left == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("drain: still leading %d partitions: %w", left, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	if own, ok := n.reg.Get(n.id); ok {
+		n.ms.BroadcastWait(EncodeEntries([]Entry{own}))
+	}
+	if lerr := n.ms.Leave(5 * time.Second); lerr != nil && err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// Leave leaves the cluster for good: the node unregisters, its partitions
+// move to the nodes placement now gives them (replicated: each group's
+// leader replaces this node's replica, see leaveReplicated; one copy: this
+// node hands each partition off), then it leaves the gossip. It gives up at
+// ctx's deadline (what did not move stays here, on disk, and the node keeps
+// it when it starts again).
 func (n *Node) Leave(ctx context.Context) error {
 	n.mu.Lock()
 	n.registered = false
@@ -940,19 +1018,22 @@ func (n *Node) Leave(ctx context.Context) error {
 	return err
 }
 
-// leaveReplicated hands the leadership of every group this node leads to
-// another replica. Its replicas stay members of their groups: the others go on
-// with a quorum of the rest.
+// leaveReplicated waits until this node's replicas have moved to the others.
+// Unregistered, the node is in no partition's placement any more: the leader
+// of each of its groups adds the partition's next node and removes this
+// node's replica (where this node leads, it hands leadership over first;
+// replicas.go), and the replica destroys itself.
 func (n *Node) leaveReplicated(ctx context.Context) error {
-	n.log.Info("leaving the cluster: handing over leadership")
+	n.log.Info("leaving the cluster: moving this node's replicas to the others")
 	for {
-		left := n.rep.handOverLeadership()
+		left := len(n.rep.d.IDs())
 		if left == 0 {
 			return nil
 		}
+		n.poke()
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("leave: still leading %d partitions: %w", left, ctx.Err())
+			return fmt.Errorf("leave: still a replica of %d partitions: %w", left, ctx.Err())
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
@@ -1055,6 +1136,9 @@ func (n *Node) Members() []MemberView {
 		if !e.Registered && st == "dead" {
 			st = "left" // it unregistered: gossip may not have heard its leave before it went
 		}
+		if e.Removed {
+			st = "removed"
+		}
 		out = append(out, MemberView{ID: e.Node, State: st, Registered: e.Registered, Gossip: e.GossipAddr, Actor: e.ActorAddr,
 			HTTP: e.HTTPAddr, Partitions: counts[placement.Member(e.Node)], Held: len(e.Held)})
 	}
@@ -1078,7 +1162,10 @@ type PartitionView struct {
 	Term            uint64   `json:"term,omitempty"`
 	Applied         uint64   `json:"applied,omitempty"`
 	Quorum          bool     `json:"quorum,omitempty"`           // a majority of the replicas is alive
-	UnderReplicated bool     `json:"under_replicated,omitempty"` // fewer replicas than the cluster wants
+	UnderReplicated bool     `json:"under_replicated,omitempty"` // fewer live replicas than the cluster wants
+	// Snapshots are this node's snapshots of the partition being streamed to
+	// replicas it catches up.
+	Snapshots []SnapshotProgress `json:"snapshots,omitempty"`
 }
 
 // Partitions lists the placement table with where each partition's data is.

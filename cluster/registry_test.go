@@ -61,3 +61,43 @@ func TestRegistryRefusesMalformedState(t *testing.T) {
 		t.Fatal("Holds(8) on an entry without it")
 	}
 }
+
+// Removals merge by union, whatever path they take (a broadcast of one, a
+// full sync); a removed node is no longer registered, and of two records of
+// one removal every node keeps the same one.
+func TestRegistryRemovals(t *testing.T) {
+	entries := []Entry{{Node: "n1", Version: 3, Registered: true}, {Node: "n2", Version: 2, Registered: true}, {Node: "n3", Version: 7, Registered: true}}
+	a, b := NewRegistry(entries, nil), NewRegistry(entries, nil)
+	early := Removal{Node: "n3", By: "n2", At: 100, Reason: "unreachable"}
+	late := Removal{Node: "n3", By: "n1", At: 200, Reason: "operator"}
+	if !a.Remove(late) || !b.Remove(early) {
+		t.Fatal("a new removal changed nothing")
+	}
+	if a.Remove(late) {
+		t.Fatal("a repeated removal changed something")
+	}
+	a.MergeRemoteState(b.LocalState())
+	b.MergeRemoteState(a.LocalState())
+	for name, r := range map[string]*Registry{"a": a, "b": b} {
+		if got, _ := r.Removal("n3"); got != early {
+			t.Errorf("%s keeps %+v, want the earlier %+v", name, got, early)
+		}
+		if got := r.Registered(); !slices.Equal(got, []string{"n1", "n2"}) {
+			t.Errorf("%s: registered %v after n3's removal", name, got)
+		}
+		e, _ := r.Get("n3")
+		if !e.Removed || e.Registered {
+			t.Errorf("%s: n3's entry %+v, want removed and unregistered", name, e)
+		}
+	}
+	// n3's own later entry (it came back) does not undo its removal.
+	a.Merge([]Entry{{Node: "n3", Version: 9, Registered: true}})
+	if e, _ := a.Get("n3"); !e.Removed || e.Registered {
+		t.Errorf("n3 undid its removal by publishing: %+v", e)
+	}
+	// The disk form keeps the removals.
+	es, rm, err := decodeState(a.LocalState())
+	if err != nil || len(es) != 3 || len(rm) != 1 || rm[0] != early {
+		t.Fatalf("decoded %v %v %v", es, rm, err)
+	}
+}

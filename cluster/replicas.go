@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmihailenco/msgpack/v5"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"golang.org/x/time/rate"
 
 	"github.com/weftrt/weft/actors"
 	"github.com/weftrt/weft/cluster/wire"
@@ -63,7 +64,8 @@ const (
 	snapshotChunkBytes  = 1 << 20
 	maxSnapshotsSending = 4
 	// membershipPause: after proposing a change of a group's replicas or a
-	// transfer of its leadership, the leader waits this long before the next.
+	// transfer of its leadership, the leader waits this long before the next
+	// unless the change took effect sooner.
 	membershipPause = 3 * time.Second
 	raftTick        = 100 * time.Millisecond
 )
@@ -80,7 +82,11 @@ type replicaSet struct {
 	rt   *raftTransport
 
 	sending       chan struct{} // bounds the snapshots streamed at once
+	limiter       *rate.Limiter // bounds their bytes per second, together
 	snapshotsSent prometheus.Counter
+	snapshotBytes prometheus.Counter
+	progressMu    sync.Mutex
+	progress      map[sendKey]*SnapshotProgress
 
 	// heard is when each peer (by replica id) was last heard from: any raft
 	// batch, a ping included. Guarded by heardMu.
@@ -90,16 +96,20 @@ type replicaSet struct {
 	// Guarded by n.mu.
 	leading map[uint16]uint64 // partitions raft says this node serves → term
 	changes []replication.LeaderChange
-	paused  map[uint16]time.Time // no membership change or transfer before
+	paused  map[uint16]pause // no membership change or transfer before
 	wake    chan struct{}
 }
 
 func newReplicaSet(n *Node) (*replicaSet, error) {
 	rs := &replicaSet{n: n, want: n.cfg.Replicas, self: placement.ReplicaID(placement.Member(n.id)),
 		log: replication.NewPebbleLog(n.db), sending: make(chan struct{}, maxSnapshotsSending),
-		leading: map[uint16]uint64{}, paused: map[uint16]time.Time{}, wake: make(chan struct{}, 1), heard: map[replication.NodeID]time.Time{},
+		leading: map[uint16]uint64{}, paused: map[uint16]pause{}, wake: make(chan struct{}, 1), heard: map[replication.NodeID]time.Time{},
 		snapshotsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_raft_snapshots_sent_total",
-			Help: "Snapshots (a partition's keys) streamed to replicas that were added or too far behind for the log."})}
+			Help: "Snapshots (a partition's keys) streamed to replicas that were added or too far behind for the log."}),
+		snapshotBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_raft_snapshot_bytes_sent_total",
+			Help: "Bytes of snapshot data streamed to other replicas (throttled to the node's snapshot rate)."}),
+		limiter:  rate.NewLimiter(rate.Limit(n.cfg.SnapshotRate), snapshotBurst),
+		progress: map[sendKey]*SnapshotProgress{}}
 	rs.sm = replication.NewStoreStateMachine(n.db, rs.leadershipChanged)
 	rs.rt = &raftTransport{self: rs.self, addrOf: rs.addrOf, log: n.log, snapshot: rs.sendSnapshot}
 	d, err := replication.NewDriver(replication.DriverConfig{
@@ -112,8 +122,9 @@ func newReplicaSet(n *Node) (*replicaSet, error) {
 		Adopt: func(replication.GroupID) bool {
 			n.mu.Lock()
 			defer n.mu.Unlock()
-			return n.registered && !n.leaving
+			return n.registered && !n.leaving && n.removedErr == nil
 		},
+		Departed: func(dep replication.Departure) { rs.departed(dep) },
 	})
 	if err != nil {
 		return nil, err
@@ -398,101 +409,82 @@ func (rs *replicaSet) served() []uint16 {
 	return out
 }
 
-// --- growing the groups and spreading leadership --------------------------------
+// --- moving replicas and spreading leadership --------------------------------
 
-// reconcile runs on the leader of each group: it adds a learner while the
-// group has fewer replicas than wanted, promotes a learner that caught up, and
-// hands leadership to the partition's owner once that owner is a caught-up
-// voter. One change per group at a time.
+// reconcile runs on the leader of each group: it makes the next change of the
+// replica plan (replica_plan.go), one per group at a time.
 func (rs *replicaSet) reconcile() {
 	n := rs.n
+	n.mu.Lock()
+	draining := n.draining
+	n.mu.Unlock()
+	if draining {
+		return // it hands its leadership over (Drain) and changes nothing
+	}
 	registered := n.reg.Registered()
 	members := make([]placement.Member, len(registered))
 	for i, id := range registered {
 		members[i] = placement.Member(id)
 	}
 	want := min(rs.want, len(members))
-	table := placement.NewTable(n.parts, members)
+	alive := func(id replication.NodeID) bool {
+		node, ok := rs.nodeOf(id)
+		return ok && n.alive(node)
+	}
 	now := time.Now()
 	for _, p := range rs.served() {
-		n.mu.Lock()
-		paused := now.Before(rs.paused[p])
-		n.mu.Unlock()
-		if paused {
-			continue
-		}
 		g := replication.GroupID(p)
 		st, ok := rs.d.Status(g)
 		if !ok || !st.Leading {
 			continue
 		}
-		if done, err := rs.grow(g, st, members, want); done || err != nil {
-			if err != nil {
-				n.log.Debug("changing a group's replicas failed", "partition", p, "err", err)
-			}
-			rs.pause(p, now)
+		conf := fmt.Sprint(st.Voters, st.Learners)
+		n.mu.Lock()
+		last := rs.paused[p]
+		n.mu.Unlock()
+		if now.Before(last.until) && last.conf == conf {
+			continue // the last change has not taken effect yet
+		}
+		plan := groupPlan{self: rs.self, voters: st.Voters, learners: st.Learners, match: st.Match,
+			commit: st.Commit, last: st.LastIndex, alive: alive, canLead: rs.canLead}
+		for _, m := range placement.ReplicasOf(p, members, want) {
+			plan.target = append(plan.target, placement.ReplicaID(m))
+		}
+		c := plan.next()
+		if c.kind == noChange {
 			continue
 		}
-		if rs.balance(g, st, table) {
-			rs.pause(p, now)
+		var err error
+		switch c.kind {
+		case addLearner:
+			err = rs.d.ProposeConfChange(g, &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddLearnerNode.Enum(), NodeId: new(c.node)})
+		case promoteLearner:
+			err = rs.d.ProposeConfChange(g, &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: new(c.node)})
+		case removeReplica:
+			err = rs.d.ProposeConfChange(g, &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeRemoveNode.Enum(), NodeId: new(c.node)})
+		case transferLeadership:
+			err = rs.d.TransferLeadership(g, c.node)
 		}
-	}
-}
-
-func (rs *replicaSet) pause(p uint16, now time.Time) {
-	rs.n.mu.Lock()
-	rs.paused[p] = now.Add(membershipPause)
-	rs.n.mu.Unlock()
-}
-
-// grow proposes the group's next membership change, if any.
-func (rs *replicaSet) grow(g replication.GroupID, st replication.GroupStatus, members []placement.Member, want int) (bool, error) {
-	for _, l := range st.Learners {
-		if st.Match[l] >= st.Commit {
-			rs.n.log.Info("promoting a caught-up replica to voter", "partition", g, "replica", rs.name(l))
-			return true, rs.d.ProposeConfChange(g, &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: new(l)})
+		if err != nil {
+			n.log.Debug("changing a group's replicas failed", "partition", p, "change", c.kind.String(), "replica", rs.name(c.node), "err", err)
+		} else if c.kind != transferLeadership || c.why != ownerLeads {
+			n.log.Info("changing a partition's replicas", "partition", p, "change", c.kind.String(), "replica", rs.name(c.node), "why", c.why)
 		}
+		n.mu.Lock()
+		rs.paused[p] = pause{until: now.Add(membershipPause), conf: conf}
+		n.mu.Unlock()
 	}
-	if len(st.Voters)+len(st.Learners) >= want || len(st.Learners) > 0 {
-		return false, nil
-	}
-	for _, m := range placement.ReplicasOf(uint16(g), members, len(members)) {
-		id := placement.ReplicaID(m)
-		if slices.Contains(st.Voters, id) || !rs.n.alive(string(m)) {
-			continue
-		}
-		rs.n.log.Info("adding a replica", "partition", g, "replica", m)
-		return true, rs.d.ProposeConfChange(g, &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddLearnerNode.Enum(), NodeId: new(id)})
-	}
-	return false, nil
 }
 
-// balance hands the group's leadership to the partition's owner when it is a
-// live voter whose log matches this leader's.
-func (rs *replicaSet) balance(g replication.GroupID, st replication.GroupStatus, table *placement.Table) bool {
-	owner := table.Owners[g]
-	id := placement.ReplicaID(owner)
-	if owner == "" || id == rs.self || !slices.Contains(st.Voters, id) || !rs.n.alive(string(owner)) {
-		return false
-	}
-	if st.Match[id] < st.LastIndex {
-		return false
-	}
-	if err := rs.d.TransferLeadership(g, id); err != nil {
-		return false
-	}
-	return true
+// pause holds a group's next change until its last one took effect (its
+// membership changed) or membershipPause passed.
+type pause struct {
+	until time.Time
+	conf  string
 }
 
-func (rs *replicaSet) name(id replication.NodeID) string {
-	if node, ok := rs.nodeOf(id); ok {
-		return node
-	}
-	return fmt.Sprintf("replica %d", id)
-}
-
-// handOverLeadership asks every group this node leads to elect another voter
-// (a graceful leave); it reports how many it still leads.
+// handOverLeadership asks every group this node leads to elect another
+// voter that can lead (a drain); it reports how many it still leads.
 func (rs *replicaSet) handOverLeadership() int {
 	left := 0
 	for _, p := range rs.served() {
@@ -503,7 +495,7 @@ func (rs *replicaSet) handOverLeadership() int {
 		}
 		left++
 		for _, v := range st.Voters {
-			if v != rs.self && rs.n.alive(rs.name(v)) && st.Match[v] >= st.Commit {
+			if v != rs.self && rs.canLead(v) && st.Match[v] >= st.Commit {
 				_ = rs.d.TransferLeadership(g, v)
 				break
 			}
@@ -512,7 +504,56 @@ func (rs *replicaSet) handOverLeadership() int {
 	return left
 }
 
+// canLead reports whether a replica's node may take a group's leadership:
+// alive, registered and not draining.
+func (rs *replicaSet) canLead(id replication.NodeID) bool {
+	node, ok := rs.nodeOf(id)
+	if !ok || !rs.n.alive(node) {
+		return false
+	}
+	e, ok := rs.n.reg.Get(node)
+	return ok && !e.Draining && !e.Removed
+}
+
+func (rs *replicaSet) name(id replication.NodeID) string {
+	if node, ok := rs.nodeOf(id); ok {
+		return node
+	}
+	return fmt.Sprintf("replica %d", id)
+}
+
+// departed is called on every replica of a group that removed a replica: on
+// the leader, it tells the removed node, which may never hear of its removal
+// from raft (its leader stops talking to it once the removal is committed).
+func (rs *replicaSet) departed(dep replication.Departure) {
+	if dep.Node == rs.self || rs.d.Leader(dep.Group) != rs.self {
+		return
+	}
+	addr, ok := rs.addrOf(dep.Node)
+	if !ok {
+		return
+	}
+	rs.n.wg.Add(1)
+	go func() {
+		defer rs.n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = rs.n.tr.call(ctx, addr, kindReplicaRemoved, replicaRemoved{Group: uint16(dep.Group), Index: dep.Index}, 0)
+	}()
+}
+
+// replicaRemoved tells a node its replica of a group was removed (kindReplicaRemoved).
+type replicaRemoved struct {
+	Group uint16 `msgpack:"g"`
+	Index uint64 `msgpack:"i"` // the conf change's
+}
+
 // --- snapshots ----------------------------------------------------------------------
+
+// DefaultSnapshotRate is how many bytes per second a node streams to the
+// replicas it catches up, unless configured: a new replica of a large
+// partition takes longer, and the live load keeps its disk and network.
+const DefaultSnapshotRate = 32 << 20
 
 // snapChunk is one chunk of a snapshot's data (kindSnapChunk).
 type snapChunk struct {
@@ -523,7 +564,28 @@ type snapChunk struct {
 	Last  bool         `msgpack:"l"`
 }
 
-// sendSnapshot streams the data a MsgSnap names to its replica, then the
+// SnapshotProgress is a snapshot being streamed from this node.
+type SnapshotProgress struct {
+	Partition int       `json:"partition"`
+	To        string    `json:"to"`
+	Index     uint64    `json:"index"`
+	Bytes     int64     `json:"bytes"`
+	Keys      int64     `json:"keys"`
+	Started   time.Time `json:"started"`
+}
+
+type sendKey struct {
+	g  replication.GroupID
+	to replication.NodeID
+}
+
+// chunkAttempts: a chunk that does not arrive is sent again this many times
+// (the stream resumes where it stopped) before the snapshot is given up and
+// raft sends a new one.
+const chunkAttempts = 4
+
+// sendSnapshot streams the data a MsgSnap names to its replica, at most
+// SnapshotRate bytes a second over every snapshot this node sends, then the
 // message itself, and tells raft how it went.
 func (rs *replicaSet) sendSnapshot(to replication.NodeID, addr string, env replication.Envelope) {
 	view, ok := rs.log.TakeSnapshot(env.Message.GetSnapshot().GetData())
@@ -538,19 +600,71 @@ func (rs *replicaSet) sendSnapshot(to replication.NodeID, addr string, env repli
 		return
 	}
 	defer func() { <-rs.sending }()
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	index := env.Message.GetSnapshot().GetMetadata().GetIndex()
-	seq, keys := 0, 0
-	err := view.Scan(snapshotChunkBytes, func(kvs []storage.KV) error {
-		keys += len(kvs)
-		_, err := rs.n.tr.call(ctx, addr, kindSnapChunk, snapChunk{Group: uint16(env.Group), Index: index, Seq: seq, KVs: kvs}, 0)
-		seq++
+	prog := &SnapshotProgress{Partition: int(env.Group), To: rs.name(to), Index: index, Started: time.Now()}
+	k := sendKey{env.Group, to}
+	rs.progressMu.Lock()
+	rs.progress[k] = prog
+	rs.progressMu.Unlock()
+	defer func() {
+		rs.progressMu.Lock()
+		delete(rs.progress, k)
+		rs.progressMu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	go func() {
+		select {
+		case <-rs.n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	send := func(c snapChunk) error {
+		var err error
+		for attempt := range chunkAttempts {
+			if attempt > 0 {
+				select {
+				case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err = rs.n.tr.call(cctx, addr, kindSnapChunk, c, 0)
+			ccancel()
+			if err == nil {
+				return nil
+			}
+			var answered *remoteError
+			if errors.As(err, &answered) {
+				return err // refused, not lost: sending it again changes nothing
+			}
+		}
 		return err
+	}
+	seq := 0
+	err := view.Scan(snapshotChunkBytes, func(kvs []storage.KV) error {
+		size := 0
+		for _, kv := range kvs {
+			size += len(kv.K) + len(kv.V)
+		}
+		if err := rs.limiter.WaitN(ctx, min(size, snapshotBurst)); err != nil {
+			return err
+		}
+		if err := send(snapChunk{Group: uint16(env.Group), Index: index, Seq: seq, KVs: kvs}); err != nil {
+			return err
+		}
+		seq++
+		rs.progressMu.Lock()
+		prog.Bytes += int64(size)
+		prog.Keys += int64(len(kvs))
+		rs.progressMu.Unlock()
+		rs.snapshotBytes.Add(float64(size))
+		return nil
 	})
 	if err == nil {
-		_, err = rs.n.tr.call(ctx, addr, kindSnapChunk, snapChunk{Group: uint16(env.Group), Index: index, Seq: seq, Last: true}, 0)
+		err = send(snapChunk{Group: uint16(env.Group), Index: index, Seq: seq, Last: true})
 	}
 	if err == nil {
 		rs.rt.sendNow(addr, []replication.Envelope{env})
@@ -561,12 +675,44 @@ func (rs *replicaSet) sendSnapshot(to replication.NodeID, addr string, env repli
 		return
 	}
 	rs.snapshotsSent.Inc()
-	rs.n.log.Info("snapshot sent", "partition", env.Group, "to", rs.name(to), "index", index, "keys", keys, "took", time.Since(start).Round(time.Millisecond))
+	rs.n.log.Info("snapshot sent", "partition", env.Group, "to", rs.name(to), "index", index, "keys", prog.Keys,
+		"bytes", prog.Bytes, "took", time.Since(prog.Started).Round(time.Millisecond))
+}
+
+// snapshotBurst bounds the bytes the limiter lets through at once.
+const snapshotBurst = 4 * snapshotChunkBytes
+
+// snapshots lists the snapshots this node is streaming.
+func (rs *replicaSet) snapshots() []SnapshotProgress {
+	rs.progressMu.Lock()
+	defer rs.progressMu.Unlock()
+	out := make([]SnapshotProgress, 0, len(rs.progress))
+	for _, p := range rs.progress {
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b SnapshotProgress) int { return a.Partition - b.Partition })
+	return out
 }
 
 // receive handles the raft kinds of envelope.
 func (rs *replicaSet) receive(env *wire.Envelope) *wire.Envelope {
 	switch env.Kind {
+	case kindGroupMembers:
+		var q groupMembersReq
+		if err := msgpack.Unmarshal(env.Payload, &q); err != nil {
+			return reply(nil, err)
+		}
+		return reply(rs.groupMembers(q), nil)
+	case kindReplicaRemoved:
+		var r replicaRemoved
+		if err := msgpack.Unmarshal(env.Payload, &r); err != nil {
+			return reply(nil, err)
+		}
+		if st, ok := rs.d.Status(replication.GroupID(r.Group)); ok && !st.Leading && st.Applied < r.Index {
+			// Its replica is older than its removal: not one added again since.
+			rs.d.RemoveReplica(replication.GroupID(r.Group))
+		}
+		return reply(nil, nil)
 	case kindSnapChunk:
 		var c snapChunk
 		if err := msgpack.Unmarshal(env.Payload, &c); err != nil {
@@ -601,19 +747,28 @@ func (rs *replicaSet) receive(env *wire.Envelope) *wire.Envelope {
 // collectors are the replication metrics: the driver's, snapshots sent, and
 // the replicas missing from the groups this node leads.
 func (rs *replicaSet) collectors() []prometheus.Collector {
-	missing := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_raft_replicas_missing",
-		Help: "Replicas the groups this node leads lack to reach the replica count (capped at the registered nodes): 0 when fully replicated."},
-		func() float64 {
+	led := func(count func(replication.GroupStatus, int) int) func() float64 {
+		return func() float64 {
 			want := min(rs.want, len(rs.n.reg.Registered()))
 			total := 0
 			for _, p := range rs.served() {
-				if st, ok := rs.d.Status(replication.GroupID(p)); ok && len(st.Voters) < want {
-					total += want - len(st.Voters)
+				if st, ok := rs.d.Status(replication.GroupID(p)); ok {
+					total += count(st, want)
 				}
 			}
 			return float64(total)
-		})
-	return append(rs.d.Collectors(), rs.snapshotsSent, missing)
+		}
+	}
+	missing := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_raft_replicas_missing",
+		Help: "Live voting replicas the groups this node leads lack to reach the replica count (capped at the registered nodes): 0 when fully replicated."},
+		led(func(st replication.GroupStatus, want int) int { return max(0, want-rs.liveVoters(st)) }))
+	adding := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_raft_replicas_adding",
+		Help: "Replicas being added to the groups this node leads (learners catching up, by snapshot or log)."},
+		led(func(st replication.GroupStatus, _ int) int { return len(st.Learners) }))
+	sending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_raft_snapshots_sending",
+		Help: "Snapshots this node is streaming to replicas now."},
+		func() float64 { return float64(len(rs.snapshots())) })
+	return append(rs.d.Collectors(), rs.snapshotsSent, rs.snapshotBytes, missing, adding, sending)
 }
 
 // view fills a partition's replication fields from this node's replica, if
@@ -630,14 +785,25 @@ func (rs *replicaSet) view(v *PartitionView) {
 		v.Learners = append(v.Learners, rs.name(id))
 	}
 	v.Term, v.Applied = st.Term, st.Applied
+	alive := rs.liveVoters(st)
+	v.Quorum = alive > len(st.Voters)/2
+	v.UnderReplicated = alive < min(rs.want, len(rs.n.reg.Registered()))
+	for _, sn := range rs.snapshots() {
+		if sn.Partition == v.Partition {
+			v.Snapshots = append(v.Snapshots, sn)
+		}
+	}
+}
+
+// liveVoters counts the group's voters on live nodes.
+func (rs *replicaSet) liveVoters(st replication.GroupStatus) int {
 	alive := 0
 	for _, id := range st.Voters {
-		if rs.n.alive(rs.name(id)) {
+		if node, ok := rs.nodeOf(id); ok && rs.n.alive(node) {
 			alive++
 		}
 	}
-	v.Quorum = alive > len(st.Voters)/2
-	v.UnderReplicated = len(st.Voters) < min(rs.want, len(rs.n.reg.Registered()))
+	return alive
 }
 
 // notReady says what keeps this node from being ready, if anything: a
@@ -657,16 +823,24 @@ func (rs *replicaSet) notReady() error {
 		}
 	}
 	want := min(rs.want, len(n.reg.Registered()))
+	example := ""
 	for _, g := range rs.d.IDs() {
 		if st, ok := rs.d.Status(g); ok && len(st.Voters) < want {
 			under++
+			if example == "" {
+				var names []string
+				for _, v := range st.Voters {
+					names = append(names, rs.name(v))
+				}
+				example = fmt.Sprintf(" (e.g. partition %d: replicas %v, leader %s)", g, names, rs.name(st.Lead))
+			}
 		}
 	}
 	switch {
 	case leaderless > 0:
 		return fmt.Errorf("node %s: %d partitions have no live leader yet (an election is under way, or fewer than a quorum of their replicas are up)", n.id, leaderless)
 	case under > 0:
-		return fmt.Errorf("node %s: %d of its partitions have fewer than %d replicas yet (replicas are being added)", n.id, under, want)
+		return fmt.Errorf("node %s: %d of its partitions have fewer than %d replicas yet (replicas are being added)%s", n.id, under, want, example)
 	}
 	return nil
 }

@@ -28,19 +28,21 @@ const handlerName = "weft-node"
 
 // Envelope kinds.
 const (
-	kindMsg           = "msg"     // an actor message for an instance (routed again on arrival)
-	kindRun           = "run"     // run an activity attempt here
-	kindStatus        = "status"  // read an instance's row
-	kindWait          = "wait"    // wait for an instance to start or finish
-	kindHistory       = "history" // read an instance's history
-	kindList          = "list"    // a page of this node's listing index
-	kindCounts        = "counts"  // this node's instance counts
-	kindChunk         = "chunk"   // part of a partition being handed off
-	kindHandoff       = "handoff" // the end of a handoff: commit the partition
-	kindRaft          = "raft"    // raft messages of any groups, one way (raft_transport.go)
-	kindSnapChunk     = "snap"    // part of a snapshot's data, before its raft message (replicas.go)
-	maxHops           = 4         // a request forwarded more often than this is refused
-	hopsKey       key = "weft-hops"
+	kindMsg                = "msg"     // an actor message for an instance (routed again on arrival)
+	kindRun                = "run"     // run an activity attempt here
+	kindStatus             = "status"  // read an instance's row
+	kindWait               = "wait"    // wait for an instance to start or finish
+	kindHistory            = "history" // read an instance's history
+	kindList               = "list"    // a page of this node's listing index
+	kindCounts             = "counts"  // this node's instance counts
+	kindChunk              = "chunk"   // part of a partition being handed off
+	kindHandoff            = "handoff" // the end of a handoff: commit the partition
+	kindRaft               = "raft"    // raft messages of any groups, one way (raft_transport.go)
+	kindSnapChunk          = "snap"    // part of a snapshot's data, before its raft message (replicas.go)
+	kindReplicaRemoved     = "removed" // a replica of a group was removed by its leader (replicas.go)
+	kindGroupMembers       = "members" // a group's members as its leader sees them (replica_gc.go)
+	maxHops                = 4         // a request forwarded more often than this is refused
+	hopsKey            key = "weft-hops"
 )
 
 type key string

@@ -43,7 +43,8 @@ func NewSnapshotInbox() *SnapshotInbox {
 }
 
 // Add stages chunk seq of group g's snapshot at index; seq 0 starts it over.
-// Chunks must come in order; last marks the final one.
+// Chunks must come in order (the last one again is taken as a repeat: its
+// sender did not hear the answer); last marks the final one.
 func (in *SnapshotInbox) Add(g GroupID, index uint64, seq int, kvs []storage.KV, last bool) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -57,6 +58,9 @@ func (in *SnapshotInbox) Add(g GroupID, index uint64, seq int, kvs []storage.KV,
 		}
 		s = &stagedSnapshot{started: time.Now()}
 		in.staged[k] = s
+	}
+	if s != nil && seq > 0 && seq == s.next-1 {
+		return nil // sent again: its first delivery landed, its answer did not
 	}
 	if s == nil || s.next != seq {
 		want := 0

@@ -128,6 +128,24 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		}
 		printTimeline(stdout, h)
 		return nil
+	case "cluster remove":
+		if err := need(1, "NODE [--reason TEXT]"); err != nil {
+			return err
+		}
+		if err := c.RemoveNode(ctx, pos[0], *reason); err != nil {
+			return apiErr(err)
+		}
+		fmt.Fprintf(stdout, "node %s removed: the leaders of its partitions replace its replicas (weft cluster partitions shows the progress)\n", pos[0])
+		return nil
+	case "cluster leave":
+		if err := need(0, "[--timeout 10m] (the node at --server leaves)"); err != nil {
+			return err
+		}
+		if err := c.LeaveCluster(ctx, *timeout); err != nil {
+			return apiErr(err)
+		}
+		fmt.Fprintf(stdout, "the node at %s left the cluster: its partitions moved to the others; stop it now\n", *server)
+		return nil
 	case "cluster members", "cluster partitions":
 		if err := need(0, "[--json]"); err != nil {
 			return err
@@ -193,9 +211,25 @@ func clusterCommand(ctx context.Context, c *api.Client, cmd string, asJSON bool,
 		case len(x.Replicas) == 0:
 			state = "no replica here"
 		}
+		for _, sn := range x.Snapshots {
+			state += fmt.Sprintf("; snapshot to %s: %s, %d keys", sn.To, humanBytes(sn.Bytes), sn.Keys)
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%v\t%s\t%d\t%s\n", x.Partition, x.Owner, x.Holder, x.Epoch, x.Serving, replicas, x.Applied, state)
 	}
 	return nil
+}
+
+// humanBytes prints a byte count in KiB, MiB or GiB.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // parseInterspersed lets flags come before or after positional arguments.

@@ -34,6 +34,8 @@ Usage:
   weft list [--status RUNNING,FAILED] [--name NAME] [--limit N]
   weft history ID [--json]
   weft cluster members | partitions [--json]  the cluster as the server sees it
+  weft cluster remove NODE [--reason TEXT]    remove a node lost for good (its replicas are replaced now)
+  weft cluster leave [--timeout 10m]          the node at --server leaves for good (its replicas move; then stop it)
 
 Client flags (any command but serve):
   --server URL   the weft server (env WEFT_SERVER, default http://localhost:3500)
@@ -72,8 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "start", "status", "raise", "terminate", "pause", "resume", "purge", "list", "history":
 		err = clientCommand(cmd, rest, stdout)
 	case "cluster":
-		if len(rest) == 0 || (rest[0] != "members" && rest[0] != "partitions") {
-			err = usageErr("usage: weft cluster members | partitions [--json]")
+		if len(rest) == 0 || (rest[0] != "members" && rest[0] != "partitions" && rest[0] != "remove" && rest[0] != "leave") {
+			err = usageErr("usage: weft cluster members | partitions [--json], weft cluster remove NODE [--reason TEXT], or weft cluster leave")
 		} else {
 			err = clientCommand("cluster "+rest[0], rest[1:], stdout)
 		}

@@ -56,7 +56,9 @@ func serve(args []string, stderr io.Writer) error {
 	clusterKey := fs.String("cluster-tls-key", envOr("WEFT_CLUSTER_TLS_KEY", ""), "cluster: its key (WEFT_CLUSTER_TLS_KEY)")
 	clusterCA := fs.String("cluster-tls-ca", envOr("WEFT_CLUSTER_TLS_CA", ""), "cluster: CA that signed every node's certificate; nodes verify each other (WEFT_CLUSTER_TLS_CA)")
 	replicas := fs.Int("replicas", atoiOr(envOr("WEFT_REPLICAS", ""), cluster.DefaultReplicas), "cluster: copies of each partition, on that many nodes (capped at the registered nodes); 2 or more make every partition a raft group that survives the loss of a minority of its copies, 1 keeps one copy that moves on joins and leaves (WEFT_REPLICAS)")
-	leaveTimeout := fs.Duration("leave-timeout", durOr(envOr("WEFT_LEAVE_TIMEOUT", ""), 2*time.Minute), "cluster: on SIGTERM, how long to hand partitions over before stopping anyway (WEFT_LEAVE_TIMEOUT)")
+	replaceAfter := fs.Duration("replace-after", durOr(envOr("WEFT_REPLACE_AFTER", ""), cluster.DefaultReplaceAfter), "cluster: how long a node stays unreachable before the others remove it and replace its replicas on other nodes; a node that only restarts comes back well before (WEFT_REPLACE_AFTER)")
+	snapshotRate := fs.String("snapshot-rate", envOr("WEFT_SNAPSHOT_RATE", "32MiB"), "cluster: bytes per second this node streams to the replicas it catches up by snapshot, e.g. 32MiB (WEFT_SNAPSHOT_RATE)")
+	leaveTimeout := fs.Duration("leave-timeout", durOr(envOr("WEFT_LEAVE_TIMEOUT", ""), 2*time.Minute), "cluster: on SIGTERM, how long to hand the partitions this node serves over (leadership; with --replicas 1, the partitions) before stopping anyway (WEFT_LEAVE_TIMEOUT)")
 	approvalTimeout := fs.Duration("approval-timeout", durOr(envOr("WEFT_APPROVAL_TIMEOUT", ""), 24*time.Hour), "with --samples, OrderProcessingWorkflow: how long to wait for ManagerApproval (WEFT_APPROVAL_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
@@ -95,6 +97,13 @@ func serve(args []string, stderr io.Writer) error {
 	if *replicas < 1 {
 		return usageErr("--replicas %d: a cluster keeps at least 1 copy of each partition", *replicas)
 	}
+	if *replaceAfter < time.Second {
+		return usageErr("--replace-after %s: must be at least 1s (a node that only restarts must have time to come back)", *replaceAfter)
+	}
+	snapRate, err := parseBytes(*snapshotRate)
+	if err != nil || snapRate < 64<<10 {
+		return usageErr("--snapshot-rate %q: want bytes per second of at least 64KiB, e.g. 32MiB", *snapshotRate)
+	}
 	if (*clusterCert == "") != (*clusterKey == "") || (*clusterCA != "" && *clusterCert == "") {
 		return usageErr("--cluster-tls-cert and --cluster-tls-key go together (and --cluster-tls-ca with them)")
 	}
@@ -122,6 +131,8 @@ func serve(args []string, stderr io.Writer) error {
 			return err
 		}
 		cfg.Replicas = *replicas
+		cfg.ReplaceAfter = *replaceAfter
+		cfg.SnapshotRate = snapRate
 		opts.Cluster = cfg
 	}
 	rt, err := weft.Open(opts)
@@ -187,9 +198,15 @@ func serve(args []string, stderr io.Writer) error {
 			errc <- srv.Serve(ln)
 		}
 	}()
+	var removed <-chan struct{}
+	if node := rt.Cluster(); node != nil {
+		removed = node.Removed()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server: %w", err)
+	case <-removed:
+		return rt.Cluster().RemovedErr() // the deferred Close stops the node; it must not leave (it has no replicas to move)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: finishing in-flight requests and commits")
@@ -198,14 +215,17 @@ func serve(args []string, stderr io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("http shutdown", "err", err)
 	}
-	if rt.Cluster() != nil {
+	if node := rt.Cluster(); node != nil {
+		// A stop is a restart unless the node left first (weft cluster leave):
+		// replicated, it hands its leadership over and keeps its replicas; with
+		// one copy, it hands its partitions off.
 		lctx, cancel := context.WithTimeout(context.Background(), *leaveTimeout)
-		err := rt.LeaveCluster(lctx)
+		err := node.Drain(lctx)
 		cancel()
 		if err != nil {
-			logger.Warn("left the cluster without handing every partition over; this node keeps them and serves them when it starts again", "err", err)
+			logger.Warn("stopping before every partition was handed over; the others take over when this node is gone, and it keeps its data for its restart", "err", err)
 		} else {
-			logger.Info("left the cluster: every partition handed over")
+			logger.Info("drained: every partition this node served is served by another node")
 		}
 	}
 	if err := rt.Close(); err != nil {
