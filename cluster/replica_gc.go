@@ -48,10 +48,17 @@ func (rs *replicaSet) groupMembers(q groupMembersReq) map[uint16]groupMembers {
 	return out
 }
 
+// gcSoon makes the next collectGarbage run at once: a leader said one of
+// this node's replicas was removed.
+func (rs *replicaSet) gcSoon() {
+	rs.gcNow.Store(true)
+	rs.n.poke()
+}
+
 // collectGarbage destroys the replicas their groups no longer have; last is
 // when it last ran (kept by the caller).
 func (rs *replicaSet) collectGarbage(last *time.Time) {
-	if time.Since(*last) < gcInterval {
+	if time.Since(*last) < gcInterval && !rs.gcNow.Swap(false) {
 		return
 	}
 	*last = time.Now()

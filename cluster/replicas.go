@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,7 @@ type replicaSet struct {
 	d    *replication.Driver
 	rt   *raftTransport
 
+	gcNow         atomic.Bool   // a replica may have been removed: collect garbage now
 	sending       chan struct{} // bounds the snapshots streamed at once
 	limiter       *rate.Limiter // bounds their bytes per second, together
 	snapshotsSent prometheus.Counter
@@ -466,7 +468,7 @@ func (rs *replicaSet) reconcile() {
 			err = rs.d.TransferLeadership(g, c.node)
 		}
 		if err != nil {
-			n.log.Debug("changing a group's replicas failed", "partition", p, "change", c.kind.String(), "replica", rs.name(c.node), "err", err)
+			n.log.Info("changing a group's replicas failed; trying again shortly", "partition", p, "change", c.kind.String(), "replica", rs.name(c.node), "err", err)
 		} else if c.kind != transferLeadership || c.why != ownerLeads {
 			n.log.Info("changing a partition's replicas", "partition", p, "change", c.kind.String(), "replica", rs.name(c.node), "why", c.why)
 		}
@@ -557,6 +559,7 @@ const DefaultSnapshotRate = 32 << 20
 
 // snapChunk is one chunk of a snapshot's data (kindSnapChunk).
 type snapChunk struct {
+	From  uint64       `msgpack:"f"` // the sender's replica id
 	Group uint16       `msgpack:"g"`
 	Index uint64       `msgpack:"i"`
 	Seq   int          `msgpack:"s"`
@@ -652,7 +655,7 @@ func (rs *replicaSet) sendSnapshot(to replication.NodeID, addr string, env repli
 		if err := rs.limiter.WaitN(ctx, min(size, snapshotBurst)); err != nil {
 			return err
 		}
-		if err := send(snapChunk{Group: uint16(env.Group), Index: index, Seq: seq, KVs: kvs}); err != nil {
+		if err := send(snapChunk{From: rs.self, Group: uint16(env.Group), Index: index, Seq: seq, KVs: kvs}); err != nil {
 			return err
 		}
 		seq++
@@ -664,7 +667,7 @@ func (rs *replicaSet) sendSnapshot(to replication.NodeID, addr string, env repli
 		return nil
 	})
 	if err == nil {
-		err = send(snapChunk{Group: uint16(env.Group), Index: index, Seq: seq, Last: true})
+		err = send(snapChunk{From: rs.self, Group: uint16(env.Group), Index: index, Seq: seq, Last: true})
 	}
 	if err == nil {
 		rs.rt.sendNow(addr, []replication.Envelope{env})
@@ -708,17 +711,16 @@ func (rs *replicaSet) receive(env *wire.Envelope) *wire.Envelope {
 		if err := msgpack.Unmarshal(env.Payload, &r); err != nil {
 			return reply(nil, err)
 		}
-		if st, ok := rs.d.Status(replication.GroupID(r.Group)); ok && !st.Leading && st.Applied < r.Index {
-			// Its replica is older than its removal: not one added again since.
-			rs.d.RemoveReplica(replication.GroupID(r.Group))
-		}
+		// Not destroyed on the word alone: the replica may have been added
+		// again since. Its group's leader is asked now (replica_gc.go).
+		rs.gcSoon()
 		return reply(nil, nil)
 	case kindSnapChunk:
 		var c snapChunk
 		if err := msgpack.Unmarshal(env.Payload, &c); err != nil {
 			return reply(nil, err)
 		}
-		return reply(nil, rs.sm.Inbox().Add(replication.GroupID(c.Group), c.Index, c.Seq, c.KVs, c.Last))
+		return reply(nil, rs.sm.Inbox().Add(replication.GroupID(c.Group), c.Index, c.From, c.Seq, c.KVs, c.Last))
 	default: // kindRaft
 		from, msgs, err := decodeRaftBatch(env.Payload)
 		if err != nil {
@@ -732,7 +734,7 @@ func (rs *replicaSet) receive(env *wire.Envelope) *wire.Envelope {
 		kept := msgs[:0]
 		for _, m := range msgs {
 			if m.Message.GetType() == pb.MessageType_MsgSnap &&
-				!rs.sm.Inbox().Complete(m.Group, m.Message.GetSnapshot().GetMetadata().GetIndex()) {
+				!rs.sm.Inbox().Complete(m.Group, m.Message.GetSnapshot().GetMetadata().GetIndex(), m.Message.GetFrom()) {
 				continue // its data did not arrive whole: the leader sends it again
 			}
 			kept = append(kept, m)

@@ -310,22 +310,22 @@ func TestStoreStateMachineInstallsStagedSnapshots(t *testing.T) {
 	}
 	view.Close()
 	kvs := func(uint64) []storage.KV { return chunk }
-	if err := in.Add(2, 50, 1, nil, false); err == nil {
+	if err := in.Add(2, 50, 1, 1, nil, false); err == nil {
 		t.Fatal("a chunk out of order was accepted")
 	}
-	if err := in.Add(2, 50, 0, kvs(50), false); err != nil {
+	if err := in.Add(2, 50, 1, 0, kvs(50), false); err != nil {
 		t.Fatal(err)
 	}
-	if in.Complete(2, 50) {
+	if in.Complete(2, 50, 1) {
 		t.Fatal("complete before the last chunk")
 	}
 	if err := sm.InstallSnapshot(2, &pb.SnapshotMetadata{Index: new(uint64(50))}); err == nil {
 		t.Fatal("an incomplete snapshot was installed")
 	}
-	if err := in.Add(2, 50, 0, kvs(50), false); err != nil {
+	if err := in.Add(2, 50, 1, 0, kvs(50), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := in.Add(2, 50, 1, nil, true); err != nil {
+	if err := in.Add(2, 50, 1, 1, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := sm.InstallSnapshot(2, &pb.SnapshotMetadata{Index: new(uint64(50))}); err != nil {

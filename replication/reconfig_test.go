@@ -12,6 +12,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/weftrt/weft/storage"
 )
 
 // removeReplica proposes on the leader lead that node id leave group g, and
@@ -303,5 +305,62 @@ func TestDeposedLeaderLearnsItsProposalCommitted(t *testing.T) {
 	}
 	for _, id := range c.peers {
 		c.applies(id, g, []string{"first", "orphan"})
+	}
+}
+
+// A snapshot stream interrupted mid-way resumes: a chunk sent again because
+// its answer was lost is taken as a repeat, a gap is refused (the sender
+// starts over), and a stream started over from chunk 0 replaces what was
+// staged; only a stream that reached its last chunk is complete.
+func TestSnapshotStreamResumes(t *testing.T) {
+	in := NewSnapshotInbox()
+	kv := func(k string) []storage.KV { return []storage.KV{{K: []byte(k), V: []byte("v")}} }
+	steps := []struct {
+		seq     int
+		data    string
+		last    bool
+		wantErr bool
+	}{
+		{0, "a", false, false},
+		{1, "b", false, false},
+		{1, "b", false, false}, // its answer was lost: sent again
+		{3, "d", false, true},  // a gap
+		{2, "c", false, false}, // resumed where it stopped
+		{3, "", true, false},
+	}
+	for i, s := range steps {
+		err := in.Add(7, 40, 1, s.seq, kv(s.data), s.last)
+		if (err != nil) != s.wantErr {
+			t.Fatalf("step %d (chunk %d): err %v, want error %v", i, s.seq, err, s.wantErr)
+		}
+		if got := in.Complete(7, 40, 1); got != s.last {
+			t.Fatalf("step %d: complete %v", i, got)
+		}
+	}
+	chunks, ok := in.take(7, 40)
+	if !ok {
+		t.Fatal("the complete snapshot was not taken")
+	}
+	var keys []string
+	for _, c := range chunks {
+		for _, x := range c {
+			keys = append(keys, string(x.K))
+		}
+	}
+	if want := []string{"a", "b", "c", ""}; !slices.Equal(keys, want) {
+		t.Fatalf("staged keys %q, want %q (each chunk once)", keys, want)
+	}
+	// Started over: what was staged before is dropped.
+	for seq, k := range []string{"x", "y"} {
+		if err := in.Add(7, 41, 1, seq, kv(k), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := in.Add(7, 41, 1, 0, kv("z"), true); err != nil {
+		t.Fatal(err)
+	}
+	chunks, ok = in.take(7, 41)
+	if !ok || len(chunks) != 1 || string(chunks[0][0].K) != "z" {
+		t.Fatalf("after starting over: %v %v", chunks, ok)
 	}
 }

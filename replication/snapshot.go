@@ -22,9 +22,13 @@ type SnapshotInbox struct {
 	staged map[snapKey]*stagedSnapshot
 }
 
+// snapKey names one stream: two leaders (one just deposed) may stream a
+// snapshot at the same index to one replica at once, and their chunks must
+// not mix.
 type snapKey struct {
 	g     GroupID
 	index uint64
+	from  NodeID
 }
 
 type stagedSnapshot struct {
@@ -42,13 +46,14 @@ func NewSnapshotInbox() *SnapshotInbox {
 	return &SnapshotInbox{staged: map[snapKey]*stagedSnapshot{}}
 }
 
-// Add stages chunk seq of group g's snapshot at index; seq 0 starts it over.
+// Add stages chunk seq of group g's snapshot at index streamed by node from;
+// seq 0 starts it over.
 // Chunks must come in order (the last one again is taken as a repeat: its
 // sender did not hear the answer); last marks the final one.
-func (in *SnapshotInbox) Add(g GroupID, index uint64, seq int, kvs []storage.KV, last bool) error {
+func (in *SnapshotInbox) Add(g GroupID, index uint64, from NodeID, seq int, kvs []storage.KV, last bool) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	k := snapKey{g, index}
+	k := snapKey{g, index, from}
 	s := in.staged[k]
 	if seq == 0 {
 		for key, old := range in.staged {
@@ -77,26 +82,34 @@ func (in *SnapshotInbox) Add(g GroupID, index uint64, seq int, kvs []storage.KV,
 	return nil
 }
 
-// Complete reports whether group g's snapshot at index arrived whole.
-func (in *SnapshotInbox) Complete(g GroupID, index uint64) bool {
+// Complete reports whether group g's snapshot at index streamed by from
+// arrived whole.
+func (in *SnapshotInbox) Complete(g GroupID, index uint64, from NodeID) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	s := in.staged[snapKey{g, index}]
+	s := in.staged[snapKey{g, index, from}]
 	return s != nil && s.complete
 }
 
-// take removes group g's snapshot at index, and any older one of g.
+// take removes a complete snapshot of group g at index (whoever streamed it:
+// the data at one index is the same on every replica), and every older one
+// of g.
 func (in *SnapshotInbox) take(g GroupID, index uint64) ([][]storage.KV, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	s := in.staged[snapKey{g, index}]
+	var found *stagedSnapshot
+	for k, s := range in.staged {
+		if k.g == g && k.index == index && s.complete && found == nil {
+			found = s
+		}
+	}
 	for k := range in.staged {
 		if k.g == g && k.index <= index {
 			delete(in.staged, k)
 		}
 	}
-	if s == nil || !s.complete {
+	if found == nil {
 		return nil, false
 	}
-	return s.chunks, true
+	return found.chunks, true
 }

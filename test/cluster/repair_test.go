@@ -36,6 +36,39 @@ type replicaRow struct {
 // all of them live nodes, no learner, and a serving leader among them, as
 // every live node with a replica of it sees it.
 func replicatedProblem(live []*node, want int) string {
+	p, _ := replicatedProblemAt(live, want)
+	return p
+}
+
+// awaitReplicated waits until replicatedProblem reports nothing; on timeout it
+// logs every line of nodes that names the partition last found wrong, then
+// fails the test.
+func awaitReplicated(t *testing.T, timeout time.Duration, what string, live, nodes []*node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		p, part := replicatedProblemAt(live, want)
+		if p == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			if part >= 0 {
+				for _, n := range nodes {
+					for _, l := range n.allLines() {
+						if strings.Contains(l, fmt.Sprintf(" partition=%d ", part)) || strings.Contains(l, fmt.Sprintf(" group=%d ", part)) ||
+							strings.Contains(l, "node removed") || strings.Contains(l, "failed") {
+							t.Logf("%s: %s", n.ID, l)
+						}
+					}
+				}
+			}
+			t.Fatalf("no %s after %s; last: %s", what, timeout, p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func replicatedProblemAt(live []*node, want int) (string, int) {
 	ids := make([]string, len(live))
 	for i, l := range live {
 		ids[i] = l.ID
@@ -47,7 +80,7 @@ func replicatedProblem(live []*node, want int) string {
 			Partitions []replicaRow `json:"partitions"`
 		}](n, "/api/v1/cluster/partitions")
 		if err != nil {
-			return err.Error()
+			return err.Error(), -1
 		}
 		total = len(d.Partitions)
 		for _, r := range d.Partitions {
@@ -61,14 +94,14 @@ func replicatedProblem(live []*node, want int) string {
 			}
 			if bad {
 				return fmt.Sprintf("node %s: partition %d: leader %s serving %v, replicas %v, learners %v, under-replicated %v; want %d replicas on %v",
-					n.ID, r.Partition, r.Holder, r.Serving, r.Replicas, r.Learners, r.UnderReplicated, want, ids)
+					n.ID, r.Partition, r.Holder, r.Serving, r.Replicas, r.Learners, r.UnderReplicated, want, ids), r.Partition
 			}
 		}
 	}
 	if len(seen) != total {
-		return fmt.Sprintf("%d of %d partitions have a replica on a live node", len(seen), total)
+		return fmt.Sprintf("%d of %d partitions have a replica on a live node", len(seen), total), -1
 	}
-	return ""
+	return "", -1
 }
 
 // steadyLoad starts chains (one in four of its requests) and reads instances
@@ -205,9 +238,7 @@ func TestReplaceLostNodes(t *testing.T) {
 		all = append(all, fresh)
 		live = append(rest, fresh)
 		cycleStart := kills[len(kills)-1]
-		await(t, 120*time.Second, fmt.Sprintf("cycle %d: every partition has 3 replicas on %v", cycle+1, ids(live)), func() string {
-			return replicatedProblem(live, 3)
-		})
+		awaitReplicated(t, 120*time.Second, fmt.Sprintf("cycle %d: every partition with 3 replicas on %v", cycle+1, ids(live)), live, all, 3)
 		load.setTargets(live...)
 		t.Logf("cycle %d: %s killed and wiped, %s joined; fully replicated again %s after the kill",
 			cycle+1, victim.ID, fresh.ID, time.Since(cycleStart).Round(time.Millisecond))
@@ -311,7 +342,29 @@ func TestGracefulJoinAndLeave(t *testing.T) {
 	})
 	t.Logf("join: n4 holds its replicas and leads its partitions %s after it started", took.Round(time.Millisecond))
 	load.setTargets(c.nodes[:3]...)
-	r := n4.must("POST", "/api/v1/cluster/leave?timeout=2m", "", http.StatusOK)
+	r, err := n4.do("POST", "/api/v1/cluster/leave?timeout=50s", "")
+	if err != nil || r.Status != http.StatusOK {
+		d, _ := getJSON[struct {
+			Partitions []replicaRow `json:"partitions"`
+		}](n4, "/api/v1/cluster/partitions")
+		stuck := -1
+		for _, row := range d.Partitions {
+			if len(row.Replicas) > 0 {
+				t.Logf("n4 still has partition %d: %+v", row.Partition, row)
+				if stuck < 0 {
+					stuck = row.Partition
+				}
+			}
+		}
+		for _, n := range c.nodes {
+			for _, l := range n.allLines() {
+				if strings.Contains(l, fmt.Sprintf(" partition=%d ", stuck)) || strings.Contains(l, fmt.Sprintf(" group=%d ", stuck)) {
+					t.Logf("%s: %s", n.ID, l)
+				}
+			}
+		}
+		t.Fatalf("n4's leave: %v %s", err, r)
+	}
 	t.Logf("leave: n4 answered %s", r)
 	if err := n4.term(30 * time.Second); err != nil {
 		t.Fatalf("n4 exited with %v after leaving", err)

@@ -68,7 +68,7 @@ const (
 var (
 	binPath   = flag.String("bin", "", "weft binary (default: built from this tree into the log directory)")
 	outFile   = flag.String("out", "", "also write the report to this file")
-	only      = flag.String("only", "restart,join,throughput,failover,idle", "parts to run, comma-separated: restart, join, throughput, failover, idle")
+	only      = flag.String("only", "restart,join,throughput,failover,idle,repair", "parts to run, comma-separated: restart, join, throughput, failover, idle, repair")
 	failoverN = flag.Int("failover-n", 10, "failover: leader kills")
 	poll      = flag.Duration("poll", 20*time.Millisecond, "poll interval of the readiness and placement checks")
 	restartN  = flag.Int("restart-n", 300, "restart: instances")
@@ -149,6 +149,9 @@ type bench struct {
 	client *http.Client
 	rep    strings.Builder
 
+	// extraArgs are added to every node's serve flags (a part sets them).
+	extraArgs []string
+
 	mu   sync.Mutex
 	live map[*node]bool
 }
@@ -212,6 +215,7 @@ func (b *bench) start(n *node, join []string) error {
 			args = append(args, "--join", strings.Join(join, ","))
 		}
 	}
+	args = append(args, b.extraArgs...)
 	n.starts++
 	n.logPath = filepath.Join(b.tmp, fmt.Sprintf("%s-%s.%d.log", n.label, n.name, n.starts))
 	f, err := os.Create(n.logPath)
@@ -501,8 +505,8 @@ func (b *bench) startCluster(ctx context.Context, label string, size, replicas i
 func (b *bench) run() error {
 	parts := strings.Split(*only, ",")
 	for _, p := range parts {
-		if !slices.Contains([]string{"restart", "join", "throughput", "failover", "idle"}, p) {
-			return fmt.Errorf("-only: unknown part %q (restart, join, throughput, failover, idle)", p)
+		if !slices.Contains([]string{"restart", "join", "throughput", "failover", "idle", "repair"}, p) {
+			return fmt.Errorf("-only: unknown part %q (restart, join, throughput, failover, idle, repair)", p)
 		}
 	}
 	var err error
@@ -562,6 +566,13 @@ func (b *bench) run() error {
 		if err := b.partIdle(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("idle: %w", err))
 			b.printf("\n**Part 5 failed: %v**\n", err)
+		}
+		b.killAll()
+	}
+	if slices.Contains(parts, "repair") {
+		if err := b.partRepair(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("repair: %w", err))
+			b.printf("\n**Part 6 failed: %v**\n", err)
 		}
 		b.killAll()
 	}

@@ -3,8 +3,9 @@
 // partition, a cell is colored by the node that owns it, marked where the data
 // is elsewhere (moving) or not served (its node is down). With replicated
 // partitions (raft groups), a cell is colored by the node that leads it, marked
-// where fewer than a quorum of its replicas are alive or it has fewer replicas
-// than the cluster wants. Refreshed every 2 s.
+// where fewer than a quorum of its replicas are alive, where it has fewer live
+// replicas than the cluster wants, or where a replica is being added (with the
+// snapshots this server streams, and their progress). Refreshed every 2 s.
 
 import {api} from './api.js';
 import {h, clear, poller} from './dom.js';
@@ -18,6 +19,7 @@ export function mountCluster(root) {
   const legend = h('p', {class: 'legend', id: 'partition-legend'});
   const summary = h('p', {class: 'updated', id: 'cluster-summary'});
   const message = h('p', {class: 'notice', hidden: true});
+  const snapshots = h('ul', {id: 'snapshots'});
   clear(root,
     h('div', {class: 'page-head'}, h('h1', null, 'Cluster'), summary),
     message,
@@ -25,7 +27,7 @@ export function mountCluster(root) {
       h('table', {class: 'grid', id: 'members'},
         h('thead', null, h('tr', null, ['Node', 'State', 'Registered', 'Owns', 'Holds', 'HTTP', 'Gossip', 'Actor'].map((x) => h('th', null, x)))),
         members)),
-    h('section', {class: 'card'}, h('h2', null, 'Partitions'), legend, map));
+    h('section', {class: 'card'}, h('h2', null, 'Partitions'), legend, map, snapshots));
 
   const poll = poller(async () => {
     let m, p;
@@ -56,7 +58,11 @@ export function mountCluster(root) {
     if (replicated) {
       let below = 0;
       let under = 0;
+      let adding = 0;
+      const streams = [];
       clear(map, p.partitions.map((x) => {
+        if ((x.learners || []).length) adding++;
+        for (const sn of x.snapshots || []) streams.push(sn);
         const replicas = x.replicas || [];
         const noQuorum = replicas.length > 0 && !x.quorum;
         const off = !x.serving || noQuorum;
@@ -64,15 +70,18 @@ export function mountCluster(root) {
         if (x.under_replicated) under++;
         const learners = (x.learners || []).length ? `, adding ${x.learners.join(', ')}` : '';
         const state = noQuorum ? 'below quorum' : !x.serving ? 'no live leader' : x.under_replicated ? 'under-replicated' : 'served';
-        return h('span', {class: `cell${off ? ' off' : ''}${x.under_replicated ? ' under' : ''}`, style: {background: color(x.holder)},
+        return h('span', {class: `cell${off ? ' off' : ''}${x.under_replicated ? ' under' : ''}${(x.learners || []).length ? ' adding' : ''}`, style: {background: color(x.holder)},
           dataset: {partition: x.partition, owner: x.owner, holder: x.holder, leader: x.holder},
           title: `partition ${x.partition}: leader ${x.holder || 'none'} (term ${x.epoch}), replicas ${replicas.join(', ') || 'unknown here'}${learners}, applied ${x.applied || 0}, ${state}`});
       }));
       clear(legend, ids.map((id) => h('span', {class: 'legend-item'}, h('span', {class: 'swatch', style: {background: color(id)}}), `${id} leads`)),
         h('span', {class: 'legend-item'}, h('span', {class: 'swatch under'}), 'under-replicated'),
+        h('span', {class: 'legend-item'}, h('span', {class: 'swatch adding'}), 'replica being added'),
         h('span', {class: 'legend-item'}, h('span', {class: 'swatch off'}), 'below quorum or no leader'));
       const n = m.members.length;
-      summary.textContent = `${n} member${n === 1 ? '' : 's'} · ${p.partitions.length} partitions, replicated · ${under} under-replicated · ${below} below quorum · as node ${m.self} sees it`;
+      clear(snapshots, streams.map((sn) => h('li', {class: 'mono', dataset: {partition: sn.partition}},
+        `snapshot of partition ${sn.partition} to ${sn.to}: ${(sn.bytes / 1048576).toFixed(1)} MiB, ${sn.keys} keys, since ${new Date(sn.started).toLocaleTimeString()}`)));
+      summary.textContent = `${n} member${n === 1 ? '' : 's'} · ${p.partitions.length} partitions, replicated · ${under} under-replicated · ${adding} adding a replica · ${below} below quorum · as node ${m.self} sees it`;
       root.dataset.loaded = 'true';
       return;
     }
