@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -465,6 +466,10 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	if err := node.Leave(ctx); err != nil {
+		if errors.Is(err, cluster.ErrLastNode) {
+			writeError(w, &Error{http.StatusConflict, CodeNodeNotRemovable, err.Error()})
+			return
+		}
 		writeError(w, &Error{http.StatusGatewayTimeout, CodeTimeout, err.Error() + "; what did not move stays on this node, which serves it again if it starts again"})
 		return
 	}

@@ -42,6 +42,9 @@ import (
 // told otherwise.
 const DefaultReplicas = 3
 
+// ErrLastNode refuses the leave of the cluster's last registered node.
+var ErrLastNode = errors.New("cannot leave")
+
 // ErrUnavailable is returned (wrapped in *UnavailableError) for a request whose
 // partition no live node serves now.
 var ErrUnavailable = errors.New("partition unavailable")
@@ -996,6 +999,9 @@ func (n *Node) Drain(ctx context.Context) error {
 // ctx's deadline (what did not move stays here, on disk, and the node keeps
 // it when it starts again).
 func (n *Node) Leave(ctx context.Context) error {
+	if n.rep != nil && !slices.ContainsFunc(n.reg.Registered(), func(id string) bool { return id != n.id }) {
+		return fmt.Errorf("%w: node %s is the cluster's last registered node and its partitions would have no copy left; stop it instead (SIGTERM), or add a node first", ErrLastNode, n.id)
+	}
 	n.mu.Lock()
 	n.registered = false
 	n.leaving = true

@@ -95,8 +95,9 @@ func (n *Node) remove(r Removal) {
 	}
 }
 
-// removeLost removes the registered nodes unreachable for ReplaceAfter, if
-// this node sees a majority of the registered nodes alive. down is when each
+// removeLost removes the registered nodes unreachable for ReplaceAfter (dead
+// to the gossip, or silent to the replicas' pings: that is noticed sooner),
+// if this node sees a majority of the registered nodes alive. down is when each
 // node was first seen unreachable (kept by the caller between calls).
 func (n *Node) removeLost(down map[string]time.Time) {
 	if n.rep == nil {
@@ -106,7 +107,7 @@ func (n *Node) removeLost(down map[string]time.Time) {
 	registered := n.reg.Registered()
 	alive := 0
 	for _, id := range registered {
-		if n.alive(id) {
+		if n.alive(id) && !n.rep.silent(id) {
 			alive++
 			delete(down, id)
 		} else if _, ok := down[id]; !ok {

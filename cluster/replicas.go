@@ -239,6 +239,10 @@ func (rs *replicaSet) livenessLoop() {
 			quiet := time.Since(last) > silenceAfter
 			if quiet && !silent[id] {
 				wake = true // newly silent: once per silence, not every tick
+				// What it ran for this node is presumed lost: sent elsewhere now
+				// rather than when the gossip declares it dead, seconds later
+				// (an attempt it still runs may then run twice, as after a crash).
+				rs.n.replace(e.Node)
 			}
 			silent[id] = quiet
 		}
@@ -246,6 +250,18 @@ func (rs *replicaSet) livenessLoop() {
 			rs.d.Wake()
 		}
 	}
+}
+
+// silent reports whether a node has not answered the replicas' pings for
+// silenceAfter (this node never is).
+func (rs *replicaSet) silent(node string) bool {
+	if node == rs.n.id {
+		return false
+	}
+	rs.heardMu.Lock()
+	last, ok := rs.heard[placement.ReplicaID(placement.Member(node))]
+	rs.heardMu.Unlock()
+	return ok && time.Since(last) > silenceAfter
 }
 
 // heardFrom records that a peer spoke.
@@ -486,7 +502,9 @@ type pause struct {
 }
 
 // handOverLeadership asks every group this node leads to elect another
-// voter that can lead (a drain); it reports how many it still leads.
+// voter that can lead (a drain); it reports how many it still leads that
+// another voter could take (a group whose other voters are all down or
+// draining stays: its requests wait for its election once this node stops).
 func (rs *replicaSet) handOverLeadership() int {
 	left := 0
 	for _, p := range rs.served() {
@@ -495,12 +513,20 @@ func (rs *replicaSet) handOverLeadership() int {
 		if !ok || !st.Leading {
 			continue
 		}
-		left++
+		var to replication.NodeID
 		for _, v := range st.Voters {
-			if v != rs.self && rs.canLead(v) && st.Match[v] >= st.Commit {
-				_ = rs.d.TransferLeadership(g, v)
-				break
+			if v != rs.self && rs.canLead(v) {
+				if to == 0 || st.Match[v] > st.Match[to] {
+					to = v
+				}
 			}
+		}
+		if to == 0 {
+			continue
+		}
+		left++
+		if st.Match[to] >= st.Commit {
+			_ = rs.d.TransferLeadership(g, to)
 		}
 	}
 	return left

@@ -113,6 +113,7 @@ type steadyLoad struct {
 
 	mu       sync.Mutex
 	targets  []*node
+	inflight map[*node]int
 	jobs     []job
 	failures []string
 	requests int
@@ -121,15 +122,29 @@ type steadyLoad struct {
 }
 
 func startSteadyLoad(t *testing.T, prefix string, targets ...*node) *steadyLoad {
-	l := &steadyLoad{t: t, prefix: prefix, targets: targets, quit: make(chan struct{}), done: make(chan struct{})}
+	l := &steadyLoad{t: t, prefix: prefix, targets: targets, inflight: map[*node]int{}, quit: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
 }
 
+// setTargets sends the next requests to ns only, and returns once no request
+// is under way to another node (one about to be killed).
 func (l *steadyLoad) setTargets(ns ...*node) {
 	l.mu.Lock()
 	l.targets = slices.Clone(ns)
 	l.mu.Unlock()
+	for {
+		l.mu.Lock()
+		busy := false
+		for n, k := range l.inflight {
+			busy = busy || k > 0 && !slices.Contains(ns, n)
+		}
+		l.mu.Unlock()
+		if !busy {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (l *steadyLoad) run() {
@@ -144,6 +159,7 @@ func (l *steadyLoad) run() {
 		}
 		l.mu.Lock()
 		n := l.targets[rand.IntN(len(l.targets))]
+		l.inflight[n]++
 		var read job
 		if len(l.jobs) > 0 {
 			read = l.jobs[rand.IntN(len(l.jobs))]
@@ -167,6 +183,7 @@ func (l *steadyLoad) run() {
 			err = fmt.Errorf("%s; want 200", r)
 		}
 		l.mu.Lock()
+		l.inflight[n]--
 		l.requests++
 		if err != nil {
 			l.failures = append(l.failures, fmt.Sprintf("%s via %s: %v", time.Now().Format(time.StampMilli), n.ID, err))
@@ -391,6 +408,8 @@ func TestRemovedNodeCannotReturn(t *testing.T) {
 		t.Errorf("removing a live node: %s", r)
 	}
 	n1.must("POST", "/api/v1/cluster/members/nobody/remove", "", http.StatusNotFound)
+	n1.must("POST", "/api/v1/cluster/members/n4/remove", "not json", http.StatusBadRequest)
+	n1.must("GET", "/api/v1/cluster/members/n4/remove", "", http.StatusMethodNotAllowed)
 	startJobs(t, []job{chainJob("removed-before", 1, "", 0, 0)}, c.nodes)
 	n4.kill9()
 	rest := c.nodes[:3]
