@@ -15,7 +15,7 @@ run:
 ## JavaScript worker (@dapr/durabletask-js, installed with npm on first use) against
 ## `weft serve`
 test: vet
-	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 	$(GO) test -count=1 -timeout 3m -run '^TestCluster' . ./cluster
 	cd bench && $(GO) test -race -count=1 ./internal/harness/
 	cd test/sdk && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...

@@ -532,7 +532,7 @@ func (n *Node) route(ctx context.Context, p uint16) (*Entry, error) {
 func (n *Node) Dispatch(inv actors.Invocation) bool {
 	var live []placement.Member
 	for _, id := range n.reg.Registered() {
-		if n.alive(id) {
+		if n.alive(id) && (n.rep == nil || !n.rep.silent(id)) {
 			live = append(live, placement.Member(id))
 		}
 	}

@@ -239,9 +239,11 @@ func (rs *replicaSet) livenessLoop() {
 			quiet := time.Since(last) > silenceAfter
 			if quiet && !silent[id] {
 				wake = true // newly silent: once per silence, not every tick
-				// What it ran for this node is presumed lost: sent elsewhere now
-				// rather than when the gossip declares it dead, seconds later
-				// (an attempt it still runs may then run twice, as after a crash).
+				// It is presumed down: calls waiting on it fail now (they are
+				// routed again), and what it ran for this node is sent elsewhere,
+				// rather than when the gossip declares it dead, seconds later (an
+				// attempt it still runs may then run twice, as after a crash).
+				rs.n.tr.connectionLost(e.ActorAddr)
 				rs.n.replace(e.Node)
 			}
 			silent[id] = quiet

@@ -227,7 +227,7 @@ func TestReplaceLostNodes(t *testing.T) {
 	if testing.Short() {
 		cycles = 3
 	}
-	const replaceAfter = "2s"
+	const replaceAfter = "1s"
 	c := startCluster(t, 3, "--replace-after", replaceAfter)
 	live := slices.Clone(c.nodes)
 	all := slices.Clone(c.nodes) // every node that ran, for the activity logs
