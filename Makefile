@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test vet fmt build bench run proto
+.PHONY: test vet fmt build bench run proto browser
 
 ## run: one node on the embedded default (HTTP on :3500, gRPC on :50001, data in ./weft-data),
 ## hosting the seed document's sample workflows so its curl commands work as they are
@@ -14,11 +14,21 @@ run:
 ## test/sdk, a module of its own that runs Dapr's Go SDK, durabletask-go's client and a
 ## JavaScript worker (@dapr/durabletask-js, installed with npm on first use) against
 ## `weft serve`
-test: vet
+test: vet browser
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 	$(GO) test -count=1 -timeout 3m -run '^TestCluster' . ./cluster
 	cd bench && $(GO) test -race -count=1 ./internal/harness/
 	cd test/sdk && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
+	@$(CHROMIUM_CHECK) || echo "make test: the web UI's tests (test/ui) were SKIPPED: no chromium. Install it (apt-get install -y chromium, or WEFT_CHROMIUM=/path/to/chrome) and run make test again."
+
+## browser: the web UI's tests (test/ui) drive headless Chromium; install Debian's
+## package when it is missing and this user can, else say plainly they will skip
+CHROMIUM_CHECK = { [ -n "$$WEFT_CHROMIUM" ] || command -v chromium || command -v chromium-browser || [ -x /usr/bin/chromium ]; } >/dev/null 2>&1
+browser:
+	@$(CHROMIUM_CHECK) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  echo "make test: installing chromium for the web UI's tests (test/ui)" && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make test: chromium is not installed and cannot be installed by this user: the web UI's tests (test/ui) will be SKIPPED (apt-get install -y chromium, then make test again)"
 
 vet:
 	$(GO) vet $(PKGS)

@@ -79,6 +79,7 @@ type Service struct {
 	refills      sync.WaitGroup
 	refillSeq    uint64 // refills merged
 	passSeq      uint64 // refillSeq when the loop's last finished pass began
+	passes       uint64 // the loop's passes so far
 	afterScan    func() // tests: runs between a refill's scan and its merge
 
 	kick chan struct{}
@@ -436,6 +437,7 @@ func (s *Service) run() {
 		}
 		s.mu.Lock()
 		s.passSeq = seen
+		s.passes++
 		if !s.refilling && (!now.Before(nextRefill) || s.wantRefillLocked()) {
 			s.startRefillLocked(now)
 			nextRefill = now.Add(s.refillInt)
@@ -480,12 +482,14 @@ func (s *Service) popDue(now time.Time, out []storage.Reminder) ([]storage.Remin
 	return out, s.refillSeq
 }
 
-// settled reports that no refill is running and the loop has made a pass
-// since the last one was merged (tests with a FakeClock wait for it).
+// settled reports that the loop has run (a test that moves a FakeClock before
+// the loop read it first would have its move missed), no refill is running,
+// and the loop has made a pass since the last one was merged (tests with a
+// FakeClock wait for it).
 func (s *Service) settled() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.refilling && s.passSeq == s.refillSeq && len(s.kick) == 0
+	return s.passes > 0 && !s.refilling && s.passSeq == s.refillSeq && len(s.kick) == 0
 }
 
 // wantRefillLocked: a capped window refills as soon as half of it has drained

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -62,6 +63,12 @@ func (s *testSM) Forget(g GroupID) {
 	defer s.mu.Unlock()
 	delete(s.applied, g)
 	s.forgotten = append(s.forgotten, g)
+}
+
+func (s *testSM) forgot(g GroupID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.forgotten, g)
 }
 
 func (s *testSM) data(g GroupID) []string {

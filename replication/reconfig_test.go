@@ -60,7 +60,7 @@ func replicaMovesToAnotherNode(c *testCluster) {
 		if c.drivers[gone].Has(g) {
 			return errors.New("still has it")
 		}
-		if !slices.Contains(c.sms[gone].forgotten, g) {
+		if !c.sms[gone].forgot(g) {
 			return errors.New("its state machine was not told")
 		}
 		if last, _ := c.logs[gone].Storage(g).LastIndex(); last != 0 {
