@@ -14,13 +14,28 @@ import (
 	"time"
 
 	"github.com/weftrt/weft/bench/internal/harness"
+	"github.com/weftrt/weft/placement"
 )
 
 var (
 	repairSizes  = flag.String("repair-sizes", "10000,100000", "repair: finished instances in the cluster before the loss, comma-separated (one run each)")
 	replaceAfter = flag.Duration("replace-after", 10*time.Second, "repair: the nodes' --replace-after")
 	repairRate   = flag.Int("repair-rate", 20, "repair: the live load, chains started per second (each awaited: its start-to-completion time is the latency)")
+	repairOne    = flag.Bool("repair-one-partition", false, "repair: put every loaded instance in one partition (its snapshot is then the whole load)")
 )
+
+// loadIDs are the ids of the instances a repair run loads: rp-NNNNNNN, or
+// with -repair-one-partition only those of them that fall in partition 0.
+func loadIDs(n int) []string {
+	ids := make([]string, 0, n)
+	for i := 0; len(ids) < n; i++ {
+		id := fmt.Sprintf("rp-%09d", i)
+		if !*repairOne || placement.PartitionOf(id, placement.DefaultPartitions) == 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
 
 // ---- part 6: repair after the loss of a node and its disk ----
 
@@ -34,7 +49,11 @@ var (
 // the SIGKILL to every partition having three voters on the live nodes and
 // no learner; the live load's latency is compared before and during it.
 func (b *bench) partRepair(ctx context.Context) error {
-	b.printf("\n## 6. Repair: a node lost with its disk is replaced (`--replicas 3`, `--replace-after %s`)\n\n", *replaceAfter)
+	layout := "spread over the 256 partitions"
+	if *repairOne {
+		layout = "all in partition 0 (its snapshot carries the whole load)"
+	}
+	b.printf("\n## 6. Repair: a node lost with its disk is replaced (`--replicas 3`, `--replace-after %s`; instances %s)\n\n", *replaceAfter, layout)
 	b.printf("3 nodes; the cluster is loaded with N finished `%s` instances; a live load starts %d chains a second through the two nodes that stay and awaits each (latency = start to completion). After a 20 s baseline one node is SIGKILLed, its data directory deleted, and a fresh node joins. *Repaired* = every partition has 3 voters on the live nodes and no learner (polled every 200 ms). Snapshot bytes are what the two survivors streamed (`weft_raft_snapshot_bytes_sent_total`).\n\n", workflowName, *repairRate)
 	b.printf("| instances | data per node | lost node removed after | repaired after | snapshots streamed | live p50 / p99 before | p50 / p99 during failover (kill → removal) | p50 / p99 during replacement (removal → repaired) | live failures |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range strings.Split(*repairSizes, ",") {
@@ -62,16 +81,17 @@ func (b *bench) repairOnce(ctx context.Context, size int) error {
 	n1, n2, victim := nodes[0], nodes[1], nodes[2]
 	progress("repair %d: cluster up; loading", size)
 	loadStart := time.Now()
+	ids := loadIDs(size)
 	if _, _, err := harness.Batch(ctx, size, 64,
 		func(ctx context.Context, i int) error {
-			code, body, err := b.startChain(ctx, nodes[i%3], fmt.Sprintf("rp-%07d", i))
+			code, body, err := b.startChain(ctx, nodes[i%3], ids[i])
 			if err == nil && code != http.StatusAccepted {
 				err = fmt.Errorf("%d %s", code, strings.TrimSpace(string(body)))
 			}
 			return err
 		},
 		func(ctx context.Context, i int) error {
-			st, err := b.await(ctx, nodes[i%3], fmt.Sprintf("rp-%07d", i), false, nil)
+			st, err := b.await(ctx, nodes[i%3], ids[i], false, nil)
 			if err == nil {
 				err = checkDone(st)
 			}
