@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -149,12 +150,7 @@ func (r *Registry) Removal(node string) (Removal, bool) {
 func (r *Registry) Removals() []Removal {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Removal, 0, len(r.removed))
-	for _, x := range r.removed {
-		out = append(out, x)
-	}
-	slices.SortFunc(out, func(a, b Removal) int { return strings.Compare(a.Node, b.Node) })
-	return out
+	return slices.SortedFunc(maps.Values(r.removed), func(a, b Removal) int { return strings.Compare(a.Node, b.Node) })
 }
 
 // Merge keeps, per node, the entry with the higher version. It reports whether
