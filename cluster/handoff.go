@@ -72,11 +72,14 @@ func (n *Node) reconcileLoop() {
 	down := map[string]time.Time{} // since when each registered node is unreachable
 	var gcLast time.Time           // when replicas were last checked against their leaders
 	var saved []byte               // the registry as last persisted
+	busy, quiet := true, 0         // replicated: ticks since the replica plan last had work
 	for {
+		kicked := false
 		select {
 		case <-n.stop:
 			return
 		case <-n.kick:
+			kicked = true
 		case <-tick.C:
 		}
 		n.prunePlaced()
@@ -88,7 +91,12 @@ func (n *Node) reconcileLoop() {
 			}
 		}
 		if n.rep != nil {
-			n.rep.reconcile() // replicated partitions move by raft, not by handoff
+			// Replicated partitions move by raft, not by handoff. While nothing
+			// moves, the plan runs on a change of the registry or membership and
+			// every reconcileIdle ticks, not every tick: an idle node stays idle.
+			if quiet++; busy || kicked || quiet >= reconcileIdle {
+				busy, quiet = n.rep.reconcile(), 0
+			}
 			n.rep.collectGarbage(&gcLast)
 			continue
 		}
@@ -119,6 +127,10 @@ func (n *Node) reconcileLoop() {
 		}
 	}
 }
+
+// reconcileIdle: with no replica change under way, the replica plan runs every
+// this many ticks (and on every registry or membership change).
+const reconcileIdle = 5
 
 // rejoinInterval is how often a node tries to reach a registered node that
 // the gossip declared dead.

@@ -67,7 +67,7 @@ func (rs *replicaSet) collectGarbage(last *time.Time) {
 	addrs := map[string]string{}
 	for _, g := range rs.d.IDs() {
 		p := uint16(g)
-		if st, ok := rs.d.Status(g); !ok || st.Leading {
+		if leading, _, ok := rs.d.Role(g); !ok || leading {
 			continue
 		}
 		if leader, ok := n.holderOf(p); ok && n.alive(leader.Node) {
@@ -85,8 +85,8 @@ func (rs *replicaSet) collectGarbage(last *time.Time) {
 		}
 		for p, m := range members {
 			g := replication.GroupID(p)
-			st, ok := rs.d.Status(g)
-			if !ok || st.Leading || m.Term < st.Term || slices.Contains(m.Voters, rs.self) || slices.Contains(m.Learners, rs.self) {
+			leading, term, ok := rs.d.Role(g)
+			if !ok || leading || m.Term < term || slices.Contains(m.Voters, rs.self) || slices.Contains(m.Learners, rs.self) {
 				continue
 			}
 			n.log.Info("destroying a replica its group no longer has", "partition", p, "leader", node, "term", m.Term)

@@ -432,14 +432,15 @@ func (rs *replicaSet) served() []uint16 {
 // --- moving replicas and spreading leadership --------------------------------
 
 // reconcile runs on the leader of each group: it makes the next change of the
-// replica plan (replica_plan.go), one per group at a time.
-func (rs *replicaSet) reconcile() {
+// replica plan (replica_plan.go), one per group at a time. It reports whether
+// a change is under way (the caller then runs it again soon).
+func (rs *replicaSet) reconcile() (busy bool) {
 	n := rs.n
 	n.mu.Lock()
 	draining := n.draining
 	n.mu.Unlock()
 	if draining {
-		return // it hands its leadership over (Drain) and changes nothing
+		return false // it hands its leadership over (Drain) and changes nothing
 	}
 	registered := n.reg.Registered()
 	members := make([]placement.Member, len(registered))
@@ -463,6 +464,7 @@ func (rs *replicaSet) reconcile() {
 		last := rs.paused[p]
 		n.mu.Unlock()
 		if now.Before(last.until) && last.conf == conf {
+			busy = true
 			continue // the last change has not taken effect yet
 		}
 		plan := groupPlan{self: rs.self, voters: st.Voters, learners: st.Learners, match: st.Match,
@@ -474,6 +476,7 @@ func (rs *replicaSet) reconcile() {
 		if c.kind == noChange {
 			continue
 		}
+		busy = true
 		var err error
 		switch c.kind {
 		case addLearner:
@@ -494,6 +497,7 @@ func (rs *replicaSet) reconcile() {
 		rs.paused[p] = pause{until: now.Add(membershipPause), conf: conf}
 		n.mu.Unlock()
 	}
+	return busy
 }
 
 // pause holds a group's next change until its last one took effect (its

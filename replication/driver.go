@@ -284,6 +284,19 @@ func (d *Driver) Status(g GroupID) (GroupStatus, bool) {
 	return d.gs.Status(g)
 }
 
+// Role returns whether this node leads a group and the group's term, without
+// the cost of Status (no progress or membership copied); false if it has no
+// replica of it.
+func (d *Driver) Role(g GroupID) (leading bool, term uint64, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	grp, found := d.gs.groups[g]
+	if !found {
+		return false, 0, false
+	}
+	return grp.leading, grp.rn.BasicStatus().GetTerm(), true
+}
+
 // Wake makes every quiesced group tick again: a node may have failed (a
 // quiesced replica would not notice its leader is gone) or come back.
 func (d *Driver) Wake() {
