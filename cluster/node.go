@@ -145,6 +145,7 @@ type Node struct {
 
 	removedCh  chan struct{} // closed when this node learns it was removed (removal.go)
 	removedErr *RemovedError
+	started    time.Time
 }
 
 type placedKey struct {
@@ -174,7 +175,7 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 		cfg: cfg, id: cfg.Gossip.NodeID, h: h, db: h.DB(), log: cfg.Logger.With("node", cfg.Gossip.NodeID),
 		parts: h.DB().Partitions(), held: map[uint16]uint64{}, moving: map[uint16]chan struct{}{},
 		receiving: map[uint16]*incoming{}, changed: make(chan struct{}), placed: map[string]map[placedKey]actors.Invocation{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), removedCh: make(chan struct{}),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), removedCh: make(chan struct{}), started: time.Now(),
 	}
 	if err := n.loadHeld(); err != nil {
 		return nil, err

@@ -37,6 +37,10 @@ type Removal struct {
 	Reason string `msgpack:"why" json:"reason"`
 }
 
+// trustViewAfter: a node decides no removal in its first seconds, while the
+// gossip tells it who is alive.
+const trustViewAfter = 10 * time.Second
+
 // ErrNodeRemoved is wrapped by RemovedError.
 var ErrNodeRemoved = errors.New("node removed from the cluster")
 
@@ -95,19 +99,26 @@ func (n *Node) remove(r Removal) {
 	}
 }
 
-// removeLost removes the registered nodes unreachable for ReplaceAfter (dead
-// to the gossip, or silent to the replicas' pings: that is noticed sooner),
-// if this node sees a majority of the registered nodes alive. down is when each
-// node was first seen unreachable (kept by the caller between calls).
+// removeLost removes the registered nodes the gossip has held dead for
+// ReplaceAfter, if this node sees a majority of the registered nodes alive. A
+// removal cannot be undone, so it rests on the gossip's verdict (probes,
+// indirect probes, suspicion) rather than on missed pings, and a node that
+// started less than trustViewAfter (or ReplaceAfter) ago removes nobody: its
+// view of the others is still filling in. down is when each node was first
+// seen dead (kept by the caller between calls).
 func (n *Node) removeLost(down map[string]time.Time) {
 	if n.rep == nil {
 		return // one copy: a dead node's partitions wait for it
 	}
 	now := time.Now()
+	if now.Sub(n.started) < max(n.cfg.ReplaceAfter, trustViewAfter) {
+		clear(down)
+		return
+	}
 	registered := n.reg.Registered()
 	alive := 0
 	for _, id := range registered {
-		if n.alive(id) && !n.rep.silent(id) {
+		if n.alive(id) {
 			alive++
 			delete(down, id)
 		} else if _, ok := down[id]; !ok {
