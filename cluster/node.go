@@ -984,13 +984,7 @@ func (n *Node) Drain(ctx context.Context) error {
 		}
 		break
 	}
-	if own, ok := n.reg.Get(n.id); ok {
-		n.ms.BroadcastWait(EncodeEntries([]Entry{own}))
-	}
-	if lerr := n.ms.Leave(5 * time.Second); lerr != nil && err == nil {
-		err = lerr
-	}
-	return err
+	return n.leaveGossip(err)
 }
 
 // Leave leaves the cluster for good: the node unregisters, its partitions
@@ -1016,13 +1010,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	}
 	// The last entry (unregistered, holding nothing) must reach the others before
 	// the gossip goes quiet: they would list this node as holding partitions.
-	if own, ok := n.reg.Get(n.id); ok {
-		n.ms.BroadcastWait(EncodeEntries([]Entry{own}))
-	}
-	if lerr := n.ms.Leave(5 * time.Second); lerr != nil && err == nil {
-		err = lerr
-	}
-	return err
+	return n.leaveGossip(err)
 }
 
 // leaveReplicated waits until this node's replicas have moved to the others.
@@ -1044,6 +1032,18 @@ func (n *Node) leaveReplicated(ctx context.Context) error {
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
+}
+
+// leaveGossip sends this node's last registry entry to the others, then
+// leaves the gossip; it returns err, or the leave's error if err is nil.
+func (n *Node) leaveGossip(err error) error {
+	if own, ok := n.reg.Get(n.id); ok {
+		n.ms.BroadcastWait(EncodeEntries([]Entry{own}))
+	}
+	if lerr := n.ms.Leave(5 * time.Second); lerr != nil && err == nil {
+		err = lerr
+	}
+	return err
 }
 
 // handOffAll hands every partition this node holds to its new owner.
