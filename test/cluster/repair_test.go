@@ -119,12 +119,19 @@ type steadyLoad struct {
 	requests int
 
 	quit, done chan struct{}
+	halted     sync.Once
 }
 
 func startSteadyLoad(t *testing.T, prefix string, targets ...*node) *steadyLoad {
 	l := &steadyLoad{t: t, prefix: prefix, targets: targets, inflight: map[*node]int{}, quit: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
+	t.Cleanup(l.halt) // a test that fails before stop leaves no load running
 	return l
+}
+
+func (l *steadyLoad) halt() {
+	l.halted.Do(func() { close(l.quit) })
+	<-l.done
 }
 
 // setTargets sends the next requests to ns only, and returns once no request
@@ -198,8 +205,7 @@ func (l *steadyLoad) run() {
 // stop stops the load and returns the instances it started; failed requests
 // fail the test.
 func (l *steadyLoad) stop() []job {
-	close(l.quit)
-	<-l.done
+	l.halt()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.t.Logf("load %s: %d requests, %d instances started, %d failed", l.prefix, l.requests, len(l.jobs), len(l.failures))
