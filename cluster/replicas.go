@@ -377,6 +377,9 @@ func (rs *replicaSet) serve(p uint16, term uint64) {
 		return // lost again before it was served
 	}
 	n.h.ServePartition(p)
+	// Logged before anything of the partition runs here (its reminders, its
+	// woken instances): an activity re-sent by this new leader follows the line.
+	n.log.Info("partition served here: this node leads its group", "partition", p, "term", term)
 	n.reloadReminders(p)
 	n.mu.Lock()
 	if rs.leading[p] == term {
@@ -385,12 +388,12 @@ func (rs *replicaSet) serve(p uint16, term uint64) {
 	n.mu.Unlock()
 	n.publish()
 	n.wakePartition(p)
-	n.log.Info("partition served here: this node leads its group", "partition", p, "term", term)
 }
 
 // release stops serving a partition this node no longer leads.
 func (rs *replicaSet) release(p uint16, term uint64) {
 	n := rs.n
+	n.log.Info("partition no longer served here: another replica leads its group", "partition", p, "term", term)
 	n.mu.Lock()
 	if _, again := rs.leading[p]; !again {
 		delete(n.held, p)
@@ -414,7 +417,6 @@ func (rs *replicaSet) release(p uint16, term uint64) {
 			n.h.Report(r, id) // to the new leader
 		}
 	}
-	n.log.Info("partition no longer served here: another replica leads its group", "partition", p, "term", term)
 }
 
 // served lists the partitions this node serves (leads and has loaded).
