@@ -188,10 +188,10 @@ func (r *Runtime) Close() error {
 // Cluster returns the runtime's cluster node, or nil when it runs alone.
 func (r *Runtime) Cluster() *cluster.Node { return r.node }
 
-// LeaveCluster leaves the cluster for good before Close: the node's
-// partitions move to the nodes that own them without it (replicated: its
-// replicas are replaced; one copy: each partition is handed off), waiting at
-// most until ctx ends, then it leaves the gossip. A stop that is a restart
+// LeaveCluster leaves the cluster before Close: the node's replicas move to
+// the nodes that own its partitions without it (by raft configuration
+// changes, leadership first), waiting at most until ctx ends, then it leaves
+// the gossip. A stop that is a restart
 // calls Cluster().Drain instead. Without a cluster it does nothing.
 func (r *Runtime) LeaveCluster(ctx context.Context) error {
 	if r.node == nil {

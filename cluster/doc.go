@@ -11,13 +11,18 @@
 //     apart through the Leaving flag that Leave gossips before memberlist's own
 //     leave message.
 //   - Registry (registry.go): the replicated record of who is registered and
-//     which partitions each node holds, at which epoch; a CRDT carried by
-//     memberlist's push/pull and broadcasts.
+//     which partitions each node serves, in which raft term; a CRDT carried
+//     by memberlist's push/pull and broadcasts. Removals of lost nodes
+//     (removal.go) travel with it.
 //   - Transport (transport.go): node-to-node requests over protoactor-go remote,
 //     one protobuf envelope (package wire) carrying msgpack payloads.
-//   - Node (node.go, handoff.go): routes every message, read and activity of a
-//     runtime's host to the node that should handle it, and moves partitions on
-//     a graceful join or leave. The rules it keeps are in node.go.
+//   - Node (node.go, reconcile.go): routes every message, read and activity of
+//     a runtime's host to the node that should handle it. The rules it keeps
+//     are in node.go.
+//   - Replicas (replicas.go, replica_plan.go, replica_gc.go): every partition
+//     is a raft group (package replication) over its replicas; its leader
+//     serves it, and moves its replicas to where placement puts them on
+//     joins, leaves and removals, one configuration change at a time.
 //
 // Who owns a partition is placement's rule (placement/rendezvous.go); this
 // package decides only where the data is and who may serve it.

@@ -23,20 +23,22 @@ import (
 )
 
 // A Node makes a runtime's host one member of a cluster. It keeps the registry
-// (who is registered, who holds which partition), computes placement's table
-// from it, routes every message for an instance to the node that holds the
-// instance's partition, places activities over the live nodes, and hands
-// partitions over when ownership changes (handoff.go).
+// (who is registered, which partitions each serves), computes placement's
+// table from it, routes every message for an instance to the node that serves
+// the instance's partition, and places activities over the live nodes.
 //
-// The rules it keeps:
-//   - a partition is served only by the node that holds its data, at the latest
-//     epoch; ownership (placement over the registered nodes) says where data
-//     should be, holding says where it is;
-//   - a partition moves only on a graceful join or leave: its holder stops its
-//     actors, copies every key to the new owner, and forgets the partition only
-//     once the new owner committed it; requests meanwhile wait;
-//   - a dead node keeps its partitions: their requests fail fast with
-//     ErrUnavailable naming it, and nothing starts them empty elsewhere.
+// Every partition is a raft group over its replicas (replicas.go): one to
+// Replicas nodes. The rules it keeps:
+//   - a partition is served only by its group's leader, which publishes it
+//     with its term as the epoch; ownership (placement over the registered
+//     nodes) says where replicas and leadership should be, the registry where
+//     they are;
+//   - replicas move on joins, leaves and the removal of a lost node by raft
+//     configuration changes, leadership first (replica_plan.go): a request
+//     meanwhile waits for the next leader, it never fails;
+//   - with one copy, a dead node keeps its partitions: their requests fail
+//     fast with ErrUnavailable naming it, and nothing starts them empty
+//     elsewhere.
 
 // DefaultReplicas is how many copies of each partition a cluster keeps unless
 // told otherwise.
@@ -76,16 +78,16 @@ type NodeConfig struct {
 	DialOptions   []grpc.DialOption
 	// Founder: with a store that never was part of a cluster, this node holds
 	// every partition (it creates the cluster). Otherwise it holds none and gets
-	// its share by handoff.
+	// its share as replicas its groups' leaders add.
 	Founder bool
-	// MoveWait bounds how long a request waits for a partition that is moving,
-	// or whose group is electing a leader (default 30 s).
+	// MoveWait bounds how long a request waits for a partition whose group is
+	// electing a leader, or whose new leader is loading it (default 30 s).
 	MoveWait time.Duration
-	// Replicas is how many nodes keep a copy of each partition. 2 or more:
-	// every partition is a raft group over that many nodes (capped at the
-	// registered nodes) and survives the loss of a minority of them
-	// (replicas.go). 0 or 1: one copy, moved by handoff on joins and leaves
-	// (handoff.go); a store that was replicated stays replicated.
+	// Replicas is how many nodes keep a copy of each partition: its raft
+	// group's voters (capped at the registered nodes). 3 survives the loss of
+	// one; 1 keeps one copy, which moves on joins and leaves but is
+	// unavailable while its node is down. 0: what this store used last (one
+	// copy on a new store). Every node of a cluster should be given the same.
 	Replicas int
 	// ReplaceAfter is how long a node stays unreachable before the others
 	// remove it and replace its replicas (default DefaultReplaceAfter; see
@@ -102,6 +104,7 @@ type NodeConfig struct {
 const (
 	heldKey     = "cluster/held"
 	registryKey = "cluster/registry"
+	replicasKey = "cluster/replicas" // the replica count this store last ran with
 )
 
 type heldRecord struct {
@@ -121,16 +124,14 @@ type Node struct {
 	tr  *transport
 	ms  *Membership
 	reg *Registry
-	rep *replicaSet // nil: partitions are not replicated (handoff.go)
+	rep *replicaSet
 
 	// persist serialises the writes of the held record (n/cluster/held), so
 	// that each writes a set that has every change made before it.
 	persist sync.Mutex
 
 	mu         sync.Mutex
-	held       map[uint16]uint64        // partitions whose data this node holds → epoch
-	moving     map[uint16]chan struct{} // held partitions being handed off; closed when done
-	receiving  map[uint16]*incoming     // partitions being received
+	held       map[uint16]uint64 // partitions this node serves (leads, loaded) → term
 	registered bool
 	version    uint64
 	changed    chan struct{} // closed and replaced when the registry or held set changes
@@ -173,8 +174,8 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, id: cfg.Gossip.NodeID, h: h, db: h.DB(), log: cfg.Logger.With("node", cfg.Gossip.NodeID),
-		parts: h.DB().Partitions(), held: map[uint16]uint64{}, moving: map[uint16]chan struct{}{},
-		receiving: map[uint16]*incoming{}, changed: make(chan struct{}), placed: map[string]map[placedKey]actors.Invocation{},
+		parts: h.DB().Partitions(), held: map[uint16]uint64{},
+		changed: make(chan struct{}), placed: map[string]map[placedKey]actors.Invocation{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), removedCh: make(chan struct{}), started: time.Now(),
 	}
 	if err := n.loadHeld(); err != nil {
@@ -196,23 +197,23 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 		n.version = own.Version
 	}
 	h.SetRouter(n) // before anything can send to this node: nothing races the host's reads of it
-	var alone []uint16
-	if replicated, err := n.replicated(); err != nil {
+	replicas, err := n.replicaCount()
+	if err != nil {
 		return nil, err
-	} else if replicated {
-		if n.rep, err = newReplicaSet(n); err != nil {
-			return nil, err
-		}
-		if alone, err = n.rep.open(n.held); err != nil {
-			return nil, fmt.Errorf("cluster: open the partitions' raft groups: %w", err)
-		}
-		// From now on held is what this node serves as a leader.
-		clear(n.held)
-		if err := n.persistHeld(); err != nil {
-			return nil, err
-		}
-		h.SetCommitter(n.rep)
 	}
+	if n.rep, err = newReplicaSet(n, replicas); err != nil {
+		return nil, err
+	}
+	alone, err := n.rep.open(n.held)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open the partitions' raft groups: %w", err)
+	}
+	// From now on held is what this node serves as a leader.
+	clear(n.held)
+	if err := n.persistHeld(); err != nil {
+		return nil, err
+	}
+	h.SetCommitter(n.rep)
 	tr, err := startTransport(h.System(), cfg.ActorAddr, cfg.AdvertiseHost, cfg.ServerOptions, cfg.DialOptions, n.handle, n.log)
 	if err != nil {
 		return nil, err
@@ -220,11 +221,9 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 	n.tr = tr
 	n.registered = true
 	n.publish()
-	if n.rep != nil {
-		n.rep.rt.tr = tr
-		tr.notifyLost(func(string) { n.rep.d.Wake() }) // a quiesced group must notice its leader is gone
-		n.rep.start(alone)
-	}
+	n.rep.rt.tr = tr
+	tr.notifyLost(func(string) { n.rep.d.Wake() }) // a quiesced group must notice its leader is gone
+	n.rep.start(alone)
 
 	gcfg := cfg.Gossip
 	gcfg.Meta.ActorAddr = tr.addr
@@ -244,10 +243,6 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.publish() // with the gossip address known
-	replicas := 1
-	if n.rep != nil {
-		replicas = n.rep.want
-	}
 	n.log.Info("cluster node started", "actor", tr.addr, "gossip", ms.Addr(), "holds", len(n.held), "members", len(n.reg.Registered()), "replicas", replicas)
 
 	events, cancel := ms.Subscribe()
@@ -264,26 +259,36 @@ func StartNode(h *actors.Host, cfg NodeConfig) (*Node, error) {
 	return n, nil
 }
 
-// replicated reports whether this node's partitions are raft groups: asked
-// for, or already so in its store (a store never goes back to one copy).
-func (n *Node) replicated() (bool, error) {
-	if n.cfg.Replicas >= 2 {
-		return true, nil
-	}
-	log := replication.NewPebbleLog(n.db)
-	for p := range n.parts {
-		if has, err := log.HasState(replication.GroupID(p)); err != nil || has {
-			if err != nil {
-				return false, err
+// replicaCount is how many replicas each partition gets: the configured
+// count, else the one this store last ran with (a store that kept raft
+// groups before the count was recorded was replicated: DefaultReplicas),
+// else one. It is recorded for the next start.
+func (n *Node) replicaCount() (int, error) {
+	want := n.cfg.Replicas
+	if want <= 0 {
+		b, err := n.db.GetMeta(replicasKey)
+		switch {
+		case err == nil && len(b) == 1 && b[0] > 0:
+			want = int(b[0])
+		case err == nil || errors.Is(err, storage.ErrNotFound):
+			want = 1
+			log := replication.NewPebbleLog(n.db)
+			for p := range n.parts {
+				if has, err := log.HasState(replication.GroupID(p)); err != nil {
+					return 0, err
+				} else if has {
+					want = DefaultReplicas
+					break
+				}
 			}
-			if n.cfg.Replicas == 1 {
-				return false, fmt.Errorf("cluster: the partitions in this data directory are replicated (raft groups); they cannot go back to one copy: start with --replicas 2 or more")
-			}
-			n.cfg.Replicas = DefaultReplicas
-			return true, nil
+		default:
+			return 0, err
 		}
 	}
-	return false, nil
+	if want > 255 {
+		return 0, fmt.Errorf("cluster: %d replicas of each partition: at most 255", want)
+	}
+	return want, n.db.PutMeta(replicasKey, []byte{byte(want)}, true)
 }
 
 // loadHeld reads which partitions this node holds; a store new to the cluster
@@ -426,7 +431,7 @@ func (n *Node) Forward(ctx context.Context, id string, msg any) (bool, error) {
 
 // onServer routes partition p and calls fn with the node that serves it (nil:
 // this one). A call that does not reach that node fails with ErrUnavailable;
-// with replicated partitions it is tried again instead, until MoveWait: the
+// with more than one copy it is tried again instead, until MoveWait: the
 // node may have died, and another replica then leads the partition.
 func (n *Node) onServer(ctx context.Context, p uint16, fn func(target *Entry) error) error {
 	deadline := time.Now().Add(n.cfg.MoveWait)
@@ -443,7 +448,7 @@ func (n *Node) onServer(ctx context.Context, p uint16, fn func(target *Entry) er
 			return err
 		}
 		err = n.unreachable(ctx, p, target.Node, err)
-		if n.rep == nil || !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
+		if n.rep.oneCopy() || !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
 			return err
 		}
 		t := time.NewTimer(200 * time.Millisecond)
@@ -474,7 +479,8 @@ func (n *Node) unreachable(ctx context.Context, p uint16, node string, err error
 }
 
 // route decides where partition p is served: here (nil), or the returned node.
-// It waits (at most MoveWait) while p is moving or nobody holds it yet.
+// It waits (at most MoveWait) while nobody serves p (its group elects a
+// leader, or a new leader loads it).
 func (n *Node) route(ctx context.Context, p uint16) (*Entry, error) {
 	if hopsOf(ctx) >= maxHops {
 		return nil, &UnavailableError{Partition: p, Reason: "the nodes disagree on who holds it (forwarded too often); retry shortly", RetryAfter: time.Second}
@@ -483,39 +489,28 @@ func (n *Node) route(ctx context.Context, p uint16) (*Entry, error) {
 	for {
 		n.mu.Lock()
 		_, held := n.held[p]
-		moving := n.moving[p]
 		changed := n.changed
 		n.mu.Unlock()
-		var wait <-chan struct{}
-		switch {
-		case held && moving == nil:
+		if held {
 			return nil, nil
-		case held:
-			wait = moving
-		default:
-			e, ok := n.holderOf(p)
-			if ok && n.alive(e.Node) {
-				return &e, nil
-			}
-			if ok && n.rep == nil {
-				return nil, &UnavailableError{Partition: p, Node: e.Node, RetryAfter: 5 * time.Second,
-					Reason: fmt.Sprintf("its data is on node %s, which is not reachable; it is served again when %s is back", e.Node, e.Node)}
-			}
-			wait = changed // nobody holds it yet: a handoff is landing, or its group elects a leader
+		}
+		e, ok := n.holderOf(p)
+		if ok && n.alive(e.Node) {
+			return &e, nil
+		}
+		if ok && n.rep.oneCopy() {
+			// Its only copy is on a dead node: no other replica can lead it.
+			return nil, &UnavailableError{Partition: p, Node: e.Node, RetryAfter: 5 * time.Second,
+				Reason: fmt.Sprintf("its data is on node %s, which is not reachable; it is served again when %s is back", e.Node, e.Node)}
 		}
 		remaining := time.Until(deadline)
-		if remaining <= 0 && n.rep != nil {
+		if remaining <= 0 {
 			return nil, &UnavailableError{Partition: p, RetryAfter: 2 * time.Second,
 				Reason: fmt.Sprintf("no live replica has led its group within %s: fewer than a quorum of its replicas are reachable", n.cfg.MoveWait)}
 		}
-		if remaining <= 0 {
-			owner := string(n.Table().Owners[p])
-			return nil, &UnavailableError{Partition: p, Node: owner, RetryAfter: 2 * time.Second,
-				Reason: fmt.Sprintf("it is moving to node %s and the move has not finished within %s", owner, n.cfg.MoveWait)}
-		}
 		t := time.NewTimer(min(remaining, 500*time.Millisecond))
 		select {
-		case <-wait:
+		case <-changed:
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -533,7 +528,7 @@ func (n *Node) route(ctx context.Context, p uint16) (*Entry, error) {
 func (n *Node) Dispatch(inv actors.Invocation) bool {
 	var live []placement.Member
 	for _, id := range n.reg.Registered() {
-		if n.alive(id) && (n.rep == nil || !n.rep.silent(id)) {
+		if n.alive(id) && !n.rep.silent(id) {
 			live = append(live, placement.Member(id))
 		}
 	}
@@ -625,9 +620,7 @@ func (n *Node) watchMembers(events <-chan Event) {
 			}
 			n.replace(m.ID) // what ran there is lost, even if it came back before anyone saw it die
 		}
-		if n.rep != nil {
-			n.rep.d.Wake() // quiesced groups notice a failure only by ticking
-		}
+		n.rep.d.Wake()      // quiesced groups notice a failure only by ticking
 		n.registryChanged() // liveness changes routing too: wake waiters, reconcile
 	}
 }
@@ -680,18 +673,13 @@ func (n *Node) handle(ctx context.Context, env *wire.Envelope) *wire.Envelope {
 			return reply(row, err)
 		}
 	case kindRaft, kindSnapChunk, kindReplicaRemoved, kindGroupMembers:
-		if n.rep == nil {
-			return reply(nil, fmt.Errorf("node %s does not replicate partitions (started without --replicas 2 or more)", n.id))
-		}
 		return n.rep.receive(env)
 	case kindList:
 		var q storage.ListQuery
 		if err := dec(&q); err != nil {
 			return reply(nil, err)
 		}
-		if n.rep != nil {
-			q.Partitions = n.rep.served()
-		}
+		q.Partitions = n.rep.served()
 		page, err := n.db.ListInstances(q)
 		if err == nil {
 			err = n.db.SyncVisible()
@@ -700,18 +688,6 @@ func (n *Node) handle(ctx context.Context, env *wire.Envelope) *wire.Envelope {
 	case kindCounts:
 		counts, err := n.localCounts()
 		return reply(counts, err)
-	case kindChunk:
-		var c chunkReq
-		if err := dec(&c); err != nil {
-			return reply(nil, err)
-		}
-		return reply(nil, n.receiveChunk(c))
-	case kindHandoff:
-		var c commitReq
-		if err := dec(&c); err != nil {
-			return reply(nil, err)
-		}
-		return reply(nil, n.receiveCommit(c))
 	}
 	return reply(nil, fmt.Errorf("unknown request kind %q", env.Kind))
 }
@@ -778,7 +754,7 @@ func (n *Node) WaitFor(ctx context.Context, id string, forStart bool) (*storage.
 				continue
 			}
 			err = n.unreachable(ctx, p, target.Node, err)
-			if n.rep != nil && errors.Is(err, ErrUnavailable) {
+			if !n.rep.oneCopy() && errors.Is(err, ErrUnavailable) {
 				select {
 				case <-ctx.Done():
 					return nil, ctx.Err()
@@ -796,18 +772,16 @@ func (n *Node) WaitFor(ctx context.Context, id string, forStart bool) (*storage.
 	}
 }
 
-// watchMove calls cancel when partition p starts moving away (or, replicated,
-// when this node no longer leads it).
+// watchMove calls cancel when this node no longer serves partition p.
 func (n *Node) watchMove(p uint16, cancel func()) (stop func()) {
 	quit := make(chan struct{})
 	go func() {
 		for {
 			n.mu.Lock()
-			moving := n.moving[p]
 			_, held := n.held[p]
 			changed := n.changed
 			n.mu.Unlock()
-			if moving != nil || (n.rep != nil && !held) { // moving away, or led elsewhere now
+			if !held { // led elsewhere now
 				cancel()
 				return
 			}
@@ -865,9 +839,7 @@ func (n *Node) List(ctx context.Context, q storage.ListQuery) (storage.ListPage,
 		var err error
 		if e.Node == n.id {
 			local := q
-			if n.rep != nil {
-				local.Partitions = n.rep.served()
-			}
+			local.Partitions = n.rep.served()
 			page, err = n.db.ListInstances(local)
 			if err == nil {
 				err = n.db.SyncVisible()
@@ -946,10 +918,7 @@ func (n *Node) Counts(ctx context.Context) (map[storage.Status]int, []string, er
 
 // localCounts counts the instances of the partitions this node serves.
 func (n *Node) localCounts() (map[storage.Status]int, error) {
-	if n.rep != nil {
-		return n.db.CountByStatusIn(n.rep.served())
-	}
-	return n.db.CountByStatus()
+	return n.db.CountByStatusIn(n.rep.served())
 }
 
 // --- leaving and stopping -------------------------------------------------------
@@ -960,10 +929,13 @@ func (n *Node) localCounts() (map[storage.Status]int, error) {
 // that its stop fails no request; then it leaves the gossip. It gives up at
 // ctx's deadline (the others elect leaders when it stops). With one copy of
 // each partition, a node cannot stop without making its partitions
-// unavailable: Drain is Leave.
+// unavailable: Drain is Leave (its partitions move to the others, and back
+// when it joins again), unless it is the last node.
 func (n *Node) Drain(ctx context.Context) error {
-	if n.rep == nil {
-		return n.Leave(ctx)
+	if n.rep.oneCopy() {
+		if err := n.Leave(ctx); !errors.Is(err, ErrLastNode) {
+			return err
+		}
 	}
 	n.mu.Lock()
 	n.draining = true
@@ -987,14 +959,14 @@ func (n *Node) Drain(ctx context.Context) error {
 	return n.leaveGossip(err)
 }
 
-// Leave leaves the cluster for good: the node unregisters, its partitions
-// move to the nodes placement now gives them (replicated: each group's
-// leader replaces this node's replica, see leaveReplicated; one copy: this
-// node hands each partition off), then it leaves the gossip. It gives up at
+// Leave leaves the cluster: the node unregisters, its partitions move to the
+// nodes placement now gives them (each group's leader replaces this node's
+// replica, see leaveReplicated), then it leaves the gossip. It gives up at
 // ctx's deadline (what did not move stays here, on disk, and the node keeps
-// it when it starts again).
+// it when it starts again). A node that left may join again: it gets its
+// share of replicas anew.
 func (n *Node) Leave(ctx context.Context) error {
-	if n.rep != nil && !slices.ContainsFunc(n.reg.Registered(), func(id string) bool { return id != n.id }) {
+	if !slices.ContainsFunc(n.reg.Registered(), func(id string) bool { return id != n.id }) {
 		return fmt.Errorf("%w: node %s is the cluster's last registered node and its partitions would have no copy left; stop it instead (SIGTERM), or add a node first", ErrLastNode, n.id)
 	}
 	n.mu.Lock()
@@ -1002,12 +974,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.leaving = true
 	n.mu.Unlock()
 	n.publish()
-	var err error
-	if n.rep != nil {
-		err = n.leaveReplicated(ctx)
-	} else {
-		err = n.handOffAll(ctx)
-	}
+	err := n.leaveReplicated(ctx)
 	// The last entry (unregistered, holding nothing) must reach the others before
 	// the gossip goes quiet: they would list this node as holding partitions.
 	return n.leaveGossip(err)
@@ -1046,33 +1013,6 @@ func (n *Node) leaveGossip(err error) error {
 	return err
 }
 
-// handOffAll hands every partition this node holds to its new owner.
-func (n *Node) handOffAll(ctx context.Context) error {
-	n.log.Info("leaving the cluster: handing off partitions")
-	var err error
-	for {
-		n.mu.Lock()
-		left := len(n.held)
-		busy := len(n.moving) > 0
-		changed := n.changed
-		n.mu.Unlock()
-		if left == 0 && !busy {
-			break
-		}
-		n.poke()
-		select {
-		case <-ctx.Done():
-			err = fmt.Errorf("leave: %d partitions not handed off: %w", left, ctx.Err())
-		case <-changed:
-			continue
-		case <-time.After(500 * time.Millisecond):
-			continue
-		}
-		break
-	}
-	return err
-}
-
 // Close stops the node's gossip, transport and loops (after Leave, or on a
 // crash-like stop: its partitions stay registered and held).
 func (n *Node) Close() error {
@@ -1086,9 +1026,7 @@ func (n *Node) Close() error {
 	close(n.stop)
 	err := n.ms.Shutdown()
 	n.tr.failAll() // requests still waiting on other nodes end now
-	if n.rep != nil {
-		n.rep.stop() // steps waiting for a quorum fail now
-	}
+	n.rep.stop()   // steps waiting for a quorum fail now
 	n.wg.Wait()
 	_ = n.db.PutMeta(registryKey, n.reg.LocalState(), true)
 	n.tr.stop()
@@ -1100,12 +1038,8 @@ func (n *Node) Close() error {
 // ID is this node's id.
 func (n *Node) ID() string { return n.id }
 
-// Collectors returns the node's Prometheus collectors: replication's, when
-// its partitions are replicated.
+// Collectors returns the node's Prometheus collectors (replication's).
 func (n *Node) Collectors() []prometheus.Collector {
-	if n.rep == nil {
-		return nil
-	}
 	return n.rep.collectors()
 }
 
@@ -1154,8 +1088,7 @@ func (n *Node) Members() []MemberView {
 
 // PartitionView is one partition as the partitions listing shows it.
 //
-// With replicated partitions, Holder is the group's leader and Epoch its
-// term; Replicas, Learners, Term and Applied are this node's view of the
+// Holder is the group's leader and Epoch its term; Replicas, Learners, Term and Applied are this node's view of the
 // group (empty when it has no replica of it).
 type PartitionView struct {
 	Partition int    `json:"partition"`
@@ -1181,20 +1114,17 @@ func (n *Node) Partitions() []PartitionView {
 	out := make([]PartitionView, n.parts)
 	n.mu.Lock()
 	held := maps.Clone(n.held)
-	moving := maps.Clone(n.moving)
 	n.mu.Unlock()
 	for p := range out {
 		v := PartitionView{Partition: p, Owner: string(table.Owners[p])}
 		if ep, ok := held[uint16(p)]; ok {
-			v.Holder, v.Epoch, v.Serving = n.id, ep, moving[uint16(p)] == nil
+			v.Holder, v.Epoch, v.Serving = n.id, ep, true
 		} else if e, ok := n.holderOf(uint16(p)); ok {
 			v.Holder = e.Node
 			v.Epoch, _ = e.Holds(uint16(p))
 			v.Serving = n.alive(e.Node)
 		}
-		if n.rep != nil {
-			n.rep.view(&v)
-		}
+		n.rep.view(&v)
 		out[p] = v
 	}
 	return out
@@ -1202,11 +1132,5 @@ func (n *Node) Partitions() []PartitionView {
 
 // Ready reports whether this node serves every partition it owns.
 func (n *Node) Ready() error {
-	if n.rep != nil {
-		return n.rep.notReady()
-	}
-	if missing := n.ownedNotServed(); len(missing) > 0 {
-		return fmt.Errorf("node %s owns %d partitions it does not serve yet (e.g. %d): they are moving here or their data is on a node that is down", n.id, len(missing), missing[0])
-	}
-	return nil
+	return n.rep.notReady()
 }

@@ -32,7 +32,9 @@ func (s *countingSM) Apply(es []replication.Applied) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range es {
-		s.applied = append(s.applied, string(e.Data))
+		if e.Data != nil {
+			s.applied = append(s.applied, string(e.Data))
+		}
 	}
 	return nil
 }

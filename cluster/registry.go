@@ -30,10 +30,10 @@ type Entry struct {
 	ActorAddr  string   `msgpack:"aa,omitempty"`
 	HTTPAddr   string   `msgpack:"ha,omitempty"`
 	GossipAddr string   `msgpack:"gsa,omitempty"`
-	Held       []uint16 `msgpack:"h,omitempty"` // partitions whose data the node holds, sorted
-	// Epochs[i] is the ownership epoch of Held[i]: it grows on every handoff, so
-	// of two copies of a partition (a crash between a handoff's two commits) the
-	// older one is recognised and dropped.
+	Held       []uint16 `msgpack:"h,omitempty"` // partitions the node serves (leads their groups), sorted
+	// Epochs[i] is the raft term in which the node leads Held[i]: of two
+	// nodes that both still publish a partition (a deposed leader whose news
+	// has not spread yet), the higher term names the leader.
 	Epochs []uint64 `msgpack:"e,omitempty"`
 	// Draining: the node is stopping for a restart; it keeps its replicas
 	// but hands the leadership of its groups to others and takes none.

@@ -70,7 +70,7 @@ func (n *Node) RemoveNode(node, reason string) error {
 		return fmt.Errorf("%w: node %q is not in this cluster's registry (see `weft cluster members`)", ErrBadRemoval, node)
 	case node == n.id:
 		return fmt.Errorf("%w: node %s cannot remove itself; stop it (it leaves gracefully) or remove it from another node", ErrBadRemoval, node)
-	case n.rep == nil:
+	case n.rep.oneCopy():
 		return fmt.Errorf("%w: this cluster keeps one copy of each partition (--replicas 1): removing %s would lose the partitions it holds; start it again instead", ErrBadRemoval, node)
 	case n.alive(node):
 		return fmt.Errorf("%w: node %s is alive; stop it first (a node that stops gracefully leaves the cluster by itself)", ErrBadRemoval, node)
@@ -107,7 +107,7 @@ func (n *Node) remove(r Removal) {
 // view of the others is still filling in. down is when each node was first
 // seen dead (kept by the caller between calls).
 func (n *Node) removeLost(down map[string]time.Time) {
-	if n.rep == nil {
+	if n.rep.oneCopy() {
 		return // one copy: a dead node's partitions wait for it
 	}
 	now := time.Now()

@@ -22,8 +22,8 @@ import (
 	"github.com/weftrt/weft/storage"
 )
 
-// Replicated partitions (NodeConfig.Replicas ≥ 2). Every partition is a raft
-// group (package replication) over its replicas, and the rules change:
+// Replicated partitions. Every partition is a raft group (package
+// replication) over its replicas, one to NodeConfig.Replicas nodes:
 //
 //   - the group's leader serves the partition: leadership and holding are one
 //     thing. A node publishes the partitions it leads in its registry entry,
@@ -46,12 +46,11 @@ import (
 //     as a learner, which is caught up by snapshot (the partition's keys,
 //     streamed), then promotes it to voter;
 //   - leadership goes to the partition's owner in placement's table when it is
-//     a caught-up voter, so the load spreads over the nodes as partitions do.
-//
-// Moving replicas after the cluster has grown (a node lost for good, a join
-// or a leave) is not done here: a node that joins a full cluster holds no
-// replicas, and a lost node's place stays empty (the partition runs on the
-// others while a quorum of them lives).
+//     a caught-up voter, so the load spreads over the nodes as partitions do;
+//   - replicas move on joins, leaves and removals by the replica plan
+//     (replica_plan.go), one configuration change at a time (reconcile);
+//     with one copy, a move briefly has two voters (the new replica is
+//     promoted, leadership moves to it, then the old one is removed).
 
 // A group created over data that is already there starts its log after this
 // index and term (as CockroachDB starts its ranges' logs): a replica added
@@ -102,8 +101,8 @@ type replicaSet struct {
 	wake    chan struct{}
 }
 
-func newReplicaSet(n *Node) (*replicaSet, error) {
-	rs := &replicaSet{n: n, want: n.cfg.Replicas, self: placement.ReplicaID(placement.Member(n.id)),
+func newReplicaSet(n *Node, want int) (*replicaSet, error) {
+	rs := &replicaSet{n: n, want: want, self: placement.ReplicaID(placement.Member(n.id)),
 		log: replication.NewPebbleLog(n.db), sending: make(chan struct{}, maxSnapshotsSending),
 		leading: map[uint16]uint64{}, paused: map[uint16]pause{}, wake: make(chan struct{}, 1), heard: map[replication.NodeID]time.Time{},
 		snapshotsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_raft_snapshots_sent_total",
@@ -296,6 +295,10 @@ func (rs *replicaSet) CommitStep(part uint16, b *storage.Batch) error {
 	}
 	return err
 }
+
+// oneCopy reports whether the cluster keeps one copy of each partition: a
+// partition whose node is down then has no other replica to lead it.
+func (rs *replicaSet) oneCopy() bool { return rs.want == 1 }
 
 // addrOf is the actor address of the node whose replica id is id.
 func (rs *replicaSet) addrOf(id replication.NodeID) (string, bool) {
@@ -844,7 +847,10 @@ func (rs *replicaSet) liveVoters(st replication.GroupStatus) int {
 
 // notReady says what keeps this node from being ready, if anything: a
 // partition no live node leads, or a group of its own with fewer replicas
-// than wanted (the cluster is growing into its replica count).
+// than wanted (the cluster is growing into its replica count). With one
+// copy, only the partitions it has a replica of count: another node's being
+// down is no reason to stop sending this one requests (it answers those for
+// the down node's partitions with a fast 503).
 func (rs *replicaSet) notReady() error {
 	n := rs.n
 	leaderless, under := 0, 0
@@ -852,6 +858,9 @@ func (rs *replicaSet) notReady() error {
 		n.mu.Lock()
 		_, here := n.held[uint16(p)]
 		n.mu.Unlock()
+		if rs.oneCopy() && !rs.d.Has(replication.GroupID(p)) {
+			continue
+		}
 		if !here {
 			if e, ok := n.holderOf(uint16(p)); !ok || !n.alive(e.Node) {
 				leaderless++

@@ -35,8 +35,6 @@ const (
 	kindHistory            = "history" // read an instance's history
 	kindList               = "list"    // a page of this node's listing index
 	kindCounts             = "counts"  // this node's instance counts
-	kindChunk              = "chunk"   // part of a partition being handed off
-	kindHandoff            = "handoff" // the end of a handoff: commit the partition
 	kindRaft               = "raft"    // raft messages of any groups, one way (raft_transport.go)
 	kindSnapChunk          = "snap"    // part of a snapshot's data, before its raft message (replicas.go)
 	kindReplicaRemoved     = "removed" // a replica of a group was removed by its leader (replicas.go)

@@ -39,7 +39,9 @@ func (s *testSM) Apply(es []Applied) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range es {
-		s.applied[e.Group] = append(s.applied[e.Group], e)
+		if e.Data != nil { // a step, not a conf change or a leader's empty entry
+			s.applied[e.Group] = append(s.applied[e.Group], e)
+		}
 	}
 	return nil
 }

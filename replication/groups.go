@@ -69,9 +69,13 @@ type Save struct {
 	Entries   []*pb.Entry
 	Snapshot  *pb.Snapshot  // nil: none
 	ConfState *pb.ConfState // nil: unchanged; else the membership after this pass's committed conf changes
+	ConfIndex uint64        // with ConfState: the index of the conf change that made it
 }
 
-// Applied is a committed entry to apply, its proposal framing removed.
+// Applied is a committed entry to apply, its proposal framing removed. Data
+// is nil for an entry that carries no step (a conf change, a new leader's
+// empty entry): it only advances the applied index, which a snapshot is taken
+// at, so that a snapshot's membership and its index agree.
 type Applied struct {
 	Group GroupID
 	Index uint64
@@ -638,7 +642,7 @@ func (gs *Groups) Ready() *Batch {
 		// makes is saved in this pass's write, before anything committed after
 		// it is applied: a restart that skips what was applied must not find
 		// an older membership.
-		confState, departed, err := g.applyConfChanges(rd.CommittedEntries)
+		confState, confIndex, departed, err := g.applyConfChanges(rd.CommittedEntries)
 		if err != nil {
 			b.err = err
 			return b
@@ -661,7 +665,7 @@ func (gs *Groups) Ready() *Batch {
 			g.placeProposals(rd.Entries)
 		}
 		if !raft.IsEmptyHardState(rd.HardState) || len(rd.Entries) > 0 || !raft.IsEmptySnap(rd.Snapshot) || confState != nil {
-			s := Save{Group: id, Entries: rd.Entries, ConfState: confState}
+			s := Save{Group: id, Entries: rd.Entries, ConfState: confState, ConfIndex: confIndex}
 			if !raft.IsEmptyHardState(rd.HardState) {
 				s.HardState = rd.HardState
 			}
@@ -686,10 +690,11 @@ func (gs *Groups) Ready() *Batch {
 			(*out)[m.GetTo()] = append((*out)[m.GetTo()], Envelope{Group: id, Message: m})
 		}
 		for _, e := range rd.CommittedEntries {
-			if e.GetType() != pb.EntryType_EntryNormal || len(e.GetData()) < 8 {
-				continue // conf changes are raft's (Advance); an empty entry is a new leader's
-			}
-			b.Committed = append(b.Committed, Applied{Group: id, Index: e.GetIndex(), Data: e.GetData()[8:]})
+			a := Applied{Group: id, Index: e.GetIndex()}
+			if e.GetType() == pb.EntryType_EntryNormal && len(e.GetData()) >= 8 {
+				a.Data = e.GetData()[8:]
+			} // else a conf change (raft's, applied above) or a new leader's empty entry
+			b.Committed = append(b.Committed, a)
 		}
 	}
 	return b
@@ -776,10 +781,11 @@ func (gs *Groups) Close(err error) {
 }
 
 // applyConfChanges makes the committed conf changes take effect and returns
-// the membership after the last (nil: there was none) and the replicas they
-// removed.
-func (g *group) applyConfChanges(es []*pb.Entry) (*pb.ConfState, []Departure, error) {
+// the membership after the last (nil: there was none), the last one's index
+// and the replicas they removed.
+func (g *group) applyConfChanges(es []*pb.Entry) (*pb.ConfState, uint64, []Departure, error) {
 	var cs *pb.ConfState
+	var at uint64
 	var gone []Departure
 	for _, e := range es {
 		var cc pb.ConfChangeI
@@ -787,26 +793,26 @@ func (g *group) applyConfChanges(es []*pb.Entry) (*pb.ConfState, []Departure, er
 		case pb.EntryType_EntryConfChange:
 			var v1 pb.ConfChange
 			if err := proto.Unmarshal(e.GetData(), &v1); err != nil {
-				return nil, nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
+				return nil, 0, nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
 			}
 			cc = &v1
 		case pb.EntryType_EntryConfChangeV2:
 			var v2 pb.ConfChangeV2
 			if err := proto.Unmarshal(e.GetData(), &v2); err != nil {
-				return nil, nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
+				return nil, 0, nil, fmt.Errorf("replication: group %d: conf change at %d: %w", g.id, e.GetIndex(), err)
 			}
 			cc = &v2
 		default:
 			continue
 		}
-		cs = g.rn.ApplyConfChange(cc)
+		cs, at = g.rn.ApplyConfChange(cc), e.GetIndex()
 		for _, c := range cc.AsV2().GetChanges() {
 			if c.GetType() == pb.ConfChangeType_ConfChangeRemoveNode {
 				gone = append(gone, Departure{Group: g.id, Node: c.GetNodeId(), Index: e.GetIndex()})
 			}
 		}
 	}
-	return cs, gone, nil
+	return cs, at, gone, nil
 }
 
 func (g *group) failPending(err error) {

@@ -339,3 +339,45 @@ func TestStoreStateMachineInstallsStagedSnapshots(t *testing.T) {
 		t.Fatalf("an entry below the snapshot was not skipped: %v", err)
 	}
 }
+
+// A snapshot's membership is the one at its index. A conf change is saved
+// with the log before the entries committed with it are applied; a snapshot
+// taken in between would pair the new membership with an older index, and a
+// replica that installs it would apply the change again on top (adding a
+// voter as a learner demotes it: raft panics when that leaves no voter).
+// So there is no snapshot until the change's index is applied, and applying
+// an entry without a step (the conf change itself) advances the index.
+func TestSnapshotMembershipMatchesItsIndex(t *testing.T) {
+	db := openStore(t)
+	l := NewPebbleLog(db)
+	if err := l.Bootstrap(3, []NodeID{7}, 10, 5); err != nil {
+		t.Fatal(err)
+	}
+	s := l.Storage(3)
+	if snap, err := s.Snapshot(); err != nil || snap.GetMetadata().GetIndex() != 10 || !slices.Equal(snap.GetMetadata().GetConfState().GetVoters(), []NodeID{7}) {
+		t.Fatalf("the bootstrap's snapshot: %v %v", snap.GetMetadata(), err)
+	}
+	cc := &pb.Entry{Index: new(uint64(11)), Term: new(uint64(5)), Type: pb.EntryType_EntryConfChange.Enum()}
+	grown := &pb.ConfState{Voters: []NodeID{7}, Learners: []NodeID{8}}
+	if err := l.Save([]Save{{Group: 3, Entries: []*pb.Entry{cc}, ConfState: grown, ConfIndex: 11,
+		HardState: &pb.HardState{Term: new(uint64(5)), Commit: new(uint64(11))}}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := s.Snapshot(); !errors.Is(err, raft.ErrSnapshotTemporarilyUnavailable) {
+		t.Fatalf("a snapshot while the conf change at 11 is saved but not applied: %v %v, want ErrSnapshotTemporarilyUnavailable", snap.GetMetadata(), err)
+	}
+	sm := NewStoreStateMachine(db, nil)
+	if err := sm.Apply([]Applied{{Group: 3, Index: 11}}); err != nil {
+		t.Fatal(err)
+	}
+	if applied, _ := db.AppliedIndex(3); applied != 11 {
+		t.Fatalf("applied index after the conf change %d, want 11", applied)
+	}
+	snap, err := s.Snapshot()
+	if err != nil || snap.GetMetadata().GetIndex() != 11 || !proto.Equal(snap.GetMetadata().GetConfState(), grown) {
+		t.Fatalf("the snapshot after the conf change: %v %v; want index 11 with learner 8", snap.GetMetadata(), err)
+	}
+	if view, ok := l.TakeSnapshot(snap.GetData()); ok {
+		view.Close()
+	}
+}

@@ -19,15 +19,20 @@ type MemLog struct {
 // NewMemLog returns an empty MemLog.
 func NewMemLog() *MemLog { return &MemLog{groups: map[GroupID]*memStorage{}} }
 
-// memStorage is raft's MemoryStorage with the membership last saved.
+// memStorage is raft's MemoryStorage with the membership last saved and the
+// index of the conf change that made it.
 type memStorage struct {
 	*raft.MemoryStorage
-	conf *pb.ConfState
+	conf      *pb.ConfState
+	confIndex uint64
 }
 
-// Snapshot is the last one made (by Compact) with the membership as it is
-// now, as PebbleLog's are: a replica added after the compaction finds itself
-// in it.
+// Snapshot is the last one made (by Compact), or, when the membership changed
+// after it, one at that change's index: a snapshot's membership is the one at
+// its index, as PebbleLog's are, and a replica added after the compaction
+// finds itself in it (raft ignores a snapshot that does not name its
+// receiver). The tests' state machines keep no data, so any applied index
+// will do.
 func (s *memStorage) Snapshot() (*pb.Snapshot, error) {
 	snap, err := s.MemoryStorage.Snapshot()
 	if err != nil || s.conf == nil || snap.GetMetadata().GetIndex() == 0 {
@@ -35,6 +40,13 @@ func (s *memStorage) Snapshot() (*pb.Snapshot, error) {
 	}
 	out := proto.Clone(snap).(*pb.Snapshot)
 	out.Metadata.ConfState = proto.Clone(s.conf).(*pb.ConfState)
+	if s.confIndex > out.GetMetadata().GetIndex() {
+		term, err := s.Term(s.confIndex)
+		if err != nil {
+			return nil, err
+		}
+		out.Metadata.Index, out.Metadata.Term = new(s.confIndex), new(term)
+	}
 	return out, nil
 }
 
@@ -73,6 +85,7 @@ func (l *MemLog) Save(saves []Save, _ bool) error {
 			if err := s.ApplySnapshot(sv.Snapshot); err != nil {
 				return err
 			}
+			s.conf, s.confIndex = sv.Snapshot.GetMetadata().GetConfState(), sv.Snapshot.GetMetadata().GetIndex()
 		}
 		if err := s.Append(sv.Entries); err != nil {
 			return err
@@ -83,7 +96,7 @@ func (l *MemLog) Save(saves []Save, _ bool) error {
 			}
 		}
 		if sv.ConfState != nil {
-			s.conf = sv.ConfState
+			s.conf, s.confIndex = sv.ConfState, sv.ConfIndex
 		}
 	}
 	return nil

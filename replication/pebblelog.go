@@ -50,7 +50,8 @@ func NewPebbleLog(db *storage.DB) *PebbleLog {
 const (
 	hardStateName = "h"
 	confStateName = "c"
-	truncatedName = "t" // the truncation point: index and term, 8 bytes each
+	confIndexName = "ci" // the index of the conf change that made the membership "c" holds, 8 bytes
+	truncatedName = "t"  // the truncation point: index and term, 8 bytes each
 )
 
 // Bootstrap creates group g's log as if a snapshot at index had been applied:
@@ -140,6 +141,7 @@ func (l *PebbleLog) Save(saves []Save, sync bool) error {
 				return err
 			}
 			b.PutRaftState(s.part, confStateName, v)
+			b.PutRaftState(s.part, confIndexName, binary.BigEndian.AppendUint64(nil, m.GetIndex()))
 			u.snapshotted, u.snapIndex, u.snapTerm = true, m.GetIndex(), m.GetTerm()
 			u.last, u.hasLast = m.GetIndex(), true
 		}
@@ -175,6 +177,7 @@ func (l *PebbleLog) Save(saves []Save, sync bool) error {
 				return fmt.Errorf("replication: group %d: encode membership: %w", sv.Group, err)
 			}
 			b.PutRaftState(s.part, confStateName, v)
+			b.PutRaftState(s.part, confIndexName, binary.BigEndian.AppendUint64(nil, sv.ConfIndex))
 		}
 		updates[sv.Group] = u
 	}
@@ -502,7 +505,10 @@ func (s *pebbleStorage) FirstIndex() (uint64, error) {
 
 // Snapshot implements raft.Storage: a view of the partition's data as of its
 // applied index, which the log still covers (it is truncated only behind what
-// was applied). Data is the view's token for TakeSnapshot.
+// was applied), with the membership as of that index. A conf change is saved
+// with the log, before the entries committed with it are applied: while the
+// saved membership is newer than the applied index, there is no snapshot to
+// take yet (raft asks again). Data is the view's token for TakeSnapshot.
 func (s *pebbleStorage) Snapshot() (*pb.Snapshot, error) {
 	view, err := s.db.SnapshotPartition(s.part)
 	if err != nil {
@@ -528,6 +534,13 @@ func (s *pebbleStorage) Snapshot() (*pb.Snapshot, error) {
 			return nil, err
 		}
 	} else if !errors.Is(err, storage.ErrNotFound) {
+		_ = view.Close()
+		return nil, err
+	}
+	if v, err := view.RaftState(confIndexName); err == nil && len(v) == 8 && binary.BigEndian.Uint64(v) > index {
+		_ = view.Close()
+		return nil, raft.ErrSnapshotTemporarilyUnavailable
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		_ = view.Close()
 		return nil, err
 	}

@@ -323,64 +323,6 @@ func TestRemindersOfAndReplace(t *testing.T) {
 	}
 }
 
-// MoveRemindersUp moves the reminders due before a floor to the floor: their
-// keys, and the rows that list them (or the reverse entries of a version 1 row).
-func TestMoveRemindersUp(t *testing.T) {
-	db := openTest(t, t.TempDir(), 4)
-	floor := t1
-	early := Reminder{Partition: 1, Instance: "new", Name: "timer:0:1", Due: t0}
-	late := Reminder{Partition: 1, Instance: "new", Name: "timer:0:2", Due: t1.Add(time.Hour)}
-	oldEarly := Reminder{Partition: 1, Instance: "old", Name: "retry:0:3", Due: t0}
-	commit(t, db, func(b *Batch) {
-		must(t, b.PutInstance(1, rowWith("new", t0, early, late)))
-		must(t, b.PutReminder(early))
-		must(t, b.PutReminder(late))
-		must(t, b.PutInstance(1, &InstanceRecord{ID: "old", Name: "W", Status: Running, CreatedAt: t0}))
-		putLegacyReminder(t, b, oldEarly)
-	})
-	var moved int
-	commit(t, db, func(b *Batch) {
-		var err error
-		moved, err = db.MoveRemindersUp(b, 1, floor)
-		must(t, err)
-	})
-	if moved != 2 {
-		t.Fatalf("moved %d reminders, want 2", moved)
-	}
-	for _, tc := range []struct {
-		id   string
-		want map[string]time.Time
-	}{
-		{"new", map[string]time.Time{"timer:0:1": floor, "timer:0:2": late.Due}},
-		{"old", map[string]time.Time{"retry:0:3": floor}},
-	} {
-		st, err := db.LoadInstance(1, tc.id)
-		must(t, err)
-		got := map[string]time.Time{}
-		for _, r := range st.Reminders {
-			got[r.Name] = r.Due
-		}
-		if len(got) != len(tc.want) {
-			t.Fatalf("%s: reminders %v, want %v", tc.id, got, tc.want)
-		}
-		for name, due := range tc.want {
-			if !got[name].Equal(due) {
-				t.Fatalf("%s: reminders %v, want %v", tc.id, got, tc.want)
-			}
-		}
-	}
-	var keys []string
-	must(t, db.ScanDue(1, time.Time{}, time.Time{}, 0, func(r Reminder) error {
-		keys = append(keys, fmt.Sprintf("%s/%s@%d", r.Instance, r.Name, r.Due.Unix()))
-		return nil
-	}))
-	want := []string{fmt.Sprintf("new/timer:0:1@%d", floor.Unix()), fmt.Sprintf("old/retry:0:3@%d", floor.Unix()),
-		fmt.Sprintf("new/timer:0:2@%d", late.Due.Unix())}
-	if !slices.Equal(keys, want) {
-		t.Fatalf("due keys %v, want %v", keys, want)
-	}
-}
-
 func TestScanDue(t *testing.T) {
 	db := openTest(t, t.TempDir(), 4)
 	base := time.Unix(0, 0).UTC()

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -106,67 +105,4 @@ func (b *Batch) PutMeta(key string, v []byte) {
 		return
 	}
 	b.set("put meta", key, nodeKey(key), v)
-}
-
-// MoveRemindersUp adds to b the moving of partition part's reminders due
-// before floor to floor: their due-time keys, and the rows that list them (for
-// a row of version 1, their reverse entries). A node that receives a partition
-// does this before it serves it, since its reminder scans start at its floor
-// and would miss the earlier ones after a crash; they fire at once either way.
-// It returns how many it moved.
-func (db *DB) MoveRemindersUp(b *Batch, part uint16, floor time.Time) (int, error) {
-	early, err := db.RemindersIn(part, floor)
-	if err != nil || len(early) == 0 {
-		return 0, err
-	}
-	if err := db.check(part); err != nil {
-		return 0, err
-	}
-	defer db.release()
-	floor = floor.UTC()
-	byInstance := map[string][]Reminder{}
-	for _, r := range early {
-		b.DeleteReminder(r)
-		r.Due = floor
-		if err := b.PutReminder(r); err != nil {
-			return 0, err
-		}
-		byInstance[r.Instance] = append(byInstance[r.Instance], r)
-	}
-	for id, rs := range byInstance {
-		v, err := db.get(instanceKey(part, id))
-		if errors.Is(err, ErrNotFound) {
-			continue // reminders of no instance: they fire and are dropped
-		}
-		if err != nil {
-			return 0, fmt.Errorf("storage: move reminders of %s: %w", id, err)
-		}
-		row, err := decodeInstance(v)
-		if err != nil {
-			return 0, fmt.Errorf("storage: move reminders of %s: %w", id, err)
-		}
-		in, err := row.InlineState()
-		if err != nil {
-			return 0, fmt.Errorf("storage: move reminders of %s: %w", id, err)
-		}
-		if in == nil {
-			due := encodeTime(floor)
-			for _, r := range rs {
-				b.set("move reminder", id, reverseReminderKey(part, id, r.Name), due[:])
-			}
-			continue
-		}
-		for _, r := range rs {
-			for i := range in.Reminders {
-				if in.Reminders[i].Name == r.Name {
-					in.Reminders[i].Due = floor
-				}
-			}
-		}
-		row.SetInline(in)
-		if err := b.PutInstanceRow(part, row); err != nil {
-			return 0, err
-		}
-	}
-	return len(early), b.err
 }

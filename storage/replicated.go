@@ -52,6 +52,12 @@ func (a *ApplyBatch) Add(part uint16, index uint64, repr []byte) error {
 		a.err = fmt.Errorf("storage: apply entry %d: %w", index, err)
 		return a.err
 	}
+	if len(repr) == 0 { // an entry with no step: only the applied index moves
+		if err := a.b.Set(appliedKey(part), binary.BigEndian.AppendUint64(nil, index), nil); err != nil {
+			a.err = fmt.Errorf("storage: apply entry %d of group %d: %w", index, part, err)
+		}
+		return a.err
+	}
 	step := a.db.pdb.NewBatch()
 	defer step.Close()
 	if err := step.SetRepr(append([]byte(nil), repr...)); err != nil {

@@ -55,7 +55,7 @@ func serve(args []string, stderr io.Writer) error {
 	clusterCert := fs.String("cluster-tls-cert", envOr("WEFT_CLUSTER_TLS_CERT", ""), "cluster: TLS certificate for node-to-node messaging (WEFT_CLUSTER_TLS_CERT)")
 	clusterKey := fs.String("cluster-tls-key", envOr("WEFT_CLUSTER_TLS_KEY", ""), "cluster: its key (WEFT_CLUSTER_TLS_KEY)")
 	clusterCA := fs.String("cluster-tls-ca", envOr("WEFT_CLUSTER_TLS_CA", ""), "cluster: CA that signed every node's certificate; nodes verify each other (WEFT_CLUSTER_TLS_CA)")
-	replicas := fs.Int("replicas", atoiOr(envOr("WEFT_REPLICAS", ""), cluster.DefaultReplicas), "cluster: copies of each partition, on that many nodes (capped at the registered nodes); 2 or more make every partition a raft group that survives the loss of a minority of its copies, 1 keeps one copy that moves on joins and leaves (WEFT_REPLICAS)")
+	replicas := fs.Int("replicas", atoiOr(envOr("WEFT_REPLICAS", ""), cluster.DefaultReplicas), "cluster: copies of each partition, on that many nodes (capped at the registered nodes); every partition is a raft group over that many nodes: 3 survives the loss of one, 1 keeps one copy that moves on joins and leaves and is unavailable while its node is down (WEFT_REPLICAS)")
 	replaceAfter := fs.Duration("replace-after", durOr(envOr("WEFT_REPLACE_AFTER", ""), cluster.DefaultReplaceAfter), "cluster: how long a node stays unreachable before the others remove it and replace its replicas on other nodes; a node that only restarts comes back well before (WEFT_REPLACE_AFTER)")
 	snapshotRate := fs.String("snapshot-rate", envOr("WEFT_SNAPSHOT_RATE", "32MiB"), "cluster: bytes per second this node streams to the replicas it catches up by snapshot, e.g. 32MiB (WEFT_SNAPSHOT_RATE)")
 	leaveTimeout := fs.Duration("leave-timeout", durOr(envOr("WEFT_LEAVE_TIMEOUT", ""), 2*time.Minute), "cluster: on SIGTERM, how long to hand the partitions this node serves over (leadership; with --replicas 1, the partitions) before stopping anyway (WEFT_LEAVE_TIMEOUT)")
@@ -218,7 +218,7 @@ func serve(args []string, stderr io.Writer) error {
 	if node := rt.Cluster(); node != nil {
 		// A stop is a restart unless the node left first (weft cluster leave):
 		// replicated, it hands its leadership over and keeps its replicas; with
-		// one copy, it hands its partitions off.
+		// one copy, its partitions move to the others (and back when it joins).
 		lctx, cancel := context.WithTimeout(context.Background(), *leaveTimeout)
 		err := node.Drain(lctx)
 		cancel()

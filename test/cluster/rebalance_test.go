@@ -25,7 +25,7 @@ import (
 //     completion and each task completed once).
 //   - The leaving node exits 0.
 func TestJoinAndLeaveUnderLoad(t *testing.T) {
-	c := startCluster(t, 3, "--replicas", "1") // one copy per partition, moved by handoff
+	c := startCluster(t, 3, "--replicas", "1") // one copy per partition, moved by raft configuration changes
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	before := ownerTable(t, n1)
 

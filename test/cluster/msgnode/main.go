@@ -51,7 +51,7 @@ func run(args []string) error {
 	gossip := fs.String("gossip", "", "gossip listen address")
 	actor := fs.String("actor", "", "actor transport listen address")
 	join := fs.String("join", "", "gossip addresses to join, comma-separated")
-	replicas := fs.Int("replicas", 0, "copies of each partition (0: one, moved by handoff)")
+	replicas := fs.Int("replicas", 0, "copies of each partition (0: one)")
 	samples := fs.Bool("samples", false, "host the seed's sample workflows too")
 	faults := fs.Bool("faults", false, "route node-to-node traffic through test/faultnet, controlled at /faultnet")
 	if err := fs.Parse(args); err != nil {
