@@ -848,19 +848,22 @@ func (rs *replicaSet) liveVoters(st replication.GroupStatus) int {
 // notReady says what keeps this node from being ready, if anything: a
 // partition no live node leads, or a group of its own with fewer replicas
 // than wanted (the cluster is growing into its replica count). With one
-// copy, only the partitions it has a replica of count: another node's being
-// down is no reason to stop sending this one requests (it answers those for
-// the down node's partitions with a fast 503).
+// copy, a partition it owns and does not lead yet (it is moving here):
+// another node's being down is no reason to stop sending this one requests
+// (it answers those for the down node's partitions with a fast 503).
 func (rs *replicaSet) notReady() error {
 	n := rs.n
+	if rs.oneCopy() {
+		if missing := n.ownedNotServed(); len(missing) > 0 {
+			return fmt.Errorf("node %s owns %d partitions it does not serve yet (e.g. %d): they are moving here", n.id, len(missing), missing[0])
+		}
+		return nil
+	}
 	leaderless, under := 0, 0
 	for p := range n.parts {
 		n.mu.Lock()
 		_, here := n.held[uint16(p)]
 		n.mu.Unlock()
-		if rs.oneCopy() && !rs.d.Has(replication.GroupID(p)) {
-			continue
-		}
 		if !here {
 			if e, ok := n.holderOf(uint16(p)); !ok || !n.alive(e.Node) {
 				leaderless++
@@ -888,4 +891,22 @@ func (rs *replicaSet) notReady() error {
 		return fmt.Errorf("node %s: %d of its partitions have fewer than %d replicas yet (replicas are being added)%s", n.id, under, want, example)
 	}
 	return nil
+}
+
+// ownedNotServed returns the partitions placement gives this node that it
+// does not serve yet.
+func (n *Node) ownedNotServed() []uint16 {
+	table := n.Table()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []uint16
+	for p, owner := range table.Owners {
+		if string(owner) != n.id {
+			continue
+		}
+		if _, ok := n.held[uint16(p)]; !ok {
+			out = append(out, uint16(p))
+		}
+	}
+	return out
 }

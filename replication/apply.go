@@ -28,7 +28,7 @@ type StoreStateMachine struct {
 // NewStoreStateMachine returns the state machine of db; leadership, if not
 // nil, hears of every leadership change (see StateMachine).
 func NewStoreStateMachine(db *storage.DB, leadership func(LeaderChange)) *StoreStateMachine {
-	return &StoreStateMachine{db: db, leadership: leadership, inbox: NewSnapshotInbox(), applied: map[GroupID]uint64{}}
+	return &StoreStateMachine{db: db, leadership: leadership, inbox: NewSnapshotInbox(db), applied: map[GroupID]uint64{}}
 }
 
 // Inbox is where the snapshots streamed to this node are staged.
@@ -81,14 +81,14 @@ func (m *StoreStateMachine) appliedLocked(g GroupID) (uint64, error) {
 	return i, nil
 }
 
-// InstallSnapshot implements StateMachine: the staged keys replace the
-// partition's, in one synced write.
+// InstallSnapshot implements StateMachine: the staged file replaces the
+// partition's keys, atomically and durably (storage.InstallSnapshotFile).
 func (m *StoreStateMachine) InstallSnapshot(g GroupID, meta *pb.SnapshotMetadata) error {
-	chunks, ok := m.inbox.take(g, meta.GetIndex())
+	file, ok := m.inbox.take(g, meta.GetIndex())
 	if !ok {
 		return fmt.Errorf("the data of the snapshot at %d was not staged", meta.GetIndex())
 	}
-	if err := m.db.InstallPartition(uint16(g), chunks); err != nil {
+	if err := m.db.InstallSnapshotFile(file); err != nil {
 		return err
 	}
 	m.mu.Lock()

@@ -311,10 +311,43 @@ func TestDeposedLeaderLearnsItsProposalCommitted(t *testing.T) {
 // A snapshot stream interrupted mid-way resumes: a chunk sent again because
 // its answer was lost is taken as a repeat, a gap is refused (the sender
 // starts over), and a stream started over from chunk 0 replaces what was
-// staged; only a stream that reached its last chunk is complete.
+// staged; only a stream that reached its last chunk is complete. The staged
+// file, installed, holds each chunk's keys once.
 func TestSnapshotStreamResumes(t *testing.T) {
-	in := NewSnapshotInbox()
-	kv := func(k string) []storage.KV { return []storage.KV{{K: []byte(k), V: []byte("v")}} }
+	db := openStore(t)
+	in := NewSnapshotInbox(db)
+	// Keys of partition 7 (p/<part>/<rest>, as storage lays them out).
+	kv := func(k string) []storage.KV {
+		if k == "" {
+			return nil
+		}
+		return []storage.KV{{K: append([]byte{'p', '/', 0, 7, '/'}, k...), V: []byte("v")}}
+	}
+	installed := func(index uint64) []string {
+		t.Helper()
+		f, ok := in.take(7, index)
+		if !ok {
+			t.Fatalf("the complete snapshot at %d was not taken", index)
+		}
+		if err := db.InstallSnapshotFile(f); err != nil {
+			t.Fatal(err)
+		}
+		view, err := db.SnapshotPartition(7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer view.Close()
+		var keys []string
+		if err := view.Scan(1<<20, func(kvs []storage.KV) error {
+			for _, x := range kvs {
+				keys = append(keys, string(x.K[5:]))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
 	steps := []struct {
 		seq     int
 		data    string
@@ -337,20 +370,11 @@ func TestSnapshotStreamResumes(t *testing.T) {
 			t.Fatalf("step %d: complete %v", i, got)
 		}
 	}
-	chunks, ok := in.take(7, 40)
-	if !ok {
-		t.Fatal("the complete snapshot was not taken")
+	if keys, want := installed(40), []string{"a", "b", "c"}; !slices.Equal(keys, want) {
+		t.Fatalf("installed keys %q, want %q (each chunk once)", keys, want)
 	}
-	var keys []string
-	for _, c := range chunks {
-		for _, x := range c {
-			keys = append(keys, string(x.K))
-		}
-	}
-	if want := []string{"a", "b", "c", ""}; !slices.Equal(keys, want) {
-		t.Fatalf("staged keys %q, want %q (each chunk once)", keys, want)
-	}
-	// Started over: what was staged before is dropped.
+	// Started over: what was staged before is dropped; the install replaces
+	// the partition's keys.
 	for seq, k := range []string{"x", "y"} {
 		if err := in.Add(7, 41, 1, seq, kv(k), false); err != nil {
 			t.Fatal(err)
@@ -359,8 +383,17 @@ func TestSnapshotStreamResumes(t *testing.T) {
 	if err := in.Add(7, 41, 1, 0, kv("z"), true); err != nil {
 		t.Fatal(err)
 	}
-	chunks, ok = in.take(7, 41)
-	if !ok || len(chunks) != 1 || string(chunks[0][0].K) != "z" {
-		t.Fatalf("after starting over: %v %v", chunks, ok)
+	if keys := installed(41); !slices.Equal(keys, []string{"z"}) {
+		t.Fatalf("after starting over: installed %q, want [z]", keys)
+	}
+	// A key out of order, or outside the partition, fails the stream.
+	if err := in.Add(7, 42, 1, 0, append(kv("m"), kv("k")...), false); err == nil {
+		t.Fatal("keys out of order were staged")
+	}
+	if err := in.Add(7, 43, 1, 0, []storage.KV{{K: []byte("p/\x00\x08/a"), V: nil}}, false); err == nil {
+		t.Fatal("a key of another partition was staged")
+	}
+	if in.Complete(7, 42, 1) || in.Complete(7, 43, 1) {
+		t.Fatal("a failed stream is complete")
 	}
 }

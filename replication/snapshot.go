@@ -11,13 +11,16 @@ import (
 // A snapshot's data travels apart from raft's MsgSnap, which carries only
 // where it stands (index, term, membership): the sending node streams the
 // partition's keys from a consistent view (PebbleLog.TakeSnapshot) in chunks,
-// the receiving node stages them in a SnapshotInbox, and only once the last
-// chunk is in does it hand raft the MsgSnap. If raft accepts it, the
-// driver's next pass installs the staged keys (StateMachine.InstallSnapshot)
-// before it replaces the log, so the data is never behind what the log says.
+// the receiving node stages them on disk in a SnapshotInbox (an sstable per
+// stream, storage.SnapshotFile), and only once the last chunk is in does it
+// hand raft the MsgSnap. If raft accepts it, the driver's next pass installs
+// the staged file (StateMachine.InstallSnapshot: pebble ingests it in place
+// of the partition's keys) before it replaces the log, so the data is never
+// behind what the log says.
 
 // SnapshotInbox stages snapshots streamed to this node, by group and index.
 type SnapshotInbox struct {
+	db     *storage.DB
 	mu     sync.Mutex
 	staged map[snapKey]*stagedSnapshot
 }
@@ -33,7 +36,7 @@ type snapKey struct {
 
 type stagedSnapshot struct {
 	next     int
-	chunks   [][]storage.KV
+	file     *storage.SnapshotFile
 	complete bool
 	started  time.Time
 }
@@ -41,9 +44,10 @@ type stagedSnapshot struct {
 // stagedTTL drops a staged snapshot nobody installed (raft found it stale).
 const stagedTTL = 5 * time.Minute
 
-// NewSnapshotInbox returns an empty inbox.
-func NewSnapshotInbox() *SnapshotInbox {
-	return &SnapshotInbox{staged: map[snapKey]*stagedSnapshot{}}
+// NewSnapshotInbox returns an empty inbox that stages in db's staging
+// directory.
+func NewSnapshotInbox(db *storage.DB) *SnapshotInbox {
+	return &SnapshotInbox{db: db, staged: map[snapKey]*stagedSnapshot{}}
 }
 
 // Add stages chunk seq of group g's snapshot at index streamed by node from;
@@ -57,11 +61,16 @@ func (in *SnapshotInbox) Add(g GroupID, index uint64, from NodeID, seq int, kvs 
 	s := in.staged[k]
 	if seq == 0 {
 		for key, old := range in.staged {
-			if time.Since(old.started) > stagedTTL {
+			if key == k || time.Since(old.started) > stagedTTL {
+				old.file.Discard()
 				delete(in.staged, key)
 			}
 		}
-		s = &stagedSnapshot{started: time.Now()}
+		f, err := in.db.NewSnapshotFile(uint16(g), fmt.Sprintf("g%d-i%d-n%x-%d", g, index, from, time.Now().UnixNano()))
+		if err != nil {
+			return err
+		}
+		s = &stagedSnapshot{file: f, started: time.Now()}
 		in.staged[k] = s
 	}
 	if s != nil && seq > 0 && seq == s.next-1 {
@@ -74,10 +83,19 @@ func (in *SnapshotInbox) Add(g GroupID, index uint64, from NodeID, seq int, kvs 
 		}
 		return fmt.Errorf("replication: snapshot of group %d at %d: chunk %d arrived, %d expected", g, index, seq, want)
 	}
-	s.next++
-	if len(kvs) > 0 {
-		s.chunks = append(s.chunks, kvs)
+	if err := s.file.Add(kvs); err != nil {
+		s.file.Discard()
+		delete(in.staged, k)
+		return err
 	}
+	if last {
+		if err := s.file.Finish(); err != nil {
+			s.file.Discard()
+			delete(in.staged, k)
+			return err
+		}
+	}
+	s.next++
 	s.complete = last
 	return nil
 }
@@ -92,9 +110,9 @@ func (in *SnapshotInbox) Complete(g GroupID, index uint64, from NodeID) bool {
 }
 
 // take removes a complete snapshot of group g at index (whoever streamed it:
-// the data at one index is the same on every replica), and every older one
-// of g.
-func (in *SnapshotInbox) take(g GroupID, index uint64) ([][]storage.KV, bool) {
+// the data at one index is the same on every replica), and discards every
+// other one of g at or below index.
+func (in *SnapshotInbox) take(g GroupID, index uint64) (*storage.SnapshotFile, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	var found *stagedSnapshot
@@ -103,13 +121,16 @@ func (in *SnapshotInbox) take(g GroupID, index uint64) ([][]storage.KV, bool) {
 			found = s
 		}
 	}
-	for k := range in.staged {
+	for k, s := range in.staged {
 		if k.g == g && k.index <= index {
+			if s != found {
+				s.file.Discard()
+			}
 			delete(in.staged, k)
 		}
 	}
 	if found == nil {
 		return nil, false
 	}
-	return found.chunks, true
+	return found.file, true
 }

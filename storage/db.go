@@ -64,6 +64,7 @@ const groupCommitters = 4
 // DB is one node's store. It is safe for concurrent use.
 type DB struct {
 	pdb        *pebble.DB
+	popts      *pebble.Options // as opened: snapshot files are written with them
 	dir        string
 	partitions int
 	log        *slog.Logger
@@ -141,12 +142,17 @@ func Open(opts Options) (*DB, error) {
 	if db.groupWindow > 0 {
 		popts.WALMinSyncInterval = db.groupCommit
 	}
+	popts.EnsureDefaults() // as Open does: snapshot files are written with the same options
 	pdb, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
 	}
-	db.pdb = pdb
+	db.pdb, db.popts = pdb, popts
 	db.drained = sync.NewCond(&db.gate)
+	if err := db.clearStaging(); err != nil {
+		_ = pdb.Close()
+		return nil, err
+	}
 	if err := db.checkMeta(); err != nil {
 		_ = pdb.Close()
 		return nil, err

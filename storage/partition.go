@@ -45,22 +45,6 @@ func (db *DB) ScanPartition(part uint16, chunkBytes int, fn func([]KV) error) er
 	return unwrapCallback(err, func(err error) error { return fmt.Errorf("storage: scan partition %d: %w", part, err) })
 }
 
-// PutPartitionKeys writes keys received for partition part. Every key must lie
-// under the partition's prefix.
-func (b *Batch) PutPartitionKeys(part uint16, kvs []KV) error {
-	if err := b.db.validPartition(part); err != nil {
-		return b.fail(fmt.Errorf("storage: put partition keys: %w", err))
-	}
-	prefix := partPrefix(part)
-	for _, kv := range kvs {
-		if !bytes.HasPrefix(kv.K, prefix) {
-			return b.fail(fmt.Errorf("storage: key %q is not in partition %d", kv.K, part))
-		}
-		b.set("put partition key", "", kv.K, kv.V)
-	}
-	return nil
-}
-
 // DeletePartition deletes every key of partition part (one range deletion).
 func (b *Batch) DeletePartition(part uint16) {
 	if err := b.db.validPartition(part); err != nil {

@@ -215,17 +215,3 @@ func (s *PartitionSnapshot) Scan(chunkBytes int, fn func([]KV) error) error {
 
 // Close releases the snapshot.
 func (s *PartitionSnapshot) Close() error { return s.snap.Close() }
-
-// InstallPartition replaces partition part's data with kvs (a snapshot's
-// keys, its applied index among them) in one synced write.
-func (db *DB) InstallPartition(part uint16, chunks [][]KV) error {
-	b := db.NewBatch()
-	defer b.Close()
-	b.DeletePartition(part)
-	for _, kvs := range chunks {
-		if err := b.PutPartitionKeys(part, kvs); err != nil {
-			return err
-		}
-	}
-	return b.Commit()
-}
