@@ -93,6 +93,9 @@ type Driver struct {
 	stopped error
 	metrics *metrics
 	remove  []GroupID // replicas to destroy at the next pass (RemoveReplica)
+	// destroying: removed replicas whose state is being deleted; they are not
+	// adopted again meanwhile.
+	destroying map[GroupID]struct{}
 
 	kick chan struct{}
 	stop chan struct{}
@@ -121,7 +124,7 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 		return nil, err
 	}
 	return &Driver{cfg: cfg, log: cfg.Logger.With("component", "replication", "raft_node", cfg.Groups.NodeID), gs: gs, metrics: newMetrics(),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), destroying: map[GroupID]struct{}{}}, nil
 }
 
 // Create adds this node's replica of a group (see Groups.Create).
@@ -234,6 +237,9 @@ func (d *Driver) Receive(msgs []Envelope) {
 		return
 	}
 	for _, m := range msgs {
+		if _, busy := d.destroying[m.Group]; busy {
+			continue // its old state is being deleted: raft sends again, and it is adopted then
+		}
 		if !d.gs.Has(m.Group) && d.adoptable(m) {
 			if err := d.gs.Create(m.Group, d.cfg.Log.Storage(m.Group), nil, 0); err != nil {
 				d.log.Warn("a replica of a group not created", "group", m.Group, "err", err)
@@ -446,6 +452,10 @@ func (d *Driver) pass() (more bool, err error) {
 	err = d.gs.Advance(b)
 	for _, g := range b.Removed {
 		d.gs.Remove(g)
+		// Until its state is destroyed (below, unlocked), a message for it
+		// must not adopt it again: the new replica would load the old state
+		// and lose its own with the destroy, a zombie the group cannot use.
+		d.destroying[g] = struct{}{}
 	}
 	d.mu.Unlock()
 	if err == nil && len(b.Committed) > 0 {
@@ -459,6 +469,9 @@ func (d *Driver) pass() (more bool, err error) {
 			return true, fmt.Errorf("destroy the replica of group %d: %w", g, err)
 		}
 		d.cfg.StateMachine.Forget(g)
+		d.mu.Lock()
+		delete(d.destroying, g)
+		d.mu.Unlock()
 		d.metrics.removed.Inc()
 		d.log.Info("replica removed: this node no longer replicates the group", "group", g)
 	}

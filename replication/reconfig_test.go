@@ -397,3 +397,59 @@ func TestSnapshotStreamResumes(t *testing.T) {
 		t.Fatal("a failed stream is complete")
 	}
 }
+
+// hookedLog calls onDestroy before it destroys a group's state.
+type hookedLog struct {
+	LogStore
+	mu        sync.Mutex
+	onDestroy func(GroupID)
+}
+
+func (l *hookedLog) Destroy(g GroupID) error {
+	l.mu.Lock()
+	hook := l.onDestroy
+	l.mu.Unlock()
+	if hook != nil {
+		hook(g)
+	}
+	return l.LogStore.Destroy(g)
+}
+
+// A message that arrives for a replica while its state is being destroyed
+// does not adopt the group again: the new replica would have loaded the old
+// state and lost its own with the destroy (a zombie its leader waits on for
+// ever; seen as a leave that never finished).
+func TestRemovedReplicaIsNotAdoptedWhileDestroyed(t *testing.T) {
+	var hooked *hookedLog
+	c := newTestCluster(t, 1, 1, func() LogStore {
+		l := &hookedLog{LogStore: NewMemLog()}
+		hooked = l
+		return l
+	})
+	g := c.groups[0]
+	if err := c.drivers[1].Campaign(g); err != nil {
+		t.Fatal(err)
+	}
+	lead := c.leader(g)
+	c.startAdopting(2) // its log is the last one made: hooked
+	c.addReplica(lead, g, 2)
+	st, _ := c.drivers[lead].Status(g)
+	d := c.drivers[2]
+	adopted := make(chan bool, 1)
+	hooked.mu.Lock()
+	hooked.onDestroy = func(GroupID) {
+		d.Receive([]Envelope{{Group: g, Message: &pb.Message{Type: pb.MessageType_MsgHeartbeat.Enum(),
+			From: new(lead), To: new(NodeID(2)), Term: new(st.Term)}}})
+		adopted <- d.Has(g)
+	}
+	hooked.mu.Unlock()
+	d.RemoveReplica(g)
+	select {
+	case again := <-adopted:
+		if again {
+			t.Fatal("a heartbeat that arrived during the destroy adopted the group again")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the replica was not destroyed")
+	}
+}
