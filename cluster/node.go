@@ -707,7 +707,7 @@ func (n *Node) ReadInstance(ctx context.Context, id string) (*storage.InstanceRe
 			}
 			return err
 		}
-		b, err := n.tr.call(ctx, target.ActorAddr, kindStatus, idReq{ID: id}, hopsOf(ctx)+1)
+		b, err := n.callRead(ctx, target.ActorAddr, kindStatus, idReq{ID: id})
 		if err != nil {
 			return err
 		}
@@ -745,8 +745,9 @@ func (n *Node) WaitFor(ctx context.Context, id string, forStart bool) (*storage.
 			}
 			return row, err
 		}
-		// Ask in slices of at most 30 s, so a move of the partition is noticed.
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		// Ask in slices of at most readAttempt, so a move of the partition is
+		// noticed, and an answer lost on the way costs no more than a slice.
+		cctx, cancel := context.WithTimeout(ctx, readAttempt)
 		b, err := n.tr.call(cctx, target.ActorAddr, kindWait, idReq{ID: id, ForStart: forStart}, hopsOf(ctx)+1)
 		cancel()
 		if err != nil {
@@ -769,6 +770,36 @@ func (n *Node) WaitFor(ctx context.Context, id string, forStart bool) (*storage.
 			return nil, err
 		}
 		return &row, nil
+	}
+}
+
+// readAttempt bounds one attempt of a read on another node (a status, a
+// history, a slice of a wait). Reads are safe to repeat, and an answer can be
+// lost: a message to a node that does not listen makes protoactor's endpoint
+// wait 2 s and give up, dropping whatever was sent to that node meanwhile, so
+// the first answers to a node that just restarted may vanish, and nothing
+// tells the asker. A lost answer costs one attempt (a little over those 2 s,
+// so the next goes through a fresh endpoint), not the caller's deadline.
+const readAttempt = 2500 * time.Millisecond
+
+// callRead asks the node at addr for a read, again after each attempt that
+// got no answer in readAttempt, until ctx ends (or a minute passes, as a
+// single call's default).
+func (n *Node) callRead(ctx context.Context, addr, kind string, req idReq) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel func()
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
+	for {
+		cctx, cancel := context.WithTimeout(ctx, readAttempt)
+		b, err := n.tr.call(cctx, addr, kind, req, hopsOf(ctx)+1)
+		cancel()
+		var answered *remoteError
+		if err == nil || ctx.Err() != nil || errors.As(err, &answered) || !errors.Is(err, context.DeadlineExceeded) {
+			return b, err
+		}
+		n.log.Debug("no answer to a read; asking again", "kind", kind, "to", addr, "instance", req.ID)
 	}
 }
 
@@ -809,7 +840,7 @@ func (n *Node) History(ctx context.Context, id string) ([]workflow.Event, error)
 			evs, err = n.h.History(id)
 			return err
 		}
-		b, err := n.tr.call(ctx, target.ActorAddr, kindHistory, idReq{ID: id}, hopsOf(ctx)+1)
+		b, err := n.callRead(ctx, target.ActorAddr, kindHistory, idReq{ID: id})
 		if err != nil {
 			return err
 		}
