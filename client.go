@@ -91,6 +91,15 @@ func WithStartTime(t time.Time) ScheduleOption { return func(o *scheduleOptions)
 // ReusePolicy says what scheduling an id that is already taken does.
 type ReusePolicy = actors.ReusePolicy
 
+// Retention is how long finished instances are kept, by final status (see
+// Options.Retention).
+type Retention = actors.Retention
+
+// ParseRetention reads a retention policy: comma-separated status=duration
+// pairs (completed, failed, terminated, any), e.g. "completed=720h,any=2160h";
+// "" or "off" keeps everything.
+func ParseRetention(s string) (Retention, error) { return actors.ParseRetention(s) }
+
 const (
 	// ReuseError refuses with ErrInstanceExists (the default).
 	ReuseError = actors.ReuseError

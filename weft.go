@@ -62,6 +62,12 @@ type Options struct {
 	// and MaxRemindersInMemory caps them (default 100,000).
 	ReminderWindow       time.Duration
 	MaxRemindersInMemory int
+	// Retention purges finished instances once they are this old, by final
+	// status (zero: kept for ever, the default); children go with their
+	// parents. ParseRetention reads the --retention flag's form, e.g.
+	// "completed=720h,any=2160h". It applies to instances that finish while
+	// it is set.
+	Retention Retention
 	// RemoteWorkers lets workflows and activities that are not registered in this
 	// process run on workers connected over the durabletask protocol (Dapr's
 	// workflow SDKs, in any language; see api/durabletask). Their work waits until
@@ -119,6 +125,7 @@ func Open(opts Options) (*Runtime, error) {
 		StallRetryDelay:     opts.StallRetryDelay,
 		Reminders:           reminders.Options{Window: opts.ReminderWindow, MaxInMemory: opts.MaxRemindersInMemory},
 		RemoteWorkers:       opts.RemoteWorkers,
+		Retention:           opts.Retention,
 	})
 	return &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger}, nil
 }

@@ -51,6 +51,9 @@ type Options struct {
 	// Committer makes each step durable (see StepCommitter); nil: the local
 	// store, one synced commit per step.
 	Committer StepCommitter
+	// Retention purges finished instances after a while (zero: never; see
+	// Retention).
+	Retention Retention
 	// RemoteWorkers runs workflows and activities that are not registered in
 	// this process on workers connected over the durabletask protocol (see
 	// RemoteWorkers). Off, starting an unregistered workflow fails.

@@ -58,7 +58,11 @@ type SuspendRequest struct{ Reason string }
 type ResumeRequest struct{ Reason string }
 
 // PurgeRequest deletes a finished instance and everything stored about it.
-type PurgeRequest struct{ Recursive bool }
+// Expired: its retention ran out (Options.Retention), not a caller's request.
+type PurgeRequest struct {
+	Recursive bool
+	Expired   bool
+}
 
 // ActivityResult is the outcome of one activity attempt.
 type ActivityResult struct {

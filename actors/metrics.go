@@ -9,6 +9,7 @@ type metrics struct {
 	started    *prometheus.CounterVec
 	finished   *prometheus.CounterVec
 	activities *prometheus.CounterVec
+	purged     *prometheus.CounterVec
 	actLatency *prometheus.HistogramVec
 	commit     prometheus.Histogram
 	gauges     []prometheus.Collector
@@ -25,6 +26,9 @@ func newMetrics(h *Host) *metrics {
 		activities: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_activity_executions_total", Help: "Activity attempts run on this node, by activity name and outcome (ok, failed).",
 		}, []string{"activity", "outcome"}),
+		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_instances_purged_total", Help: "Finished instances purged, by reason: retention (their retention ran out; children with their parents) or request (a purge asked for).",
+		}, []string{"reason"}),
 		actLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "weft_activity_duration_seconds", Help: "Duration of activity attempts on this node.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 12),
@@ -66,5 +70,5 @@ func newMetrics(h *Host) *metrics {
 // Collectors returns the host's Prometheus collectors.
 func (h *Host) Collectors() []prometheus.Collector {
 	m := h.metrics
-	return append([]prometheus.Collector{m.started, m.finished, m.activities, m.actLatency, m.commit}, m.gauges...)
+	return append([]prometheus.Collector{m.started, m.finished, m.activities, m.purged, m.actLatency, m.commit}, m.gauges...)
 }

@@ -666,7 +666,7 @@ func (w *workflowActor) purge(m PurgeRequest) error {
 			if ev.Kind != workflow.ChildScheduled {
 				continue
 			}
-			err := w.h.Request(context.Background(), ev.Instance, PurgeRequest{Recursive: true})
+			err := w.h.Request(context.Background(), ev.Instance, PurgeRequest{Recursive: true, Expired: m.Expired})
 			if err != nil && !errors.Is(err, ErrInstanceNotFound) {
 				return fmt.Errorf("purge %s: child %s: %w", w.id, ev.Instance, err)
 			}
@@ -688,6 +688,11 @@ func (w *workflowActor) purge(m PurgeRequest) error {
 	w.unload()
 	w.loaded = true // known absent
 	w.h.notify(w.id, nil)
+	reason := "request"
+	if m.Expired {
+		reason = "retention"
+	}
+	w.h.metrics.purged.WithLabelValues(reason).Inc()
 	return nil
 }
 
@@ -804,6 +809,8 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 		return w.commit(t)
 	case kind == "timer" && gen == w.row.Generation && !w.row.Status.Terminal():
 		return w.input(workflow.Event{Kind: workflow.TimerFired, TaskID: task, Time: w.now})
+	case kind == purgeReminder:
+		return w.purgeExpired(stored)
 	case kind == "unstall":
 		t := w.newTxn()
 		w.deleteReminder(t, stored)
@@ -1143,6 +1150,7 @@ func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, fai
 		w.exec.Close()
 		w.exec = nil
 	}
+	w.schedulePurge(t, status)
 }
 
 // dropOutstanding forgets the generation's activities and timers.

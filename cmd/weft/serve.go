@@ -43,6 +43,7 @@ func serve(args []string, stderr io.Writer) error {
 	partitions := fs.Int("partitions", atoiOr(envOr("WEFT_PARTITIONS", ""), 0), "partitions of a new data directory (default 256; WEFT_PARTITIONS)")
 	activities := fs.Int("activity-concurrency", atoiOr(envOr("WEFT_ACTIVITY_CONCURRENCY", ""), 0), "activity attempts run at once (default 256)")
 	maxActive := fs.Int("max-active", atoiOr(envOr("WEFT_MAX_ACTIVE", ""), 0), "instances held in memory (default 10000)")
+	retention := fs.String("retention", envOr("WEFT_RETENTION", ""), "purge finished instances this long after they finish, by final status: comma-separated status=duration pairs, statuses completed, failed, terminated or any, e.g. completed=720h,any=2160h; children go with their parents (default off: kept for ever; WEFT_RETENTION)")
 	samples := fs.Bool("samples", envOr("WEFT_SAMPLES", "") == "true", "host the seed document's sample workflows (OrderProcessingWorkflow, ChainingWorkflow, FanOutFanInWorkflow, MonitorWorkflow) and their activities; without it every workflow and activity name belongs to the connected apps (WEFT_SAMPLES=true)")
 	threshold := fs.Float64("approval-threshold", atofOr(envOr("WEFT_APPROVAL_THRESHOLD", ""), 1000), "with --samples, OrderProcessingWorkflow: orders above this cost wait for ManagerApproval (WEFT_APPROVAL_THRESHOLD)")
 	nodeID := fs.String("node-id", envOr("WEFT_NODE_ID", ""), "cluster: this node's id (default: generated once and kept in the data directory; WEFT_NODE_ID)")
@@ -104,6 +105,10 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil || snapRate < 64<<10 {
 		return usageErr("--snapshot-rate %q: want bytes per second of at least 64KiB, e.g. 32MiB", *snapshotRate)
 	}
+	keep, err := weft.ParseRetention(*retention)
+	if err != nil {
+		return usageErr("--%v", err)
+	}
 	if (*clusterCert == "") != (*clusterKey == "") || (*clusterCA != "" && *clusterCert == "") {
 		return usageErr("--cluster-tls-cert and --cluster-tls-key go together (and --cluster-tls-ca with them)")
 	}
@@ -123,7 +128,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	httpURL := scheme + "://" + advertised(ln.Addr().String(), host)
 	opts := weft.Options{Dir: *data, Partitions: *partitions, Logger: logger,
-		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn}
+		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn, Retention: keep}
 	if clustered {
 		cfg, err := clusterConfig(clusterFlags{data: *data, nodeID: *nodeID, gossip: *gossipAddr, actor: *actorAddr, advertise: *advertise,
 			join: *join, name: *clusterName, key: *gossipKey, cert: *clusterCert, certKey: *clusterKey, ca: *clusterCA, http: httpURL})
@@ -189,7 +194,7 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		attrs = append(attrs, "node", node.ID(), "gossip", gossip, "actor", actorShown)
 	}
-	attrs = append(attrs, "data", *data, "auth", *token != "", "workflows", strings.Join(rt.Registry().Workflows(), ","))
+	attrs = append(attrs, "data", *data, "auth", *token != "", "retention", keep.String(), "workflows", strings.Join(rt.Registry().Workflows(), ","))
 	logger.Info("weft serving", attrs...)
 	go func() {
 		if *tlsCert != "" {
