@@ -591,7 +591,7 @@ func (b *bench) run() error {
 
 func (b *bench) partRestart(ctx context.Context) ([]*node, error) {
 	b.printf("\n## 1. Restart after SIGKILL (`--replicas 1`)\n\n")
-	b.printf("One copy of each partition, moved by handoff: a killed node's partitions wait for it (with replicas, another replica takes over: part 4).\n\n")
+	b.printf("One copy of each partition (a raft group of one voter): a killed node's partitions wait for it (with replicas, another replica takes over: part 4).\n\n")
 	progress("restart: starting a 3-node cluster")
 	nodes, setup, err := b.startCluster(ctx, "restart", 3, 1)
 	if err != nil {
