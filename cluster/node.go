@@ -126,10 +126,6 @@ type Node struct {
 	reg *Registry
 	rep *replicaSet
 
-	// persist serialises the writes of the held record (n/cluster/held), so
-	// that each writes a set that has every change made before it.
-	persist sync.Mutex
-
 	mu         sync.Mutex
 	held       map[uint16]uint64 // partitions this node serves (leads, loaded) → term
 	registered bool
@@ -314,20 +310,17 @@ func (n *Node) loadHeld() error {
 	return nil
 }
 
-func (n *Node) heldBytes() []byte {
-	n.mu.Lock()
-	held := maps.Clone(n.held)
-	n.mu.Unlock()
-	return encodeHeld(held)
-}
-
-func encodeHeld(held map[uint16]uint64) []byte {
-	b, _ := msgpack.Marshal(&heldRecord{V: 1, Held: held})
-	return b
-}
-
+// persistHeld records the partitions this node holds outside raft: a
+// founder's new store holds them all until they become groups of one
+// (StartNode), then none.
 func (n *Node) persistHeld() error {
-	return n.db.PutMeta(heldKey, n.heldBytes(), true)
+	n.mu.Lock()
+	b, err := msgpack.Marshal(&heldRecord{V: 1, Held: maps.Clone(n.held)})
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return n.db.PutMeta(heldKey, b, true)
 }
 
 // publish writes this node's registry entry (a new version) and sends it to
