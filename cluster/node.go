@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -404,7 +405,7 @@ func (n *Node) Forward(ctx context.Context, id string, msg any) (bool, error) {
 	p := placement.PartitionOf(id, n.parts)
 	var kind string
 	var payload []byte
-	here := false
+	here, ambiguous := false, false
 	err := n.onServer(ctx, p, func(target *Entry) error {
 		if target == nil {
 			here = true
@@ -417,9 +418,25 @@ func (n *Node) Forward(ctx context.Context, id string, msg any) (bool, error) {
 			}
 		}
 		_, err := n.tr.call(ctx, target.ActorAddr, kindMsg, msgReq{ID: id, Kind: kind, Payload: payload}, hopsOf(ctx)+1)
+		// No answer, or "unavailable" (its leader changed mid-commit): the
+		// message may have been applied, and onServer tries it again.
+		var answered *remoteError
+		ambiguous = ambiguous || (err != nil && (!errors.As(err, &answered) || errors.Is(err, ErrUnavailable)))
 		return err
 	})
+	if start, ok := msg.(actors.StartRequest); ok && ambiguous && errors.Is(err, actors.ErrInstanceExists) && n.startLanded(ctx, id, start) {
+		return true, nil
+	}
 	return !here, err
+}
+
+// startLanded reports whether instance id exists as start would have made
+// it. A start sent again after an attempt that may have been applied (no
+// answer, or its leader changed mid-commit) finds the instance its first
+// attempt created: that is its success, not "already exists".
+func (n *Node) startLanded(ctx context.Context, id string, start actors.StartRequest) bool {
+	row, err := n.ReadInstance(ctx, id)
+	return err == nil && row.Name == start.Name && bytes.Equal(row.Input, start.Input) && row.ParentID == start.ParentID
 }
 
 // onServer routes partition p and calls fn with the node that serves it (nil:
