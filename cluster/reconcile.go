@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"context"
-	"errors"
 	"maps"
 	"slices"
 	"sync/atomic"
@@ -112,29 +110,4 @@ func (n *Node) prunePlaced() {
 			}
 		}
 	}
-}
-
-// reloadReminders hands the partition's stored reminders to the reminder
-// service (it skips those beyond its window; its scans find them later).
-func (n *Node) reloadReminders(p uint16) {
-	rs, err := n.db.RemindersIn(p, time.Time{})
-	if err != nil {
-		n.log.Error("reading a partition's reminders failed", "partition", p, "err", err)
-		return
-	}
-	n.h.Reminders().Added(rs...)
-}
-
-// wakePartition activates the partition's instances that have work in flight.
-func (n *Node) wakePartition(p uint16) {
-	_ = n.db.AwakeIn(p, func(id string) error {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := n.h.Wake(ctx, id); err != nil && !errors.Is(err, actors.ErrClosed) {
-				n.log.Debug("waking a received instance failed; its next message wakes it", "instance", id, "err", err)
-			}
-		}()
-		return nil
-	})
 }
