@@ -47,6 +47,10 @@ const (
 	StatusFailed     RuntimeStatus = "FAILED"
 	StatusTerminated RuntimeStatus = "TERMINATED"
 	StatusSuspended  RuntimeStatus = "SUSPENDED"
+	// StatusStalled: the instance's history needs code (a workflow version, a
+	// patch) that the node running it lacks. It holds its inputs and continues
+	// by itself once code that has it is deployed; InstanceStatus.Stall says why.
+	StatusStalled RuntimeStatus = "STALLED"
 )
 
 // Finished reports whether an instance in this status will not run again.
@@ -70,6 +74,12 @@ type InstanceStatus struct {
 	Failure          *workflow.Failure
 	ParentID         string
 	Generation       uint32 // how many times the instance continued as new
+	// Version is the named version of the workflow's code the instance runs
+	// ("": the code registered without a version).
+	Version string
+	// Stall says why a STALLED instance waits (also kept while it is
+	// suspended); nil otherwise.
+	Stall *workflow.Stall
 }
 
 // ScheduleOption configures Schedule.
@@ -79,6 +89,7 @@ type scheduleOptions struct {
 	id      string
 	startAt time.Time
 	reuse   actors.ReusePolicy
+	version string
 }
 
 // WithInstanceID sets the instance id (default: a random UUID). Ids are 1 to 64
@@ -112,6 +123,12 @@ const (
 // WithReusePolicy sets what happens when the instance id is already taken.
 func WithReusePolicy(p ReusePolicy) ScheduleOption { return func(o *scheduleOptions) { o.reuse = p } }
 
+// WithVersion starts the instance on a named version of its workflow instead
+// of the default (see workflow.RegisterWorkflow).
+func WithVersion(version string) ScheduleOption {
+	return func(o *scheduleOptions) { o.version = version }
+}
+
 // Schedule starts workflow name with input (JSON-encoded; []byte and
 // json.RawMessage are taken as JSON as they are) and returns the instance id once
 // the start is durable.
@@ -130,13 +147,13 @@ func (r *Runtime) Schedule(ctx context.Context, name string, input any, opts ...
 	if err != nil {
 		return "", fmt.Errorf("schedule %s: encode input: %w: %w", name, err, ErrInvalidInput)
 	}
-	if err := r.validateWorkflowInput(name, data); err != nil {
+	if err := r.validateWorkflowInput(name, o.version, data); err != nil {
 		return "", fmt.Errorf("schedule: %w", err)
 	}
 	if err := r.ready(); err != nil {
 		return "", err
 	}
-	err = r.host.Request(ctx, o.id, actors.StartRequest{Name: name, Input: data, StartAt: o.startAt, Reuse: o.reuse})
+	err = r.host.Request(ctx, o.id, actors.StartRequest{Name: name, Version: o.version, Input: data, StartAt: o.startAt, Reuse: o.reuse})
 	if err != nil {
 		return "", err
 	}
@@ -146,14 +163,14 @@ func (r *Runtime) Schedule(ctx context.Context, name string, input any, opts ...
 // validateWorkflowInput checks input against the workflow's type. A workflow not
 // registered here is accepted when remote workers may run it; its name cannot be
 // empty.
-func (r *Runtime) validateWorkflowInput(name string, data []byte) error {
+func (r *Runtime) validateWorkflowInput(name, version string, data []byte) error {
 	if r.opts.RemoteWorkers && !r.reg.HasWorkflow(name) {
 		if strings.TrimSpace(name) == "" {
 			return fmt.Errorf("workflow name is empty: %w", ErrWorkflowNotRegistered)
 		}
 		return nil
 	}
-	return r.reg.ValidateWorkflowInput(name, data)
+	return r.reg.ValidateWorkflowVersionInput(name, version, data)
 }
 
 // Status returns an instance's committed status.
@@ -448,6 +465,10 @@ func statusOf(row *storage.InstanceRecord) *InstanceStatus {
 	}
 	if row.Failure != nil {
 		st.Failure = &workflow.Failure{Type: row.Failure.Type, Message: row.Failure.Message, Stack: row.Failure.Stack}
+	}
+	st.Version = row.Version
+	if row.StallReason != "" {
+		st.Stall = &workflow.Stall{Reason: workflow.StallReason(row.StallReason), Description: row.StallDescription}
 	}
 	return st
 }

@@ -1185,14 +1185,15 @@ func TestWorkflowRegisteredAfterStart(t *testing.T) {
 	if err := b.rt.RaiseEvent(ctx, "late", "go", "now"); err != nil {
 		t.Fatalf("an event for an instance of a workflow not registered yet: %v", err)
 	}
-	if st, err := b.rt.Status(ctx, "late"); err != nil || st.Status != weft.StatusRunning {
-		t.Fatalf("before the workflow is registered: %+v %v", st, err)
+	if st, err := b.rt.Status(ctx, "late"); err != nil || st.Status != weft.StatusStalled ||
+		st.Stall == nil || st.Stall.Reason != workflow.StallVersionNotAvailable || !strings.Contains(st.Stall.Description, `"Late"`) {
+		t.Fatalf("before the workflow is registered: %+v %v, want STALLED naming the workflow", st, err)
 	}
 	if err := weft.RegisterWorkflow(b.rt, late, workflow.WithName("Late")); err != nil {
 		t.Fatal(err)
 	}
 	st, err := b.rt.WaitForCompletion(ctx, "late")
-	if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != `"released now"` {
+	if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != `"released now"` || st.Stall != nil {
 		t.Fatalf("once registered: %+v %v", st, err)
 	}
 }

@@ -30,6 +30,9 @@ type StartRequest struct {
 	Input   []byte
 	StartAt time.Time // zero or past: now
 	Reuse   ReusePolicy
+	// Version names the version of the workflow's code to run ("": the
+	// default registered where the instance starts).
+	Version string `msgpack:",omitempty"`
 	// Set when a parent workflow starts this instance as its child.
 	ParentID   string
 	ParentTask int64

@@ -10,6 +10,7 @@ type metrics struct {
 	finished   *prometheus.CounterVec
 	activities *prometheus.CounterVec
 	purged     *prometheus.CounterVec
+	stalled    *prometheus.CounterVec
 	actLatency *prometheus.HistogramVec
 	commit     prometheus.Histogram
 	gauges     []prometheus.Collector
@@ -29,6 +30,9 @@ func newMetrics(h *Host) *metrics {
 		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_instances_purged_total", Help: "Finished instances purged, by reason: retention (their retention ran out; children with their parents) or request (a purge asked for).",
 		}, []string{"reason"}),
+		stalled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_instances_stalled_total", Help: "Workflow instances that stalled on this node, by workflow name and reason (PATCH_MISMATCH, VERSION_NOT_AVAILABLE): their code here cannot continue them.",
+		}, []string{"workflow", "reason"}),
 		actLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "weft_activity_duration_seconds", Help: "Duration of activity attempts on this node.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 12),
@@ -70,5 +74,5 @@ func newMetrics(h *Host) *metrics {
 // Collectors returns the host's Prometheus collectors.
 func (h *Host) Collectors() []prometheus.Collector {
 	m := h.metrics
-	return append([]prometheus.Collector{m.started, m.finished, m.activities, m.purged, m.actLatency, m.commit}, m.gauges...)
+	return append([]prometheus.Collector{m.started, m.finished, m.activities, m.purged, m.stalled, m.actLatency, m.commit}, m.gauges...)
 }

@@ -290,7 +290,7 @@ func (w *workflowActor) load() error {
 	for _, r := range st.Reminders {
 		w.reminders.set(r)
 	}
-	if w.row.Status == storage.Running || w.row.Status == storage.Suspended && !w.notStarted() {
+	if w.running() || w.row.Status == storage.Suspended && !w.notStarted() {
 		history := make([]workflow.Event, len(st.History))
 		for i, b := range st.History {
 			if history[i], err = workflow.DecodeEvent(b); err != nil {
@@ -326,14 +326,13 @@ func (w *workflowActor) load() error {
 		}
 		w.exec = w.newExecutor()
 		o := w.exec.Execute(history, nil)
-		if t := w.newTxn(); w.unregistered(t, o) || w.stalled(t, o) {
-			return w.commit(t) // inputs are held until the "unstall" reminder replays
-		} else {
-			t.close()
+		if waits, err := w.waitAfterReplay(o); waits || err != nil {
+			return err // inputs are held until the "unstall" reminder replays
 		}
-		if len(o.Actions) > 0 {
-			// Replay diverged from history (non-determinism) or found actions history
-			// lacks: record them like any other step.
+		if unstalled := w.unstall(); len(o.Actions) > 0 || unstalled {
+			// Replay diverged from history (non-determinism), found actions history
+			// lacks (patch answers, a step a crash cut short), or went through
+			// where it stalled before: record it like any other step.
 			t := w.newTxn()
 			if err := w.record(t, nil, o); err != nil {
 				return err
@@ -346,13 +345,13 @@ func (w *workflowActor) load() error {
 			return err
 		}
 		w.resend()
-		if w.row.Status == storage.Running && w.row.NextInboxSeq > 0 {
+		if w.running() && w.row.NextInboxSeq > 0 {
 			if err := w.applyHeld(); err != nil {
 				return err
 			}
 		}
 	}
-	if w.row.Status != storage.Running && w.row.Status != storage.Suspended {
+	if !w.running() && w.row.Status != storage.Suspended {
 		w.noteStoredAwake()
 	}
 	if (w.row.Status == storage.Pending || w.notStarted()) && w.row.Remote {
@@ -504,7 +503,10 @@ func (w *workflowActor) start(m StartRequest) error {
 	w.row = &storage.InstanceRecord{
 		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input,
 		ParentID: m.ParentID, ParentTask: m.ParentTask, ParentGen: m.ParentGen,
-		Remote: w.h.remote != nil && !w.h.reg.HasWorkflow(m.Name),
+		Remote: w.h.remote != nil && !w.h.reg.HasWorkflow(m.Name), Version: m.Version,
+	}
+	if m.Version == "" {
+		w.row.Version = w.defaultVersion(m.Name)
 	}
 	if m.StartAt.After(w.now) {
 		w.row.Status = storage.Pending
@@ -533,7 +535,7 @@ func (w *workflowActor) start(m StartRequest) error {
 }
 
 func (w *workflowActor) startedEvent(input []byte) workflow.Event {
-	return workflow.Event{Kind: workflow.WorkflowStarted, Name: w.row.Name, Data: input, Time: w.now,
+	return workflow.Event{Kind: workflow.WorkflowStarted, Name: w.row.Name, Version: w.row.Version, Data: input, Time: w.now,
 		Instance: w.row.ParentID, TaskID: w.row.ParentTask}
 }
 
@@ -597,7 +599,7 @@ func (w *workflowActor) suspend(m SuspendRequest) error {
 		return nil
 	case w.row.Status == storage.Pending:
 		return w.suspendBeforeStart()
-	case w.row.Status != storage.Running:
+	case !w.running():
 		return fmt.Errorf("suspend %s (%s): %w", w.id, w.row.Status, ErrNotRunning)
 	}
 	t := w.newTxn()
@@ -613,7 +615,7 @@ func (w *workflowActor) resume(m ResumeRequest) error {
 	switch {
 	case w.row == nil:
 		return fmt.Errorf("resume %s: %w", w.id, ErrInstanceNotFound)
-	case w.row.Status == storage.Running:
+	case w.running():
 		return nil
 	case w.row.Status != storage.Suspended:
 		return fmt.Errorf("resume %s (%s): %w", w.id, w.row.Status, ErrNotRunning)
@@ -630,7 +632,7 @@ func (w *workflowActor) resume(m ResumeRequest) error {
 		return w.commit(t)
 	}
 	t := w.newTxn()
-	w.row.Status = storage.Running
+	w.row.Status = w.runningStatus()
 	if err := w.appendHistory(t, workflow.Event{Kind: workflow.WorkflowResumed, Data: quote(m.Reason), Time: w.now}); err != nil {
 		t.close()
 		return err
@@ -947,8 +949,14 @@ func (t *txn) close() {
 func (w *workflowActor) advance(t *txn, inputs []workflow.Event) error {
 	for gen := 0; ; gen++ {
 		o := w.exec.Execute(nil, inputs)
-		if w.stalled(t, o) {
+		if w.slowStep(t, o) {
 			return w.appendHistory(t, inputs...) // keep the inputs; the step runs again on replay
+		}
+		if o.Stall != nil { // a new instance (or generation) of a version not registered here
+			if err := w.appendHistory(t, inputs...); err != nil {
+				return err
+			}
+			return w.stall(t, o.Stall)
 		}
 		if err := w.record(t, inputs, o); err != nil {
 			return err
@@ -970,16 +978,17 @@ func (w *workflowActor) advance(t *txn, inputs []workflow.Event) error {
 		w.row.NextSeq = 0
 		w.row.Generation++
 		w.row.Input = last.Data
+		w.row.Version = w.defaultVersion(w.row.Name) // a new generation runs the default version
 		w.exec.Close()
 		w.exec = w.newExecutor()
 		inputs = append([]workflow.Event{w.startedEvent(last.Data)}, o.Carry...)
 	}
 }
 
-// stalled handles a step whose code did not yield in time: unless it has stalled
-// maxStalls times in a row, the step is abandoned (its inputs are kept by the
-// caller), the executor dropped, and an "unstall" reminder replays it later.
-func (w *workflowActor) stalled(t *txn, o *workflow.Outcome) bool {
+// slowStep handles a step whose code did not yield in time: unless it has been
+// slow maxStalls times in a row, the step is abandoned (its inputs are kept by
+// the caller), the executor dropped, and an "unstall" reminder replays it later.
+func (w *workflowActor) slowStep(t *txn, o *workflow.Outcome) bool {
 	if !o.Deadlocked {
 		if w.row.Stalls > 0 {
 			w.row.Stalls = 0
@@ -1004,28 +1013,6 @@ func (w *workflowActor) replayLater(t *txn, delay time.Duration) {
 	w.exec.Close()
 	w.exec = nil
 }
-
-// unregistered handles a replay of a workflow this process has not registered
-// (yet: code registering it after Start, or a rolling deploy): the instance is
-// not failed for it, it replays again after Options.StallRetryDelay × n, up to
-// a minute apart, until it is.
-func (w *workflowActor) unregistered(t *txn, o *workflow.Outcome) bool {
-	if !o.NotRegistered {
-		return false
-	}
-	if w.row.Stalls < maxUnregisteredWaits {
-		w.row.Stalls++
-	}
-	delay := min(w.h.opts.StallRetryDelay*time.Duration(w.row.Stalls), time.Minute)
-	w.h.log.Warn("workflow is not registered in this process; the instance waits for it (register workflows before Start)",
-		"instance", w.id, "workflow", w.row.Name, "retry_in", delay)
-	w.replayLater(t, delay)
-	return true
-}
-
-// maxUnregisteredWaits caps the count that spaces the replays of an instance
-// whose workflow is not registered.
-const maxUnregisteredWaits = 12
 
 // record appends inputs and the executor's actions to history and turns each
 // action into stored records and post-commit effects.

@@ -30,6 +30,17 @@ type Status struct {
 	Failure          *workflow.Failure `json:"failure,omitempty"`
 	ParentID         string            `json:"parentId,omitempty"`
 	Generation       uint32            `json:"generation,omitempty"`
+	// Version is the named version of the workflow's code the instance runs.
+	Version string `json:"version,omitempty"`
+	// Stall says why a STALLED instance waits.
+	Stall *Stall `json:"stall,omitempty"`
+}
+
+// Stall says why an instance is STALLED: its history needs code (a version, a
+// patch) that the node running it lacks.
+type Stall struct {
+	Reason      string `json:"reason"` // PATCH_MISMATCH or VERSION_NOT_AVAILABLE
+	Description string `json:"description"`
 }
 
 // StartRequest is the body of POST /api/v1/instances.
@@ -39,6 +50,7 @@ type StartRequest struct {
 	Input       json.RawMessage `json:"input,omitempty"`
 	StartAt     *time.Time      `json:"startAt,omitempty"`
 	ReusePolicy string          `json:"reusePolicy,omitempty"` // error (default), ignore, terminate
+	Version     string          `json:"version,omitempty"`     // a named version of the workflow (default: the registered default)
 }
 
 // TerminateRequest is the body of POST /api/v1/instances/{id}/terminate.
@@ -73,6 +85,7 @@ type HistoryEvent struct {
 	FireAt   *time.Time            `json:"fireAt,omitempty"`
 	Failure  *workflow.Failure     `json:"failure,omitempty"`
 	Retry    *workflow.RetryPolicy `json:"retry,omitempty"`
+	Version  string                `json:"version,omitempty"`
 }
 
 // ClusterMembers is the body of GET /api/v1/cluster/members.
@@ -112,7 +125,10 @@ func jsonPayload(b []byte) json.RawMessage {
 func toStatus(st *weft.InstanceStatus) Status {
 	out := Status{ID: st.ID, Name: st.Name, Status: string(st.Status), CreatedAt: st.CreatedAt, LastUpdatedAt: st.LastUpdatedAt,
 		Input: jsonPayload(st.Input), Output: jsonPayload(st.Output), CustomStatus: jsonPayload(st.CustomStatus),
-		Failure: st.Failure, ParentID: st.ParentID, Generation: st.Generation}
+		Failure: st.Failure, ParentID: st.ParentID, Generation: st.Generation, Version: st.Version}
+	if st.Stall != nil {
+		out.Stall = &Stall{Reason: string(st.Stall.Reason), Description: st.Stall.Description}
+	}
 	if !st.ScheduledStartAt.IsZero() {
 		out.ScheduledStartAt = &st.ScheduledStartAt
 	}
@@ -304,6 +320,9 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	if req.StartAt != nil {
 		opts = append(opts, weft.WithStartTime(*req.StartAt))
 	}
+	if req.Version != "" {
+		opts = append(opts, weft.WithVersion(req.Version))
+	}
 	switch req.ReusePolicy {
 	case "", "error":
 	case "ignore":
@@ -368,9 +387,10 @@ func (s *server) history(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	resp := HistoryResponse{ID: id, Events: make([]HistoryEvent, len(evs))}
 	for i, ev := range evs {
-		he := HistoryEvent{Seq: i, Kind: ev.Kind.String(), Time: ev.Time, Name: ev.Name, Instance: ev.Instance, Data: jsonPayload(ev.Data), Failure: ev.Failure, Retry: ev.Retry}
+		he := HistoryEvent{Seq: i, Kind: ev.Kind.String(), Time: ev.Time, Name: ev.Name, Instance: ev.Instance, Data: jsonPayload(ev.Data), Failure: ev.Failure, Retry: ev.Retry, Version: ev.Version}
 		if ev.Kind != workflow.WorkflowStarted && !ev.Kind.IsTerminal() && ev.Kind != workflow.EventRaised &&
-			ev.Kind != workflow.WorkflowSuspended && ev.Kind != workflow.WorkflowResumed {
+			ev.Kind != workflow.WorkflowSuspended && ev.Kind != workflow.WorkflowResumed &&
+			ev.Kind != workflow.PatchRecorded && ev.Kind != workflow.ExecutionStalled {
 			task := ev.TaskID
 			he.TaskID = &task
 		}

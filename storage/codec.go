@@ -71,6 +71,9 @@ const (
 	instRemote
 	instEpisode
 	instInline
+	instVersion
+	instStallReason
+	instStallDescription
 	instFields
 )
 
@@ -124,13 +127,20 @@ func instanceField(name []byte) int {
 		return instEpisode
 	case "il":
 		return instInline
+	case "vn":
+		return instVersion
+	case "sr":
+		return instStallReason
+	case "sd":
+		return instStallDescription
 	}
 	return -1
 }
 
 func instanceSize(r *InstanceRecord) int {
 	n := instanceMaxFixed + len(r.ID) + len(r.Name) + len(r.Input) + len(r.Output) +
-		len(r.CustomStatus) + len(r.ParentID) + len(r.Inline)
+		len(r.CustomStatus) + len(r.ParentID) + len(r.Inline) +
+		3*(3+mpack.MaxHeaderSize) + len(r.Version) + len(r.StallReason) + len(r.StallDescription)
 	if f := r.Failure; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
 	}
@@ -146,6 +156,7 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 		r.ParentID != "", r.ParentTask != 0, r.ParentGen != 0, r.ParentPending,
 		r.Generation != 0, r.NextSeq != 0, r.NextInboxSeq != 0, r.Stalls != 0,
 		r.NextOutboxSeq != 0, r.Remote, r.Episode != 0, len(r.Inline) != 0,
+		r.Version != "", r.StallReason != "", r.StallDescription != "",
 	} {
 		if set {
 			n++
@@ -220,6 +231,15 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 	if len(r.Inline) != 0 {
 		b = mpack.AppendBytes(mpack.AppendString(b, "il"), r.Inline)
 	}
+	if r.Version != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "vn"), r.Version)
+	}
+	if r.StallReason != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "sr"), r.StallReason)
+	}
+	if r.StallDescription != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "sd"), r.StallDescription)
+	}
 	return b
 }
 
@@ -278,6 +298,12 @@ func readInstance(r *mpack.Reader, rec *InstanceRecord) error {
 			rec.Episode, err = r.ReadUint()
 		case instInline:
 			rec.Inline, err = r.ReadBytes()
+		case instVersion:
+			rec.Version, err = r.ReadString()
+		case instStallReason:
+			rec.StallReason, err = r.ReadString()
+		case instStallDescription:
+			rec.StallDescription, err = r.ReadString()
 		}
 		return err
 	})

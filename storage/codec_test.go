@@ -201,7 +201,7 @@ func genStatus(rng *rand.Rand) Status {
 	if rng.Intn(10) == 0 {
 		return Status(128 + rng.Intn(128))
 	}
-	return Status(rng.Intn(int(ContinuedAsNew) + 1))
+	return Status(rng.Intn(int(Stalled) + 1))
 }
 
 func genInstance(rng *rand.Rand) *InstanceRecord {
@@ -213,7 +213,7 @@ func genInstance(rng *rand.Rand) *InstanceRecord {
 		ParentPending: rng.Intn(2) == 0, Generation: uint32(mpacktest.Uint(rng)),
 		NextSeq: mpacktest.Uint(rng), NextInboxSeq: mpacktest.Uint(rng), Stalls: uint8(mpacktest.Uint(rng)),
 		NextOutboxSeq: mpacktest.Uint(rng), Remote: rng.Intn(2) == 0, Episode: mpacktest.Uint(rng),
-		Inline: mpacktest.Bytes(rng),
+		Inline: mpacktest.Bytes(rng), Version: mpacktest.String(rng), StallReason: mpacktest.String(rng), StallDescription: mpacktest.String(rng),
 	}
 	switch rng.Intn(3) {
 	case 0:
@@ -437,6 +437,9 @@ type instanceNoOmit struct {
 	Remote           bool            `msgpack:"rm"`
 	Episode          uint64          `msgpack:"ep"`
 	Inline           []byte          `msgpack:"il"`
+	Version          string          `msgpack:"vn"`
+	StallReason      string          `msgpack:"sr"`
+	StallDescription string          `msgpack:"sd"`
 }
 
 // TestDecodeInstanceOtherEncoders decodes instance rows msgpack/v5 writes
@@ -453,6 +456,7 @@ func TestDecodeInstanceOtherEncoders(t *testing.T) {
 			rec.V, rec.ID, rec.Name, rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.ScheduledStartAt, rec.CompletedAt,
 			rec.Input, rec.Output, rec.CustomStatus, nil, rec.ParentID, rec.ParentTask, rec.ParentGen, rec.ParentPending,
 			rec.Generation, rec.NextSeq, rec.NextInboxSeq, rec.Stalls, rec.NextOutboxSeq, rec.Remote, rec.Episode, rec.Inline,
+			rec.Version, rec.StallReason, rec.StallDescription,
 		}
 		if f := rec.Failure; f != nil {
 			full.Failure = &failureAsArray{Type: f.Type, Message: f.Message, Stack: f.Stack, NonRetry: f.NonRetriable}

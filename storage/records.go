@@ -75,6 +75,13 @@ type InstanceRecord struct {
 	// SetInline. A row without it (all rows of version 1) keeps its history,
 	// reminders and records as keys only.
 	Inline []byte `msgpack:"il,omitempty"`
+	// Version is the named version of the workflow's code the instance runs
+	// ("": the code registered without one).
+	Version string `msgpack:"vn,omitempty"`
+	// StallReason and StallDescription say why a STALLED instance cannot
+	// continue on the code registered where it runs (workflow.StallReason).
+	StallReason      string `msgpack:"sr,omitempty"`
+	StallDescription string `msgpack:"sd,omitempty"`
 }
 
 // SetInline stores in in the row (nil: none, a row of version 1).

@@ -14,6 +14,9 @@ const (
 	Terminated
 	Suspended
 	ContinuedAsNew
+	// Stalled: the instance's history needs code (a version, a patch) that the
+	// node running it lacks; it holds its inputs and continues once it has it.
+	Stalled
 )
 
 var statusNames = [...]string{
@@ -24,6 +27,7 @@ var statusNames = [...]string{
 	Terminated:     "TERMINATED",
 	Suspended:      "SUSPENDED",
 	ContinuedAsNew: "CONTINUED_AS_NEW",
+	Stalled:        "STALLED",
 }
 
 // String returns the upper-case name used by the HTTP API and the durabletask

@@ -15,9 +15,12 @@ import (
 // TestScripts runs every script under testdata/scripts/. A script drives one workflow
 // through events and shows the actions it produced:
 //
-//	run name=Chain [id=i1] [deadlock=50ms]   a fresh instance and a live executor
+//	run name=Chain [id=i1] [deadlock=50ms] [version=v]  a fresh instance and a live executor
 //	apply [at=5s]                            input lines are events, at the given offset
-//	replay [name=Other]                      a fresh executor replays the recorded history
+//	replay [name=Other] [version=v] [keep]   a fresh executor replays the recorded history;
+//	                                         with keep, its actions are recorded and it
+//	                                         becomes the live executor (a restart)
+//	record                                   input lines are appended to history, not run
 //	history                                  the recorded history
 //
 // Event lines read `<kind> id=N name=X data=JSON instance=I type=T msg=M`; values
@@ -48,6 +51,7 @@ type harness struct {
 	at       time.Duration
 	closers  []*Executor
 	replayed []*Executor
+	last     []Event // the actions of the last Execute
 }
 
 func (h *harness) close() {
@@ -90,11 +94,14 @@ func (h *harness) do(d *datadriven.TestData) (string, error) {
 			}
 		}
 		h.exec = h.newExecutor()
-		var name string
+		var name, version string
 		if arg, ok := d.Arg("name"); ok {
 			name = arg.Vals[0]
 		}
-		return h.execute(h.exec, nil, []Event{{Kind: WorkflowStarted, Name: name, Data: []byte(d.Input), Time: scriptEpoch}})
+		if arg, ok := d.Arg("version"); ok {
+			version = arg.Vals[0]
+		}
+		return h.execute(h.exec, nil, []Event{{Kind: WorkflowStarted, Name: name, Version: version, Data: []byte(d.Input), Time: scriptEpoch}})
 	case "apply":
 		if arg, ok := d.Arg("at"); ok {
 			dur, err := time.ParseDuration(arg.Vals[0])
@@ -117,12 +124,31 @@ func (h *harness) do(d *datadriven.TestData) (string, error) {
 		return h.execute(h.exec, nil, evs)
 	case "replay":
 		e := h.newExecutor()
+		hist := append([]Event(nil), h.history...)
 		if arg, ok := d.Arg("name"); ok {
-			hist := append([]Event(nil), h.history...)
 			hist[0].Name = arg.Vals[0]
+		}
+		if arg, ok := d.Arg("version"); ok {
+			hist[0].Version = arg.Vals[0]
+		}
+		if !d.HasArg("keep") {
 			return h.execute(e, hist, nil)
 		}
-		return h.execute(e, h.history, nil)
+		h.exec = e
+		out, err := h.execute(e, hist, nil)
+		h.history = append(hist, h.last...)
+		return out, err
+	case "record":
+		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+			ev, err := parseEvent(line)
+			if err != nil {
+				return "", err
+			}
+			h.at += time.Second
+			ev.Time = scriptEpoch.Add(h.at)
+			h.history = append(h.history, ev)
+		}
+		return "", nil
 	case "history":
 		var b strings.Builder
 		for i, ev := range h.history {
@@ -137,6 +163,7 @@ func (h *harness) do(d *datadriven.TestData) (string, error) {
 func (h *harness) execute(e *Executor, past, new []Event) (string, error) {
 	h.logs.Reset()
 	o := e.Execute(past, new)
+	h.last = o.Actions
 	if past == nil {
 		h.history = append(h.history, new...)
 		h.history = append(h.history, o.Actions...)
@@ -147,6 +174,9 @@ func (h *harness) execute(e *Executor, past, new []Event) (string, error) {
 	}
 	if o.CustomStatusSet {
 		fmt.Fprintf(&b, "custom-status %s\n", o.CustomStatus)
+	}
+	if o.Stall != nil {
+		fmt.Fprintf(&b, "stalled %s\n", o.Stall)
 	}
 	for _, c := range o.Carry {
 		fmt.Fprintf(&b, "carry %s\n", formatEvent(c))
@@ -176,6 +206,9 @@ func formatEvent(ev Event) string {
 	}
 	if ev.Instance != "" {
 		fmt.Fprintf(&b, " instance=%s", ev.Instance)
+	}
+	if ev.Version != "" {
+		fmt.Fprintf(&b, " version=%s", ev.Version)
 	}
 	if len(ev.Data) > 0 {
 		fmt.Fprintf(&b, " data=%s", ev.Data)

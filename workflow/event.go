@@ -38,6 +38,15 @@ const (
 	// worker (the durabletask protocol's OrchestratorStarted): its Time is the
 	// workflow's "now" for that step, on replay as live.
 	EpisodeStarted
+	// PatchRecorded records one answer of ctx.IsPatched (Name: the patch; Data:
+	// true or false), so the answer never changes for the instance. The executor
+	// reads all of a generation's records before it replays; their place in
+	// history does not matter.
+	PatchRecorded
+	// ExecutionStalled marks when the instance stalled: the code registered here
+	// cannot continue its history (Name: the reason, e.g. PATCH_MISMATCH; Data:
+	// the description, a JSON string). A marker, written once per stall.
+	ExecutionStalled
 	kindCount
 )
 
@@ -62,6 +71,8 @@ var kindNames = [...]string{
 	WorkflowSuspended:  "workflow-suspended",
 	WorkflowResumed:    "workflow-resumed",
 	EpisodeStarted:     "episode-started",
+	PatchRecorded:      "patch-recorded",
+	ExecutionStalled:   "execution-stalled",
 }
 
 func (k EventKind) String() string {
@@ -107,6 +118,9 @@ type Event struct {
 	FireAt   time.Time    `msgpack:"f,omitempty"`
 	Failure  *Failure     `msgpack:"e,omitempty"`
 	Retry    *RetryPolicy `msgpack:"r,omitempty"`
+	// Version is the named version of the workflow's code a WorkflowStarted
+	// event runs ("": the code registered without a version).
+	Version string `msgpack:"ver,omitempty"`
 }
 
 // EncodeEvent returns the stored form of ev: a msgpack map, written by the

@@ -31,6 +31,7 @@ const (
 	evFireAt
 	evFailure
 	evRetry
+	evVersion
 	evFields
 )
 
@@ -56,6 +57,8 @@ func eventField(name []byte) int {
 		return evFailure
 	case "r":
 		return evRetry
+	case "ver":
+		return evVersion
 	}
 	return -1
 }
@@ -75,6 +78,9 @@ const (
 // eventSize bounds the encoded size of ev, so the encoder allocates once.
 func eventSize(ev *Event) int {
 	n := eventMaxFixed + len(ev.Name) + len(ev.Data) + len(ev.Instance)
+	if ev.Version != "" {
+		n += 4 + mpack.MaxHeaderSize + len(ev.Version)
+	}
 	if f := ev.Failure; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
 	}
@@ -107,6 +113,9 @@ func appendEvent(b []byte, ev *Event) []byte {
 	if ev.Retry != nil {
 		n++
 	}
+	if ev.Version != "" {
+		n++
+	}
 	b = mpack.AppendMapHeader(b, n)
 	b = mpack.AppendUint8(mpack.AppendString(b, "v"), ev.V)
 	b = mpack.AppendUint8(mpack.AppendString(b, "k"), uint8(ev.Kind))
@@ -131,6 +140,9 @@ func appendEvent(b []byte, ev *Event) []byte {
 	}
 	if ev.Retry != nil {
 		b = appendRetry(mpack.AppendString(b, "r"), ev.Retry)
+	}
+	if ev.Version != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "ver"), ev.Version)
 	}
 	return b
 }
@@ -162,6 +174,8 @@ func readEvent(r *mpack.Reader, ev *Event) error {
 			err = readFailure(r, &ev.Failure)
 		case evRetry:
 			err = readRetry(r, &ev.Retry)
+		case evVersion:
+			ev.Version, err = r.ReadString()
 		}
 		return err
 	})

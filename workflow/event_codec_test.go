@@ -72,6 +72,7 @@ func genEvent(rng *rand.Rand) Event {
 		Data:     mpacktest.Bytes(rng),
 		Instance: mpacktest.String(rng),
 		FireAt:   mpacktest.Time(rng),
+		Version:  mpacktest.String(rng),
 	}
 	if rng.Intn(20) == 0 {
 		ev.Kind = EventKind([]int{0, int(kindCount), 255}[rng.Intn(3)])
@@ -185,6 +186,7 @@ type eventNoOmit struct {
 	FireAt   time.Time    `msgpack:"f"`
 	Failure  *Failure     `msgpack:"e"`
 	Retry    *RetryPolicy `msgpack:"r"`
+	Version  string       `msgpack:"ver"`
 }
 
 // TestDecodeEventOtherEncoders decodes events written by msgpack/v5 with

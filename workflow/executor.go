@@ -47,8 +47,37 @@ type Outcome struct {
 	// there are no actions and the executor is unusable. The instance is not
 	// failed for it: a runtime waits and replays again once it is registered.
 	// A new instance of an unregistered workflow fails with WorkflowNotRegistered.
+	// Stall says the same, with the reason VERSION_NOT_AVAILABLE.
 	NotRegistered bool
+	// Stall is set when the history needs code this process lacks: a version
+	// of the workflow that is not registered, or a patch the code does not know
+	// where the replay diverged. There are no actions and the executor is
+	// unusable; the instance is not failed for it: a runtime holds its inputs
+	// and replays again later, until code that can continue it is present.
+	Stall *Stall
 }
+
+// StallReason says why an instance cannot continue on the code registered in
+// a process. The values are Dapr's StalledReason names.
+type StallReason string
+
+const (
+	// StallPatchMismatch: replaying the history diverged where it recorded a
+	// patch that the code does not check (a patch removed while instances that
+	// took its old branch still run, or a node with older code).
+	StallPatchMismatch StallReason = "PATCH_MISMATCH"
+	// StallVersionNotAvailable: the instance runs a version of its workflow
+	// (or a workflow) that is not registered in this process.
+	StallVersionNotAvailable StallReason = "VERSION_NOT_AVAILABLE"
+)
+
+// Stall says why an instance stalled.
+type Stall struct {
+	Reason      StallReason
+	Description string
+}
+
+func (s *Stall) String() string { return string(s.Reason) + ": " + s.Description }
 
 // Done reports whether the outcome ends the generation.
 func (o *Outcome) Done() bool {
@@ -76,11 +105,23 @@ type Executor struct {
 	diverged  bool // replay found a non-deterministic call
 
 	name      string
+	version   string
 	startedAt time.Time
 	now       time.Time
 	replaying bool
 	seq       int64
 	uuidSeq   uint64
+
+	// patches are the generation's answers to IsPatched: those recorded in
+	// history (read before the replay) and those given since.
+	patches map[string]bool
+	// recordedPatches names the answers that came from history, askedPatches
+	// those of them the code asked for on this replay.
+	recordedPatches map[string]bool
+	askedPatches    map[string]bool
+	// actionsAhead is set while the replay has recorded actions still to
+	// come: the code is re-running old ground, not making new progress.
+	actionsAhead bool
 
 	pending []Event // actions produced and not yet matched against recorded history
 	tasks   map[int64]*Task
@@ -146,10 +187,20 @@ func (e *Executor) Execute(past, new []Event) *Outcome {
 	out := &Outcome{}
 	e.out = out
 	e.replaying = true
-	for _, ev := range past {
+	lastAction := -1
+	for i, ev := range past {
+		switch {
+		case ev.Kind.IsAction():
+			lastAction = i
+		case ev.Kind == PatchRecorded:
+			e.recordPatch(ev)
+		}
+	}
+	for i, ev := range past {
+		e.actionsAhead = i < lastAction
 		e.apply(ev)
 	}
-	e.replaying = false
+	e.replaying, e.actionsAhead = false, false
 	for _, ev := range new {
 		e.apply(ev)
 	}
@@ -207,7 +258,7 @@ func (e *Executor) apply(ev Event) {
 			e.out.Carry = append(e.out.Carry, ev) // raised while continuing as new: for the next generation
 			return
 		}
-		if !ev.Kind.IsAction() {
+		if !ev.Kind.IsAction() && ev.Kind != PatchRecorded && ev.Kind != ExecutionStalled {
 			e.out.Ignored = append(e.out.Ignored, ev)
 		}
 		return
@@ -234,7 +285,7 @@ func (e *Executor) apply(ev Event) {
 		e.resolve(ev, nil, &TaskFailedError{Kind: kind, TaskName: name, TaskID: ev.TaskID, Failure: f})
 	case EventRaised:
 		e.raise(ev)
-	case WorkflowTerminated, WorkflowSuspended, WorkflowResumed, EpisodeStarted:
+	case WorkflowTerminated, WorkflowSuspended, WorkflowResumed, EpisodeStarted, PatchRecorded, ExecutionStalled:
 	default:
 		e.out.Ignored = append(e.out.Ignored, ev)
 	}
@@ -246,17 +297,20 @@ func (e *Executor) start(ev Event) {
 		return
 	}
 	e.started = true
-	e.name, e.startedAt = ev.Name, ev.Time
-	def := e.reg.workflow(ev.Name)
-	if def == nil && e.replaying {
-		e.abandoned.Store(true)
-		e.halted = true
-		e.out.NotRegistered = true
-		return
-	}
-	if def == nil {
+	e.name, e.version, e.startedAt = ev.Name, ev.Version, ev.Time
+	def := e.reg.workflowVersion(ev.Name, ev.Version)
+	switch {
+	case def == nil && !e.replaying && ev.Version == "" && !e.reg.HasWorkflow(ev.Name):
 		e.finish(yieldMsg{done: true, err: &ApplicationError{Type: "WorkflowNotRegistered",
 			Message: fmt.Sprintf("workflow %q is not registered in this process", ev.Name), NonRetriable: true}})
+		return
+	case def == nil && !e.reg.HasWorkflow(ev.Name):
+		e.out.NotRegistered = true
+		e.stall(StallVersionNotAvailable, fmt.Sprintf("workflow %q is not registered in this process", ev.Name))
+		return
+	case def == nil:
+		e.stall(StallVersionNotAvailable, fmt.Sprintf("workflow %q version %q is not registered in this process (registered: %s)",
+			ev.Name, ev.Version, quoteVersions(e.reg.WorkflowVersions(ev.Name))))
 		return
 	}
 	e.resumeCh = make(chan struct{})
@@ -398,9 +452,20 @@ func (e *Executor) raise(ev Event) {
 	q.buffered = append(q.buffered, bufferedEvent{ev, e.arrival})
 }
 
+// stall halts the executor: the history needs code this process lacks.
+func (e *Executor) stall(reason StallReason, description string) {
+	e.abandoned.Store(true)
+	e.halted = true
+	e.pending = e.pending[:0]
+	e.out.Stall = &Stall{Reason: reason, Description: description}
+}
+
 // match checks a recorded action against the ones the code produced on replay.
 func (e *Executor) match(ev Event) {
 	i := slices.IndexFunc(e.pending, func(p Event) bool {
+		if !p.Kind.IsAction() {
+			return false // a patch record: history may hold it anywhere
+		}
 		if ev.Kind.IsTerminal() {
 			return p.Kind.IsTerminal()
 		}
@@ -420,6 +485,14 @@ func (e *Executor) match(ev Event) {
 
 func (e *Executor) nondeterministic(recorded Event, replayed string) {
 	err := &NonDeterminismError{Workflow: e.name, TaskID: recorded.TaskID, Recorded: describe(recorded), Replayed: replayed}
+	if unasked := e.unaskedPatches(); len(unasked) > 0 {
+		// The history took a branch of a patch this code no longer (or not
+		// yet) has: newer or older code can continue it, so wait for it.
+		e.diverged = true
+		e.stall(StallPatchMismatch, fmt.Sprintf("history records patch %s, which this code does not check, and the replay diverged: %s",
+			quoteVersions(unasked), err.Error()))
+		return
+	}
 	e.halted, e.diverged = true, true
 	e.pending = e.pending[:0]
 	e.emit(Event{Kind: WorkflowFailed, Failure: &Failure{Type: "NonDeterminismError", Message: err.Error(), NonRetriable: true}})

@@ -50,6 +50,8 @@ func TestEventEncodingGolden(t *testing.T) {
 		WorkflowSuspended:  "86a176cc01a16bcc11a174d7ff00000018695735a5a26964d30000000000000003a16ea55374657031a164c4077b2261223a317d",
 		WorkflowResumed:    "86a176cc01a16bcc12a174d7ff00000018695735a5a26964d30000000000000003a16ea55374657031a164c4077b2261223a317d",
 		EpisodeStarted:     "86a176cc01a16bcc13a174d7ff00000018695735a5a26964d30000000000000003a16ea55374657031a164c4077b2261223a317d",
+		PatchRecorded:      "86a176cc01a16bcc14a174d7ff00000018695735a5a26964d30000000000000003a16ea55374657031a164c4077b2261223a317d",
+		ExecutionStalled:   "86a176cc01a16bcc15a174d7ff00000018695735a5a26964d30000000000000003a16ea55374657031a164c4077b2261223a317d",
 	}
 	for k := KindInvalid + 1; k < kindCount; k++ {
 		ev := Event{Kind: k, Time: at, TaskID: 3, Name: "Step1", Data: []byte(`{"a":1}`)}
@@ -80,6 +82,11 @@ func TestEventEncodingGolden(t *testing.T) {
 		if (ev.Failure == nil) != (back.Failure == nil) || (ev.Retry != nil && (back.Retry == nil || back.Retry.MaxAttempts != 3 || back.Retry.FirstRetryInterval != time.Second)) || !back.FireAt.Equal(ev.FireAt) {
 			t.Errorf("%s: round trip lost failure, retry or fire time: %+v", k, back)
 		}
+	}
+	// A named version rides on the start event as one more key, "ver".
+	b, _ := EncodeEvent(Event{Kind: WorkflowStarted, Time: at, Name: "Order", Version: "v2"})
+	if got, want := hex.EncodeToString(b), "85a176cc01a16bcc01a174d7ff00000018695735a5a16ea54f72646572a3766572a27632"; got != want {
+		t.Errorf("versioned start: encoding changed\n got %s\nwant %s", got, want)
 	}
 }
 

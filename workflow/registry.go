@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -15,19 +17,29 @@ import (
 // use; register everything before starting the runtime.
 type Registry struct {
 	mu         sync.RWMutex
-	workflows  map[string]*workflowDef
+	workflows  map[string]*workflowVersions
 	activities map[string]*activityDef
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{workflows: map[string]*workflowDef{}, activities: map[string]*activityDef{}}
+	return &Registry{workflows: map[string]*workflowVersions{}, activities: map[string]*activityDef{}}
 }
 
 type workflowDef struct {
 	name     string
+	version  string // "": registered without a version
 	validate func(input []byte) error
 	run      func(ctx *Context, input []byte) ([]byte, error)
+}
+
+// workflowVersions is every registered version of one workflow name. An
+// instance runs the version it started on for its whole generation; new
+// instances (and a continue-as-new) take the default.
+type workflowVersions struct {
+	byName   map[string]*workflowDef
+	def      string // the version new instances take
+	explicit bool   // def was chosen with AsDefault, not implied
 }
 
 type activityDef struct {
@@ -39,20 +51,45 @@ type activityDef struct {
 // RegisterOption changes how a function is registered.
 type RegisterOption func(*registerOptions)
 
-type registerOptions struct{ name string }
+type registerOptions struct {
+	name      string
+	version   string
+	isDefault bool
+}
 
 // WithName registers the function under name instead of its Go function name.
 func WithName(name string) RegisterOption { return func(o *registerOptions) { o.name = name } }
 
+// WithVersion registers a workflow function as the named version of its
+// workflow (see RegisterWorkflow). Version names are case-sensitive.
+func WithVersion(version string) RegisterOption {
+	return func(o *registerOptions) { o.version = version }
+}
+
+// AsDefault makes a workflow version the one new instances take.
+func AsDefault() RegisterOption { return func(o *registerOptions) { o.isDefault = true } }
+
 // RegisterWorkflow registers a workflow function under its Go name (OrderProcessing
 // for func OrderProcessing) or the name given WithName.
+//
+// One name may have several versions, each registered WithVersion: a running
+// instance always continues on the version it started on, so its history keeps
+// replaying against the code that wrote it, while new instances take the
+// default version (the one registered AsDefault; else the one registered
+// without WithVersion; else the first registered). An instance whose version is not registered
+// in a process stalls there (status STALLED) until it is.
 func RegisterWorkflow[I, O any](r *Registry, fn func(*Context, I) (O, error), opts ...RegisterOption) error {
 	name, err := registeredName(fn, opts)
 	if err != nil {
 		return fmt.Errorf("register workflow: %w", err)
 	}
+	o := collect(opts)
+	if o.version != "" && strings.TrimSpace(o.version) != o.version {
+		return fmt.Errorf("register workflow %s: version %q has leading or trailing spaces", name, o.version)
+	}
 	def := &workflowDef{
 		name:     name,
+		version:  o.version,
 		validate: func(input []byte) error { _, err := decodeInput[I]("workflow", name, input); return err },
 		run: func(ctx *Context, input []byte) ([]byte, error) {
 			in, err := decodeInput[I]("workflow", name, input)
@@ -68,11 +105,58 @@ func RegisterWorkflow[I, O any](r *Registry, fn func(*Context, I) (O, error), op
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, dup := r.workflows[name]; dup {
-		return fmt.Errorf("register workflow: %q is already registered", name)
+	vs := r.workflows[name]
+	if vs == nil {
+		vs = &workflowVersions{byName: map[string]*workflowDef{}}
+		r.workflows[name] = vs
 	}
-	r.workflows[name] = def
+	if _, dup := vs.byName[o.version]; dup {
+		if o.version == "" {
+			return fmt.Errorf("register workflow: %q is already registered", name)
+		}
+		return fmt.Errorf("register workflow: %q version %q is already registered", name, o.version)
+	}
+	if o.isDefault && vs.explicit {
+		return fmt.Errorf("register workflow %s: version %q and version %q are both registered AsDefault", name, vs.def, o.version)
+	}
+	vs.byName[o.version] = def
+	switch {
+	case o.isDefault:
+		vs.def, vs.explicit = o.version, true
+	case vs.explicit:
+	case len(vs.byName) == 1 || o.version == "":
+		vs.def = o.version
+	}
 	return nil
+}
+
+// WorkflowVersion returns the version new instances of workflow name take, and
+// whether name is registered here.
+func (r *Registry) WorkflowVersion(name string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	vs := r.workflows[name]
+	if vs == nil {
+		return "", false
+	}
+	return vs.def, true
+}
+
+// WorkflowVersions returns the registered versions of workflow name, sorted
+// ("" for the code registered without a version).
+func (r *Registry) WorkflowVersions(name string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	vs := r.workflows[name]
+	if vs == nil {
+		return nil
+	}
+	names := make([]string, 0, len(vs.byName))
+	for v := range vs.byName {
+		names = append(names, v)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // RegisterActivity registers an activity function under its Go name or the name
@@ -81,6 +165,9 @@ func RegisterActivity[I, O any](r *Registry, fn func(context.Context, I) (O, err
 	name, err := registeredName(fn, opts)
 	if err != nil {
 		return fmt.Errorf("register activity: %w", err)
+	}
+	if o := collect(opts); o.version != "" || o.isDefault {
+		return fmt.Errorf("register activity %s: activities have no versions (give a changed activity a new name)", name)
 	}
 	def := &activityDef{
 		name:     name,
@@ -126,11 +213,30 @@ func (r *Registry) Workflows() []string {
 // ValidateWorkflowInput checks that input decodes into the input type of workflow
 // name. It wraps ErrNotRegistered or ErrInvalidInput.
 func (r *Registry) ValidateWorkflowInput(name string, input []byte) error {
+	return r.ValidateWorkflowVersionInput(name, "", input)
+}
+
+// ValidateWorkflowVersionInput is ValidateWorkflowInput for a named version
+// ("": the default).
+func (r *Registry) ValidateWorkflowVersionInput(name, version string, input []byte) error {
 	def := r.workflow(name)
 	if def == nil {
 		return fmt.Errorf("workflow %q: %w", name, ErrNotRegistered)
 	}
+	if version != "" {
+		if def = r.workflowVersion(name, version); def == nil {
+			return fmt.Errorf("workflow %q version %q (registered: %s): %w", name, version, quoteVersions(r.WorkflowVersions(name)), ErrNotRegistered)
+		}
+	}
 	return def.validate(input)
+}
+
+func quoteVersions(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = strconv.Quote(v)
+	}
+	return strings.Join(q, ", ")
 }
 
 // RunActivity runs one attempt of activity name. A panic in the activity becomes a
@@ -152,10 +258,24 @@ func (r *Registry) RunActivity(ctx context.Context, name string, input []byte) (
 	return out, nil
 }
 
+// workflow returns the default version of workflow name, or nil.
 func (r *Registry) workflow(name string) *workflowDef {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.workflows[name]
+	if vs := r.workflows[name]; vs != nil {
+		return vs.byName[vs.def]
+	}
+	return nil
+}
+
+// workflowVersion returns version of workflow name, or nil.
+func (r *Registry) workflowVersion(name, version string) *workflowDef {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if vs := r.workflows[name]; vs != nil {
+		return vs.byName[version]
+	}
+	return nil
 }
 
 func (r *Registry) activity(name string) *activityDef {
@@ -164,11 +284,16 @@ func (r *Registry) activity(name string) *activityDef {
 	return r.activities[name]
 }
 
-func registeredName(fn any, opts []RegisterOption) (string, error) {
+func collect(opts []RegisterOption) registerOptions {
 	var o registerOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
+	return o
+}
+
+func registeredName(fn any, opts []RegisterOption) (string, error) {
+	o := collect(opts)
 	if o.name != "" {
 		return o.name, nil
 	}

@@ -274,6 +274,82 @@ func testRegistry() *Registry {
 	must(RegisterWorkflow(r, func(ctx *Context, in string) (string, error) {
 		return "", fmt.Errorf("child %s cannot go on", in)
 	}, WithName("Child")))
+	must(RegisterWorkflow(r, PatchOld))
+	must(RegisterWorkflow(r, PatchNew))
+	must(RegisterWorkflow(r, PatchRetired))
+	must(RegisterWorkflow(r, PatchNested))
+	must(RegisterWorkflow(r, EmptyPatch))
+	must(RegisterWorkflow(r, VersionedV1, WithName("Versioned"), WithVersion("v1")))
+	must(RegisterWorkflow(r, VersionedV2, WithName("Versioned"), WithVersion("v2"), AsDefault()))
 	must(RegisterActivity(r, func(ctx context.Context, in int) (int, error) { return in + 1, nil }, WithName("Step1")))
 	return r
+}
+
+// The patch scripts' workflows: one workflow's code as it changes. PatchOld
+// runs A then B; PatchNew adds C between them under patch "add-c"; PatchRetired
+// keeps only the new branch; PatchNested adds D under "add-d" inside "add-c".
+
+func PatchOld(ctx *Context, _ any) (string, error) {
+	if err := ctx.CallActivity("A", nil).Await(nil); err != nil {
+		return "", err
+	}
+	return "old", ctx.CallActivity("B", nil).Await(nil)
+}
+
+func PatchNew(ctx *Context, _ any) (string, error) {
+	if err := ctx.CallActivity("A", nil).Await(nil); err != nil {
+		return "", err
+	}
+	out := "unpatched"
+	if ctx.IsPatched("add-c") {
+		out = "patched"
+		if err := ctx.CallActivity("C", nil).Await(nil); err != nil {
+			return "", err
+		}
+	}
+	if ctx.IsPatched("add-c") != (out == "patched") {
+		return "", errors.New("IsPatched changed its answer")
+	}
+	return out, ctx.CallActivity("B", nil).Await(nil)
+}
+
+func PatchRetired(ctx *Context, _ any) (string, error) {
+	if err := ctx.CallActivity("A", nil).Await(nil); err != nil {
+		return "", err
+	}
+	if err := ctx.CallActivity("C", nil).Await(nil); err != nil {
+		return "", err
+	}
+	return "patched", ctx.CallActivity("B", nil).Await(nil)
+}
+
+func PatchNested(ctx *Context, _ any) (string, error) {
+	if err := ctx.CallActivity("A", nil).Await(nil); err != nil {
+		return "", err
+	}
+	out := "-"
+	if ctx.IsPatched("add-c") {
+		out = "c"
+		if err := ctx.CallActivity("C", nil).Await(nil); err != nil {
+			return "", err
+		}
+		if ctx.IsPatched("add-d") {
+			out += "d"
+			if err := ctx.CallActivity("D", nil).Await(nil); err != nil {
+				return "", err
+			}
+		}
+	}
+	return out, ctx.CallActivity("B", nil).Await(nil)
+}
+
+// EmptyPatch asks for a patch with no name.
+func EmptyPatch(ctx *Context, _ any) (bool, error) { return ctx.IsPatched(""), nil }
+
+// Versioned's versions: v1 runs A, v2 runs B.
+func VersionedV1(ctx *Context, _ any) (string, error) {
+	return "v1", ctx.CallActivity("A", nil).Await(nil)
+}
+func VersionedV2(ctx *Context, _ any) (string, error) {
+	return "v2", ctx.CallActivity("B", nil).Await(nil)
 }

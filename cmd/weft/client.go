@@ -35,6 +35,7 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 	name := fs.String("name", "", "")
 	limit := fs.Int("limit", 100, "")
 	asJSON := fs.Bool("json", false, "")
+	version := fs.String("version", "", "")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageErr("%s: %v", cmd, err)
@@ -49,14 +50,14 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 	}
 	switch cmd {
 	case "start":
-		if err := need(1, "NAME [--id ID] [--input JSON|@file] [--wait]"); err != nil {
+		if err := need(1, "NAME [--id ID] [--input JSON|@file] [--version V] [--wait]"); err != nil {
 			return err
 		}
 		in, err := payload(*input)
 		if err != nil {
 			return usageErr("--input: %v", err)
 		}
-		newID, err := c.Start(ctx, api.StartRequest{Name: pos[0], InstanceID: *id, Input: in})
+		newID, err := c.Start(ctx, api.StartRequest{Name: pos[0], InstanceID: *id, Input: in, Version: *version})
 		if err != nil {
 			return apiErr(err)
 		}

@@ -1,7 +1,7 @@
 // Command weft is the weft server and its command-line client.
 //
 //	weft serve                       run a node (HTTP API on :3500, data in ./weft-data)
-//	weft start NAME [--id ID] [--input JSON|@file]
+//	weft start NAME [--id ID] [--input JSON|@file] [--version V]
 //	weft status ID [--wait]
 //	weft raise ID EVENT [--data JSON|@file]
 //	weft terminate|pause|resume|purge ID
@@ -25,7 +25,7 @@ const usage = `weft — a durable workflow runtime
 
 Usage:
   weft serve [flags]                          run a node (weft serve -h for flags)
-  weft start NAME [--id ID] [--input JSON|@file] [--wait]
+  weft start NAME [--id ID] [--input JSON|@file] [--version V] [--wait]
   weft status ID [--wait] [--timeout 5m]
   weft raise ID EVENT [--data JSON|@file]
   weft terminate ID [--reason TEXT] [--recursive]

@@ -50,7 +50,7 @@ func (b *browser) waitCounts(want map[string]int) {
 	b.t.Helper()
 	all := 0
 	full := map[string]int{}
-	for _, st := range []string{"RUNNING", "PENDING", "SUSPENDED", "COMPLETED", "FAILED", "TERMINATED"} {
+	for _, st := range []string{"RUNNING", "PENDING", "SUSPENDED", "STALLED", "COMPLETED", "FAILED", "TERMINATED"} {
 		full[st] = want[st]
 		all += want[st]
 	}

@@ -122,7 +122,7 @@ export function short(v, n = 60) {
 }
 
 // STATUSES are the runtime statuses in the order the UI shows them.
-export const STATUSES = ['RUNNING', 'PENDING', 'SUSPENDED', 'COMPLETED', 'FAILED', 'TERMINATED'];
+export const STATUSES = ['RUNNING', 'PENDING', 'SUSPENDED', 'STALLED', 'COMPLETED', 'FAILED', 'TERMINATED'];
 
 export function isFinished(status) {
   return status === 'COMPLETED' || status === 'FAILED' || status === 'TERMINATED';

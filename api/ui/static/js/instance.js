@@ -76,6 +76,8 @@ export function mountInstance(root, id) {
     const completed = parseTime(status.completedAt);
     const meta = [
       ['Workflow', status.name],
+      status.version ? ['Version', status.version] : null,
+      status.stall ? ['Stalled', `${status.stall.reason}: ${status.stall.description}`] : null,
       ['Created', fmtTime(status.createdAt), status.createdAt],
       status.scheduledStartAt ? ['Scheduled start', fmtTime(status.scheduledStartAt), status.scheduledStartAt] : null,
       ['Last updated', `${fmtTime(status.lastUpdatedAt)} (${fmtAgo(status.lastUpdatedAt, now)})`, status.lastUpdatedAt],
