@@ -44,6 +44,10 @@ type Options struct {
 	// next while synced commits are in flight concurrently (see groupCommit): 0
 	// means DefaultGroupCommitWindow, a negative value turns the wait off.
 	GroupCommitWindow time.Duration
+	// ReadOnly opens an existing store for reading only (weft replay --data, on
+	// a stopped server's directory): nothing is written, the partition count
+	// is the store's own, and every write fails.
+	ReadOnly bool
 }
 
 // DefaultMemTableSize is the default Options.MemTableSize. Pebble's own default
@@ -104,7 +108,11 @@ func Open(opts Options) (*DB, error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("store", opts.Dir)
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if opts.ReadOnly {
+		if desc, err := pebble.Peek(opts.Dir, vfs.Default); err != nil || !desc.Exists {
+			return nil, fmt.Errorf("storage: open %s read-only: no weft store there (%v)", opts.Dir, err)
+		}
+	} else if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: open: create %s: %w", opts.Dir, err)
 	}
 	cmp, err := storeComparer(opts.Dir)
@@ -117,6 +125,7 @@ func Open(opts Options) (*DB, error) {
 		FS:                 sizedWALFS{vfs.Default},
 		Comparer:           cmp,
 		MemTableSize:       uint64(opts.MemTableSize),
+		ReadOnly:           opts.ReadOnly,
 	}
 	if popts.MemTableSize == 0 {
 		popts.MemTableSize = DefaultMemTableSize
@@ -149,6 +158,13 @@ func Open(opts Options) (*DB, error) {
 	}
 	db.pdb, db.popts = pdb, popts
 	db.drained = sync.NewCond(&db.gate)
+	if opts.ReadOnly {
+		if err := db.readMeta(); err != nil {
+			_ = pdb.Close()
+			return nil, err
+		}
+		return db, nil
+	}
 	if err := db.clearStaging(); err != nil {
 		_ = pdb.Close()
 		return nil, err
@@ -205,6 +221,24 @@ func (db *DB) checkMeta() error {
 			"the partition count is fixed at creation: open it with Partitions: %d, or start a new store in another directory",
 			db.dir, m.Partitions, db.partitions, m.Partitions)
 	}
+	return nil
+}
+
+// readMeta takes the partition count of a store opened read-only from its
+// meta, and checks its format.
+func (db *DB) readMeta() error {
+	b, err := db.get(nodeKey(metaKeyName))
+	if err != nil {
+		return fmt.Errorf("storage: open %s read-only: read meta (is it a weft data directory?): %w", db.dir, err)
+	}
+	var m nodeMeta
+	if err := decodeRecord("node meta", nodeMetaV, b, &m); err != nil {
+		return fmt.Errorf("storage: open %s: %w", db.dir, err)
+	}
+	if m.Format != storeFormat {
+		return fmt.Errorf("storage: open %s: store format %d, this build reads format %d", db.dir, m.Format, storeFormat)
+	}
+	db.partitions = m.Partitions
 	return nil
 }
 

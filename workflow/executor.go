@@ -55,6 +55,18 @@ type Outcome struct {
 	// unusable; the instance is not failed for it: a runtime holds its inputs
 	// and replays again later, until code that can continue it is present.
 	Stall *Stall
+	// Divergence is set when replaying the history found a call the code no
+	// longer makes (the WorkflowFailed action, or the stall, says so too).
+	Divergence *Divergence
+}
+
+// Divergence is where a replay left its history.
+type Divergence struct {
+	// Event is the position in the replayed history (from 0, as the history
+	// API numbers events) of the recorded call the code did not make; -1 when
+	// it was in Execute's new events.
+	Event int
+	*NonDeterminismError
 }
 
 // StallReason says why an instance cannot continue on the code registered in
@@ -122,6 +134,9 @@ type Executor struct {
 	// actionsAhead is set while the replay has recorded actions still to
 	// come: the code is re-running old ground, not making new progress.
 	actionsAhead bool
+	// applying is the position in past of the event being replayed, -1 past
+	// its end.
+	applying int
 
 	pending []Event // actions produced and not yet matched against recorded history
 	tasks   map[int64]*Task
@@ -197,10 +212,10 @@ func (e *Executor) Execute(past, new []Event) *Outcome {
 		}
 	}
 	for i, ev := range past {
-		e.actionsAhead = i < lastAction
+		e.actionsAhead, e.applying = i < lastAction, i
 		e.apply(ev)
 	}
-	e.replaying, e.actionsAhead = false, false
+	e.replaying, e.actionsAhead, e.applying = false, false, -1
 	for _, ev := range new {
 		e.apply(ev)
 	}
@@ -485,6 +500,7 @@ func (e *Executor) match(ev Event) {
 
 func (e *Executor) nondeterministic(recorded Event, replayed string) {
 	err := &NonDeterminismError{Workflow: e.name, TaskID: recorded.TaskID, Recorded: describe(recorded), Replayed: replayed}
+	e.out.Divergence = &Divergence{Event: e.applying, NonDeterminismError: err}
 	if unasked := e.unaskedPatches(); len(unasked) > 0 {
 		// The history took a branch of a patch this code no longer (or not
 		// yet) has: newer or older code can continue it, so wait for it.

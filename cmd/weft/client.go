@@ -388,6 +388,14 @@ func printTimeline(w io.Writer, h *api.HistoryResponse) {
 			}
 		case "workflow-terminated", "workflow-suspended", "workflow-resumed":
 			outcome = abbreviate(string(ev.Data), 40)
+		case "patch-recorded":
+			outcome = map[string]string{"true": "patched", "false": "not patched (older history)"}[string(ev.Data)]
+		case "execution-stalled":
+			outcome = abbreviate(string(ev.Data), 100)
+		case "workflow-started":
+			if ev.Version != "" {
+				outcome = "version " + ev.Version
+			}
 		}
 		fmt.Fprintf(tw, "%s\t+%s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Format("15:04:05.000"),
 			ev.Time.Sub(start).Round(time.Microsecond), ev.Kind, task, name, dur, outcome)

@@ -19,6 +19,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/weftrt/weft/examples/seed"
+	"github.com/weftrt/weft/replay"
+	"github.com/weftrt/weft/workflow"
 )
 
 const usage = `weft — a durable workflow runtime
@@ -33,6 +37,8 @@ Usage:
   weft purge ID [--recursive]
   weft list [--status RUNNING,FAILED] [--name NAME] [--limit N]
   weft history ID [--json]
+  weft replay [--server URL | --data DIR] [--workflow NAME,...] [--finished 24h] [--json]
+                                              check this binary's workflows against running instances
   weft cluster members | partitions [--json]  the cluster as the server sees it
   weft cluster remove NODE [--reason TEXT]    remove a node lost for good (its replicas are replaced now)
   weft cluster leave [--timeout 10m]          the node at --server leaves for good (its replicas move; then stop it)
@@ -73,6 +79,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(rest, stderr)
 	case "start", "status", "raise", "terminate", "pause", "resume", "purge", "list", "history":
 		err = clientCommand(cmd, rest, stdout)
+	case "replay":
+		// The code this binary has is the seed's samples (weft serve --samples).
+		reg := workflow.NewRegistry()
+		if err := seed.RegisterIn(reg, seed.Config{}); err != nil {
+			fmt.Fprintln(stderr, "weft:", err)
+			return 2
+		}
+		return replay.Main(reg, rest, stdout, stderr)
 	case "cluster":
 		if len(rest) == 0 || (rest[0] != "members" && rest[0] != "partitions" && rest[0] != "remove" && rest[0] != "leave") {
 			err = usageErr("usage: weft cluster members | partitions [--json], weft cluster remove NODE [--reason TEXT], or weft cluster leave")

@@ -31,7 +31,10 @@ type Config struct {
 }
 
 // Register registers the seed workflows and activities on rt.
-func Register(rt *weft.Runtime, cfg Config) error {
+func Register(rt *weft.Runtime, cfg Config) error { return RegisterIn(rt.Registry(), cfg) }
+
+// RegisterIn registers the seed workflows and activities in reg.
+func RegisterIn(reg *workflow.Registry, cfg Config) error {
 	if cfg.ApprovalThreshold == 0 {
 		cfg.ApprovalThreshold = 1000
 	}
@@ -45,7 +48,6 @@ func Register(rt *weft.Runtime, cfg Config) error {
 		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
 	}
 	s := &samples{cfg: cfg}
-	reg := rt.Registry()
 	return errors.Join(
 		workflow.RegisterWorkflow(reg, s.OrderProcessingWorkflow),
 		workflow.RegisterWorkflow(reg, ChainingWorkflow),
