@@ -39,11 +39,17 @@ fmt:
 build:
 	$(GO) build $(PKGS)
 
+# The durabletask .proto files are Dapr's as fetched (api/durabletask/protos/README.md):
+# their go_package is mapped here rather than edited.
+DT_PKG := github.com/weftrt/weft/api/durabletask/protos
+DT_MAP := $(foreach f,attestation orchestration history_events orchestrator_actions orchestrator_service,M$(f).proto=$(DT_PKG))
+
 ## proto: regenerate api/durabletask/protos and cluster/wire (needs protoc, protoc-gen-go and
 ## protoc-gen-go-grpc on PATH; the generated code is committed)
 proto:
-	cd api/durabletask/protos && protoc --go_out=. --go_opt=paths=source_relative \
-		--go-grpc_out=. --go-grpc_opt=paths=source_relative orchestrator_service.proto
+	cd api/durabletask/protos && protoc $(DT_MAP:%=--go_opt=%) $(DT_MAP:%=--go-grpc_opt=%) \
+		--go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		attestation.proto orchestration.proto history_events.proto orchestrator_actions.proto orchestrator_service.proto legacy.proto
 	cd cluster/wire && protoc --go_out=. --go_opt=paths=source_relative envelope.proto
 
 ## bench: the Go benchmarks of the executor and the runtime, then the side-by-side

@@ -33,16 +33,16 @@ func historyEvent(ev workflow.Event, o *actors.OrchestrationWork) *protos.Histor
 	task := int32(ev.TaskID)
 	switch ev.Kind {
 	case workflow.EpisodeStarted:
-		he.EventType = &protos.HistoryEvent_OrchestratorStarted{OrchestratorStarted: &protos.OrchestratorStartedEvent{}}
+		he.EventType = &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}
 	case workflow.WorkflowStarted:
 		es := &protos.ExecutionStartedEvent{
-			Name:                  ev.Name,
-			Input:                 stringValue(ev.Data),
-			OrchestrationInstance: &protos.OrchestrationInstance{InstanceId: o.InstanceID, ExecutionId: optString(o.ExecutionID)},
+			Name:             ev.Name,
+			Input:            stringValue(ev.Data),
+			WorkflowInstance: &protos.WorkflowInstance{InstanceId: o.InstanceID, ExecutionId: optString(o.ExecutionID)},
 		}
 		if ev.Instance != "" {
 			es.ParentInstance = &protos.ParentInstanceInfo{TaskScheduledId: task,
-				OrchestrationInstance: &protos.OrchestrationInstance{InstanceId: ev.Instance}}
+				WorkflowInstance: &protos.WorkflowInstance{InstanceId: ev.Instance}}
 		}
 		he.EventType = &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: es}
 	case workflow.ActivityScheduled:
@@ -59,13 +59,13 @@ func historyEvent(ev workflow.Event, o *actors.OrchestrationWork) *protos.Histor
 		he.EventType = &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{TimerId: task, FireAt: timestamppb.New(ev.Time)}}
 	case workflow.ChildScheduled:
 		he.EventId = task
-		he.EventType = &protos.HistoryEvent_SubOrchestrationInstanceCreated{SubOrchestrationInstanceCreated: &protos.SubOrchestrationInstanceCreatedEvent{
+		he.EventType = &protos.HistoryEvent_ChildWorkflowInstanceCreated{ChildWorkflowInstanceCreated: &protos.ChildWorkflowInstanceCreatedEvent{
 			InstanceId: ev.Instance, Name: ev.Name, Input: stringValue(ev.Data)}}
 	case workflow.ChildCompleted:
-		he.EventType = &protos.HistoryEvent_SubOrchestrationInstanceCompleted{SubOrchestrationInstanceCompleted: &protos.SubOrchestrationInstanceCompletedEvent{
+		he.EventType = &protos.HistoryEvent_ChildWorkflowInstanceCompleted{ChildWorkflowInstanceCompleted: &protos.ChildWorkflowInstanceCompletedEvent{
 			TaskScheduledId: task, Result: stringValue(ev.Data)}}
 	case workflow.ChildFailed:
-		he.EventType = &protos.HistoryEvent_SubOrchestrationInstanceFailed{SubOrchestrationInstanceFailed: &protos.SubOrchestrationInstanceFailedEvent{
+		he.EventType = &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{
 			TaskScheduledId: task, FailureDetails: failureDetails(ev.Failure)}}
 	case workflow.EventRaised:
 		he.EventType = &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: ev.Name, Input: stringValue(ev.Data)}}
@@ -80,7 +80,7 @@ func historyEvent(ev workflow.Event, o *actors.OrchestrationWork) *protos.Histor
 
 // orchestrationResult converts a worker's answer into the actions weft records.
 // The action that ends the workflow is moved last, whatever order it came in.
-func orchestrationResult(res *protos.OrchestratorResponse) (actors.OrchestrationResult, error) {
+func orchestrationResult(res *protos.WorkflowResponse) (actors.OrchestrationResult, error) {
 	var out actors.OrchestrationResult
 	if cs := res.GetCustomStatus(); cs != nil {
 		out.CustomStatus, out.CustomStatusSet = []byte(cs.GetValue()), true
@@ -88,36 +88,36 @@ func orchestrationResult(res *protos.OrchestratorResponse) (actors.Orchestration
 	var end *workflow.Event
 	for _, a := range res.GetActions() {
 		task := int64(a.GetId())
-		switch x := a.GetOrchestratorActionType().(type) {
-		case *protos.OrchestratorAction_ScheduleTask:
+		switch x := a.GetWorkflowActionType().(type) {
+		case *protos.WorkflowAction_ScheduleTask:
 			t := x.ScheduleTask
 			if t.GetName() == "" {
 				return out, fmt.Errorf("action %d schedules an activity without a name", task)
 			}
 			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.ActivityScheduled, TaskID: task, Name: t.GetName(), Data: payload(t.GetInput())})
-		case *protos.OrchestratorAction_CreateSubOrchestration:
-			c := x.CreateSubOrchestration
+		case *protos.WorkflowAction_CreateChildWorkflow:
+			c := x.CreateChildWorkflow
 			id := c.GetInstanceId()
 			if id == "" {
 				id = fmt.Sprintf("%s:%04x", res.GetInstanceId(), task) // what the SDKs derive
 			}
 			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.ChildScheduled, TaskID: task, Name: c.GetName(), Instance: id, Data: payload(c.GetInput())})
-		case *protos.OrchestratorAction_CreateTimer:
+		case *protos.WorkflowAction_CreateTimer:
 			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.TimerCreated, TaskID: task, FireAt: x.CreateTimer.GetFireAt().AsTime().UTC()})
-		case *protos.OrchestratorAction_SendEvent:
+		case *protos.WorkflowAction_SendEvent:
 			e := x.SendEvent
 			if e.GetInstance().GetInstanceId() == "" || e.GetName() == "" {
 				return out, fmt.Errorf("action %d sends an event without a target instance or a name", task)
 			}
 			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.EventSent, TaskID: task, Instance: e.GetInstance().GetInstanceId(), Name: e.GetName(), Data: payload(e.GetData())})
-		case *protos.OrchestratorAction_CompleteOrchestration:
-			ev, carry, err := completion(x.CompleteOrchestration)
+		case *protos.WorkflowAction_CompleteWorkflow:
+			ev, carry, err := completion(x.CompleteWorkflow)
 			if err != nil {
 				return out, fmt.Errorf("action %d: %w", task, err)
 			}
 			end, out.Carry = &ev, carry
-		case *protos.OrchestratorAction_TerminateOrchestration:
-			return out, fmt.Errorf("action %d terminates instance %s from a workflow, which weft does not support; terminate it through the client", task, x.TerminateOrchestration.GetInstanceId())
+		case *protos.WorkflowAction_TerminateWorkflow:
+			return out, fmt.Errorf("action %d terminates instance %s from a workflow, which weft does not support; terminate it through the client", task, x.TerminateWorkflow.GetInstanceId())
 		default:
 			return out, fmt.Errorf("action %d is of a kind weft does not know (%T)", task, x)
 		}
@@ -128,8 +128,8 @@ func orchestrationResult(res *protos.OrchestratorResponse) (actors.Orchestration
 	return out, nil
 }
 
-func completion(c *protos.CompleteOrchestrationAction) (workflow.Event, []workflow.Event, error) {
-	switch c.GetOrchestrationStatus() {
+func completion(c *protos.CompleteWorkflowAction) (workflow.Event, []workflow.Event, error) {
+	switch c.GetWorkflowStatus() {
 	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED:
 		return workflow.Event{Kind: workflow.WorkflowCompleted, Data: payload(c.GetResult())}, nil, nil
 	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED:
@@ -149,7 +149,7 @@ func completion(c *protos.CompleteOrchestrationAction) (workflow.Event, []workfl
 		}
 		return workflow.Event{Kind: workflow.ContinuedAsNew, Data: payload(c.GetResult())}, carry, nil
 	}
-	return workflow.Event{}, nil, fmt.Errorf("the workflow ends with status %s, which a workflow cannot give itself", c.GetOrchestrationStatus())
+	return workflow.Event{}, nil, fmt.Errorf("the workflow ends with status %s, which a workflow cannot give itself", c.GetWorkflowStatus())
 }
 
 func failureDetails(f *workflow.Failure) *protos.TaskFailureDetails {

@@ -79,7 +79,8 @@ func NewGRPCServer(s *Server, opts Options, extra ...grpc.ServerOption) *grpc.Se
 		}))
 	}
 	g := grpc.NewServer(append(all, extra...)...)
-	protos.RegisterTaskHubSidecarServiceServer(g, s)
+	desc := serviceDesc(s)
+	g.RegisterService(&desc, s)
 	return g
 }
 
@@ -115,7 +116,7 @@ func (s *Server) StartInstance(ctx context.Context, req *protos.CreateInstanceRe
 	if ts := req.GetScheduledStartTimestamp(); ts != nil {
 		opts = append(opts, weft.WithStartTime(ts.AsTime()))
 	}
-	if p := req.GetOrchestrationIdReusePolicy(); p != nil && id != "" {
+	if p := legacyReusePolicy(req); p != nil && id != "" {
 		st, err := s.rt.Status(ctx, id)
 		switch {
 		case errors.Is(err, weft.ErrInstanceNotFound):
@@ -173,14 +174,14 @@ func instanceResponse(st *weft.InstanceStatus, err error, payloads bool) (*proto
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &protos.GetInstanceResponse{Exists: true, OrchestrationState: orchestrationState(st, payloads)}, nil
+	return &protos.GetInstanceResponse{Exists: true, WorkflowState: orchestrationState(st, payloads)}, nil
 }
 
-func orchestrationState(st *weft.InstanceStatus, payloads bool) *protos.OrchestrationState {
-	o := &protos.OrchestrationState{
+func orchestrationState(st *weft.InstanceStatus, payloads bool) *protos.WorkflowState {
+	o := &protos.WorkflowState{
 		InstanceId:           st.ID,
 		Name:                 st.Name,
-		OrchestrationStatus:  protoStatus(st.Status),
+		WorkflowStatus:       protoStatus(st.Status),
 		CreatedTimestamp:     timestamp(st.CreatedAt),
 		LastUpdatedTimestamp: timestamp(st.LastUpdatedAt),
 	}
@@ -351,42 +352,6 @@ func (s *Server) QueryInstances(ctx context.Context, req *protos.QueryInstancesR
 		resp.ContinuationToken = wrapperspb.String(page.NextPageToken)
 	}
 	return resp, nil
-}
-
-// The calls weft does not implement say so, and why, rather than failing silently.
-
-func (s *Server) RewindInstance(context.Context, *protos.RewindInstanceRequest) (*protos.RewindInstanceResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "weft does not rewind failed instances; start a new instance instead")
-}
-
-func (s *Server) CreateTaskHub(context.Context, *protos.CreateTaskHubRequest) (*protos.CreateTaskHubResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "weft has no task hubs to create: its data directory is the one store")
-}
-
-func (s *Server) DeleteTaskHub(context.Context, *protos.DeleteTaskHubRequest) (*protos.DeleteTaskHubResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "weft has no task hubs to delete; purge instances instead")
-}
-
-const noEntities = "weft does not implement durable entities; use a workflow per entity (see docs/patterns.md, the monitor pattern)"
-
-func (s *Server) SignalEntity(context.Context, *protos.SignalEntityRequest) (*protos.SignalEntityResponse, error) {
-	return nil, status.Error(codes.Unimplemented, noEntities)
-}
-
-func (s *Server) GetEntity(context.Context, *protos.GetEntityRequest) (*protos.GetEntityResponse, error) {
-	return nil, status.Error(codes.Unimplemented, noEntities)
-}
-
-func (s *Server) QueryEntities(context.Context, *protos.QueryEntitiesRequest) (*protos.QueryEntitiesResponse, error) {
-	return nil, status.Error(codes.Unimplemented, noEntities)
-}
-
-func (s *Server) CleanEntityStorage(context.Context, *protos.CleanEntityStorageRequest) (*protos.CleanEntityStorageResponse, error) {
-	return nil, status.Error(codes.Unimplemented, noEntities)
-}
-
-func (s *Server) CompleteEntityTask(context.Context, *protos.EntityBatchResult) (*protos.CompleteTaskResponse, error) {
-	return nil, status.Error(codes.Unimplemented, noEntities)
 }
 
 // toStatus maps weft's errors onto gRPC codes.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -29,7 +30,35 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func serveTest(t *testing.T, token string) protos.TaskHubSidecarServiceClient {
+// testClient is the generated client plus the calls the current protocol
+// dropped, which older SDKs still make.
+type testClient struct {
+	protos.TaskHubSidecarServiceClient
+	conn *grpc.ClientConn
+}
+
+func (c testClient) invoke(ctx context.Context, method string, req, resp any) error {
+	return c.conn.Invoke(ctx, "/TaskHubSidecarService/"+method, req, resp)
+}
+
+func (c testClient) QueryInstances(ctx context.Context, req *protos.QueryInstancesRequest) (*protos.QueryInstancesResponse, error) {
+	resp := new(protos.QueryInstancesResponse)
+	return resp, c.invoke(ctx, "QueryInstances", req, resp)
+}
+
+// startWithPolicy starts as durabletask-go v0.6 does, with an id-reuse policy
+// in CreateInstanceRequest's field 6.
+func (c testClient) startWithPolicy(ctx context.Context, req *protos.CreateInstanceRequest, p *protos.OrchestrationIdReusePolicy) error {
+	legacy, err := proto.Marshal(&protos.LegacyCreateInstanceFields{OrchestrationIdReusePolicy: p})
+	if err != nil {
+		return err
+	}
+	req.ProtoReflect().SetUnknown(legacy)
+	_, err = c.StartInstance(ctx, req)
+	return err
+}
+
+func serveTest(t *testing.T, token string) testClient {
 	t.Helper()
 	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true})
 	if err != nil {
@@ -58,7 +87,7 @@ func serveTest(t *testing.T, token string) protos.TaskHubSidecarServiceClient {
 		rt.Close() // ends the worker streams
 		g.Stop()
 	})
-	return protos.NewTaskHubSidecarServiceClient(conn)
+	return testClient{protos.NewTaskHubSidecarServiceClient(conn), conn}
 }
 
 func wantCode(t *testing.T, what string, err error, code codes.Code) {
@@ -96,34 +125,37 @@ func TestClientCallErrors(t *testing.T) {
 	if err != nil || p.GetDeletedInstanceCount() != 0 {
 		t.Fatalf("purge of a missing instance: %v count=%d, want count 0", err, p.GetDeletedInstanceCount())
 	}
-	_, err = c.SignalEntity(ctx, &protos.SignalEntityRequest{})
-	wantCode(t, "entities", err, codes.Unimplemented)
+	for _, method := range []string{"SignalEntity", "RewindInstance", "CreateTaskHub"} {
+		err = c.invoke(ctx, method, &emptypb.Empty{}, &emptypb.Empty{})
+		wantCode(t, method+", dropped from the protocol", err, codes.Unimplemented)
+	}
+	err = c.invoke(ctx, "NoSuchMethod", &emptypb.Empty{}, &emptypb.Empty{})
+	wantCode(t, "an unknown method", err, codes.Unimplemented)
 
 	// A local workflow through the protocol: exists, AlreadyExists, the reuse policy.
 	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "inc", Input: wrapperspb.String("41")})
 	wantCode(t, "start", err, codes.OK)
 	done, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "inc", GetInputsAndOutputs: true})
-	if err != nil || done.GetOrchestrationState().GetOutput().GetValue() != "42" ||
-		done.GetOrchestrationState().GetOrchestrationStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
+	if err != nil || done.GetWorkflowState().GetOutput().GetValue() != "42" ||
+		done.GetWorkflowState().GetWorkflowStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
 		t.Fatalf("wait for completion: %v %v", err, done)
 	}
 	noPayloads, _ := c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "inc"})
-	if noPayloads.GetOrchestrationState().GetInput() != nil || noPayloads.GetOrchestrationState().GetOutput() != nil {
+	if noPayloads.GetWorkflowState().GetInput() != nil || noPayloads.GetWorkflowState().GetOutput() != nil {
 		t.Fatalf("get without payloads returned payloads: %v", noPayloads)
 	}
 	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "inc"})
 	wantCode(t, "start of a taken id", err, codes.AlreadyExists)
 	reuse := func(action protos.CreateOrchestrationAction, statuses ...protos.OrchestrationStatus) error {
-		_, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "inc", Input: wrapperspb.String("1"),
-			OrchestrationIdReusePolicy: &protos.OrchestrationIdReusePolicy{OperationStatus: statuses, Action: action}})
-		return err
+		return c.startWithPolicy(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "inc", Input: wrapperspb.String("1")},
+			&protos.OrchestrationIdReusePolicy{OperationStatus: statuses, Action: action})
 	}
 	completed := protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED
 	wantCode(t, "reuse policy not listing COMPLETED", reuse(protos.CreateOrchestrationAction_TERMINATE, protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED), codes.AlreadyExists)
 	wantCode(t, "reuse policy IGNORE", reuse(protos.CreateOrchestrationAction_IGNORE, completed), codes.OK)
 	wantCode(t, "reuse policy TERMINATE", reuse(protos.CreateOrchestrationAction_TERMINATE, completed), codes.OK)
 	again, _ := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "inc", GetInputsAndOutputs: true})
-	if again.GetOrchestrationState().GetOutput().GetValue() != "2" {
+	if again.GetWorkflowState().GetOutput().GetValue() != "2" {
 		t.Fatalf("after TERMINATE reuse the instance ran again with input 1: %v", again)
 	}
 
@@ -183,32 +215,32 @@ func workerRoundTrip(t *testing.T, method string) {
 		t.Fatal(err)
 	}
 	st, _ := c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "rt"})
-	if st.GetOrchestrationState().GetOrchestrationStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING {
-		t.Fatalf("before the first episode: %v", st.GetOrchestrationState().GetOrchestrationStatus())
+	if st.GetWorkflowState().GetWorkflowStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING {
+		t.Fatalf("before the first episode: %v", st.GetWorkflowState().GetWorkflowStatus())
 	}
 
 	wi, err := stream.Recv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	or := wi.GetOrchestratorRequest()
+	or := wi.GetWorkflowRequest()
 	if or == nil || or.GetInstanceId() != "rt" || len(or.GetPastEvents()) != 0 || len(or.GetNewEvents()) != 2 ||
-		or.GetNewEvents()[0].GetOrchestratorStarted() == nil || or.GetNewEvents()[1].GetExecutionStarted().GetInput().GetValue() != "5" {
+		or.GetNewEvents()[0].GetWorkflowStarted() == nil || or.GetNewEvents()[1].GetExecutionStarted().GetInput().GetValue() != "5" {
 		t.Fatalf("first episode: %v", wi)
 	}
-	_, err = complete(ctx, &protos.OrchestratorResponse{InstanceId: "rt", CustomStatus: wrapperspb.String("step 1"),
-		Actions: []*protos.OrchestratorAction{{Id: 0, OrchestratorActionType: &protos.OrchestratorAction_ScheduleTask{
+	_, err = complete(ctx, &protos.WorkflowResponse{InstanceId: "rt", CustomStatus: wrapperspb.String("step 1"),
+		Actions: []*protos.WorkflowAction{{Id: 0, WorkflowActionType: &protos.WorkflowAction_ScheduleTask{
 			ScheduleTask: &protos.ScheduleTaskAction{Name: "Double", Input: wrapperspb.String("5")}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	started, err := c.WaitForInstanceStart(ctx, &protos.GetInstanceRequest{InstanceId: "rt"})
-	if err != nil || started.GetOrchestrationState().GetOrchestrationStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING ||
-		started.GetOrchestrationState().GetCustomStatus() != nil {
+	if err != nil || started.GetWorkflowState().GetWorkflowStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING ||
+		started.GetWorkflowState().GetCustomStatus() != nil {
 		t.Fatalf("after the first episode, without payloads: %v %v", err, started)
 	}
 	started, err = c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "rt", GetInputsAndOutputs: true})
-	if err != nil || started.GetOrchestrationState().GetCustomStatus().GetValue() != "step 1" {
+	if err != nil || started.GetWorkflowState().GetCustomStatus().GetValue() != "step 1" {
 		t.Fatalf("after the first episode: %v %v", err, started)
 	}
 
@@ -217,7 +249,7 @@ func workerRoundTrip(t *testing.T, method string) {
 		t.Fatal(err)
 	}
 	ar := wi.GetActivityRequest()
-	if ar == nil || ar.GetName() != "Double" || ar.GetTaskId() != 0 || ar.GetOrchestrationInstance().GetInstanceId() != "rt" {
+	if ar == nil || ar.GetName() != "Double" || ar.GetTaskId() != 0 || ar.GetWorkflowInstance().GetInstanceId() != "rt" {
 		t.Fatalf("activity: %v", wi)
 	}
 	_, err = c.CompleteActivityTask(ctx, &protos.ActivityResponse{InstanceId: "rt", TaskId: 0, Result: wrapperspb.String("10")})
@@ -231,21 +263,21 @@ func workerRoundTrip(t *testing.T, method string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	or = wi.GetOrchestratorRequest()
+	or = wi.GetWorkflowRequest()
 	past, news := or.GetPastEvents(), or.GetNewEvents()
 	if len(past) != 3 || past[2].GetTaskScheduled().GetName() != "Double" || past[2].GetEventId() != 0 ||
 		len(news) != 2 || news[1].GetTaskCompleted().GetResult().GetValue() != "10" || news[1].GetTaskCompleted().GetTaskScheduledId() != 0 {
 		t.Fatalf("second episode: past %v new %v", past, news)
 	}
-	_, err = complete(ctx, &protos.OrchestratorResponse{InstanceId: "rt",
-		Actions: []*protos.OrchestratorAction{{Id: 1, OrchestratorActionType: &protos.OrchestratorAction_CompleteOrchestration{
-			CompleteOrchestration: &protos.CompleteOrchestrationAction{
-				OrchestrationStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, Result: wrapperspb.String("10")}}}}})
+	_, err = complete(ctx, &protos.WorkflowResponse{InstanceId: "rt",
+		Actions: []*protos.WorkflowAction{{Id: 1, WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{
+			CompleteWorkflow: &protos.CompleteWorkflowAction{
+				WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, Result: wrapperspb.String("10")}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "rt", GetInputsAndOutputs: true})
-	if err != nil || done.GetOrchestrationState().GetOutput().GetValue() != "10" {
+	if err != nil || done.GetWorkflowState().GetOutput().GetValue() != "10" {
 		t.Fatalf("completion: %v %v", err, done)
 	}
 	_, err = c.PurgeInstances(ctx, &protos.PurgeInstancesRequest{Request: &protos.PurgeInstancesRequest_InstanceId{InstanceId: "rt"}})
@@ -279,8 +311,8 @@ func TestSuspendRightAfterStart(t *testing.T) {
 			statusIs := func(when string, want protos.OrchestrationStatus) {
 				t.Helper()
 				st, err := c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "s"})
-				if err != nil || st.GetOrchestrationState().GetOrchestrationStatus() != want {
-					t.Fatalf("%s: %v %v, want %s", when, st.GetOrchestrationState().GetOrchestrationStatus(), err, want)
+				if err != nil || st.GetWorkflowState().GetWorkflowStatus() != want {
+					t.Fatalf("%s: %v %v, want %s", when, st.GetWorkflowState().GetWorkflowStatus(), err, want)
 				}
 			}
 			_, err := c.SuspendInstance(ctx, &protos.SuspendRequest{InstanceId: "s", Reason: wrapperspb.String("right away")})
@@ -293,18 +325,18 @@ func TestSuspendRightAfterStart(t *testing.T) {
 				connect()
 			}
 			wi, err := stream.Recv()
-			if err != nil || wi.GetOrchestratorRequest().GetInstanceId() != "s" {
+			if err != nil || wi.GetWorkflowRequest().GetInstanceId() != "s" {
 				t.Fatalf("the first episode: %v %v", wi, err)
 			}
-			_, err = c.CompleteWorkflowTask(ctx, &protos.OrchestratorResponse{InstanceId: "s",
-				Actions: []*protos.OrchestratorAction{{Id: 0, OrchestratorActionType: &protos.OrchestratorAction_CompleteOrchestration{
-					CompleteOrchestration: &protos.CompleteOrchestrationAction{
-						OrchestrationStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, Result: wrapperspb.String(`"ok"`)}}}}})
+			_, err = c.CompleteWorkflowTask(ctx, &protos.WorkflowResponse{InstanceId: "s",
+				Actions: []*protos.WorkflowAction{{Id: 0, WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{
+					CompleteWorkflow: &protos.CompleteWorkflowAction{
+						WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, Result: wrapperspb.String(`"ok"`)}}}}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			done, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "s", GetInputsAndOutputs: true})
-			if err != nil || done.GetOrchestrationState().GetOrchestrationStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
+			if err != nil || done.GetWorkflowState().GetWorkflowStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
 				t.Fatalf("completion: %v %v", done, err)
 			}
 		})
@@ -328,29 +360,29 @@ func TestPurgeRunningRefused(t *testing.T) {
 func TestOrchestrationResultRejects(t *testing.T) {
 	cases := []struct {
 		name   string
-		action *protos.OrchestratorAction
+		action *protos.WorkflowAction
 	}{
-		{"terminate from a workflow", &protos.OrchestratorAction{OrchestratorActionType: &protos.OrchestratorAction_TerminateOrchestration{
-			TerminateOrchestration: &protos.TerminateOrchestrationAction{InstanceId: "other"}}}},
-		{"activity without a name", &protos.OrchestratorAction{OrchestratorActionType: &protos.OrchestratorAction_ScheduleTask{
+		{"terminate from a workflow", &protos.WorkflowAction{WorkflowActionType: &protos.WorkflowAction_TerminateWorkflow{
+			TerminateWorkflow: &protos.TerminateWorkflowAction{InstanceId: "other"}}}},
+		{"activity without a name", &protos.WorkflowAction{WorkflowActionType: &protos.WorkflowAction_ScheduleTask{
 			ScheduleTask: &protos.ScheduleTaskAction{}}}},
-		{"event without a target", &protos.OrchestratorAction{OrchestratorActionType: &protos.OrchestratorAction_SendEvent{
+		{"event without a target", &protos.WorkflowAction{WorkflowActionType: &protos.WorkflowAction_SendEvent{
 			SendEvent: &protos.SendEventAction{Name: "e"}}}},
-		{"completion as TERMINATED", &protos.OrchestratorAction{OrchestratorActionType: &protos.OrchestratorAction_CompleteOrchestration{
-			CompleteOrchestration: &protos.CompleteOrchestrationAction{OrchestrationStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED}}}},
-		{"no action type", &protos.OrchestratorAction{}},
+		{"completion as TERMINATED", &protos.WorkflowAction{WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{
+			CompleteWorkflow: &protos.CompleteWorkflowAction{WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED}}}},
+		{"no action type", &protos.WorkflowAction{}},
 	}
 	for _, c := range cases {
-		if _, err := orchestrationResult(&protos.OrchestratorResponse{InstanceId: "i", Actions: []*protos.OrchestratorAction{c.action}}); err == nil {
+		if _, err := orchestrationResult(&protos.WorkflowResponse{InstanceId: "i", Actions: []*protos.WorkflowAction{c.action}}); err == nil {
 			t.Errorf("%s: accepted", c.name)
 		}
 	}
 	// The completing action goes last whatever its position; a child without an id
 	// gets the id the SDKs derive.
-	res, err := orchestrationResult(&protos.OrchestratorResponse{InstanceId: "p", Actions: []*protos.OrchestratorAction{
-		{Id: 2, OrchestratorActionType: &protos.OrchestratorAction_CompleteOrchestration{CompleteOrchestration: &protos.CompleteOrchestrationAction{
-			OrchestrationStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}},
-		{Id: 1, OrchestratorActionType: &protos.OrchestratorAction_CreateSubOrchestration{CreateSubOrchestration: &protos.CreateSubOrchestrationAction{Name: "Child"}}},
+	res, err := orchestrationResult(&protos.WorkflowResponse{InstanceId: "p", Actions: []*protos.WorkflowAction{
+		{Id: 2, WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}},
+		{Id: 1, WorkflowActionType: &protos.WorkflowAction_CreateChildWorkflow{CreateChildWorkflow: &protos.CreateChildWorkflowAction{Name: "Child"}}},
 	}})
 	if err != nil || len(res.Actions) != 2 || res.Actions[1].Kind != workflow.WorkflowCompleted || res.Actions[0].Instance != "p:0001" {
 		t.Fatalf("reordered result: %v %+v", err, res.Actions)

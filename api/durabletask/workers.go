@@ -41,7 +41,7 @@ func (s *Server) GetWorkItems(_ *protos.GetWorkItemsRequest, stream grpc.ServerS
 
 // CompleteOrchestratorTask applies a worker's answer to an episode. It returns
 // once the episode's outcome is committed.
-func (s *Server) CompleteOrchestratorTask(ctx context.Context, res *protos.OrchestratorResponse) (*protos.CompleteTaskResponse, error) {
+func (s *Server) CompleteOrchestratorTask(ctx context.Context, res *protos.WorkflowResponse) (*protos.CompleteTaskResponse, error) {
 	if s.pool == nil {
 		return nil, status.Error(codes.FailedPrecondition, "remote workers are off on this server")
 	}
@@ -61,7 +61,7 @@ func (s *Server) CompleteOrchestratorTask(ctx context.Context, res *protos.Orche
 
 // CompleteWorkflowTask is CompleteOrchestratorTask under the name current
 // SDKs call it by.
-func (s *Server) CompleteWorkflowTask(ctx context.Context, res *protos.OrchestratorResponse) (*protos.CompleteTaskResponse, error) {
+func (s *Server) CompleteWorkflowTask(ctx context.Context, res *protos.WorkflowResponse) (*protos.CompleteTaskResponse, error) {
 	return s.CompleteOrchestratorTask(ctx, res)
 }
 
@@ -100,7 +100,7 @@ func peerOf(ctx context.Context) string {
 // workItem turns a pool item into its protocol form.
 func workItem(it *actors.WorkItem) *protos.WorkItem {
 	if o := it.Orchestration; o != nil {
-		return &protos.WorkItem{Request: &protos.WorkItem_OrchestratorRequest{OrchestratorRequest: &protos.OrchestratorRequest{
+		return &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: &protos.WorkflowRequest{
 			InstanceId:  o.InstanceID,
 			ExecutionId: optString(o.ExecutionID),
 			PastEvents:  historyEvents(o.Past, o),
@@ -111,7 +111,7 @@ func workItem(it *actors.WorkItem) *protos.WorkItem {
 	return &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: &protos.ActivityRequest{
 		Name:  a.Name,
 		Input: stringValue(a.Input),
-		OrchestrationInstance: &protos.OrchestrationInstance{
+		WorkflowInstance: &protos.WorkflowInstance{
 			InstanceId: a.InstanceID, ExecutionId: optString(actors.ExecutionID(a.Gen)),
 		},
 		TaskId: int32(a.TaskID),
