@@ -360,7 +360,7 @@ func (r *Runtime) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 	for _, s := range q.Statuses {
 		st, err := storage.ParseStatus(string(s))
 		if err != nil {
-			return nil, fmt.Errorf("list: unknown status %q (one of PENDING, RUNNING, COMPLETED, FAILED, TERMINATED, SUSPENDED)", s)
+			return nil, fmt.Errorf("list: unknown status %q (one of PENDING, RUNNING, STALLED, SUSPENDED, COMPLETED, FAILED, TERMINATED): %w", s, ErrInvalidInput)
 		}
 		sq.Statuses = append(sq.Statuses, st)
 	}
@@ -377,6 +377,9 @@ func (r *Runtime) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 		if err == nil {
 			err = r.db.SyncVisible()
 		}
+	}
+	if errors.Is(err, storage.ErrMalformedPageToken) {
+		return nil, fmt.Errorf("list: %w: %w", err, ErrInvalidInput)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)

@@ -38,6 +38,7 @@ type OrchestrationWork struct {
 	InstanceID  string
 	ExecutionID string
 	Name        string
+	Version     string           // the named version of the workflow's code the instance runs, if known
 	Past        []workflow.Event // history so far, as the worker replays it
 	New         []workflow.Event // EpisodeStarted, then the inputs of this episode
 
@@ -56,6 +57,14 @@ type OrchestrationResult struct {
 	CustomStatus    []byte
 	CustomStatusSet bool
 	Carry           []workflow.Event // events carried into the next generation by a ContinuedAsNew action
+	// Version is the named version of the workflow the worker ran ("": it
+	// did not say); Patches the patches its code found applied (IsPatched
+	// true), as Dapr's SDKs report them.
+	Version string
+	Patches []string
+	// VersionNotAvailable: the worker has no code for the instance's version;
+	// nothing else in the answer applies and the instance stalls.
+	VersionNotAvailable bool
 }
 
 // WorkItem is one item for a remote worker: exactly one of Orchestration and

@@ -38,8 +38,14 @@ func (w *workflowActor) stall(t *txn, s *workflow.Stall) error {
 		w.h.metrics.stalled.WithLabelValues(w.row.Name, reason).Inc()
 	}
 	w.row.StallReason, w.row.StallDescription = reason, s.Description
-	if w.row.Status == storage.Running {
+	if w.row.Status == storage.Running || w.row.Remote && w.row.Status == storage.Pending {
 		w.row.Status = storage.Stalled
+	}
+	if w.row.Remote {
+		// The episode is offered to the workers again when the reminder fires
+		// (a worker with the version may have connected by then).
+		w.putReminder(t, "unstall", w.now.Add(delay))
+		return nil
 	}
 	w.replayLater(t, delay)
 	return nil

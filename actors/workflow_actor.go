@@ -819,7 +819,11 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 		if err := w.commit(t); err != nil {
 			return err
 		}
-		if w.exec != nil || w.row.Remote || w.row.Status.Terminal() {
+		if w.row.Remote {
+			w.dispatchEpisode() // a stalled episode is offered to the workers again
+			return nil
+		}
+		if w.exec != nil || w.row.Status.Terminal() {
 			return nil // loading replayed the history with a fresh executor: the step ran again
 		}
 		w.unload() // the instance waited for this replay

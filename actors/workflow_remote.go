@@ -47,8 +47,11 @@ func (w *workflowActor) episodeReady() bool {
 	if w.row == nil || !w.row.Remote || w.h.remote == nil || w.episode != nil || len(w.held) == 0 {
 		return false
 	}
+	if _, waits := w.reminders.get("unstall"); waits {
+		return false // stalled: offered again when the reminder fires
+	}
 	switch w.row.Status {
-	case storage.Running:
+	case storage.Running, storage.Stalled:
 		return true
 	case storage.Pending:
 		_, scheduled := w.reminders.get("start")
@@ -71,6 +74,7 @@ func (w *workflowActor) dispatchEpisode() {
 		InstanceID:  w.id,
 		ExecutionID: ExecutionID(w.row.Generation),
 		Name:        w.row.Name,
+		Version:     w.row.Version,
 		Past:        slices.Clip(w.past), // w.past only grows past this length
 		New:         news,
 		gen:         w.row.Generation,
@@ -90,6 +94,16 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 	}
 	w.episode = nil
 	t := w.newTxn()
+	if m.result.VersionNotAvailable {
+		// The episode is not taken: its inputs stay held for the next offer.
+		desc := fmt.Sprintf("the worker that took the step has no version %q of workflow %q", w.row.Version, w.row.Name)
+		if err := w.stall(t, &workflow.Stall{Reason: workflow.StallVersionNotAvailable, Description: desc}); err != nil {
+			t.close()
+			return err
+		}
+		return w.commit(t)
+	}
+	w.unstall()
 	for _, h := range w.held[:e.inputs] {
 		t.b.DeleteInboxEntry(w.part, w.id, h.seq)
 	}
@@ -104,6 +118,10 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 	o := &workflow.Outcome{Actions: m.result.Actions, CustomStatus: m.result.CustomStatus,
 		CustomStatusSet: m.result.CustomStatusSet, Carry: m.result.Carry}
 	if err := w.record(t, e.New, o); err != nil {
+		t.close()
+		return err
+	}
+	if err := w.recordVersion(t, m.result); err != nil {
 		t.close()
 		return err
 	}
@@ -122,6 +140,24 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 		}
 	}
 	return w.commit(t)
+}
+
+// recordVersion keeps what a worker reported of its code: the version it
+// chose (a new instance takes the worker's default) and the patches it found
+// applied, each recorded once in the generation's history.
+func (w *workflowActor) recordVersion(t *txn, r OrchestrationResult) error {
+	if r.Version != "" && w.row.Version == "" {
+		w.row.Version = r.Version
+	}
+	for _, p := range r.Patches {
+		if p == "" || slices.ContainsFunc(w.past, func(ev workflow.Event) bool { return ev.Kind == workflow.PatchRecorded && ev.Name == p }) {
+			continue
+		}
+		if err := w.appendHistory(t, workflow.Event{Kind: workflow.PatchRecorded, Name: p, Data: []byte("true"), Time: w.now}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rehold puts evs in front of the held inputs: the start of a generation must be

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/heap"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -23,6 +24,9 @@ type ListQuery struct {
 	// replicated cluster lists each partition on the node that leads it.
 	Partitions []uint16
 }
+
+// ErrMalformedPageToken: a listing's page token is not one a listing gave.
+var ErrMalformedPageToken = errors.New("malformed page token")
 
 // IndexedInstance is one row of a listing.
 type IndexedInstance struct {
@@ -72,7 +76,7 @@ func (db *DB) ListInstances(q ListQuery) (ListPage, error) {
 	if q.PageToken != "" {
 		tok, err := base64.RawURLEncoding.DecodeString(q.PageToken)
 		if err != nil || len(tok) < 10 || tok[8] != sep {
-			return ListPage{}, fmt.Errorf("storage: list instances: malformed page token %q", q.PageToken)
+			return ListPage{}, fmt.Errorf("storage: list instances: %w %q", ErrMalformedPageToken, q.PageToken)
 		}
 		after = tok
 	}

@@ -16,27 +16,63 @@ import (
 // suspended, resumed) have no place in what a worker replays: weft holds events
 // while an instance is suspended and never sends a terminated one a step.
 
-// historyEvents converts a history for a worker; events with no protocol
-// counterpart are left out.
-func historyEvents(evs []workflow.Event, o *actors.OrchestrationWork) []*protos.HistoryEvent {
+// episodeEvents converts an episode's past and new events for a worker; events
+// with no protocol counterpart are left out.
+//
+// Versioning rides on the episodes' WorkflowStarted events as Dapr's SDKs read
+// it: every one names the instance's version (so the SDK runs that one, or
+// picks its default for a new instance), and the first carries the patches
+// the history recorded as applied. An SDK takes a patch as applied from the
+// first such event it has seen, and its code asks for a patch at the same
+// point on every replay, so which episode carries it makes no difference.
+func episodeEvents(o *actors.OrchestrationWork) (past, news []*protos.HistoryEvent) {
+	c := converter{o: o}
+	for _, ev := range o.Past {
+		if ev.Kind == workflow.PatchRecorded && string(ev.Data) == "true" {
+			c.patches = append(c.patches, ev.Name)
+		}
+	}
+	return c.events(o.Past), c.events(o.New)
+}
+
+type converter struct {
+	o       *actors.OrchestrationWork
+	patches []string
+	started bool // the first WorkflowStarted event was converted
+}
+
+func (c *converter) events(evs []workflow.Event) []*protos.HistoryEvent {
 	out := make([]*protos.HistoryEvent, 0, len(evs))
 	for _, ev := range evs {
-		if he := historyEvent(ev, o); he != nil {
+		if he := c.event(ev); he != nil {
 			out = append(out, he)
 		}
 	}
 	return out
 }
 
-func historyEvent(ev workflow.Event, o *actors.OrchestrationWork) *protos.HistoryEvent {
+func (c *converter) event(ev workflow.Event) *protos.HistoryEvent {
+	o := c.o
 	he := &protos.HistoryEvent{EventId: -1, Timestamp: timestamppb.New(ev.Time)}
 	task := int32(ev.TaskID)
 	switch ev.Kind {
 	case workflow.EpisodeStarted:
-		he.EventType = &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}
+		ws := &protos.WorkflowStartedEvent{}
+		if o.Version != "" || !c.started && len(c.patches) > 0 {
+			ws.Version = &protos.WorkflowVersion{}
+			if o.Version != "" {
+				ws.Version.Name = &o.Version
+			}
+			if !c.started {
+				ws.Version.Patches = c.patches
+			}
+		}
+		c.started = true
+		he.EventType = &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: ws}
 	case workflow.WorkflowStarted:
 		es := &protos.ExecutionStartedEvent{
 			Name:             ev.Name,
+			Version:          optString(ev.Version),
 			Input:            stringValue(ev.Data),
 			WorkflowInstance: &protos.WorkflowInstance{InstanceId: o.InstanceID, ExecutionId: optString(o.ExecutionID)},
 		}
@@ -85,6 +121,9 @@ func orchestrationResult(res *protos.WorkflowResponse) (actors.OrchestrationResu
 	if cs := res.GetCustomStatus(); cs != nil {
 		out.CustomStatus, out.CustomStatusSet = []byte(cs.GetValue()), true
 	}
+	if v := res.GetVersion(); v != nil {
+		out.Version, out.Patches = v.GetName(), v.GetPatches()
+	}
 	var end *workflow.Event
 	for _, a := range res.GetActions() {
 		task := int64(a.GetId())
@@ -116,6 +155,9 @@ func orchestrationResult(res *protos.WorkflowResponse) (actors.OrchestrationResu
 				return out, fmt.Errorf("action %d: %w", task, err)
 			}
 			end, out.Carry = &ev, carry
+		case *protos.WorkflowAction_WorkflowVersionNotAvailable:
+			// The worker lacks the instance's version: nothing else applies.
+			return actors.OrchestrationResult{VersionNotAvailable: true}, nil
 		case *protos.WorkflowAction_TerminateWorkflow:
 			return out, fmt.Errorf("action %d terminates instance %s from a workflow, which weft does not support; terminate it through the client", task, x.TerminateWorkflow.GetInstanceId())
 		default:

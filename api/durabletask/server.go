@@ -116,6 +116,9 @@ func (s *Server) StartInstance(ctx context.Context, req *protos.CreateInstanceRe
 	if ts := req.GetScheduledStartTimestamp(); ts != nil {
 		opts = append(opts, weft.WithStartTime(ts.AsTime()))
 	}
+	if v := req.GetVersion().GetValue(); v != "" {
+		opts = append(opts, weft.WithVersion(v))
+	}
 	if p := legacyReusePolicy(req); p != nil && id != "" {
 		st, err := s.rt.Status(ctx, id)
 		switch {
@@ -184,6 +187,7 @@ func orchestrationState(st *weft.InstanceStatus, payloads bool) *protos.Workflow
 		WorkflowStatus:       protoStatus(st.Status),
 		CreatedTimestamp:     timestamp(st.CreatedAt),
 		LastUpdatedTimestamp: timestamp(st.LastUpdatedAt),
+		Version:              optString(st.Version),
 	}
 	if !st.ScheduledStartAt.IsZero() {
 		o.ScheduledStartTimestamp = timestamp(st.ScheduledStartAt)
@@ -392,6 +396,8 @@ func protoStatus(st weft.RuntimeStatus) protos.OrchestrationStatus {
 		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED
 	case weft.StatusSuspended:
 		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED
+	case weft.StatusStalled:
+		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_STALLED
 	}
 	return protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING
 }
@@ -410,6 +416,8 @@ func weftStatus(st protos.OrchestrationStatus) (weft.RuntimeStatus, bool) {
 		return weft.StatusSuspended, true
 	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING:
 		return weft.StatusPending, true
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_STALLED:
+		return weft.StatusStalled, true
 	}
 	return "", false
 }

@@ -60,7 +60,7 @@ func (c testClient) startWithPolicy(ctx context.Context, req *protos.CreateInsta
 
 func serveTest(t *testing.T, token string) testClient {
 	t.Helper()
-	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true})
+	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true, StallRetryDelay: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,11 +100,12 @@ func peerOf(ctx context.Context) string {
 // workItem turns a pool item into its protocol form.
 func workItem(it *actors.WorkItem) *protos.WorkItem {
 	if o := it.Orchestration; o != nil {
+		past, news := episodeEvents(o)
 		return &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: &protos.WorkflowRequest{
 			InstanceId:  o.InstanceID,
 			ExecutionId: optString(o.ExecutionID),
-			PastEvents:  historyEvents(o.Past, o),
-			NewEvents:   historyEvents(o.New, o),
+			PastEvents:  past,
+			NewEvents:   news,
 		}}}
 	}
 	a := it.Activity

@@ -1,0 +1,65 @@
+package durabletask
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftrt/weft/api/durabletask/protos"
+)
+
+// TestListInstanceIDsAndHistory: ids page by pageSize with the continuation
+// token until none is left; a local workflow's history reads as the protocol's
+// events; a missing instance or a foreign token is a clear error.
+func TestListInstanceIDsAndHistory(t *testing.T) {
+	c := serveTest(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var want []string
+	for i := range 5 {
+		id := fmt.Sprintf("inc-%d", i)
+		want = append(want, id)
+		if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: id, Input: wrapperspb.String("1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var token *string
+	for pages := 0; ; pages++ {
+		size := uint32(2)
+		resp, err := c.ListInstanceIDs(ctx, &protos.ListInstanceIDsRequest{PageSize: &size, ContinuationToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, resp.GetInstanceIds()...)
+		if resp.ContinuationToken == nil {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+		token = resp.ContinuationToken
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("ids %v, want %v", got, want)
+	}
+	bad := "not-a-token"
+	_, err := c.ListInstanceIDs(ctx, &protos.ListInstanceIDsRequest{ContinuationToken: &bad})
+	wantCode(t, "a foreign continuation token", err, codes.InvalidArgument)
+
+	if _, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "inc-0"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.GetInstanceHistory(ctx, &protos.GetInstanceHistoryRequest{InstanceId: "inc-0"})
+	if err != nil || len(h.GetEvents()) == 0 || h.GetEvents()[0].GetExecutionStarted().GetName() != "LocalInc" {
+		t.Fatalf("history: %v %v", err, h)
+	}
+	_, err = c.GetInstanceHistory(ctx, &protos.GetInstanceHistoryRequest{InstanceId: "missing"})
+	wantCode(t, "history of a missing instance", err, codes.NotFound)
+}
