@@ -196,11 +196,32 @@ func (p *proc) kill() {
 	<-p.done
 }
 
-// summary is the log without the per-activity lines, cut to its last 300 lines.
+// dump asks a live process for its goroutines (SIGQUIT: Go prints them and
+// exits), so that a test that failed on a node that stopped answering shows
+// where it is stuck; a process that does not exit in time is killed.
+func (p *proc) dump() {
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.kill()
+	}
+}
+
+// summary is the log without the per-activity lines, cut to its last 300 lines;
+// of a goroutine dump, only the goroutines blocked for a minute or more (a
+// deadlock's), at most 30.
 func (p *proc) summary() string {
 	lines := p.Lines()
 	if i := slices.Index(lines, "SIGQUIT: quit"); i >= 0 {
-		lines = append(lines[:i:i], "SIGQUIT: quit (goroutine dump left out)")
+		stuck := stuckGoroutines(lines[i:], 30)
+		lines = append(lines[:i:i], fmt.Sprintf("SIGQUIT: quit (goroutine dump: %d goroutine(s) blocked for minutes follow, the rest left out)", len(stuck)))
+		for _, g := range stuck {
+			lines = append(lines, g...)
+		}
 	}
 	kept := slices.DeleteFunc(slices.Clone(lines), func(l string) bool {
 		return strings.Contains(l, `msg="activity executed"`)
@@ -247,6 +268,9 @@ func newNode(t *testing.T, id string, join []string, extra ...string) *node {
 		procs := slices.Clone(n.procs)
 		n.mu.Unlock()
 		for _, p := range procs {
+			if t.Failed() {
+				p.dump()
+			}
 			p.kill()
 		}
 		if t.Failed() {
@@ -1444,5 +1468,29 @@ func histories(t *testing.T, jobs []job, via []*node, when string) []historyDoc 
 	}); len(errs) > 0 {
 		t.Fatalf("histories %s: %v", when, errs)
 	}
+	return out
+}
+
+// stuckGoroutines picks, from a goroutine dump, the goroutines whose header
+// says they have been blocked for minutes ("goroutine 7 [sync.Mutex.Lock, 2
+// minutes]:"), each as its lines, at most max of them.
+func stuckGoroutines(dump []string, max int) [][]string {
+	var out [][]string
+	var cur []string
+	flush := func() {
+		if len(cur) > 0 && strings.Contains(cur[0], " minutes]:") && len(out) < max {
+			out = append(out, cur)
+		}
+		cur = nil
+	}
+	for _, l := range dump {
+		if strings.HasPrefix(l, "goroutine ") {
+			flush()
+		}
+		if cur != nil || strings.HasPrefix(l, "goroutine ") {
+			cur = append(cur, l)
+		}
+	}
+	flush()
 	return out
 }
