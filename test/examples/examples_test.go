@@ -28,10 +28,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	// One go build for the five programs, linked in parallel, without the race
+	// One go build for the programs, linked in parallel, without the race
 	// detector and without DWARF (-s -w: half the link time; stack traces remain).
 	cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", dir+string(filepath.Separator),
-		"./examples/chaining", "./examples/fanout", "./examples/monitor", "./examples/approval", "./examples/asynchttp")
+		"./examples/chaining", "./examples/fanout", "./examples/monitor", "./examples/approval", "./examples/asynchttp", "./examples/versioning")
 	cmd.Dir = filepath.Join("..", "..") // the module root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build ./examples/...: %v\n%s", err, out)
