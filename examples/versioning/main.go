@@ -3,15 +3,17 @@
 //
 //  1. The deployed code of OrderWorkflow reserves stock, charges the card and
 //     waits for the "shipped" event. order-1 starts and waits.
+//
 //  2. Before the next deploy, `replay` checks two candidate changes against
 //     order-1's history: a fraud check before the charge, added under
 //     ctx.IsPatched, passes; the same step added in place (no patch) would
 //     diverge, and is caught.
+//
 //  3. The patched code is deployed (the runtime reopened on the same data).
 //     order-2 starts on it and takes the patched branch; order-1, which had
 //     already passed that point, keeps to the old one. Both complete.
 //
-//	go run ./examples/versioning
+//     go run ./examples/versioning
 //
 // Everything happens in one process over one temporary data directory; in
 // production the steps are two deploys of your program, and step 2 is
