@@ -328,3 +328,65 @@ func countKind(h []workflow.Event, kind workflow.EventKind) int {
 	}
 	return n
 }
+
+// TestPatchAfterContinueAsNew: an instance that passed the patch point on the
+// old code stays unpatched for its generation; its next generation asks afresh
+// and is patched.
+func TestPatchAfterContinueAsNew(t *testing.T) {
+	dir := t.TempDir()
+	ctx := ctxT(t)
+	loop := func(patchable bool) func(*workflow.Context, int) (string, error) {
+		return func(ctx *workflow.Context, round int) (string, error) {
+			if err := ctx.CallActivity("Note", "A").Await(nil); err != nil {
+				return "", err
+			}
+			branch := "old"
+			if patchable && ctx.IsPatched("p") {
+				branch = "patched"
+			}
+			if err := ctx.CallActivity("Note", branch).Await(nil); err != nil {
+				return "", err
+			}
+			if err := ctx.WaitForExternalEvent("go", 0).Await(nil); err != nil {
+				return "", err
+			}
+			if round == 0 {
+				ctx.ContinueAsNew(1, false)
+				return "", nil
+			}
+			return branch, nil
+		}
+	}
+	old := versionApp(t, dir, func(rt *weft.Runtime) error { return weft.RegisterWorkflow(rt, loop(false), workflow.WithName("Loop")) })
+	if _, err := old.Schedule(ctx, "Loop", 0, weft.WithInstanceID("l")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		h, _ := old.History(ctx, "l")
+		if countKind(h, workflow.ActivityCompleted) == 2 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	patched := versionApp(t, dir, func(rt *weft.Runtime) error { return weft.RegisterWorkflow(rt, loop(true), workflow.WithName("Loop")) })
+	if err := patched.RaiseEvent(ctx, "l", "go", nil); err != nil { // generation 0 ends: continue as new
+		t.Fatal(err)
+	}
+	h := awaitHistory(t, patched, "l", workflow.PatchRecorded)
+	for st, _ := patched.Status(ctx, "l"); st.Generation != 1; st, _ = patched.Status(ctx, "l") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	h = awaitHistory(t, patched, "l", workflow.PatchRecorded)
+	if got := patchRecords(h); !slices.Equal(got, []string{"p=true"}) {
+		t.Fatalf("generation 1's patch records: %v, want [p=true]", got)
+	}
+	if err := patched.RaiseEvent(ctx, "l", "go", nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := patched.WaitForCompletion(ctx, "l"); err != nil || string(st.Output) != `"patched"` {
+		t.Fatalf("generation 1: %+v %v, want the patched branch", st, err)
+	}
+}

@@ -1,6 +1,7 @@
 package durabletask
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,7 +27,11 @@ import (
 // first such event it has seen, and its code asks for a patch at the same
 // point on every replay, so which episode carries it makes no difference.
 func episodeEvents(o *actors.OrchestrationWork) (past, news []*protos.HistoryEvent) {
-	c := converter{o: o}
+	return convertEpisode(o, false)
+}
+
+func convertEpisode(o *actors.OrchestrationWork, stalls bool) (past, news []*protos.HistoryEvent) {
+	c := converter{o: o, stalls: stalls}
 	for _, ev := range o.Past {
 		if ev.Kind == workflow.PatchRecorded && string(ev.Data) == "true" {
 			c.patches = append(c.patches, ev.Name)
@@ -39,6 +44,10 @@ type converter struct {
 	o       *actors.OrchestrationWork
 	patches []string
 	started bool // the first WorkflowStarted event was converted
+	// stalls: the history is for GetInstanceHistory, which shows when the
+	// instance stalled; an episode leaves that out (SDKs before Dapr 1.17
+	// refuse events they do not know).
+	stalls bool
 }
 
 func (c *converter) events(evs []workflow.Event) []*protos.HistoryEvent {
@@ -105,6 +114,17 @@ func (c *converter) event(ev workflow.Event) *protos.HistoryEvent {
 			TaskScheduledId: task, FailureDetails: failureDetails(ev.Failure)}}
 	case workflow.EventRaised:
 		he.EventType = &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: ev.Name, Input: stringValue(ev.Data)}}
+	case workflow.ExecutionStalled:
+		if !c.stalls {
+			return nil
+		}
+		reason := protos.StalledReason_VERSION_NOT_AVAILABLE
+		if ev.Name == string(workflow.StallPatchMismatch) {
+			reason = protos.StalledReason_PATCH_MISMATCH
+		}
+		var desc string
+		_ = json.Unmarshal(ev.Data, &desc)
+		he.EventType = &protos.HistoryEvent_ExecutionStalled{ExecutionStalled: &protos.ExecutionStalledEvent{Reason: reason, Description: &desc}}
 	case workflow.EventSent:
 		he.EventId = task
 		he.EventType = &protos.HistoryEvent_EventSent{EventSent: &protos.EventSentEvent{InstanceId: ev.Instance, Name: ev.Name, Input: stringValue(ev.Data)}}

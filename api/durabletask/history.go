@@ -25,7 +25,7 @@ func (s *Server) GetInstanceHistory(ctx context.Context, req *protos.GetInstance
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	past, _ := episodeEvents(&actors.OrchestrationWork{InstanceID: id, ExecutionID: actors.ExecutionID(st.Generation), Name: st.Name, Version: st.Version, Past: h})
+	past, _ := convertEpisode(&actors.OrchestrationWork{InstanceID: id, ExecutionID: actors.ExecutionID(st.Generation), Name: st.Name, Version: st.Version, Past: h}, true)
 	return &protos.GetInstanceHistoryResponse{Events: past}, nil
 }
 

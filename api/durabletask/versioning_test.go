@@ -85,6 +85,13 @@ func TestVersioningOverGRPC(t *testing.T) {
 	if st := status("v"); st.GetWorkflowStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_STALLED {
 		t.Fatalf("after version-not-available: %v, want STALLED", st.GetWorkflowStatus())
 	}
+	stalled, err := c.GetInstanceHistory(ctx, &protos.GetInstanceHistoryRequest{InstanceId: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := stalled.GetEvents()[len(stalled.GetEvents())-1].GetExecutionStalled(); last.GetReason() != protos.StalledReason_VERSION_NOT_AVAILABLE {
+		t.Fatalf("the history of a stalled instance ends with %v, want an ExecutionStalled event", stalled.GetEvents()[len(stalled.GetEvents())-1])
+	}
 
 	// Offered again after the stall's delay, with the same inputs: a worker that
 	// has v1 completes it, reporting the patch again (recorded once).
