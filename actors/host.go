@@ -145,6 +145,9 @@ type Invocation struct {
 	Name       string
 	Input      []byte
 	Attempt    int
+	// TaskExecutionID is the call's id across attempts, when a remote
+	// worker's SDK gave one.
+	TaskExecutionID string `msgpack:",omitempty"`
 }
 
 // NewHost returns a host; Start starts its reminders and resumes interrupted work.

@@ -301,7 +301,7 @@ func (w *workflowActor) load() error {
 			switch ev.Kind {
 			case workflow.ActivityScheduled:
 				put(&w.activities, ev.TaskID, &storage.ActivityRecord{TaskID: ev.TaskID, Name: ev.Name, Input: ev.Data,
-					Attempt: 1, FirstAttemptAt: ev.Time, NextAttemptAt: ev.Time})
+					Attempt: 1, FirstAttemptAt: ev.Time, NextAttemptAt: ev.Time, TaskExecutionID: ev.TaskExecutionID})
 			case workflow.ActivityCompleted, workflow.ActivityFailed:
 				delete(w.activities, ev.TaskID)
 			case workflow.ChildScheduled:
@@ -1038,7 +1038,8 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 		switch a.Kind {
 		case workflow.ActivityScheduled:
 			// No record on disk: the event is the record of a first attempt.
-			rec := &storage.ActivityRecord{TaskID: a.TaskID, Name: a.Name, Input: a.Data, Attempt: 1, FirstAttemptAt: w.now, NextAttemptAt: w.now}
+			rec := &storage.ActivityRecord{TaskID: a.TaskID, Name: a.Name, Input: a.Data, Attempt: 1, FirstAttemptAt: w.now, NextAttemptAt: w.now,
+				TaskExecutionID: a.TaskExecutionID}
 			put(&w.activities, a.TaskID, rec)
 			t.dispatch = append(t.dispatch, w.invocation(rec))
 		case workflow.TimerCreated:
@@ -1266,7 +1267,8 @@ func (w *workflowActor) commit(t *txn) error {
 }
 
 func (w *workflowActor) invocation(rec *storage.ActivityRecord) Invocation {
-	return Invocation{InstanceID: w.id, Gen: w.row.Generation, TaskID: rec.TaskID, Name: rec.Name, Input: rec.Input, Attempt: rec.Attempt}
+	return Invocation{InstanceID: w.id, Gen: w.row.Generation, TaskID: rec.TaskID, Name: rec.Name, Input: rec.Input, Attempt: rec.Attempt,
+		TaskExecutionID: rec.TaskExecutionID}
 }
 
 func (w *workflowActor) childStart(task int64, c childCall) StartRequest {

@@ -402,6 +402,7 @@ const (
 	actFirstAttemptAt
 	actNextAttemptAt
 	actFailed
+	actTaskExecutionID
 	actFields
 )
 
@@ -423,12 +424,14 @@ func activityField(name []byte) int {
 		return actNextAttemptAt
 	case "e":
 		return actFailed
+	case "te":
+		return actTaskExecutionID
 	}
 	return -1
 }
 
 func activitySize(r *ActivityRecord) int {
-	n := activityMaxFixed + len(r.Name) + len(r.Input)
+	n := activityMaxFixed + len(r.Name) + len(r.Input) + 3 + mpack.MaxHeaderSize + len(r.TaskExecutionID)
 	if f := r.Failed; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
 	}
@@ -439,6 +442,7 @@ func appendActivity(b []byte, r *ActivityRecord) []byte {
 	n := 2 // v and t are always written
 	for _, set := range [...]bool{
 		r.Name != "", len(r.Input) != 0, r.Attempt != 0, !r.FirstAttemptAt.IsZero(), !r.NextAttemptAt.IsZero(), r.Failed != nil,
+		r.TaskExecutionID != "",
 	} {
 		if set {
 			n++
@@ -465,6 +469,9 @@ func appendActivity(b []byte, r *ActivityRecord) []byte {
 	if r.Failed != nil {
 		b = appendFailure(mpack.AppendString(b, "e"), r.Failed)
 	}
+	if r.TaskExecutionID != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "te"), r.TaskExecutionID)
+	}
 	return b
 }
 
@@ -489,6 +496,8 @@ func readActivity(r *mpack.Reader, rec *ActivityRecord) error {
 			rec.NextAttemptAt, err = r.ReadTime()
 		case actFailed:
 			err = readFailure(r, &rec.Failed)
+		case actTaskExecutionID:
+			rec.TaskExecutionID, err = r.ReadString()
 		}
 		return err
 	})

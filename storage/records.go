@@ -123,6 +123,9 @@ type ActivityRecord struct {
 	// step), and only the code knows the retry policy. It is decided when the
 	// code is loaded again; meanwhile the attempt is not sent again.
 	Failed *Failure `msgpack:"e,omitempty"`
+	// TaskExecutionID is the call's id across attempts, when a remote
+	// worker's SDK gave one (workflow.Event.TaskExecutionID).
+	TaskExecutionID string `msgpack:"te,omitempty"`
 }
 
 // OutboxRecord is a message an instance decided to send to another instance

@@ -121,6 +121,10 @@ type Event struct {
 	// Version is the named version of the workflow's code a WorkflowStarted
 	// event runs ("": the code registered without a version).
 	Version string `msgpack:"ver,omitempty"`
+	// TaskExecutionID names one call of an activity across all its attempts,
+	// as Dapr's SDKs give it (an ActivityScheduled event of a remote worker's
+	// workflow): the activity tells calls apart by it.
+	TaskExecutionID string `msgpack:"te,omitempty"`
 }
 
 // EncodeEvent returns the stored form of ev: a msgpack map, written by the

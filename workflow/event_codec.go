@@ -32,6 +32,7 @@ const (
 	evFailure
 	evRetry
 	evVersion
+	evTaskExecutionID
 	evFields
 )
 
@@ -59,6 +60,8 @@ func eventField(name []byte) int {
 		return evRetry
 	case "ver":
 		return evVersion
+	case "te":
+		return evTaskExecutionID
 	}
 	return -1
 }
@@ -80,6 +83,9 @@ func eventSize(ev *Event) int {
 	n := eventMaxFixed + len(ev.Name) + len(ev.Data) + len(ev.Instance)
 	if ev.Version != "" {
 		n += 4 + mpack.MaxHeaderSize + len(ev.Version)
+	}
+	if ev.TaskExecutionID != "" {
+		n += 3 + mpack.MaxHeaderSize + len(ev.TaskExecutionID)
 	}
 	if f := ev.Failure; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
@@ -116,6 +122,9 @@ func appendEvent(b []byte, ev *Event) []byte {
 	if ev.Version != "" {
 		n++
 	}
+	if ev.TaskExecutionID != "" {
+		n++
+	}
 	b = mpack.AppendMapHeader(b, n)
 	b = mpack.AppendUint8(mpack.AppendString(b, "v"), ev.V)
 	b = mpack.AppendUint8(mpack.AppendString(b, "k"), uint8(ev.Kind))
@@ -143,6 +152,9 @@ func appendEvent(b []byte, ev *Event) []byte {
 	}
 	if ev.Version != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "ver"), ev.Version)
+	}
+	if ev.TaskExecutionID != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "te"), ev.TaskExecutionID)
 	}
 	return b
 }
@@ -176,6 +188,8 @@ func readEvent(r *mpack.Reader, ev *Event) error {
 			err = readRetry(r, &ev.Retry)
 		case evVersion:
 			ev.Version, err = r.ReadString()
+		case evTaskExecutionID:
+			ev.TaskExecutionID, err = r.ReadString()
 		}
 		return err
 	})

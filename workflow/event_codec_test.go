@@ -73,6 +73,8 @@ func genEvent(rng *rand.Rand) Event {
 		Instance: mpacktest.String(rng),
 		FireAt:   mpacktest.Time(rng),
 		Version:  mpacktest.String(rng),
+
+		TaskExecutionID: mpacktest.String(rng),
 	}
 	if rng.Intn(20) == 0 {
 		ev.Kind = EventKind([]int{0, int(kindCount), 255}[rng.Intn(3)])
@@ -176,17 +178,18 @@ func TestEventCodecMatchesMsgpack(t *testing.T) {
 
 // eventNoOmit is Event with no omitempty: every field written, zero or not.
 type eventNoOmit struct {
-	V        uint8        `msgpack:"v"`
-	Kind     EventKind    `msgpack:"k"`
-	Time     time.Time    `msgpack:"t"`
-	TaskID   int64        `msgpack:"id"`
-	Name     string       `msgpack:"n"`
-	Data     []byte       `msgpack:"d"`
-	Instance string       `msgpack:"i"`
-	FireAt   time.Time    `msgpack:"f"`
-	Failure  *Failure     `msgpack:"e"`
-	Retry    *RetryPolicy `msgpack:"r"`
-	Version  string       `msgpack:"ver"`
+	V               uint8        `msgpack:"v"`
+	Kind            EventKind    `msgpack:"k"`
+	Time            time.Time    `msgpack:"t"`
+	TaskID          int64        `msgpack:"id"`
+	Name            string       `msgpack:"n"`
+	Data            []byte       `msgpack:"d"`
+	Instance        string       `msgpack:"i"`
+	FireAt          time.Time    `msgpack:"f"`
+	Failure         *Failure     `msgpack:"e"`
+	Retry           *RetryPolicy `msgpack:"r"`
+	Version         string       `msgpack:"ver"`
+	TaskExecutionID string       `msgpack:"te"`
 }
 
 // TestDecodeEventOtherEncoders decodes events written by msgpack/v5 with

@@ -48,6 +48,9 @@ type converter struct {
 	// instance stalled; an episode leaves that out (SDKs before Dapr 1.17
 	// refuse events they do not know).
 	stalls bool
+	// execIDs are the task execution ids of the activities scheduled so far,
+	// which their completions repeat.
+	execIDs map[int64]string
 }
 
 func (c *converter) events(evs []workflow.Event) []*protos.HistoryEvent {
@@ -92,11 +95,20 @@ func (c *converter) event(ev workflow.Event) *protos.HistoryEvent {
 		he.EventType = &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: es}
 	case workflow.ActivityScheduled:
 		he.EventId = task
-		he.EventType = &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{Name: ev.Name, Input: stringValue(ev.Data)}}
+		he.EventType = &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{Name: ev.Name, Input: stringValue(ev.Data),
+			TaskExecutionId: ev.TaskExecutionID}}
+		if ev.TaskExecutionID != "" {
+			if c.execIDs == nil {
+				c.execIDs = map[int64]string{}
+			}
+			c.execIDs[ev.TaskID] = ev.TaskExecutionID
+		}
 	case workflow.ActivityCompleted:
-		he.EventType = &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{TaskScheduledId: task, Result: stringValue(ev.Data)}}
+		he.EventType = &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{TaskScheduledId: task, Result: stringValue(ev.Data),
+			TaskExecutionId: c.execIDs[ev.TaskID]}}
 	case workflow.ActivityFailed:
-		he.EventType = &protos.HistoryEvent_TaskFailed{TaskFailed: &protos.TaskFailedEvent{TaskScheduledId: task, FailureDetails: failureDetails(ev.Failure)}}
+		he.EventType = &protos.HistoryEvent_TaskFailed{TaskFailed: &protos.TaskFailedEvent{TaskScheduledId: task, FailureDetails: failureDetails(ev.Failure),
+			TaskExecutionId: c.execIDs[ev.TaskID]}}
 	case workflow.TimerCreated:
 		he.EventId = task
 		he.EventType = &protos.HistoryEvent_TimerCreated{TimerCreated: &protos.TimerCreatedEvent{FireAt: timestamppb.New(ev.FireAt)}}
@@ -153,7 +165,8 @@ func orchestrationResult(res *protos.WorkflowResponse) (actors.OrchestrationResu
 			if t.GetName() == "" {
 				return out, fmt.Errorf("action %d schedules an activity without a name", task)
 			}
-			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.ActivityScheduled, TaskID: task, Name: t.GetName(), Data: payload(t.GetInput())})
+			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.ActivityScheduled, TaskID: task, Name: t.GetName(), Data: payload(t.GetInput()),
+				TaskExecutionID: t.GetTaskExecutionId()})
 		case *protos.WorkflowAction_CreateChildWorkflow:
 			c := x.CreateChildWorkflow
 			id := c.GetInstanceId()

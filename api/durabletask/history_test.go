@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftrt/weft/api/durabletask/protos"
@@ -62,4 +64,39 @@ func TestListInstanceIDsAndHistory(t *testing.T) {
 	}
 	_, err = c.GetInstanceHistory(ctx, &protos.GetInstanceHistoryRequest{InstanceId: "missing"})
 	wantCode(t, "history of a missing instance", err, codes.NotFound)
+}
+
+// TestReferenceServerManners: a wait for an instance scheduled a moment later
+// waits for it (until the call's deadline, then DeadlineExceeded); a start of
+// a taken id says "orchestration instance already exists", as clients written
+// against durabletask-go's sidecar match.
+func TestReferenceServerManners(t *testing.T) {
+	c := serveTest(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	started := make(chan error, 1)
+	go func() {
+		st, err := c.WaitForInstanceStart(ctx, &protos.GetInstanceRequest{InstanceId: "later"})
+		if err == nil && !st.GetExists() {
+			err = fmt.Errorf("answered exists=false")
+		}
+		started <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the wait is under way before the start
+	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "later", Input: wrapperspb.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-started; err != nil {
+		t.Fatalf("a wait for an instance that appears while it waits: %v", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	_, err := c.WaitForInstanceCompletion(short, &protos.GetInstanceRequest{InstanceId: "never"})
+	wantCode(t, "a wait for an instance that never appears", err, codes.DeadlineExceeded)
+
+	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "LocalInc", InstanceId: "later"})
+	wantCode(t, "start of a taken id", err, codes.AlreadyExists)
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "orchestration instance already exists") {
+		t.Fatalf("AlreadyExists says %q; clients match \"orchestration instance already exists\"", msg)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -126,7 +127,7 @@ func (s *Server) StartInstance(ctx context.Context, req *protos.CreateInstanceRe
 		case err != nil:
 			return nil, toStatus(err)
 		case !statusListed(p.GetOperationStatus(), st.Status):
-			return nil, status.Errorf(codes.AlreadyExists, "instance %s already exists (%s); its status is not one the id-reuse policy lists", id, st.Status)
+			return nil, status.Errorf(codes.AlreadyExists, "%s: instance %s is %s, a status the id-reuse policy does not list", duplicateInstance, id, st.Status)
 		case p.GetAction() == protos.CreateOrchestrationAction_IGNORE:
 			return &protos.CreateInstanceResponse{InstanceId: id}, nil
 		case p.GetAction() == protos.CreateOrchestrationAction_TERMINATE:
@@ -159,15 +160,35 @@ func (s *Server) GetInstance(ctx context.Context, req *protos.GetInstanceRequest
 // WaitForInstanceStart returns once the instance left PENDING: for a workflow run
 // by a remote worker, once its first episode is committed.
 func (s *Server) WaitForInstanceStart(ctx context.Context, req *protos.GetInstanceRequest) (*protos.GetInstanceResponse, error) {
-	st, err := s.rt.WaitForStart(ctx, req.GetInstanceId())
+	st, err := untilItExists(ctx, req.GetInstanceId(), s.rt.WaitForStart)
 	return instanceResponse(st, err, req.GetGetInputsAndOutputs())
 }
 
 // WaitForInstanceCompletion returns once the instance finished. Both waits are
 // woken by the runtime's commits, not by polling.
 func (s *Server) WaitForInstanceCompletion(ctx context.Context, req *protos.GetInstanceRequest) (*protos.GetInstanceResponse, error) {
-	st, err := s.rt.WaitForCompletion(ctx, req.GetInstanceId())
+	st, err := untilItExists(ctx, req.GetInstanceId(), s.rt.WaitForCompletion)
 	return instanceResponse(st, err, req.GetGetInputsAndOutputs())
+}
+
+// untilItExists runs wait, and again while the instance does not exist yet:
+// as the reference server does, a wait for an instance scheduled a moment
+// later (by another client, or a start still in flight) waits for it to
+// appear, until the call's deadline.
+func untilItExists(ctx context.Context, id string, wait func(context.Context, string) (*weft.InstanceStatus, error)) (*weft.InstanceStatus, error) {
+	pause := 10 * time.Millisecond
+	for {
+		st, err := wait(ctx, id)
+		if !errors.Is(err, weft.ErrInstanceNotFound) || ctx.Err() != nil {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("instance %s does not exist: %w", id, ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 250*time.Millisecond)
+	}
 }
 
 func instanceResponse(st *weft.InstanceStatus, err error, payloads bool) (*protos.GetInstanceResponse, error) {
@@ -358,6 +379,11 @@ func (s *Server) QueryInstances(ctx context.Context, req *protos.QueryInstancesR
 	return resp, nil
 }
 
+// duplicateInstance leads the message of AlreadyExists as the reference server
+// words it (durabletask-go's api.ErrDuplicateInstance): clients written
+// against it match the text.
+const duplicateInstance = "orchestration instance already exists"
+
 // toStatus maps weft's errors onto gRPC codes.
 func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
@@ -368,7 +394,7 @@ func toStatus(err error) error {
 	case errors.Is(err, weft.ErrInstanceNotFound):
 		code = codes.NotFound
 	case errors.Is(err, weft.ErrInstanceExists):
-		code = codes.AlreadyExists
+		return status.Error(codes.AlreadyExists, duplicateInstance+": "+err.Error())
 	case errors.Is(err, weft.ErrNotFinished), errors.Is(err, weft.ErrNotRunning):
 		code = codes.FailedPrecondition
 	case errors.Is(err, weft.ErrInvalidInstanceID), errors.Is(err, weft.ErrInvalidInput),

@@ -230,7 +230,7 @@ func workerRoundTrip(t *testing.T, method string) {
 	}
 	_, err = complete(ctx, &protos.WorkflowResponse{InstanceId: "rt", CustomStatus: wrapperspb.String("step 1"),
 		Actions: []*protos.WorkflowAction{{Id: 0, WorkflowActionType: &protos.WorkflowAction_ScheduleTask{
-			ScheduleTask: &protos.ScheduleTaskAction{Name: "Double", Input: wrapperspb.String("5")}}}}})
+			ScheduleTask: &protos.ScheduleTaskAction{Name: "Double", Input: wrapperspb.String("5"), TaskExecutionId: "call-1"}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func workerRoundTrip(t *testing.T, method string) {
 		t.Fatal(err)
 	}
 	ar := wi.GetActivityRequest()
-	if ar == nil || ar.GetName() != "Double" || ar.GetTaskId() != 0 || ar.GetWorkflowInstance().GetInstanceId() != "rt" {
+	if ar == nil || ar.GetName() != "Double" || ar.GetTaskId() != 0 || ar.GetWorkflowInstance().GetInstanceId() != "rt" || ar.GetTaskExecutionId() != "call-1" {
 		t.Fatalf("activity: %v", wi)
 	}
 	_, err = c.CompleteActivityTask(ctx, &protos.ActivityResponse{InstanceId: "rt", TaskId: 0, Result: wrapperspb.String("10")})
@@ -265,8 +265,9 @@ func workerRoundTrip(t *testing.T, method string) {
 	}
 	or = wi.GetWorkflowRequest()
 	past, news := or.GetPastEvents(), or.GetNewEvents()
-	if len(past) != 3 || past[2].GetTaskScheduled().GetName() != "Double" || past[2].GetEventId() != 0 ||
-		len(news) != 2 || news[1].GetTaskCompleted().GetResult().GetValue() != "10" || news[1].GetTaskCompleted().GetTaskScheduledId() != 0 {
+	if len(past) != 3 || past[2].GetTaskScheduled().GetName() != "Double" || past[2].GetEventId() != 0 || past[2].GetTaskScheduled().GetTaskExecutionId() != "call-1" ||
+		len(news) != 2 || news[1].GetTaskCompleted().GetResult().GetValue() != "10" || news[1].GetTaskCompleted().GetTaskScheduledId() != 0 ||
+		news[1].GetTaskCompleted().GetTaskExecutionId() != "call-1" {
 		t.Fatalf("second episode: past %v new %v", past, news)
 	}
 	_, err = complete(ctx, &protos.WorkflowResponse{InstanceId: "rt",

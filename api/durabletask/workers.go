@@ -115,6 +115,7 @@ func workItem(it *actors.WorkItem) *protos.WorkItem {
 		WorkflowInstance: &protos.WorkflowInstance{
 			InstanceId: a.InstanceID, ExecutionId: optString(actors.ExecutionID(a.Gen)),
 		},
-		TaskId: int32(a.TaskID),
+		TaskId:          int32(a.TaskID),
+		TaskExecutionId: a.TaskExecutionID,
 	}}}
 }
