@@ -316,10 +316,16 @@ func (r *Runtime) Resume(ctx context.Context, id, reason string) error {
 // PurgeOptions configure Purge.
 type PurgeOptions struct {
 	Recursive bool // also purge the instance's child workflows
+	// Force purges an instance that has not finished too (running, stalled,
+	// suspended, pending): its work in flight is dropped, and a parent
+	// waiting on it never hears from it. Use it for instances you know are
+	// abandoned.
+	Force bool
 }
 
-// Purge deletes a finished instance and everything stored about it. A running
-// instance is refused with ErrNotFinished.
+// Purge deletes a finished instance and everything stored about it. An
+// instance that has not finished is refused with ErrNotFinished, unless
+// opts.Force.
 func (r *Runtime) Purge(ctx context.Context, id string, opts PurgeOptions) error {
 	if err := ValidateInstanceID(id); err != nil {
 		return err
@@ -327,7 +333,46 @@ func (r *Runtime) Purge(ctx context.Context, id string, opts PurgeOptions) error
 	if err := r.ready(); err != nil {
 		return err
 	}
-	return r.host.Request(ctx, id, actors.PurgeRequest{Recursive: opts.Recursive})
+	return r.host.Request(ctx, id, actors.PurgeRequest{Recursive: opts.Recursive, Force: opts.Force})
+}
+
+// PurgeFinished purges every instance that finished (completed, failed or was
+// terminated) before the given time, as `weft purge --all-older-than 720h`
+// and Dapr's CLI do, and returns how many it purged. Children go with their
+// parents with opts.Recursive; opts.Force is ignored (only finished
+// instances are chosen).
+func (r *Runtime) PurgeFinished(ctx context.Context, before time.Time, opts PurgeOptions) (int, error) {
+	q := ListQuery{Statuses: []RuntimeStatus{StatusCompleted, StatusFailed, StatusTerminated}, CreatedTo: before, PageSize: 1000}
+	purged := 0
+	for {
+		page, err := r.List(ctx, q)
+		if err != nil {
+			return purged, fmt.Errorf("purge finished before %s: %w", before.Format(time.RFC3339), err)
+		}
+		for _, in := range page.Instances {
+			st, err := r.Status(ctx, in.ID)
+			if errors.Is(err, ErrInstanceNotFound) {
+				continue // purged meanwhile (a parent took it, or retention)
+			}
+			if err != nil {
+				return purged, err
+			}
+			if !st.Status.Finished() || !st.CompletedAt.Before(before) {
+				continue
+			}
+			err = r.Purge(ctx, in.ID, PurgeOptions{Recursive: opts.Recursive})
+			switch {
+			case err == nil:
+				purged++
+			case !errors.Is(err, ErrInstanceNotFound):
+				return purged, err
+			}
+		}
+		if page.NextPageToken == "" {
+			return purged, nil
+		}
+		q.PageToken = page.NextPageToken
+	}
 }
 
 // ListQuery filters List. Zero values mean "any".

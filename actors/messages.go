@@ -65,6 +65,10 @@ type ResumeRequest struct{ Reason string }
 type PurgeRequest struct {
 	Recursive bool
 	Expired   bool
+	// Force purges an instance that has not finished (running, stalled,
+	// suspended, pending): its outstanding work is dropped and whoever waits
+	// on it (a parent) never hears from it.
+	Force bool `msgpack:",omitempty"`
 }
 
 // ActivityResult is the outcome of one activity attempt.

@@ -656,7 +656,7 @@ func (w *workflowActor) purge(m PurgeRequest) error {
 	if w.row == nil {
 		return fmt.Errorf("purge %s: %w", w.id, ErrInstanceNotFound)
 	}
-	if !w.row.Status.Terminal() {
+	if !w.row.Status.Terminal() && !m.Force {
 		return fmt.Errorf("purge %s (%s): %w", w.id, w.row.Status, ErrNotFinished)
 	}
 	if m.Recursive {
@@ -668,7 +668,7 @@ func (w *workflowActor) purge(m PurgeRequest) error {
 			if ev.Kind != workflow.ChildScheduled {
 				continue
 			}
-			err := w.h.Request(context.Background(), ev.Instance, PurgeRequest{Recursive: true, Expired: m.Expired})
+			err := w.h.Request(context.Background(), ev.Instance, PurgeRequest{Recursive: true, Expired: m.Expired, Force: m.Force})
 			if err != nil && !errors.Is(err, ErrInstanceNotFound) {
 				return fmt.Errorf("purge %s: child %s: %w", w.id, ev.Instance, err)
 			}
@@ -687,6 +687,10 @@ func (w *workflowActor) purge(m PurgeRequest) error {
 	}
 	done := append([]storage.Reminder(nil), w.reminders.all()...)
 	w.h.rem.Done(done...)
+	if !w.row.Status.Terminal() { // forced: its work in flight is dropped
+		w.forgetRemoteWork()
+		w.h.log.Warn("unfinished workflow instance purged (force)", "instance", w.id, "workflow", w.row.Name, "status", w.row.Status.String())
+	}
 	w.unload()
 	w.loaded = true // known absent
 	w.h.notify(w.id, nil)

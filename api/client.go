@@ -133,6 +133,24 @@ func (c *Client) Purge(ctx context.Context, id string, recursive bool) error {
 	return err
 }
 
+// ForcePurge deletes an instance whether or not it finished (its work in
+// flight is dropped).
+func (c *Client) ForcePurge(ctx context.Context, id string, recursive bool) error {
+	_, err := c.do(ctx, http.MethodDelete, fmt.Sprintf("/api/v1/instances/%s?recursive=%t&force=true", url.PathEscape(id), recursive), nil, nil)
+	return err
+}
+
+// PurgeFinishedBefore deletes every instance that finished before t and
+// returns how many.
+func (c *Client) PurgeFinishedBefore(ctx context.Context, t time.Time, recursive bool) (int, error) {
+	var out struct {
+		Purged int `json:"purged"`
+	}
+	q := url.Values{"finishedBefore": {t.UTC().Format(time.RFC3339Nano)}, "recursive": {fmt.Sprint(recursive)}}
+	_, err := c.do(ctx, http.MethodDelete, "/api/v1/instances?"+q.Encode(), nil, &out)
+	return out.Purged, err
+}
+
 // List lists instances; q is the query string (status, name, createdFrom, ...).
 func (c *Client) List(ctx context.Context, q url.Values) (*ListResponse, error) {
 	var out ListResponse

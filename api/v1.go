@@ -151,7 +151,8 @@ func toStatus(st *weft.InstanceStatus) Status {
 //	POST   instances/{id}/events/{name}       body = data → 202
 //	POST   instances/{id}/terminate           TerminateRequest → 202
 //	POST   instances/{id}/suspend|resume      {"reason"} → 202
-//	DELETE instances/{id}?recursive=true      → 200
+//	DELETE instances/{id}?recursive=true&force=true → 200
+//	DELETE instances?finishedBefore=RFC3339&recursive=true → 200 {"purged": n}
 //	GET    cluster/members | cluster/partitions
 //	POST   cluster/members/{id}/remove        {"reason"} → 200 (a node lost for good)
 //	POST   cluster/leave?timeout=10m          → 200 once this node's partitions moved to the others
@@ -199,8 +200,10 @@ func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
 			s.list(w, r)
 		case http.MethodPost:
 			s.start(w, r)
+		case http.MethodDelete:
+			s.purgeFinished(w, r)
 		default:
-			s.method(w, r, http.MethodGet+", "+http.MethodPost)
+			s.method(w, r, http.MethodGet+", "+http.MethodPost+", "+http.MethodDelete)
 		}
 	case n >= 2 && segs[0] == "instances":
 		id := segs[1]
@@ -214,6 +217,27 @@ func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
 	}
 }
 
+// purgeFinished purges the instances that finished before ?finishedBefore.
+func (s *server) purgeFinished(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	v := q.Get("finishedBefore")
+	if v == "" {
+		writeError(w, badRequest(CodeInvalidInput, `purge of many instances needs ?finishedBefore=<RFC 3339 time> (weft purge --all-older-than 720h computes it)`))
+		return
+	}
+	before, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		writeError(w, badRequest(CodeInvalidInput, `"finishedBefore" must be an RFC 3339 time, not `+strconv.Quote(v)))
+		return
+	}
+	n, err := s.rt.PurgeFinished(r.Context(), before, weft.PurgeOptions{Recursive: q.Get("recursive") == "true"})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"purged": n})
+}
+
 func (s *server) instance(w http.ResponseWriter, r *http.Request, id string, rest []string) {
 	ctx := r.Context()
 	switch {
@@ -225,7 +249,8 @@ func (s *server) instance(w http.ResponseWriter, r *http.Request, id string, res
 		}
 		writeJSON(w, http.StatusOK, toStatus(st))
 	case len(rest) == 0 && r.Method == http.MethodDelete:
-		err := s.rt.Purge(ctx, id, weft.PurgeOptions{Recursive: r.URL.Query().Get("recursive") == "true"})
+		q := r.URL.Query()
+		err := s.rt.Purge(ctx, id, weft.PurgeOptions{Recursive: q.Get("recursive") == "true", Force: q.Get("force") == "true"})
 		if err != nil {
 			s.fail(w, r, err)
 			return

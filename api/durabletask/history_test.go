@@ -100,3 +100,24 @@ func TestReferenceServerManners(t *testing.T) {
 		t.Fatalf("AlreadyExists says %q; clients match \"orchestration instance already exists\"", msg)
 	}
 }
+
+// TestPurgeForce: a purge of an unfinished instance is refused unless forced
+// (Dapr 1.16's force); a forced one removes it.
+func TestPurgeForce(t *testing.T) {
+	c := serveTest(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Remote", InstanceId: "stuck"}); err != nil {
+		t.Fatal(err) // no worker: it stays PENDING
+	}
+	_, err := c.PurgeInstances(ctx, &protos.PurgeInstancesRequest{Request: &protos.PurgeInstancesRequest_InstanceId{InstanceId: "stuck"}})
+	wantCode(t, "purge of a pending instance", err, codes.FailedPrecondition)
+	force := true
+	p, err := c.PurgeInstances(ctx, &protos.PurgeInstancesRequest{Request: &protos.PurgeInstancesRequest_InstanceId{InstanceId: "stuck"}, Force: &force})
+	if err != nil || p.GetDeletedInstanceCount() != 1 {
+		t.Fatalf("forced purge: %v %v", err, p)
+	}
+	if got, err := c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: "stuck"}); err != nil || got.GetExists() {
+		t.Fatalf("after the forced purge: %v %v", err, got)
+	}
+}

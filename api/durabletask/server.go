@@ -263,7 +263,7 @@ func (s *Server) ResumeInstance(ctx context.Context, req *protos.ResumeRequest) 
 // asked) or every finished instance a filter matches. A missing instance is a
 // count of 0, which the SDKs report as not found; a running one is refused.
 func (s *Server) PurgeInstances(ctx context.Context, req *protos.PurgeInstancesRequest) (*protos.PurgeInstancesResponse, error) {
-	opts := weft.PurgeOptions{Recursive: req.GetRecursive()}
+	opts := weft.PurgeOptions{Recursive: req.GetRecursive(), Force: req.GetForce()}
 	if f := req.GetPurgeInstanceFilter(); f != nil {
 		n, err := s.purgeMatching(ctx, f, opts)
 		if err != nil {
@@ -294,7 +294,7 @@ func (s *Server) purgeMatching(ctx context.Context, f *protos.PurgeInstanceFilte
 		if !ok {
 			return 0, status.Errorf(codes.InvalidArgument, "purge filter: unsupported status %s", st)
 		}
-		if ws.Finished() {
+		if ws.Finished() || opts.Force {
 			q.Statuses = append(q.Statuses, ws)
 		}
 	}

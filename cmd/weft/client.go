@@ -36,6 +36,8 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 	limit := fs.Int("limit", 100, "")
 	asJSON := fs.Bool("json", false, "")
 	version := fs.String("version", "", "")
+	force := fs.Bool("force", false, "")
+	olderThan := fs.Duration("all-older-than", 0, "")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageErr("%s: %v", cmd, err)
@@ -107,8 +109,23 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		}
 		return apiErr(c.Resume(ctx, pos[0], *reason))
 	case "purge":
-		if err := need(1, "ID [--recursive]"); err != nil {
+		const purgeUsage = "ID [--recursive] [--force], or weft purge --all-older-than 720h [--recursive]"
+		if *olderThan > 0 {
+			if err := need(0, purgeUsage); err != nil {
+				return err
+			}
+			n, err := c.PurgeFinishedBefore(ctx, time.Now().Add(-*olderThan), *recursive)
+			if err != nil {
+				return apiErr(err)
+			}
+			fmt.Fprintf(stdout, "purged %d instance(s) that finished more than %s ago\n", n, *olderThan)
+			return nil
+		}
+		if err := need(1, purgeUsage); err != nil {
 			return err
+		}
+		if *force {
+			return apiErr(c.ForcePurge(ctx, pos[0], *recursive))
 		}
 		return apiErr(c.Purge(ctx, pos[0], *recursive))
 	case "list":

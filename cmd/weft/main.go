@@ -34,7 +34,8 @@ Usage:
   weft raise ID EVENT [--data JSON|@file]
   weft terminate ID [--reason TEXT] [--recursive]
   weft pause ID | weft resume ID
-  weft purge ID [--recursive]
+  weft purge ID [--recursive] [--force]    --force: also an unfinished instance
+  weft purge --all-older-than 720h [--recursive]   every instance finished that long ago
   weft list [--status RUNNING,FAILED] [--name NAME] [--limit N]
   weft history ID [--json]
   weft replay [--server URL | --data DIR] [--workflow NAME,...] [--finished 24h] [--json]
