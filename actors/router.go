@@ -67,6 +67,7 @@ const (
 	MsgOutboxSent  = "outbox-sent"
 	MsgParentAck   = "parent-ack"
 	MsgActivity    = "activity-result"
+	MsgRerun       = "rerun"
 )
 
 // ErrNotForwardable marks a message that only makes sense on its own node.
@@ -92,6 +93,8 @@ func EncodeMessage(msg any) (kind string, payload []byte, err error) {
 		kind = MsgResume
 	case PurgeRequest:
 		kind = MsgPurge
+	case RerunRequest:
+		kind = MsgRerun
 	case ChildResult:
 		kind = MsgChildResult
 	case ActivityResult:
@@ -131,6 +134,8 @@ func DecodeMessage(kind string, payload []byte) (any, error) {
 		return decodeAs[ResumeRequest](kind, payload)
 	case MsgPurge:
 		return decodeAs[PurgeRequest](kind, payload)
+	case MsgRerun:
+		return decodeAs[RerunRequest](kind, payload)
 	case MsgChildResult:
 		return decodeAs[ChildResult](kind, payload)
 	case MsgActivity:

@@ -223,6 +223,8 @@ func (w *workflowActor) handle(msg any) error {
 		return w.resume(m)
 	case PurgeRequest:
 		return w.purge(m)
+	case RerunRequest:
+		return w.rerun(m)
 	case drainResults:
 		return w.activityResults(w.h.takeResults(w.id))
 	case episodeDone:

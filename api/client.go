@@ -133,6 +133,16 @@ func (c *Client) Purge(ctx context.Context, id string, recursive bool) error {
 	return err
 }
 
+// Rerun starts a new instance from one of a finished instance's calls and
+// returns its id.
+func (c *Client) Rerun(ctx context.Context, id string, req RerunRequest) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/instances/"+url.PathEscape(id)+"/rerun", req, &out)
+	return out.ID, err
+}
+
 // ForcePurge deletes an instance whether or not it finished (its work in
 // flight is dropped).
 func (c *Client) ForcePurge(ctx context.Context, id string, recursive bool) error {

@@ -53,6 +53,16 @@ type StartRequest struct {
 	Version     string          `json:"version,omitempty"`     // a named version of the workflow (default: the registered default)
 }
 
+// RerunRequest is the body of POST /api/v1/instances/{id}/rerun: a new
+// instance replays the finished instance's history up to the call scheduled
+// as task FromEvent and runs again from there.
+type RerunRequest struct {
+	FromEvent          *int64          `json:"fromEvent"`
+	NewInstanceID      string          `json:"newInstanceId,omitempty"`
+	Input              json.RawMessage `json:"input,omitempty"` // replaces the call's input when set
+	NewChildInstanceID string          `json:"newChildInstanceId,omitempty"`
+}
+
 // TerminateRequest is the body of POST /api/v1/instances/{id}/terminate.
 type TerminateRequest struct {
 	Reason    json.RawMessage `json:"reason,omitempty"`
@@ -151,6 +161,7 @@ func toStatus(st *weft.InstanceStatus) Status {
 //	POST   instances/{id}/events/{name}       body = data → 202
 //	POST   instances/{id}/terminate           TerminateRequest → 202
 //	POST   instances/{id}/suspend|resume      {"reason"} → 202
+//	POST   instances/{id}/rerun               RerunRequest → 202 {"id"}
 //	DELETE instances/{id}?recursive=true&force=true → 200
 //	DELETE instances?finishedBefore=RFC3339&recursive=true → 200 {"purged": n}
 //	GET    cluster/members | cluster/partitions
@@ -217,6 +228,29 @@ func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
 	}
 }
 
+// rerun starts a new instance from one of a finished instance's calls.
+func (s *server) rerun(w http.ResponseWriter, r *http.Request, id string) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req RerunRequest
+	if err := json.Unmarshal(body, &req); err != nil || req.FromEvent == nil {
+		writeError(w, badRequest(CodeInvalidInput, `the body must be {"fromEvent": <task id of an activity or child workflow call>, "newInstanceId", "input", "newChildInstanceId"}`))
+		return
+	}
+	opts := weft.RerunOptions{InstanceID: req.NewInstanceID, ChildInstanceID: req.NewChildInstanceID}
+	if req.Input != nil {
+		opts.Input, opts.OverwriteInput = req.Input, true
+	}
+	newID, err := s.rt.Rerun(r.Context(), id, *req.FromEvent, opts)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	accepted(w, "/api/v1/instances/"+newID, map[string]string{"id": newID})
+}
+
 // purgeFinished purges the instances that finished before ?finishedBefore.
 func (s *server) purgeFinished(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -265,6 +299,10 @@ func (s *server) instance(w http.ResponseWriter, r *http.Request, id string, res
 	case len(rest) == 1 && rest[0] == "wait":
 		if s.method(w, r, http.MethodGet) {
 			s.wait(w, r, id)
+		}
+	case len(rest) == 1 && rest[0] == "rerun":
+		if s.method(w, r, http.MethodPost) {
+			s.rerun(w, r, id)
 		}
 	case rest[0] == "events" && len(rest) <= 2:
 		if !s.method(w, r, http.MethodPost) {

@@ -247,8 +247,11 @@ func encodePayload(v any) ([]byte, error) {
 	return b, nil
 }
 
-// childInstanceID derives a child's id from its parent's, within the 64 characters
+// ChildInstanceID is the id a child workflow gets when its parent names none:
+// derived from the parent's id and the call's task id, within the 64 characters
 // an instance id may have.
+func ChildInstanceID(parent string, seq int64) string { return childInstanceID(parent, seq) }
+
 func childInstanceID(parent string, seq int64) string {
 	suffix := "-" + strconv.FormatInt(seq, 10)
 	if len(parent)+len(suffix) <= 64 {

@@ -52,3 +52,18 @@ func (s *Server) ListInstanceIDs(ctx context.Context, req *protos.ListInstanceID
 	}
 	return resp, nil
 }
+
+// RerunWorkflowFromEvent starts a new instance from one of a finished
+// instance's calls (weft.Runtime.Rerun): eventID is the event id of the
+// activity's or child workflow's scheduling event.
+func (s *Server) RerunWorkflowFromEvent(ctx context.Context, req *protos.RerunWorkflowFromEventRequest) (*protos.RerunWorkflowFromEventResponse, error) {
+	opts := weft.RerunOptions{InstanceID: req.GetNewInstanceID(), ChildInstanceID: req.GetNewChildWorkflowInstanceID()}
+	if req.GetOverwriteInput() {
+		opts.Input, opts.OverwriteInput = payload(req.GetInput()), true
+	}
+	id, err := s.rt.Rerun(ctx, req.GetSourceInstanceID(), int64(req.GetEventID()), opts)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &protos.RerunWorkflowFromEventResponse{NewInstanceID: id}, nil
+}

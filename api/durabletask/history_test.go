@@ -121,3 +121,85 @@ func TestPurgeForce(t *testing.T) {
 		t.Fatalf("after the forced purge: %v %v", err, got)
 	}
 }
+
+// TestRerunWorkflowFromEvent: a finished local workflow rerun from its only
+// call with a new input; a rerun of a missing instance is NotFound.
+func TestRerunWorkflowFromEvent(t *testing.T) {
+	c := serveTest(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Remote", InstanceId: "src"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.RerunWorkflowFromEvent(ctx, &protos.RerunWorkflowFromEventRequest{SourceInstanceID: "src", EventID: 0})
+	wantCode(t, "rerun of an unfinished instance", err, codes.FailedPrecondition)
+	_, err = c.RerunWorkflowFromEvent(ctx, &protos.RerunWorkflowFromEventRequest{SourceInstanceID: "missing", EventID: 0})
+	wantCode(t, "rerun of a missing instance", err, codes.NotFound)
+
+	// A worker runs src: one activity, then completes with its result.
+	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := func() *protos.WorkItem {
+		t.Helper()
+		wi, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wi
+	}
+	play := func(id string) string { // runs one instance to its end; returns the activity's input
+		t.Helper()
+		if wr := recv().GetWorkflowRequest(); wr.GetInstanceId() != id {
+			t.Fatalf("episode for %q, want %s", wr.GetInstanceId(), id)
+		}
+		if _, err := c.CompleteWorkflowTask(ctx, &protos.WorkflowResponse{InstanceId: id, Actions: []*protos.WorkflowAction{{Id: 0,
+			WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "Echo", Input: wrapperspb.String(`"first"`)}}}}}); err != nil {
+			t.Fatal(err)
+		}
+		return finish(t, c, ctx, recv, id)
+	}
+	if in := play("src"); in != `"first"` {
+		t.Fatalf("src's activity input %s", in)
+	}
+	resp, err := c.RerunWorkflowFromEvent(ctx, &protos.RerunWorkflowFromEventRequest{SourceInstanceID: "src", EventID: 0,
+		NewInstanceID: new("again"), Input: wrapperspb.String(`"second"`), OverwriteInput: true})
+	if err != nil || resp.GetNewInstanceID() != "again" {
+		t.Fatalf("rerun: %v %v", err, resp)
+	}
+	// The rerun starts with the activity sent again, with the new input; the
+	// worker then replays the kept history and completes.
+	if in := finish(t, c, ctx, recv, "again"); in != `"second"` {
+		t.Fatalf("the rerun's activity input %s, want the new one", in)
+	}
+}
+
+// finish answers the activity request of instance id with its input, then
+// the episode that follows by completing the workflow with the activity's
+// result; it returns the activity's input.
+func finish(t *testing.T, c testClient, ctx context.Context, recv func() *protos.WorkItem, id string) string {
+	t.Helper()
+	ar := recv().GetActivityRequest()
+	if ar.GetWorkflowInstance().GetInstanceId() != id {
+		t.Fatalf("activity for %v, want %s", ar, id)
+	}
+	if _, err := c.CompleteActivityTask(ctx, &protos.ActivityResponse{InstanceId: id, TaskId: ar.GetTaskId(), Result: ar.GetInput()}); err != nil {
+		t.Fatal(err)
+	}
+	wr := recv().GetWorkflowRequest()
+	past := wr.GetPastEvents()
+	if wr.GetInstanceId() != id || len(past) == 0 || past[len(past)-1].GetTaskScheduled().GetName() != "Echo" {
+		t.Fatalf("episode after the activity of %s: %v", id, wr)
+	}
+	if _, err := c.CompleteWorkflowTask(ctx, &protos.WorkflowResponse{InstanceId: id, Actions: []*protos.WorkflowAction{{Id: 1,
+		WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, Result: ar.GetInput()}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	done, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: id, GetInputsAndOutputs: true})
+	if err != nil || done.GetWorkflowState().GetOutput().GetValue() != ar.GetInput().GetValue() {
+		t.Fatalf("%s: %v %v", id, err, done)
+	}
+	return ar.GetInput().GetValue()
+}

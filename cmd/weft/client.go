@@ -37,6 +37,8 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, "")
 	version := fs.String("version", "", "")
 	force := fs.Bool("force", false, "")
+	fromEvent := fs.Int64("from-event", -1, "")
+	childID := fs.String("child-id", "", "")
 	olderThan := fs.Duration("all-older-than", 0, "")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -133,6 +135,30 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 			return err
 		}
 		return list(ctx, c, *status, *name, *limit, stdout)
+	case "rerun":
+		if err := need(1, "ID --from-event TASK [--id NEW] [--input JSON|@file] [--child-id ID] [--wait]"); err != nil {
+			return err
+		}
+		if *fromEvent < 0 {
+			return usageErr("weft rerun: --from-event TASK is required (the TASK column of weft history %s)", pos[0])
+		}
+		req := api.RerunRequest{FromEvent: fromEvent, NewInstanceID: *id, NewChildInstanceID: *childID}
+		if *input != "" {
+			in, err := payload(*input)
+			if err != nil {
+				return usageErr("--input: %v", err)
+			}
+			req.Input = in
+		}
+		newID, err := c.Rerun(ctx, pos[0], req)
+		if err != nil {
+			return apiErr(err)
+		}
+		fmt.Fprintln(stdout, newID)
+		if *wait {
+			return waitAndPrint(ctx, c, newID, *timeout, stdout)
+		}
+		return nil
 	case "history":
 		if err := need(1, "ID [--json]"); err != nil {
 			return err

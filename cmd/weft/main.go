@@ -38,6 +38,8 @@ Usage:
   weft purge --all-older-than 720h [--recursive]   every instance finished that long ago
   weft list [--status RUNNING,FAILED] [--name NAME] [--limit N]
   weft history ID [--json]
+  weft rerun ID --from-event TASK [--id NEW] [--input JSON|@file] [--child-id ID] [--wait]
+                                              a new instance from a finished one's call (TASK: weft history's column)
   weft replay [--server URL | --data DIR] [--workflow NAME,...] [--finished 24h] [--json]
                                               check this binary's workflows against running instances
   weft cluster members | partitions [--json]  the cluster as the server sees it
@@ -78,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = serve(rest, stderr)
-	case "start", "status", "raise", "terminate", "pause", "resume", "purge", "list", "history":
+	case "start", "status", "raise", "terminate", "pause", "resume", "purge", "list", "history", "rerun":
 		err = clientCommand(cmd, rest, stdout)
 	case "replay":
 		// The code this binary has is the seed's samples (weft serve --samples).

@@ -51,3 +51,34 @@ func TestPurgeForceAndOlderThan(t *testing.T) {
 		t.Fatalf("a time that is not RFC 3339: %s", r)
 	}
 }
+
+// TestRerunCLI: `weft rerun ID --from-event N` starts a new instance from a
+// finished chain's second step and prints its id; --wait prints its status;
+// a rerun of a running instance exits 4 (conflict), of a missing one 3; a
+// missing --from-event and an unknown task exit 2.
+func TestRerunCLI(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	c := s.client(t)
+	cli := func(code int, args ...string) cliResult {
+		t.Helper()
+		return wantCLI(t, code, nil, append(args, "--server", s.URL)...)
+	}
+	src := v1Start(t, c, `{"name":"ChainingWorkflow","instanceId":"rerun-src","input":{"value":1}}`)
+	st := c.waitDone(src)
+	r := cli(exitOK, "rerun", src, "--from-event", "1", "--id", "rerun-new", "--wait")
+	if !strings.HasPrefix(r.Stdout, "rerun-new\n") || !strings.Contains(r.Stdout, `"status": "COMPLETED"`) {
+		t.Fatalf("rerun --wait: %s", r)
+	}
+	again := c.waitDone("rerun-new")
+	if string(again.Output) != string(st.Output) {
+		t.Fatalf("the rerun's output %s, want the source's %s", again.Output, st.Output)
+	}
+	running := v1Start(t, c, `{"name":"MonitorWorkflow","instanceId":"rerun-running","input":{"entity":"e"}}`)
+	cli(exitConflict, "rerun", running, "--from-event", "0")
+	cli(exitNotFound, "rerun", "rerun-nope", "--from-event", "0")
+	cli(exitUsage, "rerun", src)
+	if r := cli(exitUsage, "rerun", src, "--from-event", "99"); !strings.Contains(r.Stderr, "task 99") { // 400, as any invalid input
+		t.Fatalf("an unknown task: %s", r)
+	}
+}

@@ -479,3 +479,33 @@ func TestClusterPage(t *testing.T) {
 		t.Error("a lone server shows the Cluster link")
 	}
 }
+
+// TestRerunFromUI: on a finished chain, a task's details offer "Rerun from
+// here"; with a new id the dialog starts the rerun and shows the new instance,
+// which completes.
+func TestRerunFromUI(t *testing.T) {
+	needChromium(t)
+	s := startServer(t, "")
+	s.start(api.StartRequest{Name: "ChainingWorkflow", InstanceID: "chain-src", Input: json.RawMessage(`{"value":1}`)})
+	s.waitStatus("chain-src", "COMPLETED")
+
+	b := newBrowser(t, s)
+	b.open("/ui/#/instances/chain-src")
+	b.waitJS("the instance page", `document.getElementById('page')?.dataset.page === 'instance' && document.getElementById('page').dataset.loaded === 'true'`)
+	b.click(`#timeline .tl-task[data-task="1"]`)
+	b.waitVisible("#act-rerun")
+	b.click("#act-rerun")
+	b.waitVisible("#confirm-dialog[open] #rerun-id")
+	b.typeInto("#rerun-id", "chain-rerun")
+	b.click("#confirm-ok")
+	b.waitJS("the rerun's page", `location.hash === '#/instances/chain-rerun' && document.getElementById('page')?.dataset.loaded === 'true'`)
+	s.waitStatus("chain-rerun", "COMPLETED")
+	src, err := s.client.Status(context.Background(), "chain-src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rerun, err := s.client.Status(context.Background(), "chain-rerun")
+	if err != nil || string(rerun.Output) != string(src.Output) {
+		t.Fatalf("the rerun: %+v %v, want the source's output %s", rerun, err, src.Output)
+	}
+}

@@ -112,6 +112,7 @@ export const api = {
   suspend: (id, reason) => call('POST', `/api/v1/instances/${enc(id)}/suspend`, {reason: reason || undefined}),
   resume: (id, reason) => call('POST', `/api/v1/instances/${enc(id)}/resume`, {reason: reason || undefined}),
   purge: (id, recursive) => call('DELETE', `/api/v1/instances/${enc(id)}?recursive=${recursive ? 'true' : 'false'}`),
+  rerun: async (id, body) => (await call('POST', `/api/v1/instances/${enc(id)}/rerun`, body)).data,
   clusterMembers: () => get('/api/v1/cluster/members'),
   clusterPartitions: () => get('/api/v1/cluster/partitions'),
 };

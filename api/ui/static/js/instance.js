@@ -146,9 +146,12 @@ export function mountInstance(root, id) {
     ].filter(Boolean);
     const payload = (title, v) => (v === undefined || v === null ? null :
       h('div', {class: 'panel'}, h('h3', null, title), h('pre', null, pretty(v))));
+    // A finished instance can be rerun from any activity or child workflow call.
+    const rerunnable = (t.kind === 'activity' || t.kind === 'child') && isFinished(status.status) && !gone;
     clear(detailEl,
       h('div', {class: 'detail-head'},
         h('h3', null, `Task #${t.id}: ${t.kind === 'wait' ? `wait for ${t.name}` : t.name || t.kind}`),
+        rerunnable ? h('button', {type: 'button', id: 'act-rerun', onclick: () => rerunDialog(t)}, 'Rerun from here…') : null,
         h('button', {type: 'button', class: 'link', onclick: () => select(t.id)}, 'close')),
       h('dl', null, rows.map(([k, v]) => [h('dt', null, k), h('dd', null, v)])),
       h('div', {class: 'panels'},
@@ -308,6 +311,36 @@ export function mountInstance(root, id) {
     });
   }
 
+  function rerunDialog(t) {
+    const newId = h('input', {id: 'rerun-id', autocomplete: 'off', spellcheck: 'false', placeholder: 'a random id'});
+    const input = h('textarea', {id: 'rerun-input', rows: 4, spellcheck: 'false', placeholder: 'the call\'s input as it was'});
+    const childId = t.kind === 'child' ? h('input', {id: 'rerun-child-id', autocomplete: 'off', spellcheck: 'false', placeholder: 'derived from the new id'}) : null;
+    confirmAction({
+      title: `Rerun ${id} from task #${t.id} (${t.name})?`,
+      body: [h('p', null, 'A new instance keeps this history up to this call, runs the call again, and goes on with the code deployed now. This instance is not changed.'),
+        h('label', null, 'New instance id (optional)', newId),
+        h('label', null, `New input of ${t.name} (JSON, optional)`, input),
+        childId ? h('label', null, 'Child instance id (optional)', childId) : null].filter(Boolean),
+      ok: 'Rerun',
+      focus: newId,
+      run: async () => {
+        const body = {fromEvent: t.id};
+        if (newId.value.trim()) body.newInstanceId = newId.value.trim();
+        if (childId?.value.trim()) body.newChildInstanceId = childId.value.trim();
+        const text = input.value.trim();
+        if (text) {
+          try {
+            body.input = JSON.parse(text);
+          } catch (err) {
+            throw new Error(`The input is not valid JSON (${err.message}); text needs quotes: "text".`);
+          }
+        }
+        const res = await api.rerun(id, body);
+        return {navigate: instanceHref(res.id)};
+      },
+    });
+  }
+
   function purgeDialog() {
     const recursive = h('input', {type: 'checkbox', id: 'purge-recursive'});
     confirmAction({
@@ -372,6 +405,10 @@ export function mountInstance(root, id) {
         return;
       }
       close();
+      if (what?.navigate) { // the action made another instance: show it
+        location.hash = what.navigate;
+        return;
+      }
       resultEl.hidden = false;
       resultEl.className = 'action-result pending';
       resultEl.textContent = `${what}; waiting for the status…`;

@@ -1,0 +1,145 @@
+package weft
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/workflow"
+)
+
+// RerunOptions configure Rerun.
+type RerunOptions struct {
+	// InstanceID is the new instance's id (default: a random UUID).
+	InstanceID string
+	// Input, with OverwriteInput, replaces the input of the call the rerun
+	// starts from (the activity's or the child workflow's).
+	Input          json.RawMessage
+	OverwriteInput bool
+	// ChildInstanceID is the id of the child workflow a rerun from a child
+	// workflow's start runs (default: derived from the new instance's id, as
+	// for any child).
+	ChildInstanceID string
+}
+
+// Rerun starts a new instance that replays a finished instance's history up
+// to one of its calls and runs again from that call: fromTask is the task id
+// of an activity or a child workflow the source scheduled (the TASK column of
+// `weft history`, the eventId of Dapr's RerunWorkflowFromEvent). Everything
+// before the call is kept as it happened (results, events, timers); the call
+// runs again, with a new input if opts say so, and the workflow goes on from
+// there on the code registered now.
+//
+// The source must have finished (ErrNotFinished otherwise). Nothing else may
+// have been in flight when the call was made (an activity or timer started
+// before it and finished after it): such a point is refused naming what was
+// in flight (ErrInvalidInput); rerun from the first call of the batch instead.
+func (r *Runtime) Rerun(ctx context.Context, sourceID string, fromTask int64, opts RerunOptions) (string, error) {
+	if err := ValidateInstanceID(sourceID); err != nil {
+		return "", err
+	}
+	id := opts.InstanceID
+	if id == "" {
+		id = newInstanceID()
+	}
+	if err := ValidateInstanceID(id); err != nil {
+		return "", err
+	}
+	if opts.OverwriteInput && len(opts.Input) > 0 && !json.Valid(opts.Input) {
+		return "", fmt.Errorf("rerun %s: the new input is not JSON: %w", sourceID, ErrInvalidInput)
+	}
+	st, err := r.Status(ctx, sourceID)
+	if err != nil {
+		return "", fmt.Errorf("rerun %s: %w", sourceID, err)
+	}
+	if !st.Status.Finished() {
+		return "", fmt.Errorf("rerun %s: it is %s; only a finished instance (COMPLETED, FAILED, TERMINATED) can be rerun: %w", sourceID, st.Status, ErrNotFinished)
+	}
+	h, err := r.History(ctx, sourceID)
+	if err != nil {
+		return "", fmt.Errorf("rerun %s: %w", sourceID, err)
+	}
+	history, err := rerunHistory(h, fromTask, id, opts)
+	if err != nil {
+		return "", fmt.Errorf("rerun %s from task %d: %w", sourceID, fromTask, err)
+	}
+	if err := r.ready(); err != nil {
+		return "", err
+	}
+	err = r.host.Request(ctx, id, actors.RerunRequest{Name: st.Name, Version: st.Version, Input: st.Input, History: history, Source: sourceID})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// rerunHistory is the new instance's history: the source's up to the call
+// scheduled as fromTask, and that call.
+func rerunHistory(h []workflow.Event, fromTask int64, newID string, opts RerunOptions) ([]workflow.Event, error) {
+	cut := slices.IndexFunc(h, func(ev workflow.Event) bool {
+		return (ev.Kind == workflow.ActivityScheduled || ev.Kind == workflow.ChildScheduled) && ev.TaskID == fromTask
+	})
+	if cut < 0 {
+		return nil, fmt.Errorf("the history schedules no activity or child workflow as task %d (the TASK column of weft history): %w", fromTask, ErrInvalidInput)
+	}
+	inFlight := map[int64]workflow.Event{}
+	for _, ev := range h[:cut] {
+		switch ev.Kind {
+		case workflow.ActivityScheduled, workflow.ChildScheduled, workflow.TimerCreated:
+			inFlight[ev.TaskID] = ev
+		case workflow.ActivityCompleted, workflow.ActivityFailed, workflow.ChildCompleted, workflow.ChildFailed,
+			workflow.TimerFired, workflow.TimerCanceled:
+			delete(inFlight, ev.TaskID)
+		}
+	}
+	if len(inFlight) > 0 {
+		var names []string
+		for _, task := range slices.Sorted(maps.Keys(inFlight)) {
+			names = append(names, fmt.Sprintf("task %d (%s)", task, describeCall(inFlight[task])))
+		}
+		return nil, fmt.Errorf("%s had not finished when task %d was scheduled; rerun from a call with nothing else in flight (the first of that batch): %w",
+			strings.Join(names, ", "), fromTask, ErrInvalidInput)
+	}
+	target := h[cut]
+	if opts.OverwriteInput {
+		target.Data = opts.Input
+	}
+	switch {
+	case target.Kind == workflow.ChildScheduled && opts.ChildInstanceID != "":
+		if err := ValidateInstanceID(opts.ChildInstanceID); err != nil {
+			return nil, err
+		}
+		target.Instance = opts.ChildInstanceID
+	case target.Kind == workflow.ChildScheduled:
+		target.Instance = workflow.ChildInstanceID(newID, fromTask)
+	case opts.ChildInstanceID != "":
+		return nil, fmt.Errorf("a new child instance id is for a rerun from a child workflow's start; task %d is %s: %w", fromTask, describeCall(target), ErrInvalidInput)
+	}
+	out := make([]workflow.Event, 0, cut+1)
+	for _, ev := range h[:cut] {
+		switch ev.Kind {
+		case workflow.WorkflowSuspended, workflow.WorkflowResumed, workflow.ExecutionStalled:
+			continue // what happened to the source, not to the rerun
+		case workflow.WorkflowStarted:
+			ev.Instance, ev.TaskID = "", 0 // a rerun is a top-level instance
+		}
+		out = append(out, ev)
+	}
+	return append(out, target), nil
+}
+
+func describeCall(ev workflow.Event) string {
+	switch ev.Kind {
+	case workflow.ActivityScheduled:
+		return "activity " + ev.Name
+	case workflow.ChildScheduled:
+		return "child workflow " + ev.Name
+	case workflow.TimerCreated:
+		return "a timer"
+	}
+	return ev.Kind.String()
+}
