@@ -90,6 +90,7 @@ type scheduleOptions struct {
 	startAt time.Time
 	reuse   actors.ReusePolicy
 	version string
+	trace   [2]string // traceparent, tracestate
 }
 
 // WithInstanceID sets the instance id (default: a random UUID). Ids are 1 to 64
@@ -123,6 +124,41 @@ const (
 // WithReusePolicy sets what happens when the instance id is already taken.
 func WithReusePolicy(p ReusePolicy) ScheduleOption { return func(o *scheduleOptions) { o.reuse = p } }
 
+// WithTraceContext starts the instance in a W3C trace context (a traceparent
+// header's value, and tracestate's or ""): it is kept with the instance, its
+// children inherit it, and workers running its code get it. A malformed
+// traceparent is ignored, as the W3C recommendation says.
+func WithTraceContext(traceparent, tracestate string) ScheduleOption {
+	return func(o *scheduleOptions) {
+		if ValidTraceParent(traceparent) {
+			o.trace = [2]string{traceparent, tracestate}
+		}
+	}
+}
+
+// ValidTraceParent reports whether s is a W3C traceparent of version 00:
+// "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", ids not all zero.
+func ValidTraceParent(s string) bool {
+	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' || s[:2] != "00" {
+		return false
+	}
+	hex := func(part string) bool {
+		zero := true
+		for _, c := range part {
+			switch {
+			case c == '0':
+			case c >= '1' && c <= '9', c >= 'a' && c <= 'f':
+				zero = false
+			default:
+				return false
+			}
+		}
+		return !zero
+	}
+	flags := s[53:]
+	return hex(s[3:35]) && hex(s[36:52]) && (flags == "00" || hex(flags))
+}
+
 // WithVersion starts the instance on a named version of its workflow instead
 // of the default (see workflow.RegisterWorkflow).
 func WithVersion(version string) ScheduleOption {
@@ -153,7 +189,8 @@ func (r *Runtime) Schedule(ctx context.Context, name string, input any, opts ...
 	if err := r.ready(); err != nil {
 		return "", err
 	}
-	err = r.host.Request(ctx, o.id, actors.StartRequest{Name: name, Version: o.version, Input: data, StartAt: o.startAt, Reuse: o.reuse})
+	err = r.host.Request(ctx, o.id, actors.StartRequest{Name: name, Version: o.version, Input: data, StartAt: o.startAt, Reuse: o.reuse,
+		TraceParent: o.trace[0], TraceState: o.trace[1]})
 	if err != nil {
 		return "", err
 	}

@@ -148,6 +148,9 @@ type Invocation struct {
 	// TaskExecutionID is the call's id across attempts, when a remote
 	// worker's SDK gave one.
 	TaskExecutionID string `msgpack:",omitempty"`
+	// TraceParent and TraceState are the trace context of the instance.
+	TraceParent string `msgpack:",omitempty"`
+	TraceState  string `msgpack:",omitempty"`
 }
 
 // NewHost returns a host; Start starts its reminders and resumes interrupted work.

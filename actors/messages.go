@@ -33,6 +33,10 @@ type StartRequest struct {
 	// Version names the version of the workflow's code to run ("": the
 	// default registered where the instance starts).
 	Version string `msgpack:",omitempty"`
+	// TraceParent and TraceState are the W3C trace context the instance is
+	// started in (storage.InstanceRecord.TraceParent).
+	TraceParent string `msgpack:",omitempty"`
+	TraceState  string `msgpack:",omitempty"`
 	// Set when a parent workflow starts this instance as its child.
 	ParentID   string
 	ParentTask int64

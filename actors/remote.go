@@ -38,7 +38,9 @@ type OrchestrationWork struct {
 	InstanceID  string
 	ExecutionID string
 	Name        string
-	Version     string           // the named version of the workflow's code the instance runs, if known
+	Version     string // the named version of the workflow's code the instance runs, if known
+	TraceParent string // the instance's trace context (W3C), if it has one
+	TraceState  string
 	Past        []workflow.Event // history so far, as the worker replays it
 	New         []workflow.Event // EpisodeStarted, then the inputs of this episode
 

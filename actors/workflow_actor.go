@@ -506,6 +506,7 @@ func (w *workflowActor) start(m StartRequest) error {
 		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input,
 		ParentID: m.ParentID, ParentTask: m.ParentTask, ParentGen: m.ParentGen,
 		Remote: w.h.remote != nil && !w.h.reg.HasWorkflow(m.Name), Version: m.Version,
+		TraceParent: m.TraceParent, TraceState: m.TraceState,
 	}
 	if m.Version == "" {
 		w.row.Version = w.defaultVersion(m.Name)
@@ -1274,11 +1275,12 @@ func (w *workflowActor) commit(t *txn) error {
 
 func (w *workflowActor) invocation(rec *storage.ActivityRecord) Invocation {
 	return Invocation{InstanceID: w.id, Gen: w.row.Generation, TaskID: rec.TaskID, Name: rec.Name, Input: rec.Input, Attempt: rec.Attempt,
-		TaskExecutionID: rec.TaskExecutionID}
+		TaskExecutionID: rec.TaskExecutionID, TraceParent: w.row.TraceParent, TraceState: w.row.TraceState}
 }
 
 func (w *workflowActor) childStart(task int64, c childCall) StartRequest {
-	return StartRequest{Name: c.name, Input: c.input, ParentID: w.id, ParentTask: task, ParentGen: w.row.Generation}
+	return StartRequest{Name: c.name, Input: c.input, ParentID: w.id, ParentTask: task, ParentGen: w.row.Generation,
+		TraceParent: w.row.TraceParent, TraceState: w.row.TraceState}
 }
 
 // Reminder names: "start", "timer:<gen>:<task>", "retry:<gen>:<task>".

@@ -75,6 +75,8 @@ func (w *workflowActor) dispatchEpisode() {
 		ExecutionID: ExecutionID(w.row.Generation),
 		Name:        w.row.Name,
 		Version:     w.row.Version,
+		TraceParent: w.row.TraceParent,
+		TraceState:  w.row.TraceState,
 		Past:        slices.Clip(w.past), // w.past only grows past this length
 		New:         news,
 		gen:         w.row.Generation,

@@ -119,6 +119,7 @@ func (s *server) daprStart(w http.ResponseWriter, r *http.Request, version, name
 		writeError(w, badRequest(CodeInvalidInput, "the request body (the workflow input) is not valid JSON"))
 		return
 	}
+	opts = append(opts, traceOption(r))
 	id, err := s.rt.Schedule(r.Context(), name, json.RawMessage(body), opts...)
 	if err != nil {
 		s.fail(w, r, err)

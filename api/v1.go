@@ -228,6 +228,12 @@ func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
 	}
 }
 
+// traceOption starts an instance in the W3C trace context of the request
+// (its traceparent and tracestate headers), if it has a valid one.
+func traceOption(r *http.Request) weft.ScheduleOption {
+	return weft.WithTraceContext(r.Header.Get("traceparent"), r.Header.Get("tracestate"))
+}
+
 // rerun starts a new instance from one of a finished instance's calls.
 func (s *server) rerun(w http.ResponseWriter, r *http.Request, id string) {
 	body, ok := s.readBody(w, r)
@@ -396,6 +402,7 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest(CodeInvalidInput, `"reusePolicy" must be "error", "ignore" or "terminate", not `+strconv.Quote(req.ReusePolicy)))
 		return
 	}
+	opts = append(opts, traceOption(r))
 	id, err := s.rt.Schedule(r.Context(), req.Name, req.Input, opts...)
 	if err != nil {
 		s.fail(w, r, err)

@@ -74,6 +74,8 @@ const (
 	instVersion
 	instStallReason
 	instStallDescription
+	instTraceParent
+	instTraceState
 	instFields
 )
 
@@ -133,6 +135,10 @@ func instanceField(name []byte) int {
 		return instStallReason
 	case "sd":
 		return instStallDescription
+	case "tp":
+		return instTraceParent
+	case "tst":
+		return instTraceState
 	}
 	return -1
 }
@@ -140,7 +146,7 @@ func instanceField(name []byte) int {
 func instanceSize(r *InstanceRecord) int {
 	n := instanceMaxFixed + len(r.ID) + len(r.Name) + len(r.Input) + len(r.Output) +
 		len(r.CustomStatus) + len(r.ParentID) + len(r.Inline) +
-		3*(3+mpack.MaxHeaderSize) + len(r.Version) + len(r.StallReason) + len(r.StallDescription)
+		5*(4+mpack.MaxHeaderSize) + len(r.Version) + len(r.StallReason) + len(r.StallDescription) + len(r.TraceParent) + len(r.TraceState)
 	if f := r.Failure; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
 	}
@@ -156,7 +162,7 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 		r.ParentID != "", r.ParentTask != 0, r.ParentGen != 0, r.ParentPending,
 		r.Generation != 0, r.NextSeq != 0, r.NextInboxSeq != 0, r.Stalls != 0,
 		r.NextOutboxSeq != 0, r.Remote, r.Episode != 0, len(r.Inline) != 0,
-		r.Version != "", r.StallReason != "", r.StallDescription != "",
+		r.Version != "", r.StallReason != "", r.StallDescription != "", r.TraceParent != "", r.TraceState != "",
 	} {
 		if set {
 			n++
@@ -240,6 +246,12 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 	if r.StallDescription != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "sd"), r.StallDescription)
 	}
+	if r.TraceParent != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "tp"), r.TraceParent)
+	}
+	if r.TraceState != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "tst"), r.TraceState)
+	}
 	return b
 }
 
@@ -304,6 +316,10 @@ func readInstance(r *mpack.Reader, rec *InstanceRecord) error {
 			rec.StallReason, err = r.ReadString()
 		case instStallDescription:
 			rec.StallDescription, err = r.ReadString()
+		case instTraceParent:
+			rec.TraceParent, err = r.ReadString()
+		case instTraceState:
+			rec.TraceState, err = r.ReadString()
 		}
 		return err
 	})

@@ -214,6 +214,7 @@ func genInstance(rng *rand.Rand) *InstanceRecord {
 		NextSeq: mpacktest.Uint(rng), NextInboxSeq: mpacktest.Uint(rng), Stalls: uint8(mpacktest.Uint(rng)),
 		NextOutboxSeq: mpacktest.Uint(rng), Remote: rng.Intn(2) == 0, Episode: mpacktest.Uint(rng),
 		Inline: mpacktest.Bytes(rng), Version: mpacktest.String(rng), StallReason: mpacktest.String(rng), StallDescription: mpacktest.String(rng),
+		TraceParent: mpacktest.String(rng), TraceState: mpacktest.String(rng),
 	}
 	switch rng.Intn(3) {
 	case 0:
@@ -440,6 +441,8 @@ type instanceNoOmit struct {
 	Version          string          `msgpack:"vn"`
 	StallReason      string          `msgpack:"sr"`
 	StallDescription string          `msgpack:"sd"`
+	TraceParent      string          `msgpack:"tp"`
+	TraceState       string          `msgpack:"tst"`
 }
 
 // TestDecodeInstanceOtherEncoders decodes instance rows msgpack/v5 writes
@@ -456,7 +459,7 @@ func TestDecodeInstanceOtherEncoders(t *testing.T) {
 			rec.V, rec.ID, rec.Name, rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.ScheduledStartAt, rec.CompletedAt,
 			rec.Input, rec.Output, rec.CustomStatus, nil, rec.ParentID, rec.ParentTask, rec.ParentGen, rec.ParentPending,
 			rec.Generation, rec.NextSeq, rec.NextInboxSeq, rec.Stalls, rec.NextOutboxSeq, rec.Remote, rec.Episode, rec.Inline,
-			rec.Version, rec.StallReason, rec.StallDescription,
+			rec.Version, rec.StallReason, rec.StallDescription, rec.TraceParent, rec.TraceState,
 		}
 		if f := rec.Failure; f != nil {
 			full.Failure = &failureAsArray{Type: f.Type, Message: f.Message, Stack: f.Stack, NonRetry: f.NonRetriable}

@@ -82,6 +82,11 @@ type InstanceRecord struct {
 	// continue on the code registered where it runs (workflow.StallReason).
 	StallReason      string `msgpack:"sr,omitempty"`
 	StallDescription string `msgpack:"sd,omitempty"`
+	// TraceParent and TraceState are the W3C trace context the instance was
+	// started in (a client's traceparent, an SDK's parentTraceContext, or its
+	// parent workflow's), handed to the workers that run its code.
+	TraceParent string `msgpack:"tp,omitempty"`
+	TraceState  string `msgpack:"tst,omitempty"`
 }
 
 // SetInline stores in in the row (nil: none, a row of version 1).

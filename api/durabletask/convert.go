@@ -88,6 +88,7 @@ func (c *converter) event(ev workflow.Event) *protos.HistoryEvent {
 			Input:            stringValue(ev.Data),
 			WorkflowInstance: &protos.WorkflowInstance{InstanceId: o.InstanceID, ExecutionId: optString(o.ExecutionID)},
 		}
+		es.ParentTraceContext = traceContext(o.TraceParent, o.TraceState)
 		if ev.Instance != "" {
 			es.ParentInstance = &protos.ParentInstanceInfo{TaskScheduledId: task,
 				WorkflowInstance: &protos.WorkflowInstance{InstanceId: ev.Instance}}
@@ -225,6 +226,14 @@ func completion(c *protos.CompleteWorkflowAction) (workflow.Event, []workflow.Ev
 		return workflow.Event{Kind: workflow.ContinuedAsNew, Data: payload(c.GetResult())}, carry, nil
 	}
 	return workflow.Event{}, nil, fmt.Errorf("the workflow ends with status %s, which a workflow cannot give itself", c.GetWorkflowStatus())
+}
+
+// traceContext is the protocol's form of a W3C trace context; nil for none.
+func traceContext(parent, state string) *protos.TraceContext {
+	if parent == "" {
+		return nil
+	}
+	return &protos.TraceContext{TraceParent: parent, TraceState: optString(state)}
 }
 
 func failureDetails(f *workflow.Failure) *protos.TaskFailureDetails {

@@ -203,3 +203,48 @@ func finish(t *testing.T, c testClient, ctx context.Context, recv func() *protos
 	}
 	return ar.GetInput().GetValue()
 }
+
+// TestTraceContextReachesWorkers: the parentTraceContext of a start is kept
+// with the instance and given to the worker with its episodes and its
+// activities; a malformed one is ignored.
+func TestTraceContextReachesWorkers(t *testing.T) {
+	c := serveTest(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for id, given := range map[string]string{"traced": tp, "malformed": "00-nothex-01"} {
+		if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Remote", InstanceId: id,
+			ParentTraceContext: &protos.TraceContext{TraceParent: given, TraceState: wrapperspb.String("k=v")}}); err != nil {
+			t.Fatal(err)
+		}
+		wi, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := wi.GetWorkflowRequest().GetNewEvents()[1].GetExecutionStarted().GetParentTraceContext()
+		if id == "malformed" {
+			if got != nil {
+				t.Fatalf("a malformed traceparent was kept: %v", got)
+			}
+			continue
+		}
+		if got.GetTraceParent() != tp || got.GetTraceState().GetValue() != "k=v" {
+			t.Fatalf("the episode's trace context: %v", got)
+		}
+		if _, err := c.CompleteWorkflowTask(ctx, &protos.WorkflowResponse{InstanceId: id, Actions: []*protos.WorkflowAction{{Id: 0,
+			WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "Echo"}}}}}); err != nil {
+			t.Fatal(err)
+		}
+		ar, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ar.GetActivityRequest().GetParentTraceContext(); got.GetTraceParent() != tp {
+			t.Fatalf("the activity's trace context: %v", got)
+		}
+	}
+}

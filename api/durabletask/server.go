@@ -120,6 +120,9 @@ func (s *Server) StartInstance(ctx context.Context, req *protos.CreateInstanceRe
 	if v := req.GetVersion().GetValue(); v != "" {
 		opts = append(opts, weft.WithVersion(v))
 	}
+	if tc := req.GetParentTraceContext(); tc != nil {
+		opts = append(opts, weft.WithTraceContext(tc.GetTraceParent(), tc.GetTraceState().GetValue()))
+	}
 	if p := legacyReusePolicy(req); p != nil && id != "" {
 		st, err := s.rt.Status(ctx, id)
 		switch {

@@ -115,7 +115,8 @@ func workItem(it *actors.WorkItem) *protos.WorkItem {
 		WorkflowInstance: &protos.WorkflowInstance{
 			InstanceId: a.InstanceID, ExecutionId: optString(actors.ExecutionID(a.Gen)),
 		},
-		TaskId:          int32(a.TaskID),
-		TaskExecutionId: a.TaskExecutionID,
+		TaskId:             int32(a.TaskID),
+		TaskExecutionId:    a.TaskExecutionID,
+		ParentTraceContext: traceContext(a.TraceParent, a.TraceState),
 	}}}
 }
