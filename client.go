@@ -80,6 +80,9 @@ type InstanceStatus struct {
 	// Stall says why a STALLED instance waits (also kept while it is
 	// suspended); nil otherwise.
 	Stall *workflow.Stall
+	// TraceParent and TraceState are the W3C trace context the instance was
+	// started in ("" for none).
+	TraceParent, TraceState string
 }
 
 // ScheduleOption configures Schedule.
@@ -552,6 +555,7 @@ func statusOf(row *storage.InstanceRecord) *InstanceStatus {
 		st.Failure = &workflow.Failure{Type: row.Failure.Type, Message: row.Failure.Message, Stack: row.Failure.Stack}
 	}
 	st.Version = row.Version
+	st.TraceParent, st.TraceState = row.TraceParent, row.TraceState
 	if row.StallReason != "" {
 		st.Stall = &workflow.Stall{Reason: workflow.StallReason(row.StallReason), Description: row.StallDescription}
 	}

@@ -22,32 +22,38 @@ import (
 //
 // Versioning rides on the episodes' WorkflowStarted events as Dapr's SDKs read
 // it: every one names the instance's version (so the SDK runs that one, or
-// picks its default for a new instance), and the first carries the patches
-// the history recorded as applied. An SDK takes a patch as applied from the
-// first such event it has seen, and its code asks for a patch at the same
-// point on every replay, so which episode carries it makes no difference.
+// picks its default for a new instance), and each carries the patches first
+// reported applied in its episode (recorded after the episode's inputs and
+// actions). An SDK takes a patch as applied from the first such event it
+// replays, which comes before the code asks in that episode. The conversion of
+// an event never depends on what came later, so a worker's cached prefix
+// (stateful history) stays the same as a fresh conversion.
+//
+// A remote instance's history has an ExecutionStalled event only when a
+// worker answered WorkflowVersionNotAvailable, which only SDKs that know the
+// event do, so episodes carry it as GetInstanceHistory does.
 func episodeEvents(o *actors.OrchestrationWork) (past, news []*protos.HistoryEvent) {
-	return convertEpisode(o, false)
-}
-
-func convertEpisode(o *actors.OrchestrationWork, stalls bool) (past, news []*protos.HistoryEvent) {
-	c := converter{o: o, stalls: stalls}
-	for _, ev := range o.Past {
-		if ev.Kind == workflow.PatchRecorded && string(ev.Data) == "true" {
-			c.patches = append(c.patches, ev.Name)
-		}
-	}
+	c := converter{o: o}
 	return c.events(o.Past), c.events(o.New)
 }
 
+// episodePatches returns the patches recorded applied in the episode that
+// starts at evs[0] (an EpisodeStarted event).
+func episodePatches(evs []workflow.Event) []string {
+	var patches []string
+	for _, ev := range evs[1:] {
+		if ev.Kind == workflow.EpisodeStarted {
+			break
+		}
+		if ev.Kind == workflow.PatchRecorded && string(ev.Data) == "true" {
+			patches = append(patches, ev.Name)
+		}
+	}
+	return patches
+}
+
 type converter struct {
-	o       *actors.OrchestrationWork
-	patches []string
-	started bool // the first WorkflowStarted event was converted
-	// stalls: the history is for GetInstanceHistory, which shows when the
-	// instance stalled; an episode leaves that out (SDKs before Dapr 1.17
-	// refuse events they do not know).
-	stalls bool
+	o *actors.OrchestrationWork
 	// execIDs are the task execution ids of the activities scheduled so far,
 	// which their completions repeat.
 	execIDs map[int64]string
@@ -55,31 +61,31 @@ type converter struct {
 
 func (c *converter) events(evs []workflow.Event) []*protos.HistoryEvent {
 	out := make([]*protos.HistoryEvent, 0, len(evs))
-	for _, ev := range evs {
-		if he := c.event(ev); he != nil {
+	for i, ev := range evs {
+		var patches []string
+		if ev.Kind == workflow.EpisodeStarted {
+			patches = episodePatches(evs[i:])
+		}
+		if he := c.event(ev, patches); he != nil {
 			out = append(out, he)
 		}
 	}
 	return out
 }
 
-func (c *converter) event(ev workflow.Event) *protos.HistoryEvent {
+func (c *converter) event(ev workflow.Event, patches []string) *protos.HistoryEvent {
 	o := c.o
 	he := &protos.HistoryEvent{EventId: -1, Timestamp: timestamppb.New(ev.Time)}
 	task := int32(ev.TaskID)
 	switch ev.Kind {
 	case workflow.EpisodeStarted:
 		ws := &protos.WorkflowStartedEvent{}
-		if o.Version != "" || !c.started && len(c.patches) > 0 {
-			ws.Version = &protos.WorkflowVersion{}
+		if o.Version != "" || len(patches) > 0 {
+			ws.Version = &protos.WorkflowVersion{Patches: patches}
 			if o.Version != "" {
 				ws.Version.Name = &o.Version
 			}
-			if !c.started {
-				ws.Version.Patches = c.patches
-			}
 		}
-		c.started = true
 		he.EventType = &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: ws}
 	case workflow.WorkflowStarted:
 		es := &protos.ExecutionStartedEvent{
@@ -128,9 +134,6 @@ func (c *converter) event(ev workflow.Event) *protos.HistoryEvent {
 	case workflow.EventRaised:
 		he.EventType = &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: ev.Name, Input: stringValue(ev.Data)}}
 	case workflow.ExecutionStalled:
-		if !c.stalls {
-			return nil
-		}
 		reason := protos.StalledReason_VERSION_NOT_AVAILABLE
 		if ev.Name == string(workflow.StallPatchMismatch) {
 			reason = protos.StalledReason_PATCH_MISMATCH

@@ -25,7 +25,8 @@ func (s *Server) GetInstanceHistory(ctx context.Context, req *protos.GetInstance
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	past, _ := convertEpisode(&actors.OrchestrationWork{InstanceID: id, ExecutionID: actors.ExecutionID(st.Generation), Name: st.Name, Version: st.Version, Past: h}, true)
+	past, _ := episodeEvents(&actors.OrchestrationWork{InstanceID: id, ExecutionID: actors.ExecutionID(st.Generation), Name: st.Name, Version: st.Version,
+		TraceParent: st.TraceParent, TraceState: st.TraceState, Past: h})
 	return &protos.GetInstanceHistoryResponse{Events: past}, nil
 }
 

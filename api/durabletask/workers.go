@@ -3,6 +3,7 @@ package durabletask
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,13 +18,17 @@ import (
 // GetWorkItems is a worker's stream: it receives the episodes and activity
 // attempts that no in-process code runs, for as long as it stays connected. When
 // the stream ends, whatever it had not answered goes to another worker.
-func (s *Server) GetWorkItems(_ *protos.GetWorkItemsRequest, stream grpc.ServerStreamingServer[protos.WorkItem]) error {
+func (s *Server) GetWorkItems(req *protos.GetWorkItemsRequest, stream grpc.ServerStreamingServer[protos.WorkItem]) error {
 	if s.pool == nil {
 		return status.Error(codes.FailedPrecondition, "remote workers are off on this server: run `weft serve` with gRPC enabled")
 	}
 	ctx := stream.Context()
 	w := s.pool.Connect(peerOf(ctx))
 	defer w.Disconnect()
+	var cache *workerCache
+	if slices.Contains(req.GetCapabilities(), protos.WorkerCapability_WORKER_CAPABILITY_STATEFUL_HISTORY) {
+		cache = newWorkerCache()
+	}
 	for {
 		it, err := w.Next(ctx)
 		if err != nil {
@@ -32,7 +37,7 @@ func (s *Server) GetWorkItems(_ *protos.GetWorkItemsRequest, stream grpc.ServerS
 			}
 			return nil // the worker went away
 		}
-		if err := stream.Send(workItem(it)); err != nil {
+		if err := stream.Send(workItem(it, cache)); err != nil {
 			s.log.Debug("sending a work item failed; the worker's items go to another worker", "peer", peerOf(ctx), "err", err)
 			return err
 		}
@@ -97,16 +102,23 @@ func peerOf(ctx context.Context) string {
 	return ""
 }
 
-// workItem turns a pool item into its protocol form.
-func workItem(it *actors.WorkItem) *protos.WorkItem {
+// workItem turns a pool item into its protocol form; cache is the stream's
+// record of what a stateful-history worker holds (nil: the worker does not
+// announce the capability).
+func workItem(it *actors.WorkItem, cache *workerCache) *protos.WorkItem {
 	if o := it.Orchestration; o != nil {
 		past, news := episodeEvents(o)
-		return &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: &protos.WorkflowRequest{
+		req := &protos.WorkflowRequest{
 			InstanceId:  o.InstanceID,
 			ExecutionId: optString(o.ExecutionID),
 			PastEvents:  past,
 			NewEvents:   news,
-		}}}
+		}
+		if n, warm := cache.sent(o.InstanceID, o.ExecutionID, len(past)); warm {
+			req.PastEvents = past[n:]
+			req.CachedHistory = &protos.CachedHistory{EventCount: int32(n)}
+		}
+		return &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: req}}
 	}
 	a := it.Activity
 	return &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: &protos.ActivityRequest{
