@@ -67,6 +67,9 @@ type OrchestrationResult struct {
 	// VersionNotAvailable: the worker has no code for the instance's version;
 	// nothing else in the answer applies and the instance stalls.
 	VersionNotAvailable bool
+	// TooLarge, when set, says that the episode could not be sent to any
+	// worker: it is larger than the stream allows. The instance stalls.
+	TooLarge string
 }
 
 // WorkItem is one item for a remote worker: exactly one of Orchestration and

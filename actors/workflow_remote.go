@@ -96,10 +96,17 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 	}
 	w.episode = nil
 	t := w.newTxn()
-	if m.result.VersionNotAvailable {
+	var stall *workflow.Stall
+	switch {
+	case m.result.VersionNotAvailable:
+		stall = &workflow.Stall{Reason: workflow.StallVersionNotAvailable,
+			Description: fmt.Sprintf("the worker that took the step has no version %q of workflow %q", w.row.Version, w.row.Name)}
+	case m.result.TooLarge != "":
+		stall = &workflow.Stall{Reason: workflow.StallPayloadTooLarge, Description: m.result.TooLarge}
+	}
+	if stall != nil {
 		// The episode is not taken: its inputs stay held for the next offer.
-		desc := fmt.Sprintf("the worker that took the step has no version %q of workflow %q", w.row.Version, w.row.Name)
-		if err := w.stall(t, &workflow.Stall{Reason: workflow.StallVersionNotAvailable, Description: desc}); err != nil {
+		if err := w.stall(t, stall); err != nil {
 			t.close()
 			return err
 		}

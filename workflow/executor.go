@@ -81,6 +81,9 @@ const (
 	// StallVersionNotAvailable: the instance runs a version of its workflow
 	// (or a workflow) that is not registered in this process.
 	StallVersionNotAvailable StallReason = "VERSION_NOT_AVAILABLE"
+	// StallPayloadTooLarge: a step of the instance (its history, or an input)
+	// is larger than the server may send a remote worker.
+	StallPayloadTooLarge StallReason = "PAYLOAD_SIZE_EXCEEDED"
 )
 
 // Stall says why an instance stalled.

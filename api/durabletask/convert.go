@@ -135,8 +135,11 @@ func (c *converter) event(ev workflow.Event, patches []string) *protos.HistoryEv
 		he.EventType = &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: ev.Name, Input: stringValue(ev.Data)}}
 	case workflow.ExecutionStalled:
 		reason := protos.StalledReason_VERSION_NOT_AVAILABLE
-		if ev.Name == string(workflow.StallPatchMismatch) {
+		switch ev.Name {
+		case string(workflow.StallPatchMismatch):
 			reason = protos.StalledReason_PATCH_MISMATCH
+		case string(workflow.StallPayloadTooLarge):
+			reason = protos.StalledReason_PAYLOAD_SIZE_EXCEEDED
 		}
 		var desc string
 		_ = json.Unmarshal(ev.Data, &desc)

@@ -40,14 +40,23 @@ type Options struct {
 	// (as Dapr's sidecar requires it when DAPR_API_TOKEN is set).
 	Token  string
 	Logger *slog.Logger
+	// MaxWorkItemBytes is the largest work item sent to a worker (default and
+	// most: MaxSendBytes). A larger episode stalls its instance
+	// (PAYLOAD_SIZE_EXCEEDED) and a larger activity input fails the activity,
+	// instead of tearing the worker's stream down.
+	MaxWorkItemBytes int
 }
+
+// MaxSendBytes is the largest message the server sends.
+const MaxSendBytes = 64 << 20
 
 // Server implements TaskHubSidecarService on a weft runtime.
 type Server struct {
 	protos.UnimplementedTaskHubSidecarServiceServer
-	rt   *weft.Runtime
-	pool *actors.RemoteWorkers // nil: the runtime was opened without RemoteWorkers
-	log  *slog.Logger
+	rt      *weft.Runtime
+	pool    *actors.RemoteWorkers // nil: the runtime was opened without RemoteWorkers
+	log     *slog.Logger
+	maxItem int
 }
 
 // New returns a server for rt. Remote workers can connect only if rt was opened
@@ -56,7 +65,10 @@ func New(rt *weft.Runtime, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Server{rt: rt, pool: rt.Host().RemoteWorkers(), log: opts.Logger}
+	if opts.MaxWorkItemBytes <= 0 || opts.MaxWorkItemBytes > MaxSendBytes {
+		opts.MaxWorkItemBytes = MaxSendBytes
+	}
+	return &Server{rt: rt, pool: rt.Host().RemoteWorkers(), log: opts.Logger, maxItem: opts.MaxWorkItemBytes}
 }
 
 // NewGRPCServer returns a grpc.Server serving s, with the token check when
@@ -64,7 +76,7 @@ func New(rt *weft.Runtime, opts Options) *Server {
 func NewGRPCServer(s *Server, opts Options, extra ...grpc.ServerOption) *grpc.Server {
 	all := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(16 << 20), // histories of long workflows travel in one message
-		grpc.MaxSendMsgSize(64 << 20),
+		grpc.MaxSendMsgSize(MaxSendBytes),
 	}
 	if opts.Token != "" {
 		all = append(all, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {

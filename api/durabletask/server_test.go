@@ -60,6 +60,13 @@ func (c testClient) startWithPolicy(ctx context.Context, req *protos.CreateInsta
 
 func serveTest(t *testing.T, token string) testClient {
 	t.Helper()
+	c, _ := serveRuntime(t, Options{Token: token})
+	return c
+}
+
+// serveRuntime is serveTest with the server's options, and the runtime.
+func serveRuntime(t *testing.T, opts Options) (testClient, *weft.Runtime) {
+	t.Helper()
 	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true, StallRetryDelay: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +78,7 @@ func serveTest(t *testing.T, token string) testClient {
 	if err := rt.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Token: token, Logger: quiet}
+	opts.Logger = quiet
 	g := NewGRPCServer(New(rt, opts), opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -87,7 +94,7 @@ func serveTest(t *testing.T, token string) testClient {
 		rt.Close() // ends the worker streams
 		g.Stop()
 	})
-	return testClient{protos.NewTaskHubSidecarServiceClient(conn), conn}
+	return testClient{protos.NewTaskHubSidecarServiceClient(conn), conn}, rt
 }
 
 func wantCode(t *testing.T, what string, err error, code codes.Code) {

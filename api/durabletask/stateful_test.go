@@ -3,13 +3,16 @@ package durabletask
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftrt/weft"
 	"github.com/weftrt/weft/api/durabletask/protos"
+	"github.com/weftrt/weft/workflow"
 )
 
 // TestStatefulHistory plays workers as Dapr 1.17's SDKs do: one that announces
@@ -148,4 +151,89 @@ func TestStatefulHistory(t *testing.T) {
 			t.Fatalf("%s: %v %v", id, st, err)
 		}
 	}
+}
+
+// TestPayloadTooLarge: an episode larger than a worker may be sent stalls its
+// instance (PAYLOAD_SIZE_EXCEEDED, saying what to do), however often it is
+// offered again, and an activity input that is too large is not sent; the
+// worker's stream goes on and gets the next item.
+func TestPayloadTooLarge(t *testing.T) {
+	c, rt := serveRuntime(t, Options{MaxWorkItemBytes: 4 << 10})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := wrapperspb.String(`"` + strings.Repeat("x", 8<<10) + `"`)
+	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Remote", InstanceId: "huge", Input: big}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		st, err := rt.Status(ctx, "huge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status == weft.StatusStalled {
+			if st.Stall.Reason != workflow.StallPayloadTooLarge || !strings.Contains(st.Stall.Description, "pass a reference") {
+				t.Fatalf("stall: %+v", st.Stall)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("never stalled: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// The same stream takes the next instance; its too large activity fails.
+	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Remote", InstanceId: "small"}); err != nil {
+		t.Fatal(err)
+	}
+	wi, err := stream.Recv()
+	if err != nil || wi.GetWorkflowRequest().GetInstanceId() != "small" {
+		t.Fatalf("the stream after a too large item: %v %v", wi, err)
+	}
+	if _, err := c.CompleteWorkflowTask(ctx, &protos.WorkflowResponse{InstanceId: "small", Actions: []*protos.WorkflowAction{{Id: 0,
+		WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "Echo", Input: big}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The activity's attempt fails in the worker's place; the episode that
+	// would hand the failure to the worker holds the input too, so the
+	// instance stalls, the failure held with it.
+	awaitStalled(t, ctx, rt, "small")
+	h, err := rt.History(ctx, "huge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countKind(h, workflow.ExecutionStalled); n != 1 {
+		t.Fatalf("huge's history has %d execution-stalled events, want 1 however often it is offered again", n)
+	}
+}
+
+func awaitStalled(t *testing.T, ctx context.Context, rt *weft.Runtime, id string) *weft.InstanceStatus {
+	t.Helper()
+	for {
+		st, err := rt.Status(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status == weft.StatusStalled {
+			return st
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s never stalled: %+v", id, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func countKind(h []workflow.Event, kind workflow.EventKind) int {
+	n := 0
+	for _, ev := range h {
+		if ev.Kind == kind {
+			n++
+		}
+	}
+	return n
 }

@@ -3,12 +3,14 @@ package durabletask
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weftrt/weft/actors"
 	"github.com/weftrt/weft/api/durabletask/protos"
@@ -37,7 +39,12 @@ func (s *Server) GetWorkItems(req *protos.GetWorkItemsRequest, stream grpc.Serve
 			}
 			return nil // the worker went away
 		}
-		if err := stream.Send(workItem(it, cache)); err != nil {
+		item := workItem(it, cache)
+		if size := proto.Size(item); size > s.maxItem {
+			s.tooLarge(ctx, it, size)
+			continue
+		}
+		if err := stream.Send(item); err != nil {
 			s.log.Debug("sending a work item failed; the worker's items go to another worker", "peer", peerOf(ctx), "err", err)
 			return err
 		}
@@ -91,6 +98,31 @@ func completionStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error()+" (it was answered already, withdrawn, or handed to another worker)")
 	}
 	return toStatus(err)
+}
+
+// tooLarge answers, in the worker's place, an item the stream cannot carry:
+// an episode stalls its instance, an activity fails with the reason. Sending
+// it would end the stream, and every worker's after it.
+func (s *Server) tooLarge(ctx context.Context, it *actors.WorkItem, size int) {
+	peer := peerOf(ctx)
+	if o := it.Orchestration; o != nil {
+		// The description stays the same while the history grows, so the
+		// stall is marked once.
+		why := fmt.Sprintf("the step's history and inputs are more than the %d bytes a worker may be sent (gRPC's message limit); "+
+			"keep payloads smaller (store large data elsewhere and pass a reference), or terminate the instance", s.maxItem)
+		s.log.Warn("a workflow step is too large to send to a worker; the instance stalls", "instance", o.InstanceID, "bytes", size, "limit", s.maxItem)
+		if err := s.pool.CompleteOrchestration(ctx, peer, o.InstanceID, actors.OrchestrationResult{TooLarge: why}); err != nil {
+			s.log.Warn("stalling an instance whose step is too large failed", "instance", o.InstanceID, "err", err)
+		}
+		return
+	}
+	a := it.Activity
+	why := fmt.Sprintf("activity %s's input is %d bytes with its request, more than the %d a worker may be sent", a.Name, size, s.maxItem)
+	s.log.Warn("an activity's input is too large to send to a worker; the attempt fails", "instance", a.InstanceID, "activity", a.Name, "bytes", size, "limit", s.maxItem)
+	err := s.pool.CompleteActivity(peer, a.InstanceID, a.TaskID, nil, &workflow.Failure{Type: "PayloadTooLarge", Message: why, NonRetriable: true})
+	if err != nil {
+		s.log.Warn("failing an activity whose input is too large failed", "instance", a.InstanceID, "err", err)
+	}
 }
 
 // peerOf names the connection a call came on: a worker's responses come on the
