@@ -83,6 +83,8 @@ type InstanceStatus struct {
 	// TraceParent and TraceState are the W3C trace context the instance was
 	// started in ("" for none).
 	TraceParent, TraceState string
+	// App is the app whose remote workers run the instance's code ("": any).
+	App string
 }
 
 // ScheduleOption configures Schedule.
@@ -94,6 +96,7 @@ type scheduleOptions struct {
 	reuse   actors.ReusePolicy
 	version string
 	trace   [2]string // traceparent, tracestate
+	app     string
 }
 
 // WithInstanceID sets the instance id (default: a random UUID). Ids are 1 to 64
@@ -162,6 +165,11 @@ func ValidTraceParent(s string) bool {
 	return hex(s[3:35]) && hex(s[36:52]) && (flags == "00" || hex(flags))
 }
 
+// WithApp names the app whose remote workers run the instance's code (a
+// worker names its app when it connects): Dapr's multi-app workflows. Without
+// it any connected worker may.
+func WithApp(app string) ScheduleOption { return func(o *scheduleOptions) { o.app = app } }
+
 // WithVersion starts the instance on a named version of its workflow instead
 // of the default (see workflow.RegisterWorkflow).
 func WithVersion(version string) ScheduleOption {
@@ -193,7 +201,7 @@ func (r *Runtime) Schedule(ctx context.Context, name string, input any, opts ...
 		return "", err
 	}
 	err = r.host.Request(ctx, o.id, actors.StartRequest{Name: name, Version: o.version, Input: data, StartAt: o.startAt, Reuse: o.reuse,
-		TraceParent: o.trace[0], TraceState: o.trace[1]})
+		TraceParent: o.trace[0], TraceState: o.trace[1], App: o.app})
 	if err != nil {
 		return "", err
 	}
@@ -555,7 +563,7 @@ func statusOf(row *storage.InstanceRecord) *InstanceStatus {
 		st.Failure = &workflow.Failure{Type: row.Failure.Type, Message: row.Failure.Message, Stack: row.Failure.Stack}
 	}
 	st.Version = row.Version
-	st.TraceParent, st.TraceState = row.TraceParent, row.TraceState
+	st.TraceParent, st.TraceState, st.App = row.TraceParent, row.TraceState, row.App
 	if row.StallReason != "" {
 		st.Stall = &workflow.Stall{Reason: workflow.StallReason(row.StallReason), Description: row.StallDescription}
 	}

@@ -70,7 +70,7 @@ func (r *Runtime) Rerun(ctx context.Context, sourceID string, fromTask int64, op
 	if err := r.ready(); err != nil {
 		return "", err
 	}
-	err = r.host.Request(ctx, id, actors.RerunRequest{Name: st.Name, Version: st.Version, Input: st.Input, History: history, Source: sourceID})
+	err = r.host.Request(ctx, id, actors.RerunRequest{Name: st.Name, Version: st.Version, App: st.App, Input: st.Input, History: history, Source: sourceID})
 	if err != nil {
 		return "", err
 	}

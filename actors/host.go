@@ -151,6 +151,8 @@ type Invocation struct {
 	// TraceParent and TraceState are the trace context of the instance.
 	TraceParent string `msgpack:",omitempty"`
 	TraceState  string `msgpack:",omitempty"`
+	// App names the app whose remote workers run it ("": any worker).
+	App string `msgpack:",omitempty"`
 }
 
 // NewHost returns a host; Start starts its reminders and resumes interrupted work.

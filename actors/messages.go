@@ -37,6 +37,9 @@ type StartRequest struct {
 	// started in (storage.InstanceRecord.TraceParent).
 	TraceParent string `msgpack:",omitempty"`
 	TraceState  string `msgpack:",omitempty"`
+	// App names the app whose remote workers run the instance's code ("":
+	// any worker).
+	App string `msgpack:",omitempty"`
 	// Set when a parent workflow starts this instance as its child.
 	ParentID   string
 	ParentTask int64

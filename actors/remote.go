@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,6 +42,7 @@ type OrchestrationWork struct {
 	Version     string // the named version of the workflow's code the instance runs, if known
 	TraceParent string // the instance's trace context (W3C), if it has one
 	TraceState  string
+	App         string           // the app whose workers run it ("": any worker)
 	Past        []workflow.Event // history so far, as the worker replays it
 	New         []workflow.Event // EpisodeStarted, then the inputs of this episode
 
@@ -106,6 +108,7 @@ type RemoteWorkers struct {
 type RemoteWorker struct {
 	pool     *RemoteWorkers
 	peer     string
+	app      string // the app it runs the code of ("": it named none)
 	assigned map[*WorkItem]struct{}
 	gone     bool
 }
@@ -127,13 +130,26 @@ func (h *Host) runsRemotely(activity string) bool {
 
 // Connect registers a worker stream; peer identifies its connection (the remote
 // address), which its responses must come from.
-func (p *RemoteWorkers) Connect(peer string) *RemoteWorker {
-	w := &RemoteWorker{pool: p, peer: peer, assigned: map[*WorkItem]struct{}{}}
+func (p *RemoteWorkers) Connect(peer string) *RemoteWorker { return p.ConnectApp(peer, "") }
+
+// ConnectApp registers the worker stream of an app: it gets the work of that
+// app and the work no app is named for. Work for an app with no worker
+// connected waits for one.
+func (p *RemoteWorkers) ConnectApp(peer, app string) *RemoteWorker {
+	w := &RemoteWorker{pool: p, peer: peer, app: app, assigned: map[*WorkItem]struct{}{}}
 	p.mu.Lock()
 	p.workers[w] = struct{}{}
 	p.mu.Unlock()
-	p.h.log.Info("remote worker connected", "peer", peer)
+	p.h.log.Info("remote worker connected", "peer", peer, "app", app)
 	return w
+}
+
+// app is the app whose workers may take the item ("": any).
+func (it *WorkItem) app() string {
+	if it.Orchestration != nil {
+		return it.Orchestration.App
+	}
+	return it.Activity.App
 }
 
 // Workers returns how many workers are connected and how many items wait for one.
@@ -153,14 +169,15 @@ func (w *RemoteWorker) Next(ctx context.Context) (*WorkItem, error) {
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if len(p.queue) > 0 && len(w.assigned) < maxOutstandingPerWorker {
-			it := p.queue[0]
-			p.queue[0] = nil
-			p.queue = p.queue[1:]
-			it.worker = w
-			w.assigned[it] = struct{}{}
-			p.mu.Unlock()
-			return it, nil
+		if len(w.assigned) < maxOutstandingPerWorker {
+			if i := slices.IndexFunc(p.queue, func(it *WorkItem) bool { a := it.app(); return a == "" || a == w.app }); i >= 0 {
+				it := p.queue[i]
+				p.queue = slices.Delete(p.queue, i, i+1)
+				it.worker = w
+				w.assigned[it] = struct{}{}
+				p.mu.Unlock()
+				return it, nil
+			}
 		}
 		changed := p.changed
 		p.mu.Unlock()
@@ -217,15 +234,26 @@ func (p *RemoteWorkers) submit(it *WorkItem) {
 	p.items[it.key] = it
 	p.queue = append(p.queue, it)
 	p.broadcast()
-	if len(p.workers) == 0 && time.Since(p.lastIdle) > 30*time.Second {
+	if !p.anyWorkerOf(it.app()) && time.Since(p.lastIdle) > 30*time.Second {
 		p.lastIdle = time.Now()
 		what := "episode of workflow " + it.key.instance
 		if it.Activity != nil {
 			what = "activity " + it.Activity.Name + " of " + it.key.instance
 		}
-		p.h.log.Warn("work waits for a remote worker: none is connected (start the app whose SDK worker runs it, pointed at this server's gRPC address)",
-			"work", what, "queued", len(p.queue))
+		p.h.log.Warn("work waits for a remote worker: none that may run it is connected (start the app whose SDK worker runs it, pointed at this server's gRPC address)",
+			"work", what, "app", it.app(), "queued", len(p.queue))
 	}
+}
+
+// anyWorkerOf reports whether a connected worker may take work of app.
+// Called with p.mu held.
+func (p *RemoteWorkers) anyWorkerOf(app string) bool {
+	for w := range p.workers {
+		if app == "" || w.app == app {
+			return true
+		}
+	}
+	return false
 }
 
 // drop forgets an item wherever it is. Called with p.mu held.

@@ -16,6 +16,7 @@ import (
 type RerunRequest struct {
 	Name    string
 	Version string `msgpack:",omitempty"`
+	App     string `msgpack:",omitempty"`
 	Input   []byte
 	History []workflow.Event
 	// Source names the instance rerun, for the log.
@@ -34,7 +35,7 @@ func (w *workflowActor) rerun(m RerunRequest) error {
 	}
 	t := w.newTxn()
 	w.row = &storage.InstanceRecord{
-		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input, Version: m.Version,
+		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input, Version: m.Version, App: m.App,
 		Remote: w.h.remote != nil && !w.h.reg.HasWorkflow(m.Name),
 	}
 	t.started = m.Name

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -93,6 +94,7 @@ type heldEvent struct {
 type childCall struct {
 	name  string
 	input []byte
+	app   string // the app that runs it, when routed to another
 }
 
 // maxGenerationsPerStep stops a workflow that continues as new without ever waiting.
@@ -303,12 +305,12 @@ func (w *workflowActor) load() error {
 			switch ev.Kind {
 			case workflow.ActivityScheduled:
 				put(&w.activities, ev.TaskID, &storage.ActivityRecord{TaskID: ev.TaskID, Name: ev.Name, Input: ev.Data,
-					Attempt: 1, FirstAttemptAt: ev.Time, NextAttemptAt: ev.Time, TaskExecutionID: ev.TaskExecutionID})
+					Attempt: 1, FirstAttemptAt: ev.Time, NextAttemptAt: ev.Time, TaskExecutionID: ev.TaskExecutionID, App: ev.App})
 			case workflow.ActivityCompleted, workflow.ActivityFailed:
 				delete(w.activities, ev.TaskID)
 			case workflow.ChildScheduled:
 				put(&w.children, ev.TaskID, ev.Instance)
-				put(&w.childInput, ev.TaskID, childCall{ev.Name, ev.Data})
+				put(&w.childInput, ev.TaskID, childCall{ev.Name, ev.Data, ev.App})
 			case workflow.ChildCompleted, workflow.ChildFailed:
 				delete(w.children, ev.TaskID)
 			}
@@ -506,7 +508,7 @@ func (w *workflowActor) start(m StartRequest) error {
 		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input,
 		ParentID: m.ParentID, ParentTask: m.ParentTask, ParentGen: m.ParentGen,
 		Remote: w.h.remote != nil && !w.h.reg.HasWorkflow(m.Name), Version: m.Version,
-		TraceParent: m.TraceParent, TraceState: m.TraceState,
+		TraceParent: m.TraceParent, TraceState: m.TraceState, App: m.App,
 	}
 	if m.Version == "" {
 		w.row.Version = w.defaultVersion(m.Name)
@@ -1046,7 +1048,7 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 		case workflow.ActivityScheduled:
 			// No record on disk: the event is the record of a first attempt.
 			rec := &storage.ActivityRecord{TaskID: a.TaskID, Name: a.Name, Input: a.Data, Attempt: 1, FirstAttemptAt: w.now, NextAttemptAt: w.now,
-				TaskExecutionID: a.TaskExecutionID}
+				TaskExecutionID: a.TaskExecutionID, App: a.App}
 			put(&w.activities, a.TaskID, rec)
 			t.dispatch = append(t.dispatch, w.invocation(rec))
 		case workflow.TimerCreated:
@@ -1057,8 +1059,8 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 			}
 		case workflow.ChildScheduled:
 			put(&w.children, a.TaskID, a.Instance)
-			put(&w.childInput, a.TaskID, childCall{a.Name, a.Data})
-			t.children = append(t.children, childStartMsg{a.Instance, w.childStart(a.TaskID, childCall{a.Name, a.Data})})
+			put(&w.childInput, a.TaskID, childCall{a.Name, a.Data, a.App})
+			t.children = append(t.children, childStartMsg{a.Instance, w.childStart(a.TaskID, childCall{a.Name, a.Data, a.App})})
 		case workflow.EventSent:
 			if err := w.queueOutbox(t, &storage.OutboxRecord{Target: a.Instance, Name: a.Name, Data: a.Data}); err != nil {
 				return err
@@ -1275,12 +1277,16 @@ func (w *workflowActor) commit(t *txn) error {
 
 func (w *workflowActor) invocation(rec *storage.ActivityRecord) Invocation {
 	return Invocation{InstanceID: w.id, Gen: w.row.Generation, TaskID: rec.TaskID, Name: rec.Name, Input: rec.Input, Attempt: rec.Attempt,
-		TaskExecutionID: rec.TaskExecutionID, TraceParent: w.row.TraceParent, TraceState: w.row.TraceState}
+		TaskExecutionID: rec.TaskExecutionID, TraceParent: w.row.TraceParent, TraceState: w.row.TraceState, App: cmp.Or(rec.App, w.row.App)}
 }
 
 func (w *workflowActor) childStart(task int64, c childCall) StartRequest {
+	app := c.app
+	if app == "" {
+		app = w.row.App // a child runs in its parent's app unless routed elsewhere
+	}
 	return StartRequest{Name: c.name, Input: c.input, ParentID: w.id, ParentTask: task, ParentGen: w.row.Generation,
-		TraceParent: w.row.TraceParent, TraceState: w.row.TraceState}
+		TraceParent: w.row.TraceParent, TraceState: w.row.TraceState, App: app}
 }
 
 // Reminder names: "start", "timer:<gen>:<task>", "retry:<gen>:<task>".

@@ -77,6 +77,7 @@ func (w *workflowActor) dispatchEpisode() {
 		Version:     w.row.Version,
 		TraceParent: w.row.TraceParent,
 		TraceState:  w.row.TraceState,
+		App:         w.row.App,
 		Past:        slices.Clip(w.past), // w.past only grows past this length
 		New:         news,
 		gen:         w.row.Generation,

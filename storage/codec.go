@@ -76,6 +76,7 @@ const (
 	instStallDescription
 	instTraceParent
 	instTraceState
+	instApp
 	instFields
 )
 
@@ -139,6 +140,8 @@ func instanceField(name []byte) int {
 		return instTraceParent
 	case "tst":
 		return instTraceState
+	case "ap":
+		return instApp
 	}
 	return -1
 }
@@ -146,7 +149,7 @@ func instanceField(name []byte) int {
 func instanceSize(r *InstanceRecord) int {
 	n := instanceMaxFixed + len(r.ID) + len(r.Name) + len(r.Input) + len(r.Output) +
 		len(r.CustomStatus) + len(r.ParentID) + len(r.Inline) +
-		5*(4+mpack.MaxHeaderSize) + len(r.Version) + len(r.StallReason) + len(r.StallDescription) + len(r.TraceParent) + len(r.TraceState)
+		6*(4+mpack.MaxHeaderSize) + len(r.App) + len(r.Version) + len(r.StallReason) + len(r.StallDescription) + len(r.TraceParent) + len(r.TraceState)
 	if f := r.Failure; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
 	}
@@ -162,7 +165,7 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 		r.ParentID != "", r.ParentTask != 0, r.ParentGen != 0, r.ParentPending,
 		r.Generation != 0, r.NextSeq != 0, r.NextInboxSeq != 0, r.Stalls != 0,
 		r.NextOutboxSeq != 0, r.Remote, r.Episode != 0, len(r.Inline) != 0,
-		r.Version != "", r.StallReason != "", r.StallDescription != "", r.TraceParent != "", r.TraceState != "",
+		r.Version != "", r.StallReason != "", r.StallDescription != "", r.TraceParent != "", r.TraceState != "", r.App != "",
 	} {
 		if set {
 			n++
@@ -252,6 +255,9 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 	if r.TraceState != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "tst"), r.TraceState)
 	}
+	if r.App != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "ap"), r.App)
+	}
 	return b
 }
 
@@ -320,6 +326,8 @@ func readInstance(r *mpack.Reader, rec *InstanceRecord) error {
 			rec.TraceParent, err = r.ReadString()
 		case instTraceState:
 			rec.TraceState, err = r.ReadString()
+		case instApp:
+			rec.App, err = r.ReadString()
 		}
 		return err
 	})
@@ -419,6 +427,7 @@ const (
 	actNextAttemptAt
 	actFailed
 	actTaskExecutionID
+	actApp
 	actFields
 )
 
@@ -442,12 +451,14 @@ func activityField(name []byte) int {
 		return actFailed
 	case "te":
 		return actTaskExecutionID
+	case "ap":
+		return actApp
 	}
 	return -1
 }
 
 func activitySize(r *ActivityRecord) int {
-	n := activityMaxFixed + len(r.Name) + len(r.Input) + 3 + mpack.MaxHeaderSize + len(r.TaskExecutionID)
+	n := activityMaxFixed + len(r.Name) + len(r.Input) + 2*(3+mpack.MaxHeaderSize) + len(r.TaskExecutionID) + len(r.App)
 	if f := r.Failed; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
 	}
@@ -458,7 +469,7 @@ func appendActivity(b []byte, r *ActivityRecord) []byte {
 	n := 2 // v and t are always written
 	for _, set := range [...]bool{
 		r.Name != "", len(r.Input) != 0, r.Attempt != 0, !r.FirstAttemptAt.IsZero(), !r.NextAttemptAt.IsZero(), r.Failed != nil,
-		r.TaskExecutionID != "",
+		r.TaskExecutionID != "", r.App != "",
 	} {
 		if set {
 			n++
@@ -488,6 +499,9 @@ func appendActivity(b []byte, r *ActivityRecord) []byte {
 	if r.TaskExecutionID != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "te"), r.TaskExecutionID)
 	}
+	if r.App != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "ap"), r.App)
+	}
 	return b
 }
 
@@ -514,6 +528,8 @@ func readActivity(r *mpack.Reader, rec *ActivityRecord) error {
 			err = readFailure(r, &rec.Failed)
 		case actTaskExecutionID:
 			rec.TaskExecutionID, err = r.ReadString()
+		case actApp:
+			rec.App, err = r.ReadString()
 		}
 		return err
 	})

@@ -214,7 +214,7 @@ func genInstance(rng *rand.Rand) *InstanceRecord {
 		NextSeq: mpacktest.Uint(rng), NextInboxSeq: mpacktest.Uint(rng), Stalls: uint8(mpacktest.Uint(rng)),
 		NextOutboxSeq: mpacktest.Uint(rng), Remote: rng.Intn(2) == 0, Episode: mpacktest.Uint(rng),
 		Inline: mpacktest.Bytes(rng), Version: mpacktest.String(rng), StallReason: mpacktest.String(rng), StallDescription: mpacktest.String(rng),
-		TraceParent: mpacktest.String(rng), TraceState: mpacktest.String(rng),
+		TraceParent: mpacktest.String(rng), TraceState: mpacktest.String(rng), App: mpacktest.String(rng),
 	}
 	switch rng.Intn(3) {
 	case 0:
@@ -231,7 +231,8 @@ func genFailure(rng *rand.Rand) *Failure {
 
 func genActivity(rng *rand.Rand) ActivityRecord {
 	r := ActivityRecord{TaskID: mpacktest.Int(rng), Name: mpacktest.String(rng), Input: mpacktest.Bytes(rng), Attempt: int(mpacktest.Int(rng)),
-		FirstAttemptAt: mpacktest.Time(rng), NextAttemptAt: mpacktest.Time(rng), TaskExecutionID: mpacktest.String(rng)}
+		FirstAttemptAt: mpacktest.Time(rng), NextAttemptAt: mpacktest.Time(rng), TaskExecutionID: mpacktest.String(rng),
+		App: mpacktest.String(rng)}
 	if rng.Intn(2) == 0 {
 		r.Failed = genFailure(rng)
 	}
@@ -443,6 +444,7 @@ type instanceNoOmit struct {
 	StallDescription string          `msgpack:"sd"`
 	TraceParent      string          `msgpack:"tp"`
 	TraceState       string          `msgpack:"tst"`
+	App              string          `msgpack:"ap"`
 }
 
 // TestDecodeInstanceOtherEncoders decodes instance rows msgpack/v5 writes
@@ -459,7 +461,7 @@ func TestDecodeInstanceOtherEncoders(t *testing.T) {
 			rec.V, rec.ID, rec.Name, rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.ScheduledStartAt, rec.CompletedAt,
 			rec.Input, rec.Output, rec.CustomStatus, nil, rec.ParentID, rec.ParentTask, rec.ParentGen, rec.ParentPending,
 			rec.Generation, rec.NextSeq, rec.NextInboxSeq, rec.Stalls, rec.NextOutboxSeq, rec.Remote, rec.Episode, rec.Inline,
-			rec.Version, rec.StallReason, rec.StallDescription, rec.TraceParent, rec.TraceState,
+			rec.Version, rec.StallReason, rec.StallDescription, rec.TraceParent, rec.TraceState, rec.App,
 		}
 		if f := rec.Failure; f != nil {
 			full.Failure = &failureAsArray{Type: f.Type, Message: f.Message, Stack: f.Stack, NonRetry: f.NonRetriable}

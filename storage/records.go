@@ -87,6 +87,9 @@ type InstanceRecord struct {
 	// parent workflow's), handed to the workers that run its code.
 	TraceParent string `msgpack:"tp,omitempty"`
 	TraceState  string `msgpack:"tst,omitempty"`
+	// App is the app whose remote workers run the instance's code ("": any
+	// worker), as the start named it (Dapr's multi-app workflows).
+	App string `msgpack:"ap,omitempty"`
 }
 
 // SetInline stores in in the row (nil: none, a row of version 1).
@@ -131,6 +134,9 @@ type ActivityRecord struct {
 	// TaskExecutionID is the call's id across attempts, when a remote
 	// worker's SDK gave one (workflow.Event.TaskExecutionID).
 	TaskExecutionID string `msgpack:"te,omitempty"`
+	// App is the app whose remote workers run the activity ("": the
+	// workflow's).
+	App string `msgpack:"ap,omitempty"`
 }
 
 // OutboxRecord is a message an instance decided to send to another instance

@@ -125,6 +125,10 @@ type Event struct {
 	// as Dapr's SDKs give it (an ActivityScheduled event of a remote worker's
 	// workflow): the activity tells calls apart by it.
 	TaskExecutionID string `msgpack:"te,omitempty"`
+	// App is the app whose remote workers run an activity or child workflow
+	// that a remote worker's workflow routed to another app (Dapr's
+	// TaskRouter.targetAppID); "" for the workflow's own app.
+	App string `msgpack:"ap,omitempty"`
 }
 
 // EncodeEvent returns the stored form of ev: a msgpack map, written by the

@@ -33,6 +33,7 @@ const (
 	evRetry
 	evVersion
 	evTaskExecutionID
+	evApp
 	evFields
 )
 
@@ -62,6 +63,8 @@ func eventField(name []byte) int {
 		return evVersion
 	case "te":
 		return evTaskExecutionID
+	case "ap":
+		return evApp
 	}
 	return -1
 }
@@ -86,6 +89,9 @@ func eventSize(ev *Event) int {
 	}
 	if ev.TaskExecutionID != "" {
 		n += 3 + mpack.MaxHeaderSize + len(ev.TaskExecutionID)
+	}
+	if ev.App != "" {
+		n += 3 + mpack.MaxHeaderSize + len(ev.App)
 	}
 	if f := ev.Failure; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
@@ -125,6 +131,9 @@ func appendEvent(b []byte, ev *Event) []byte {
 	if ev.TaskExecutionID != "" {
 		n++
 	}
+	if ev.App != "" {
+		n++
+	}
 	b = mpack.AppendMapHeader(b, n)
 	b = mpack.AppendUint8(mpack.AppendString(b, "v"), ev.V)
 	b = mpack.AppendUint8(mpack.AppendString(b, "k"), uint8(ev.Kind))
@@ -155,6 +164,9 @@ func appendEvent(b []byte, ev *Event) []byte {
 	}
 	if ev.TaskExecutionID != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "te"), ev.TaskExecutionID)
+	}
+	if ev.App != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "ap"), ev.App)
 	}
 	return b
 }
@@ -190,6 +202,8 @@ func readEvent(r *mpack.Reader, ev *Event) error {
 			ev.Version, err = r.ReadString()
 		case evTaskExecutionID:
 			ev.TaskExecutionID, err = r.ReadString()
+		case evApp:
+			ev.App, err = r.ReadString()
 		}
 		return err
 	})

@@ -75,6 +75,7 @@ func genEvent(rng *rand.Rand) Event {
 		Version:  mpacktest.String(rng),
 
 		TaskExecutionID: mpacktest.String(rng),
+		App:             mpacktest.String(rng),
 	}
 	if rng.Intn(20) == 0 {
 		ev.Kind = EventKind([]int{0, int(kindCount), 255}[rng.Intn(3)])
@@ -190,6 +191,7 @@ type eventNoOmit struct {
 	Retry           *RetryPolicy `msgpack:"r"`
 	Version         string       `msgpack:"ver"`
 	TaskExecutionID string       `msgpack:"te"`
+	App             string       `msgpack:"ap"`
 }
 
 // TestDecodeEventOtherEncoders decodes events written by msgpack/v5 with

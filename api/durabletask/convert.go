@@ -173,14 +173,15 @@ func orchestrationResult(res *protos.WorkflowResponse) (actors.OrchestrationResu
 				return out, fmt.Errorf("action %d schedules an activity without a name", task)
 			}
 			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.ActivityScheduled, TaskID: task, Name: t.GetName(), Data: payload(t.GetInput()),
-				TaskExecutionID: t.GetTaskExecutionId()})
+				TaskExecutionID: t.GetTaskExecutionId(), App: a.GetRouter().GetTargetAppID()})
 		case *protos.WorkflowAction_CreateChildWorkflow:
 			c := x.CreateChildWorkflow
 			id := c.GetInstanceId()
 			if id == "" {
 				id = fmt.Sprintf("%s:%04x", res.GetInstanceId(), task) // what the SDKs derive
 			}
-			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.ChildScheduled, TaskID: task, Name: c.GetName(), Instance: id, Data: payload(c.GetInput())})
+			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.ChildScheduled, TaskID: task, Name: c.GetName(), Instance: id, Data: payload(c.GetInput()),
+				App: a.GetRouter().GetTargetAppID()})
 		case *protos.WorkflowAction_CreateTimer:
 			out.Actions = append(out.Actions, workflow.Event{Kind: workflow.TimerCreated, TaskID: task, FireAt: x.CreateTimer.GetFireAt().AsTime().UTC()})
 		case *protos.WorkflowAction_SendEvent:

@@ -132,6 +132,9 @@ func (s *Server) StartInstance(ctx context.Context, req *protos.CreateInstanceRe
 	if v := req.GetVersion().GetValue(); v != "" {
 		opts = append(opts, weft.WithVersion(v))
 	}
+	if app := appOf(ctx); app != "" {
+		opts = append(opts, weft.WithApp(app))
+	}
 	if tc := req.GetParentTraceContext(); tc != nil {
 		opts = append(opts, weft.WithTraceContext(tc.GetTraceParent(), tc.GetTraceState().GetValue()))
 	}

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -25,7 +26,7 @@ func (s *Server) GetWorkItems(req *protos.GetWorkItemsRequest, stream grpc.Serve
 		return status.Error(codes.FailedPrecondition, "remote workers are off on this server: run `weft serve` with gRPC enabled")
 	}
 	ctx := stream.Context()
-	w := s.pool.Connect(peerOf(ctx))
+	w := s.pool.ConnectApp(peerOf(ctx), appOf(ctx))
 	defer w.Disconnect()
 	var cache *workerCache
 	if slices.Contains(req.GetCapabilities(), protos.WorkerCapability_WORKER_CAPABILITY_STATEFUL_HISTORY) {
@@ -123,6 +124,17 @@ func (s *Server) tooLarge(ctx context.Context, it *actors.WorkItem, size int) {
 	if err != nil {
 		s.log.Warn("failing an activity whose input is too large failed", "instance", a.InstanceID, "err", err)
 	}
+}
+
+// appOf is the app a call names in its "dapr-app-id" metadata, as Dapr's
+// gRPC calls name their app: a worker's own app on its stream, the app whose
+// workflow a start is for.
+func appOf(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("dapr-app-id"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // peerOf names the connection a call came on: a worker's responses come on the
