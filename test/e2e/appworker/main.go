@@ -5,9 +5,10 @@
 //
 //   - workflow Order: calls activity Ship routed to app "shipping", then ends
 //     with Ship's result;
+//
 //   - activity Ship: answers "shipped by <its app>".
 //
-//	appworker -server 127.0.0.1:50001 -app orders
+//     appworker -server 127.0.0.1:50001 -app orders
 package main
 
 import (
