@@ -209,12 +209,9 @@ func (db *DB) checkMeta() error {
 	if err != nil {
 		return fmt.Errorf("storage: open %s: read meta: %w", db.dir, err)
 	}
-	var m nodeMeta
-	if err := decodeRecord("node meta", nodeMetaV, b, &m); err != nil {
-		return fmt.Errorf("storage: open %s: %w", db.dir, err)
-	}
-	if m.Format != storeFormat {
-		return fmt.Errorf("storage: open %s: store format %d, this build reads format %d", db.dir, m.Format, storeFormat)
+	m, err := db.decodeMeta(b)
+	if err != nil {
+		return err
 	}
 	if m.Partitions != db.partitions {
 		return fmt.Errorf("storage: open %s: the store was created with %d partitions but %d were asked for; "+
@@ -231,15 +228,25 @@ func (db *DB) readMeta() error {
 	if err != nil {
 		return fmt.Errorf("storage: open %s read-only: read meta (is it a weft data directory?): %w", db.dir, err)
 	}
-	var m nodeMeta
-	if err := decodeRecord("node meta", nodeMetaV, b, &m); err != nil {
-		return fmt.Errorf("storage: open %s: %w", db.dir, err)
-	}
-	if m.Format != storeFormat {
-		return fmt.Errorf("storage: open %s: store format %d, this build reads format %d", db.dir, m.Format, storeFormat)
+	m, err := db.decodeMeta(b)
+	if err != nil {
+		return err
 	}
 	db.partitions = m.Partitions
 	return nil
+}
+
+// decodeMeta decodes the store's meta and checks that this build reads its
+// format.
+func (db *DB) decodeMeta(b []byte) (nodeMeta, error) {
+	var m nodeMeta
+	if err := decodeRecord("node meta", nodeMetaV, b, &m); err != nil {
+		return m, fmt.Errorf("storage: open %s: %w", db.dir, err)
+	}
+	if m.Format != storeFormat {
+		return m, fmt.Errorf("storage: open %s: store format %d, this build reads format %d", db.dir, m.Format, storeFormat)
+	}
+	return m, nil
 }
 
 // Close flushes nothing extra (synced commits are already durable) and closes
