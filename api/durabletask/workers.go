@@ -41,9 +41,13 @@ func (s *Server) GetWorkItems(req *protos.GetWorkItemsRequest, stream grpc.Serve
 			return nil // the worker went away
 		}
 		item := workItem(it, cache)
-		if size := proto.Size(item); size > s.maxItem {
-			s.tooLarge(ctx, it, size)
-			continue
+		// proto.Size walks the whole message, as the send does again: only
+		// an item that may be near the limit is measured.
+		if roughSize(it) > s.maxItem/2 {
+			if size := proto.Size(item); size > s.maxItem {
+				s.tooLarge(ctx, it, size)
+				continue
+			}
 		}
 		if err := stream.Send(item); err != nil {
 			s.log.Debug("sending a work item failed; the worker's items go to another worker", "peer", peerOf(ctx), "err", err)
@@ -99,6 +103,27 @@ func completionStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error()+" (it was answered already, withdrawn, or handed to another worker)")
 	}
 	return toStatus(err)
+}
+
+// roughSize bounds an item's encoded size from above, within a factor of
+// about two: its payloads and names, and a generous allowance per event.
+func roughSize(it *actors.WorkItem) int {
+	const perEvent = 128 // tags, ids, timestamps, wrappers
+	if a := it.Activity; a != nil {
+		return len(a.Input) + len(a.Name) + len(a.InstanceID) + len(a.TaskExecutionID) + len(a.TraceParent) + len(a.TraceState) + 4*perEvent
+	}
+	o := it.Orchestration
+	n := len(o.InstanceID) + len(o.Name) + len(o.Version) + len(o.TraceParent) + len(o.TraceState) + 4*perEvent
+	for _, evs := range [][]workflow.Event{o.Past, o.New} {
+		for i := range evs {
+			ev := &evs[i]
+			n += perEvent + len(ev.Data) + len(ev.Name) + len(ev.Instance) + len(ev.Version) + len(ev.TaskExecutionID) + len(ev.App) + len(o.InstanceID)
+			if f := ev.Failure; f != nil {
+				n += len(f.Type) + len(f.Message) + len(f.Stack) + perEvent
+			}
+		}
+	}
+	return n
 }
 
 // tooLarge answers, in the worker's place, an item the stream cannot carry:
