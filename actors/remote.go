@@ -42,9 +42,13 @@ type OrchestrationWork struct {
 	Version     string // the named version of the workflow's code the instance runs, if known
 	TraceParent string // the instance's trace context (W3C), if it has one
 	TraceState  string
-	App         string           // the app whose workers run it ("": any worker)
-	Past        []workflow.Event // history so far, as the worker replays it
-	New         []workflow.Event // EpisodeStarted, then the inputs of this episode
+	App         string // the app whose workers run it ("": any worker)
+	// Created is when the instance was created: with ExecutionID it names
+	// this history, which a purge and a new start under the same id begin
+	// again (a worker's cached history must not be taken for the new one's).
+	Created time.Time
+	Past    []workflow.Event // history so far, as the worker replays it
+	New     []workflow.Event // EpisodeStarted, then the inputs of this episode
 
 	// Which episode this is: the generation, the number of episodes before it
 	// in that generation, and how many held inputs it consumes. All three come

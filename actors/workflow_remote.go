@@ -78,6 +78,7 @@ func (w *workflowActor) dispatchEpisode() {
 		TraceParent: w.row.TraceParent,
 		TraceState:  w.row.TraceState,
 		App:         w.row.App,
+		Created:     w.row.CreatedAt,
 		Past:        slices.Clip(w.past), // w.past only grows past this length
 		New:         news,
 		gen:         w.row.Generation,

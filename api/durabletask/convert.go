@@ -26,8 +26,9 @@ import (
 // reported applied in its episode (recorded after the episode's inputs and
 // actions). An SDK takes a patch as applied from the first such event it
 // replays, which comes before the code asks in that episode. The conversion of
-// an event never depends on what came later, so a worker's cached prefix
-// (stateful history) stays the same as a fresh conversion.
+// an event depends only on what came before it and on its own episode, which
+// is committed at once, so a worker's cached prefix (stateful history) stays
+// the same as a fresh conversion.
 //
 // A remote instance's history has an ExecutionStalled event only when a
 // worker answered WorkflowVersionNotAvailable, which only SDKs that know the
@@ -35,6 +36,24 @@ import (
 func episodeEvents(o *actors.OrchestrationWork) (past, news []*protos.HistoryEvent) {
 	c := converter{o: o}
 	return c.events(o.Past), c.events(o.New)
+}
+
+// deltaEvents converts an episode for a worker that holds the protocol form of
+// o.Past[:from] already: the rest of the past, and the new events. The
+// conversion of an event depends only on what came before it, through the
+// task execution ids of the activities scheduled earlier, which are gathered
+// from the held part.
+func deltaEvents(o *actors.OrchestrationWork, from int) (past, news []*protos.HistoryEvent) {
+	c := converter{o: o}
+	for _, ev := range o.Past[:from] {
+		if ev.Kind == workflow.ActivityScheduled && ev.TaskExecutionID != "" {
+			if c.execIDs == nil {
+				c.execIDs = map[int64]string{}
+			}
+			c.execIDs[ev.TaskID] = ev.TaskExecutionID
+		}
+	}
+	return c.events(o.Past[from:]), c.events(o.New)
 }
 
 // episodePatches returns the patches recorded applied in the episode that

@@ -1,5 +1,11 @@
 package durabletask
 
+import (
+	"time"
+
+	"github.com/weftrt/weft/actors"
+)
+
 // Stateful history (Dapr 1.17's WORKER_CAPABILITY_STATEFUL_HISTORY): a worker
 // that announces it keeps, per instance, the committed history (pastEvents)
 // of the last episode it ran on its stream. Its next episode of the instance
@@ -21,8 +27,10 @@ package durabletask
 const maxWarmInstances = 100_000
 
 type warmInstance struct {
-	execution string // the generation the worker holds
-	events    int    // how many past events it holds
+	execution string    // the generation the worker holds
+	created   time.Time // and the incarnation of the instance (a purge and a new start reuse ids)
+	events    int       // how many past events it holds
+	raw       int       // how many of the instance's history events they are made of
 }
 
 // workerCache is one stream's record; its methods are called from the
@@ -33,20 +41,27 @@ type workerCache struct {
 
 func newWorkerCache() *workerCache { return &workerCache{warm: map[string]warmInstance{}} }
 
-// sent records an episode of instance id (generation execution, with total
-// past events) and reports how many of them the worker holds already, and
-// whether it holds any (false: send them all).
-func (c *workerCache) sent(id, execution string, total int) (int, bool) {
+// held returns what the worker holds of o's history: how many protocol
+// events, made of how many history events; ok is false when it holds none.
+func (c *workerCache) held(o *actors.OrchestrationWork) (events, raw int, ok bool) {
 	if c == nil {
-		return 0, false
+		return 0, 0, false
 	}
-	w, ok := c.warm[id]
-	if len(c.warm) >= maxWarmInstances && !ok {
+	w, found := c.warm[o.InstanceID]
+	if !found || w.execution != o.ExecutionID || !w.created.Equal(o.Created) || w.raw > len(o.Past) {
+		return 0, 0, false
+	}
+	return w.events, w.raw, true
+}
+
+// sent records that the worker was sent o's past, events protocol events in
+// all: it holds them once it ran the episode.
+func (c *workerCache) sent(o *actors.OrchestrationWork, events int) {
+	if c == nil {
+		return
+	}
+	if _, found := c.warm[o.InstanceID]; !found && len(c.warm) >= maxWarmInstances {
 		clear(c.warm)
 	}
-	c.warm[id] = warmInstance{execution: execution, events: total}
-	if !ok || w.execution != execution || w.events > total {
-		return 0, false
-	}
-	return w.events, true
+	c.warm[o.InstanceID] = warmInstance{execution: o.ExecutionID, created: o.Created, events: events, raw: len(o.Past)}
 }

@@ -135,6 +135,30 @@ func TestStatefulHistory(t *testing.T) {
 	}
 	next.cancel()
 
+	// An instance purged and started again under the same id is another
+	// history: the worker gets it whole, not as a delta of the old one.
+	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Chain", InstanceId: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	again := connect(true)
+	for round := range 2 {
+		for n := range 4 {
+			step(again, "again", n) // checks every episode against the history
+		}
+		if _, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "again"}); err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			if _, err := c.PurgeInstances(ctx, &protos.PurgeInstancesRequest{Request: &protos.PurgeInstancesRequest_InstanceId{InstanceId: "again"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Chain", InstanceId: "again"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	again.cancel()
+
 	// A worker that does not announce the capability always gets it all.
 	plain := connect(false)
 	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Chain", InstanceId: "cold"}); err != nil {

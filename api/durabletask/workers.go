@@ -176,16 +176,16 @@ func peerOf(ctx context.Context) string {
 // announce the capability).
 func workItem(it *actors.WorkItem, cache *workerCache) *protos.WorkItem {
 	if o := it.Orchestration; o != nil {
-		past, news := episodeEvents(o)
-		req := &protos.WorkflowRequest{
-			InstanceId:  o.InstanceID,
-			ExecutionId: optString(o.ExecutionID),
-			PastEvents:  past,
-			NewEvents:   news,
-		}
-		if n, warm := cache.sent(o.InstanceID, o.ExecutionID, len(past)); warm {
-			req.PastEvents = past[n:]
-			req.CachedHistory = &protos.CachedHistory{EventCount: int32(n)}
+		req := &protos.WorkflowRequest{InstanceId: o.InstanceID, ExecutionId: optString(o.ExecutionID)}
+		if held, raw, warm := cache.held(o); warm {
+			// Only the events since: converting the whole past every step
+			// would make the server's cost per step grow with the history.
+			req.PastEvents, req.NewEvents = deltaEvents(o, raw)
+			req.CachedHistory = &protos.CachedHistory{EventCount: int32(held)}
+			cache.sent(o, held+len(req.PastEvents))
+		} else {
+			req.PastEvents, req.NewEvents = episodeEvents(o)
+			cache.sent(o, len(req.PastEvents))
 		}
 		return &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: req}}
 	}
