@@ -176,7 +176,12 @@ func (w *RemoteWorker) Next(ctx context.Context) (*WorkItem, error) {
 		if len(w.assigned) < maxOutstandingPerWorker {
 			if i := slices.IndexFunc(p.queue, func(it *WorkItem) bool { a := it.app(); return a == "" || a == w.app }); i >= 0 {
 				it := p.queue[i]
-				p.queue = slices.Delete(p.queue, i, i+1)
+				if i == 0 { // the usual case: O(1), where a delete moves the whole queue
+					p.queue[0] = nil
+					p.queue = p.queue[1:]
+				} else {
+					p.queue = slices.Delete(p.queue, i, i+1)
+				}
 				it.worker = w
 				w.assigned[it] = struct{}{}
 				p.mu.Unlock()
