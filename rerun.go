@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
-	"strings"
 
 	"github.com/weftrt/weft/actors"
 	"github.com/weftrt/weft/workflow"
@@ -34,10 +32,11 @@ type RerunOptions struct {
 // runs again, with a new input if opts say so, and the workflow goes on from
 // there on the code registered now.
 //
-// The source must have finished (ErrNotFinished otherwise). Nothing else may
-// have been in flight when the call was made (an activity or timer started
-// before it and finished after it): such a point is refused naming what was
-// in flight (ErrInvalidInput); rerun from the first call of the batch instead.
+// The source must have finished (ErrNotFinished otherwise). What was in flight
+// when the call was made (activities, child workflows, timers started before
+// it and finished after it) is in flight again in the rerun: the activities
+// and children run again (a child under a new id, derived from the new
+// instance's), the timers fire when they were due.
 func (r *Runtime) Rerun(ctx context.Context, sourceID string, fromTask int64, opts RerunOptions) (string, error) {
 	if err := ValidateInstanceID(sourceID); err != nil {
 		return "", err
@@ -86,23 +85,16 @@ func rerunHistory(h []workflow.Event, fromTask int64, newID string, opts RerunOp
 	if cut < 0 {
 		return nil, fmt.Errorf("the history schedules no activity or child workflow as task %d (the TASK column of weft history): %w", fromTask, ErrInvalidInput)
 	}
-	inFlight := map[int64]workflow.Event{}
+	// Children in flight at the cut start again in the rerun: under new ids,
+	// since the source's children with their old ids belong to the source.
+	childrenInFlight := map[int64]bool{}
 	for _, ev := range h[:cut] {
 		switch ev.Kind {
-		case workflow.ActivityScheduled, workflow.ChildScheduled, workflow.TimerCreated:
-			inFlight[ev.TaskID] = ev
-		case workflow.ActivityCompleted, workflow.ActivityFailed, workflow.ChildCompleted, workflow.ChildFailed,
-			workflow.TimerFired, workflow.TimerCanceled:
-			delete(inFlight, ev.TaskID)
+		case workflow.ChildScheduled:
+			childrenInFlight[ev.TaskID] = true
+		case workflow.ChildCompleted, workflow.ChildFailed:
+			delete(childrenInFlight, ev.TaskID)
 		}
-	}
-	if len(inFlight) > 0 {
-		var names []string
-		for _, task := range slices.Sorted(maps.Keys(inFlight)) {
-			names = append(names, fmt.Sprintf("task %d (%s)", task, describeCall(inFlight[task])))
-		}
-		return nil, fmt.Errorf("%s had not finished when task %d was scheduled; rerun from a call with nothing else in flight (the first of that batch): %w",
-			strings.Join(names, ", "), fromTask, ErrInvalidInput)
 	}
 	target := h[cut]
 	if opts.OverwriteInput {
@@ -126,6 +118,10 @@ func rerunHistory(h []workflow.Event, fromTask int64, newID string, opts RerunOp
 			continue // what happened to the source, not to the rerun
 		case workflow.WorkflowStarted:
 			ev.Instance, ev.TaskID = "", 0 // a rerun is a top-level instance
+		case workflow.ChildScheduled:
+			if childrenInFlight[ev.TaskID] {
+				ev.Instance = workflow.ChildInstanceID(newID, ev.TaskID)
+			}
 		}
 		out = append(out, ev)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/weftrt/weft"
 	"github.com/weftrt/weft/workflow"
@@ -15,8 +16,9 @@ import (
 // TestRerun: a finished instance rerun from one of its calls: what came
 // before is kept (its activities do not run again), the call runs again (with
 // a new input if given), and the workflow goes on; from a child workflow's
-// start the child runs again under a new id; points with other work in
-// flight, unknown tasks, unfinished sources and taken ids are refused.
+// start the child runs again under a new id; what was in flight at the point
+// runs again with it; unknown tasks, unfinished sources and taken ids are
+// refused.
 func TestRerun(t *testing.T) {
 	ctx := ctxT(t)
 	var mu sync.Mutex
@@ -63,19 +65,30 @@ func TestRerun(t *testing.T) {
 	waits := func(ctx *workflow.Context, _ any) (any, error) {
 		return nil, ctx.WaitForExternalEvent("never", 0).Await(nil)
 	}
+	mixed := func(ctx *workflow.Context, _ any) (string, error) { // a timer, a child and an activity in flight at once
+		timer := ctx.CreateTimer(20 * time.Millisecond)
+		child := ctx.CallChildWorkflow("Chain", nil)
+		act := ctx.CallActivity("Note", "m")
+		var c, a string
+		if err := errors.Join(timer.Await(nil), child.Await(&c), act.Await(&a)); err != nil {
+			return "", err
+		}
+		return c + a, nil
+	}
 	if err := errors.Join(
 		weft.RegisterActivity(rt, note, workflow.WithName("Note")),
 		weft.RegisterWorkflow(rt, chain, workflow.WithName("Chain")),
 		weft.RegisterWorkflow(rt, fan, workflow.WithName("Fan")),
 		weft.RegisterWorkflow(rt, parent, workflow.WithName("Parent")),
 		weft.RegisterWorkflow(rt, waits, workflow.WithName("Waits")),
+		weft.RegisterWorkflow(rt, mixed, workflow.WithName("Mixed")),
 	); err != nil {
 		t.Fatal(err)
 	}
 	if err := rt.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for id, name := range map[string]string{"chain": "Chain", "fan": "Fan", "parent": "Parent"} {
+	for id, name := range map[string]string{"chain": "Chain", "fan": "Fan", "parent": "Parent", "mixed": "Mixed"} {
 		if _, err := rt.Schedule(ctx, name, nil, weft.WithInstanceID(id)); err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +116,8 @@ func TestRerun(t *testing.T) {
 		{name: "from the first of a batch", source: "fan", task: 0, opts: weft.RerunOptions{InstanceID: "fan-2"}, output: `"xy"`, ran: []string{"x", "y"}},
 		{name: "from a child's start", source: "parent", task: 0, opts: weft.RerunOptions{InstanceID: "parent-2"}, output: `"child said abc"`, ran: []string{"a", "b", "c"}},
 		{name: "from a child's start, its id given", source: "parent", task: 0, opts: weft.RerunOptions{InstanceID: "parent-3", ChildInstanceID: "kid-3"}, output: `"child said abc"`},
-		{name: "with a batch in flight", source: "fan", task: 1, err: weft.ErrInvalidInput, msg: "task 0 (activity Note) had not finished when task 1 was scheduled"},
+		{name: "with a batch in flight", source: "fan", task: 1, opts: weft.RerunOptions{InstanceID: "fan-3"}, output: `"xy"`, ran: []string{"x", "y"}},
+		{name: "with a timer and a child in flight", source: "mixed", task: 2, opts: weft.RerunOptions{InstanceID: "mixed-2"}, output: `"abcm"`, ran: []string{"m", "a"}},
 		{name: "an unknown task", source: "chain", task: 7, err: weft.ErrInvalidInput, msg: "schedules no activity or child workflow as task 7"},
 		{name: "a child id for an activity", source: "chain", task: 0, opts: weft.RerunOptions{ChildInstanceID: "kid"}, err: weft.ErrInvalidInput, msg: "is activity Note"},
 		{name: "a running source", source: "running", task: 0, err: weft.ErrNotFinished, msg: "it is RUNNING"},
@@ -137,6 +151,16 @@ func TestRerun(t *testing.T) {
 			}
 			if tc.source == "chain" && before("a") != otherA {
 				t.Errorf("the step before the rerun point ran again")
+			}
+			if tc.source == "mixed" { // the child in flight ran again under a new id; the source's is untouched
+				kid, err := rt.Status(ctx, workflow.ChildInstanceID(id, 1))
+				if err != nil || kid.Status != weft.StatusCompleted || kid.ParentID != id {
+					t.Errorf("the rerun's child: %+v %v", kid, err)
+				}
+				old, err := rt.Status(ctx, workflow.ChildInstanceID("mixed", 1))
+				if err != nil || old.ParentID != "mixed" {
+					t.Errorf("the source's child: %+v %v", old, err)
+				}
 			}
 			if tc.opts.ChildInstanceID != "" {
 				if kid, err := rt.Status(ctx, tc.opts.ChildInstanceID); err != nil || kid.Status != weft.StatusCompleted || kid.ParentID != id {

@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/weftrt/weft/storage"
 	"github.com/weftrt/weft/workflow"
@@ -12,7 +13,9 @@ import (
 // instance from one of its events (Dapr's RerunWorkflowFromEvent). The
 // history ends with the call the rerun starts from (an activity or child
 // scheduled, not completed); the instance then loads as after a restart:
-// its code replays the history and the outstanding call is sent again.
+// its code replays the history and the calls still outstanding in it (that
+// one, and any in flight when it was made) are sent again; its outstanding
+// timers are set here.
 type RerunRequest struct {
 	Name    string
 	Version string `msgpack:",omitempty"`
@@ -42,6 +45,18 @@ func (w *workflowActor) rerun(m RerunRequest) error {
 	if err := w.appendHistory(t, m.History...); err != nil {
 		t.close()
 		return err
+	}
+	timers := map[int64]time.Time{}
+	for _, ev := range m.History {
+		switch ev.Kind {
+		case workflow.TimerCreated:
+			timers[ev.TaskID] = ev.FireAt
+		case workflow.TimerFired, workflow.TimerCanceled:
+			delete(timers, ev.TaskID)
+		}
+	}
+	for task, at := range timers {
+		w.putReminder(t, timerName(w.row.Generation, task), at)
 	}
 	if err := w.commit(t); err != nil {
 		return err
