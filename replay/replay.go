@@ -75,8 +75,8 @@ func (r Result) String() string {
 // first, as the history API returns it) against the code registered in reg.
 func History(reg *workflow.Registry, instanceID string, history []workflow.Event) Result {
 	res := Result{InstanceID: instanceID, Event: -1, Verdict: OK}
-	if len(history) > 0 {
-		res.Workflow, res.Version = history[0].Name, history[0].Version
+	if i := slices.IndexFunc(history, func(ev workflow.Event) bool { return ev.Kind == workflow.WorkflowStarted }); i >= 0 {
+		res.Workflow, res.Version = history[i].Name, history[i].Version
 	}
 	exec := workflow.NewExecutor(reg, instanceID, workflow.ExecutorOptions{Logger: discard})
 	defer exec.Close()
@@ -155,8 +155,8 @@ func FromAPI(events []api.HistoryEvent) ([]workflow.Event, error) {
 		}
 		out = append(out, ev)
 	}
-	if len(out) == 0 || out[0].Kind != workflow.WorkflowStarted {
-		return nil, fmt.Errorf("a history starts with a %s event; this one has %d events and does not", workflow.WorkflowStarted, len(out))
+	if !slices.ContainsFunc(out, func(ev workflow.Event) bool { return ev.Kind == workflow.WorkflowStarted }) {
+		return nil, fmt.Errorf("a history has a %s event; this one (%d events) has none", workflow.WorkflowStarted, len(out))
 	}
 	return out, nil
 }
