@@ -145,6 +145,14 @@ type Invocation struct {
 	Name       string
 	Input      []byte
 	Attempt    int
+	// Remote is what a remote worker is told besides (nil when there is
+	// nothing: an invocation is copied along its way, so what only remote
+	// workers use stays out of line).
+	Remote *RemoteCall `msgpack:",omitempty"`
+}
+
+// RemoteCall is what an activity invocation carries for remote workers.
+type RemoteCall struct {
 	// TaskExecutionID is the call's id across attempts, when a remote
 	// worker's SDK gave one.
 	TaskExecutionID string `msgpack:",omitempty"`
@@ -826,4 +834,28 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// GetTaskExecutionID is r's TaskExecutionID, "" for a nil r.
+func (r *RemoteCall) GetTaskExecutionID() string {
+	if r == nil {
+		return ""
+	}
+	return r.TaskExecutionID
+}
+
+// GetTraceParent is r's TraceParent, "" for a nil r.
+func (r *RemoteCall) GetTraceParent() string {
+	if r == nil {
+		return ""
+	}
+	return r.TraceParent
+}
+
+// GetTraceState is r's TraceState, "" for a nil r.
+func (r *RemoteCall) GetTraceState() string {
+	if r == nil {
+		return ""
+	}
+	return r.TraceState
 }

@@ -153,7 +153,10 @@ func (it *WorkItem) app() string {
 	if it.Orchestration != nil {
 		return it.Orchestration.App
 	}
-	return it.Activity.App
+	if r := it.Activity.Remote; r != nil {
+		return r.App
+	}
+	return ""
 }
 
 // Workers returns how many workers are connected and how many items wait for one.

@@ -1276,8 +1276,12 @@ func (w *workflowActor) commit(t *txn) error {
 }
 
 func (w *workflowActor) invocation(rec *storage.ActivityRecord) Invocation {
-	return Invocation{InstanceID: w.id, Gen: w.row.Generation, TaskID: rec.TaskID, Name: rec.Name, Input: rec.Input, Attempt: rec.Attempt,
-		TaskExecutionID: rec.TaskExecutionID, TraceParent: w.row.TraceParent, TraceState: w.row.TraceState, App: cmp.Or(rec.App, w.row.App)}
+	inv := Invocation{InstanceID: w.id, Gen: w.row.Generation, TaskID: rec.TaskID, Name: rec.Name, Input: rec.Input, Attempt: rec.Attempt}
+	if rec.TaskExecutionID != "" || w.row.TraceParent != "" || rec.App != "" || w.row.App != "" {
+		inv.Remote = &RemoteCall{TaskExecutionID: rec.TaskExecutionID, TraceParent: w.row.TraceParent, TraceState: w.row.TraceState,
+			App: cmp.Or(rec.App, w.row.App)}
+	}
+	return inv
 }
 
 func (w *workflowActor) childStart(task int64, c childCall) StartRequest {

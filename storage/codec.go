@@ -149,9 +149,21 @@ func instanceField(name []byte) int {
 func instanceSize(r *InstanceRecord) int {
 	n := instanceMaxFixed + len(r.ID) + len(r.Name) + len(r.Input) + len(r.Output) +
 		len(r.CustomStatus) + len(r.ParentID) + len(r.Inline) +
-		6*(4+mpack.MaxHeaderSize) + len(r.App) + len(r.Version) + len(r.StallReason) + len(r.StallDescription) + len(r.TraceParent) + len(r.TraceState)
+		optionalSize(r.Version, r.StallReason, r.StallDescription, r.TraceParent, r.TraceState, r.App)
 	if f := r.Failure; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
+	}
+	return n
+}
+
+// optionalSize bounds the encoding of the string fields that are written only
+// when set: a key of at most 3 bytes, a header, the string.
+func optionalSize(fields ...string) int {
+	n := 0
+	for _, f := range fields {
+		if f != "" {
+			n += 4 + mpack.MaxHeaderSize + len(f)
+		}
 	}
 	return n
 }

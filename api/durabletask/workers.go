@@ -110,7 +110,11 @@ func completionStatus(err error) error {
 func roughSize(it *actors.WorkItem) int {
 	const perEvent = 128 // tags, ids, timestamps, wrappers
 	if a := it.Activity; a != nil {
-		return len(a.Input) + len(a.Name) + len(a.InstanceID) + len(a.TaskExecutionID) + len(a.TraceParent) + len(a.TraceState) + 4*perEvent
+		n := len(a.Input) + len(a.Name) + len(a.InstanceID) + 4*perEvent
+		if r := a.Remote; r != nil {
+			n += len(r.TaskExecutionID) + len(r.TraceParent) + len(r.TraceState)
+		}
+		return n
 	}
 	o := it.Orchestration
 	n := len(o.InstanceID) + len(o.Name) + len(o.Version) + len(o.TraceParent) + len(o.TraceState) + 4*perEvent
@@ -197,7 +201,7 @@ func workItem(it *actors.WorkItem, cache *workerCache) *protos.WorkItem {
 			InstanceId: a.InstanceID, ExecutionId: optString(actors.ExecutionID(a.Gen)),
 		},
 		TaskId:             int32(a.TaskID),
-		TaskExecutionId:    a.TaskExecutionID,
-		ParentTraceContext: traceContext(a.TraceParent, a.TraceState),
+		TaskExecutionId:    a.Remote.GetTaskExecutionID(),
+		ParentTraceContext: traceContext(a.Remote.GetTraceParent(), a.Remote.GetTraceState()),
 	}}}
 }
