@@ -15,14 +15,13 @@ import (
 // inbox, replays after StallRetryDelay × n (up to a minute apart), and goes on
 // by itself, RUNNING again, on the first replay that goes through.
 
-// maxUnregisteredWaits caps the count that spaces the replays of a stalled
-// instance.
-const maxUnregisteredWaits = 12
+// maxStallWaits caps the count that spaces the replays of a stalled instance.
+const maxStallWaits = 12
 
 // stall records that the instance cannot continue on this process's code and
 // sets the reminder of its next replay; the executor is dropped.
 func (w *workflowActor) stall(t *txn, s *workflow.Stall) error {
-	if w.row.Stalls < maxUnregisteredWaits {
+	if w.row.Stalls < maxStallWaits {
 		w.row.Stalls++
 	}
 	delay := min(w.h.opts.StallRetryDelay*time.Duration(w.row.Stalls), time.Minute)

@@ -428,40 +428,35 @@ func toStatus(err error) error {
 	return status.Error(code, err.Error())
 }
 
+// statuses pairs weft's runtime statuses with the protocol's; the protocol's
+// CONTINUED_AS_NEW and CANCELED have no weft counterpart.
+var statuses = [...]struct {
+	weft  weft.RuntimeStatus
+	proto protos.OrchestrationStatus
+}{
+	{weft.StatusPending, protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING},
+	{weft.StatusRunning, protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING},
+	{weft.StatusCompleted, protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED},
+	{weft.StatusFailed, protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED},
+	{weft.StatusTerminated, protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED},
+	{weft.StatusSuspended, protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED},
+	{weft.StatusStalled, protos.OrchestrationStatus_ORCHESTRATION_STATUS_STALLED},
+}
+
 func protoStatus(st weft.RuntimeStatus) protos.OrchestrationStatus {
-	switch st {
-	case weft.StatusRunning:
-		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
-	case weft.StatusCompleted:
-		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED
-	case weft.StatusFailed:
-		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED
-	case weft.StatusTerminated:
-		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED
-	case weft.StatusSuspended:
-		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED
-	case weft.StatusStalled:
-		return protos.OrchestrationStatus_ORCHESTRATION_STATUS_STALLED
+	for _, s := range statuses {
+		if s.weft == st {
+			return s.proto
+		}
 	}
 	return protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING
 }
 
 func weftStatus(st protos.OrchestrationStatus) (weft.RuntimeStatus, bool) {
-	switch st {
-	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING:
-		return weft.StatusRunning, true
-	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED:
-		return weft.StatusCompleted, true
-	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED:
-		return weft.StatusFailed, true
-	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED:
-		return weft.StatusTerminated, true
-	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED:
-		return weft.StatusSuspended, true
-	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING:
-		return weft.StatusPending, true
-	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_STALLED:
-		return weft.StatusStalled, true
+	for _, s := range statuses {
+		if s.proto == st {
+			return s.weft, true
+		}
 	}
 	return "", false
 }

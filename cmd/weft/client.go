@@ -52,6 +52,18 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
+	// started prints the id of an instance a command started and, with
+	// --wait, its final status.
+	started := func(newID string, err error) error {
+		if err != nil {
+			return apiErr(err)
+		}
+		fmt.Fprintln(stdout, newID)
+		if *wait {
+			return waitAndPrint(ctx, c, newID, *timeout, stdout)
+		}
+		return nil
+	}
 	switch cmd {
 	case "start":
 		if err := need(1, "NAME [--id ID] [--input JSON|@file] [--version V] [--wait]"); err != nil {
@@ -62,14 +74,7 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 			return usageErr("--input: %v", err)
 		}
 		newID, err := c.Start(ctx, api.StartRequest{Name: pos[0], InstanceID: *id, Input: in, Version: *version})
-		if err != nil {
-			return apiErr(err)
-		}
-		fmt.Fprintln(stdout, newID)
-		if *wait {
-			return waitAndPrint(ctx, c, newID, *timeout, stdout)
-		}
-		return nil
+		return started(newID, err)
 	case "status":
 		if err := need(1, "ID [--wait] [--timeout 5m]"); err != nil {
 			return err
@@ -150,15 +155,7 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 			}
 			req.Input = in
 		}
-		newID, err := c.Rerun(ctx, pos[0], req)
-		if err != nil {
-			return apiErr(err)
-		}
-		fmt.Fprintln(stdout, newID)
-		if *wait {
-			return waitAndPrint(ctx, c, newID, *timeout, stdout)
-		}
-		return nil
+		return started(c.Rerun(ctx, pos[0], req))
 	case "history":
 		if err := need(1, "ID [--json]"); err != nil {
 			return err
