@@ -97,6 +97,7 @@ type scheduleOptions struct {
 	version string
 	trace   [2]string // traceparent, tracestate
 	app     string
+	notify  string // the instance told when this one finishes
 }
 
 // WithInstanceID sets the instance id (default: a random UUID). Ids are 1 to 64
@@ -201,7 +202,7 @@ func (r *Runtime) Schedule(ctx context.Context, name string, input any, opts ...
 		return "", err
 	}
 	err = r.host.Request(ctx, o.id, actors.StartRequest{Name: name, Version: o.version, Input: data, StartAt: o.startAt, Reuse: o.reuse,
-		TraceParent: o.trace[0], TraceState: o.trace[1], App: o.app})
+		TraceParent: o.trace[0], TraceState: o.trace[1], App: o.app, Notify: o.notify})
 	if err != nil {
 		return "", err
 	}

@@ -127,7 +127,12 @@ func Open(opts Options) (*Runtime, error) {
 		RemoteWorkers:       opts.RemoteWorkers,
 		Retention:           opts.Retention,
 	})
-	return &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger}, nil
+	r := &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger}
+	if err := r.registerSchedules(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("weft: register schedules: %w", err)
+	}
+	return r, nil
 }
 
 // Registry returns the runtime's registry of workflows and activities.

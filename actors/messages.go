@@ -40,6 +40,9 @@ type StartRequest struct {
 	// App names the app whose remote workers run the instance's code ("":
 	// any worker).
 	App string `msgpack:",omitempty"`
+	// Notify names an instance to tell when this one finishes
+	// (storage.InstanceRecord.Notify).
+	Notify string `msgpack:",omitempty"`
 	// Set when a parent workflow starts this instance as its child.
 	ParentID   string
 	ParentTask int64

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/weftrt/weft/storage"
@@ -149,4 +150,26 @@ func (w *workflowActor) notifyParent() {
 		res.Failure = &workflow.Failure{Type: "Terminated", Message: fmt.Sprintf("child workflow %s was terminated: %s", w.id, row.Output), NonRetriable: true}
 	}
 	w.h.deliverThen(row.ParentID, res, w.id, parentNotified{})
+}
+
+// FinishNoticeEvent is the event an instance started with a Notify target
+// raises on it when it finishes, with a FinishNotice as data (a schedule
+// learns this way that its run ended).
+const FinishNoticeEvent = "weft.run-finished"
+
+// FinishNotice is FinishNoticeEvent's data.
+type FinishNotice struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// queueFinishNotice sends the finish notice through the outbox, so it is
+// durable with the step that finishes the instance.
+func (w *workflowActor) queueFinishNotice(t *txn) {
+	if w.row.Notify == "" {
+		return
+	}
+	data, _ := json.Marshal(FinishNotice{ID: w.id, Status: w.row.Status.String()}) // cannot fail: two strings
+	// An error is kept in the batch and fails the step's commit.
+	_ = w.queueOutbox(t, &storage.OutboxRecord{Target: w.row.Notify, Name: FinishNoticeEvent, Data: data})
 }

@@ -508,7 +508,7 @@ func (w *workflowActor) start(m StartRequest) error {
 		ID: w.id, Name: m.Name, Status: storage.Running, CreatedAt: w.now, Input: m.Input,
 		ParentID: m.ParentID, ParentTask: m.ParentTask, ParentGen: m.ParentGen,
 		Remote: w.h.remote != nil && !w.h.reg.HasWorkflow(m.Name), Version: m.Version,
-		TraceParent: m.TraceParent, TraceState: m.TraceState, App: m.App,
+		TraceParent: m.TraceParent, TraceState: m.TraceState, App: m.App, Notify: m.Notify,
 	}
 	if m.Version == "" {
 		w.row.Version = w.defaultVersion(m.Name)
@@ -1152,6 +1152,7 @@ func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, fai
 		w.exec = nil
 	}
 	w.schedulePurge(t, status)
+	w.queueFinishNotice(t)
 }
 
 // dropOutstanding forgets the generation's activities and timers.

@@ -42,6 +42,8 @@ const (
 	CodeInternal            = "ERR_INTERNAL"
 	CodeNotFound            = "ERR_NOT_FOUND"
 	CodeMethodNotAllowed    = "ERR_METHOD_NOT_ALLOWED"
+	CodeScheduleNotFound    = "ERR_SCHEDULE_NOT_FOUND"
+	CodeScheduleExists      = "ERR_SCHEDULE_ALREADY_EXISTS"
 )
 
 func writeError(w http.ResponseWriter, e *Error) {
@@ -58,6 +60,10 @@ func badRequest(code, msg string) *Error {
 func errorOf(err error) *Error {
 	msg := err.Error()
 	switch {
+	case errors.Is(err, weft.ErrScheduleNotFound):
+		return &Error{http.StatusNotFound, CodeScheduleNotFound, msg}
+	case errors.Is(err, weft.ErrScheduleExists):
+		return &Error{http.StatusConflict, CodeScheduleExists, msg}
 	case errors.Is(err, weft.ErrInstanceNotFound):
 		return &Error{http.StatusNotFound, CodeInstanceIDNotFound, msg}
 	case errors.Is(err, weft.ErrInstanceExists):

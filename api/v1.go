@@ -164,6 +164,7 @@ func toStatus(st *weft.InstanceStatus) Status {
 //	POST   instances/{id}/rerun               RerunRequest → 202 {"id"}
 //	DELETE instances/{id}?recursive=true&force=true → 200
 //	DELETE instances?finishedBefore=RFC3339&recursive=true → 200 {"purged": n}
+//	…      schedules                          see schedules.go
 //	GET    cluster/members | cluster/partitions
 //	POST   cluster/members/{id}/remove        {"reason"} → 200 (a node lost for good)
 //	POST   cluster/leave?timeout=10m          → 200 once this node's partitions moved to the others
@@ -216,6 +217,8 @@ func (s *server) weft(w http.ResponseWriter, r *http.Request, segs []string) {
 		default:
 			s.method(w, r, http.MethodGet+", "+http.MethodPost+", "+http.MethodDelete)
 		}
+	case n >= 1 && n <= 3 && segs[0] == "schedules":
+		s.schedules(w, r, segs)
 	case n >= 2 && segs[0] == "instances":
 		id := segs[1]
 		if e := idError(id); e != nil {

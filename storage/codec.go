@@ -77,6 +77,7 @@ const (
 	instTraceParent
 	instTraceState
 	instApp
+	instNotify
 	instFields
 )
 
@@ -142,6 +143,8 @@ func instanceField(name []byte) int {
 		return instTraceState
 	case "ap":
 		return instApp
+	case "nf":
+		return instNotify
 	}
 	return -1
 }
@@ -149,7 +152,7 @@ func instanceField(name []byte) int {
 func instanceSize(r *InstanceRecord) int {
 	n := instanceMaxFixed + len(r.ID) + len(r.Name) + len(r.Input) + len(r.Output) +
 		len(r.CustomStatus) + len(r.ParentID) + len(r.Inline) +
-		optionalSize(r.Version, r.StallReason, r.StallDescription, r.TraceParent, r.TraceState, r.App)
+		optionalSize(r.Version, r.StallReason, r.StallDescription, r.TraceParent, r.TraceState, r.App, r.Notify)
 	if f := r.Failure; f != nil {
 		n += 2 + failureMaxFixed + len(f.Type) + len(f.Message) + len(f.Stack)
 	}
@@ -178,6 +181,7 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 		r.Generation != 0, r.NextSeq != 0, r.NextInboxSeq != 0, r.Stalls != 0,
 		r.NextOutboxSeq != 0, r.Remote, r.Episode != 0, len(r.Inline) != 0,
 		r.Version != "", r.StallReason != "", r.StallDescription != "", r.TraceParent != "", r.TraceState != "", r.App != "",
+		r.Notify != "",
 	} {
 		if set {
 			n++
@@ -270,6 +274,9 @@ func appendInstance(b []byte, r *InstanceRecord) []byte {
 	if r.App != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "ap"), r.App)
 	}
+	if r.Notify != "" {
+		b = mpack.AppendString(mpack.AppendString(b, "nf"), r.Notify)
+	}
 	return b
 }
 
@@ -340,6 +347,8 @@ func readInstance(r *mpack.Reader, rec *InstanceRecord) error {
 			rec.TraceState, err = r.ReadString()
 		case instApp:
 			rec.App, err = r.ReadString()
+		case instNotify:
+			rec.Notify, err = r.ReadString()
 		}
 		return err
 	})

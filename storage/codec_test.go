@@ -215,6 +215,7 @@ func genInstance(rng *rand.Rand) *InstanceRecord {
 		NextOutboxSeq: mpacktest.Uint(rng), Remote: rng.Intn(2) == 0, Episode: mpacktest.Uint(rng),
 		Inline: mpacktest.Bytes(rng), Version: mpacktest.String(rng), StallReason: mpacktest.String(rng), StallDescription: mpacktest.String(rng),
 		TraceParent: mpacktest.String(rng), TraceState: mpacktest.String(rng), App: mpacktest.String(rng),
+		Notify: mpacktest.String(rng),
 	}
 	switch rng.Intn(3) {
 	case 0:
@@ -445,6 +446,7 @@ type instanceNoOmit struct {
 	TraceParent      string          `msgpack:"tp"`
 	TraceState       string          `msgpack:"tst"`
 	App              string          `msgpack:"ap"`
+	Notify           string          `msgpack:"nf"`
 }
 
 // TestDecodeInstanceOtherEncoders decodes instance rows msgpack/v5 writes
@@ -461,7 +463,7 @@ func TestDecodeInstanceOtherEncoders(t *testing.T) {
 			rec.V, rec.ID, rec.Name, rec.Status, rec.CreatedAt, rec.UpdatedAt, rec.ScheduledStartAt, rec.CompletedAt,
 			rec.Input, rec.Output, rec.CustomStatus, nil, rec.ParentID, rec.ParentTask, rec.ParentGen, rec.ParentPending,
 			rec.Generation, rec.NextSeq, rec.NextInboxSeq, rec.Stalls, rec.NextOutboxSeq, rec.Remote, rec.Episode, rec.Inline,
-			rec.Version, rec.StallReason, rec.StallDescription, rec.TraceParent, rec.TraceState, rec.App,
+			rec.Version, rec.StallReason, rec.StallDescription, rec.TraceParent, rec.TraceState, rec.App, rec.Notify,
 		}
 		if f := rec.Failure; f != nil {
 			full.Failure = &failureAsArray{Type: f.Type, Message: f.Message, Stack: f.Stack, NonRetry: f.NonRetriable}

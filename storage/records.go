@@ -90,6 +90,9 @@ type InstanceRecord struct {
 	// App is the app whose remote workers run the instance's code ("": any
 	// worker), as the start named it (Dapr's multi-app workflows).
 	App string `msgpack:"ap,omitempty"`
+	// Notify is the instance told when this one finishes (an event
+	// RunFinished, sent through the outbox): the schedule that started it.
+	Notify string `msgpack:"nf,omitempty"`
 }
 
 // SetInline stores in in the row (nil: none, a row of version 1).

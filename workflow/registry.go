@@ -199,13 +199,19 @@ func (r *Registry) HasWorkflow(name string) bool { return r.workflow(name) != ni
 // HasActivity reports whether name is a registered activity.
 func (r *Registry) HasActivity(name string) bool { return r.activity(name) != nil }
 
-// Workflows returns the registered workflow names.
+// SystemPrefix begins the names of weft's own workflows and activities
+// (such as the one that is a recurring schedule).
+const SystemPrefix = "weft."
+
+// Workflows returns the registered workflow names, weft's own left out.
 func (r *Registry) Workflows() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	names := make([]string, 0, len(r.workflows))
 	for n := range r.workflows {
-		names = append(names, n)
+		if !strings.HasPrefix(n, SystemPrefix) {
+			names = append(names, n)
+		}
 	}
 	return names
 }

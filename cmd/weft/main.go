@@ -42,6 +42,10 @@ Usage:
                                               a new instance from a finished one's call (TASK: weft history's column)
   weft replay [--server URL | --data DIR] [--workflow NAME,...] [--finished 24h] [--json]
                                               check this binary's workflows against running instances
+  weft schedule create ID --workflow NAME (--cron EXPR | --every 10m) [--input JSON|@file]
+                [--overlap skip|buffer-one|allow-all|terminate-previous] [--jitter 30s] [--catchup-window 1h] [--paused]
+  weft schedule list | show ID | pause ID | resume ID | trigger ID [--wait] | delete ID
+                                              recurring starts of a workflow (docs/schedules.md)
   weft cluster members | partitions [--json]  the cluster as the server sees it
   weft cluster remove NODE [--reason TEXT]    remove a node lost for good (its replicas are replaced now)
   weft cluster leave [--timeout 10m]          the node at --server leaves for good (its replicas move; then stop it)
@@ -90,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return replay.Main(reg, rest, stdout, stderr)
+	case "schedule":
+		err = scheduleCommand(rest, stdout)
 	case "cluster":
 		if len(rest) == 0 || (rest[0] != "members" && rest[0] != "partitions" && rest[0] != "remove" && rest[0] != "leave") {
 			err = usageErr("usage: weft cluster members | partitions [--json], weft cluster remove NODE [--reason TEXT], or weft cluster leave")

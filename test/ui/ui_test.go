@@ -509,3 +509,49 @@ func TestRerunFromUI(t *testing.T) {
 		t.Fatalf("the rerun: %+v %v, want the source's output %s", rerun, err, src.Output)
 	}
 }
+
+// TestSchedulesPage: a schedule created with the page's form ticks (its
+// runs link to their instances), pauses, runs now while paused, resumes and
+// is deleted, all from its buttons; a bad timetable is refused with the
+// server's message.
+func TestSchedulesPage(t *testing.T) {
+	needChromium(t)
+	s := startServer(t, "")
+	b := newBrowser(t, s)
+	b.open("/ui/")
+	b.click("#nav-schedules")
+	b.waitJS("the schedules page", `document.getElementById('page')?.dataset.page === 'schedules' && document.getElementById('page').dataset.loaded === 'true'`)
+	b.waitJS("the workflows in the form", `[...document.querySelectorAll('#sched-workflow option')].some(o => o.value === 'ChainingWorkflow')`)
+
+	b.typeInto("#sched-id", "bad")
+	b.selectValue("#sched-workflow", "ChainingWorkflow")
+	b.typeInto("#sched-when", "61 * * * *")
+	b.click("#sched-create")
+	b.waitJS("the refusal", `document.getElementById('schedules-message').textContent.includes('cron expression')`)
+
+	b.typeInto("#sched-id", "ui-chain")
+	b.selectValue("#sched-kind", "every")
+	b.typeInto("#sched-when", "1s")
+	b.typeInto("#sched-input", `{"value": 2}`)
+	b.click("#sched-create")
+	b.waitJS("the schedule's row", `document.querySelector('#schedules tr[data-id="ui-chain"]')?.dataset.state === 'active'`)
+	b.waitJS("a run", `Number(document.querySelector('#schedules tr[data-id="ui-chain"] [data-count="started"]')?.textContent) >= 1`)
+	b.saveScreenshot("ui-schedules.png")
+
+	b.click(`#schedules tr[data-id="ui-chain"] button.pause`)
+	b.waitJS("paused", `document.querySelector('#schedules tr[data-id="ui-chain"]')?.dataset.state === 'paused'`)
+	b.click(`#schedules tr[data-id="ui-chain"] button.trigger`)
+	b.waitJS("the run started by the button", `document.getElementById('schedules-message').textContent.startsWith('Started ui-chain-')`)
+	run := strings.TrimSuffix(strings.TrimPrefix(b.text("#schedules-message"), "Started "), ".")
+	if st := s.waitStatus(run, "COMPLETED"); string(st.Output) != "6" {
+		t.Errorf("the run %s: %+v", run, st)
+	}
+	b.click(`#schedules tr[data-id="ui-chain"] button.recent`)
+	b.waitJS("the recent actions", fmt.Sprintf(`[...document.querySelectorAll('[data-recent="ui-chain"] li a')].some(a => a.textContent === %q)`, run))
+	b.click(`#schedules tr[data-id="ui-chain"] button.resume`)
+	b.waitJS("active again", `document.querySelector('#schedules tr[data-id="ui-chain"]')?.dataset.state === 'active'`)
+
+	b.eval(`(window.confirm = () => true, true)`)
+	b.click(`#schedules tr[data-id="ui-chain"] button.delete`)
+	b.waitJS("the schedule gone", `!document.querySelector('#schedules tr[data-id="ui-chain"]') && document.getElementById('schedules-message').textContent === 'Deleted ui-chain.'`)
+}

@@ -113,6 +113,11 @@ export const api = {
   resume: (id, reason) => call('POST', `/api/v1/instances/${enc(id)}/resume`, {reason: reason || undefined}),
   purge: (id, recursive) => call('DELETE', `/api/v1/instances/${enc(id)}?recursive=${recursive ? 'true' : 'false'}`),
   rerun: async (id, body) => (await call('POST', `/api/v1/instances/${enc(id)}/rerun`, body)).data,
+  schedules: () => get('/api/v1/schedules'),
+  createSchedule: async (spec) => (await call('POST', '/api/v1/schedules', spec)).data,
+  scheduleCommand: async (id, command, note) => (await call('POST', `/api/v1/schedules/${enc(id)}/${command}`, {note: note || undefined})).data,
+  triggerSchedule: async (id) => (await call('POST', `/api/v1/schedules/${enc(id)}/trigger`)).data,
+  deleteSchedule: (id) => call('DELETE', `/api/v1/schedules/${enc(id)}`),
   clusterMembers: () => get('/api/v1/cluster/members'),
   clusterPartitions: () => get('/api/v1/cluster/partitions'),
 };

@@ -2,12 +2,14 @@
 //
 //	#/                     the instances (query: status, name, pageSize, id)
 //	#/instances/{id}       one instance
+//	#/schedules            the schedules
 //	#/cluster              the cluster's members and partitions (a cluster node only)
 
 import {initToken} from './api.js';
 import {mountList} from './list.js';
 import {mountInstance} from './instance.js';
 import {mountCluster} from './cluster.js';
+import {mountSchedules} from './schedules.js';
 import {api} from './api.js';
 
 let unmount = null;
@@ -29,9 +31,15 @@ function route() {
   const params = new URLSearchParams(query || '');
   const inst = /^\/instances\/(.+)$/.exec(path);
   const cluster = path === '/cluster';
-  document.getElementById('nav-instances').classList.toggle('active', !inst && !cluster);
+  const scheds = path === '/schedules';
+  document.getElementById('nav-instances').classList.toggle('active', !inst && !cluster && !scheds);
+  document.getElementById('nav-schedules').classList.toggle('active', scheds);
   document.getElementById('nav-cluster').classList.toggle('active', cluster);
-  if (cluster) {
+  if (scheds) {
+    page.dataset.page = 'schedules';
+    document.title = 'Schedules · weft';
+    unmount = mountSchedules(page);
+  } else if (cluster) {
     page.dataset.page = 'cluster';
     document.title = 'Cluster · weft';
     unmount = mountCluster(page);
