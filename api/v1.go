@@ -442,7 +442,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := s.rt.List(r.Context(), lq)
 	if err != nil {
-		writeError(w, badRequest(CodeBadRequest, err.Error()))
+		s.fail(w, r, err) // a bad status or page token is ErrInvalidInput: 400
 		return
 	}
 	resp := ListResponse{Instances: make([]Summary, len(page.Instances)), NextPageToken: page.NextPageToken}

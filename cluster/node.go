@@ -894,6 +894,12 @@ func (n *Node) List(ctx context.Context, q storage.ListQuery) (storage.ListPage,
 			if err == nil {
 				err = msgpack.Unmarshal(b, &page)
 			}
+			if err != nil && ctx.Err() == nil && !errors.Is(err, storage.ErrMalformedPageToken) {
+				// A node that died since the gossip last heard from it: the
+				// listing goes on without it, as for one known to be down.
+				missing = append(missing, e.Node)
+				continue
+			}
 		}
 		if err != nil {
 			return storage.ListPage{}, nil, fmt.Errorf("list on node %s: %w", e.Node, err)
@@ -945,6 +951,10 @@ func (n *Node) Counts(ctx context.Context) (map[storage.Status]int, []string, er
 			var b []byte
 			if b, err = n.tr.call(ctx, e.ActorAddr, kindCounts, nil, 0); err == nil {
 				err = msgpack.Unmarshal(b, &counts)
+			}
+			if err != nil && ctx.Err() == nil { // died since the gossip last heard from it
+				missing = append(missing, e.Node)
+				continue
 			}
 		}
 		if err != nil {
