@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/weftrt/weft/workflow"
 )
 
@@ -175,8 +177,19 @@ func runBatch(b *testing.B, rt *Runtime, run int, name string, count int, input 
 
 // BenchmarkChains: 1,000 instances of a 5-step chain scheduled at once; one
 // iteration is the whole run. Reports activities/s over all iterations.
-func BenchmarkChains(b *testing.B) {
-	rt := openBenchRuntime(b, Options{})
+func BenchmarkChains(b *testing.B) { benchChains(b, Options{}) }
+
+// BenchmarkChainsTraced is BenchmarkChains with tracing on, its spans
+// exported to nowhere: the cost of making them.
+func BenchmarkChainsTraced(b *testing.B) { benchChains(b, Options{TraceExporter: discardSpans{}}) }
+
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
+
+func benchChains(b *testing.B, opts Options) {
+	rt := openBenchRuntime(b, opts)
 	var total time.Duration
 	run := 0
 	cpu0 := processCPU()

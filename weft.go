@@ -8,6 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/weftrt/weft/actors"
 	"github.com/weftrt/weft/cluster"
 	"github.com/weftrt/weft/reminders"
@@ -74,6 +79,17 @@ type Options struct {
 	// a worker connects. Off (the default), scheduling an unregistered workflow
 	// fails with ErrWorkflowNotRegistered.
 	RemoteWorkers bool
+	// TraceExporter, when set, receives OpenTelemetry spans: one for each
+	// generation of a workflow (start to finish), each activity attempt, each
+	// timer and wait for an event, child workflows under their parents, all
+	// in the W3C trace context the instance was started in (WithTraceContext,
+	// an HTTP traceparent, an SDK's parentTraceContext). Use an OTLP
+	// exporter (go.opentelemetry.io/otel/exporters/otlp/otlptrace), as
+	// `weft serve --otlp-endpoint` does. Nil (the default): no spans, at no
+	// cost. TraceResource names the service in them (default service.name
+	// "weft").
+	TraceExporter sdktrace.SpanExporter
+	TraceResource *resource.Resource
 	// Cluster, when set, makes this runtime one node of a cluster (see package
 	// cluster): instances live on the node that holds their partition, any node
 	// takes any call, activities run on every live node.
@@ -88,7 +104,8 @@ type Runtime struct {
 	host *actors.Host
 	log  *slog.Logger
 
-	node *cluster.Node // nil unless Options.Cluster
+	node   *cluster.Node            // nil unless Options.Cluster
+	traces *sdktrace.TracerProvider // nil unless Options.TraceExporter
 
 	mu      sync.Mutex
 	started bool
@@ -113,6 +130,16 @@ func Open(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("weft: open %s: %w", opts.Dir, err)
 	}
 	reg := workflow.NewRegistry()
+	var tp *sdktrace.TracerProvider
+	var tracer trace.Tracer
+	if opts.TraceExporter != nil {
+		res := opts.TraceResource
+		if res == nil {
+			res = resource.NewSchemaless(attribute.String("service.name", "weft"))
+		}
+		tp = actors.NewTracerProvider(opts.TraceExporter, sdktrace.WithResource(res))
+		tracer = tp.Tracer("github.com/weftrt/weft")
+	}
 	host := actors.NewHost(actors.Options{
 		DB:                  db,
 		Registry:            reg,
@@ -126,8 +153,9 @@ func Open(opts Options) (*Runtime, error) {
 		Reminders:           reminders.Options{Window: opts.ReminderWindow, MaxInMemory: opts.MaxRemindersInMemory},
 		RemoteWorkers:       opts.RemoteWorkers,
 		Retention:           opts.Retention,
+		Tracer:              tracer,
 	})
-	r := &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger}
+	r := &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger, traces: tp}
 	if err := r.registerSchedules(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("weft: register schedules: %w", err)
@@ -193,6 +221,13 @@ func (r *Runtime) Close() error {
 	}
 	if cerr := r.db.Close(); err == nil {
 		err = cerr
+	}
+	if r.traces != nil { // the spans of the last steps go out before Close returns
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if terr := r.traces.Shutdown(ctx); err == nil && terr != nil {
+			err = fmt.Errorf("weft: flush spans: %w", terr)
+		}
 	}
 	return err
 }

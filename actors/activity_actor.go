@@ -36,6 +36,11 @@ func (a *activityActor) Receive(ctx actor.Context) {
 	actx := workflow.WithActivityInfo(h.activityCtx, workflow.ActivityInfo{
 		InstanceID: inv.InstanceID, TaskID: inv.TaskID, Name: inv.Name, Attempt: inv.Attempt,
 	})
+	if inv.Remote != nil && inv.Remote.TraceParent != "" {
+		// The activity's own spans (its context) join the trace it runs in:
+		// the attempt's span with tracing on, else the instance's traceparent.
+		actx = withTraceParent(actx, inv.Remote.TraceParent, inv.Remote.TraceState)
+	}
 	out, failure := h.reg.RunActivity(actx, inv.Name, inv.Input)
 	h.stats.ActivitiesRun.Add(1)
 	outcome := "ok"

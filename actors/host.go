@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weftrt/weft/placement"
 	"github.com/weftrt/weft/reminders"
@@ -54,6 +55,9 @@ type Options struct {
 	// Retention purges finished instances after a while (zero: never; see
 	// Retention).
 	Retention Retention
+	// Tracer receives the instances' spans (tracing.go); it must come from a
+	// NewTracerProvider. Nil: no tracing, at no cost.
+	Tracer trace.Tracer
 	// RemoteWorkers runs workflows and activities that are not registered in
 	// this process on workers connected over the durabletask protocol (see
 	// RemoteWorkers). Off, starting an unregistered workflow fails.

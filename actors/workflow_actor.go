@@ -73,6 +73,8 @@ type workflowActor struct {
 	past    []workflow.Event   // this generation's history, as the worker replays it
 	held    []heldEvent        // inputs in the inbox, for the next episode
 	episode *OrchestrationWork // the episode handed to the workers, if one is
+
+	spans *spanState // nil unless tracing (tracing.go)
 }
 
 // storedState is what the last commit wrote of the instance's index entry and
@@ -108,7 +110,11 @@ const maxGenerationsPerStep = 1000
 const maxStalls = 3
 
 func newWorkflowActor(h *Host, id string, a *activation) *workflowActor {
-	return &workflowActor{h: h, id: id, part: h.Partition(id), act: a}
+	w := &workflowActor{h: h, id: id, part: h.Partition(id), act: a}
+	if h.opts.Tracer != nil {
+		w.spans = &spanState{}
+	}
+	return w
 }
 
 func (w *workflowActor) Receive(ctx actor.Context) {
@@ -302,6 +308,9 @@ func (w *workflowActor) load() error {
 			}
 		}
 		for _, ev := range history {
+			if w.spans != nil {
+				w.observeForSpans(nil, &ev)
+			}
 			switch ev.Kind {
 			case workflow.ActivityScheduled:
 				put(&w.activities, ev.TaskID, &storage.ActivityRecord{TaskID: ev.TaskID, Name: ev.Name, Input: ev.Data,
@@ -438,6 +447,9 @@ func (w *workflowActor) unload() {
 	w.exec, w.row, w.loaded = nil, nil, false
 	w.receivedFrom = nil
 	w.histInline, w.histSize, w.histKeys, w.legacy, w.legacyReminders = nil, 0, false, false, nil
+	if w.spans != nil {
+		*w.spans = spanState{}
+	}
 	w.act.committed.Store(0)
 	w.stored = storedState{}
 	w.past, w.held, w.episode = nil, nil, nil
@@ -770,6 +782,9 @@ func (w *workflowActor) activityResult(t *txn, m ActivityResult) (workflow.Event
 // reminder go in t), or the final failure, the input event returned.
 func (w *workflowActor) failedAttempt(t *txn, rec *storage.ActivityRecord, f *workflow.Failure, policy *workflow.RetryPolicy) (workflow.Event, bool) {
 	if delay, ok := policy.NextDelay(rec.Attempt, rec.FirstAttemptAt, w.now, f); ok {
+		if w.spans != nil {
+			w.spanFailedAttempt(t, &activityAttempt{rec.TaskID, rec.Name, rec.Attempt, rec.NextAttemptAt, f.String()})
+		}
 		rec.Attempt++
 		rec.NextAttemptAt = w.now.Add(delay)
 		if err := t.b.PutActivity(w.part, w.id, rec); err != nil {
@@ -892,6 +907,9 @@ func (w *workflowActor) hold(t *txn, evs []workflow.Event) error {
 func (w *workflowActor) settle(t *txn, ev workflow.Event) {
 	switch ev.Kind {
 	case workflow.ActivityCompleted, workflow.ActivityFailed:
+		if w.spans != nil {
+			w.spans.lastAttempt(w.activities[ev.TaskID])
+		}
 		delete(w.activities, ev.TaskID)
 		if w.retried[ev.TaskID] {
 			delete(w.retried, ev.TaskID)
@@ -936,6 +954,7 @@ type txn struct {
 	parent   bool
 	started  string // workflow name, when this step started an instance
 	finished string // final status, when this step finished it
+	spans    []finishedSpan
 }
 
 type childStartMsg struct {
@@ -1080,6 +1099,9 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 
 func (w *workflowActor) appendHistory(t *txn, evs ...workflow.Event) error {
 	for _, ev := range evs {
+		if w.spans != nil {
+			w.observeForSpans(t, &ev)
+		}
 		b, err := workflow.EncodeEvent(ev)
 		if err != nil {
 			return fmt.Errorf("instance %s: %w", w.id, err)
@@ -1263,6 +1285,9 @@ func (w *workflowActor) commit(t *txn) error {
 	if t.parent {
 		w.notifyParent()
 	}
+	if len(t.spans) > 0 {
+		w.emitSpans(t.spans)
+	}
 	w.dispatchEpisode()
 	if w.row != nil {
 		w.act.committed.Store(int32(w.row.Status) + 1)
@@ -1278,9 +1303,12 @@ func (w *workflowActor) commit(t *txn) error {
 
 func (w *workflowActor) invocation(rec *storage.ActivityRecord) Invocation {
 	inv := Invocation{InstanceID: w.id, Gen: w.row.Generation, TaskID: rec.TaskID, Name: rec.Name, Input: rec.Input, Attempt: rec.Attempt}
-	if rec.TaskExecutionID != "" || w.row.TraceParent != "" || rec.App != "" || w.row.App != "" {
+	if rec.TaskExecutionID != "" || w.row.TraceParent != "" || rec.App != "" || w.row.App != "" || w.spans != nil {
 		inv.Remote = &RemoteCall{TaskExecutionID: rec.TaskExecutionID, TraceParent: w.row.TraceParent, TraceState: w.row.TraceState,
 			App: cmp.Or(rec.App, w.row.App)}
+		if w.spans != nil { // the attempt's code runs under the attempt's span
+			inv.Remote.TraceParent, inv.Remote.TraceState = w.attemptTraceParent(rec.TaskID, rec.Attempt)
+		}
 	}
 	return inv
 }
@@ -1290,8 +1318,12 @@ func (w *workflowActor) childStart(task int64, c childCall) StartRequest {
 	if app == "" {
 		app = w.row.App // a child runs in its parent's app unless routed elsewhere
 	}
-	return StartRequest{Name: c.name, Input: c.input, ParentID: w.id, ParentTask: task, ParentGen: w.row.Generation,
+	start := StartRequest{Name: c.name, Input: c.input, ParentID: w.id, ParentTask: task, ParentGen: w.row.Generation,
 		TraceParent: w.row.TraceParent, TraceState: w.row.TraceState, App: app}
+	if w.spans != nil { // the child's spans hang under this generation's
+		start.TraceParent, start.TraceState = w.childTraceParent()
+	}
+	return start
 }
 
 // Reminder names: "start", "timer:<gen>:<task>", "retry:<gen>:<task>".

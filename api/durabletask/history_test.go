@@ -8,11 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftrt/weft"
 	"github.com/weftrt/weft/api/durabletask/protos"
+	"github.com/weftrt/weft/internal/otlptest"
 )
 
 // TestListInstanceIDsAndHistory: ids page by pageSize with the continuation
@@ -245,6 +248,84 @@ func TestTraceContextReachesWorkers(t *testing.T) {
 		}
 		if got := ar.GetActivityRequest().GetParentTraceContext(); got.GetTraceParent() != tp {
 			t.Fatalf("the activity's trace context: %v", got)
+		}
+	}
+}
+
+// TestSpansOverTheSDKPath: with tracing on, a workflow run by a worker over
+// the protocol has its span under the SDK's parentTraceContext, and the
+// activity's trace context given to the worker is the span of its attempt,
+// which hangs under the workflow's.
+func TestSpansOverTheSDKPath(t *testing.T) {
+	recv, err := otlptest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Stop()
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(recv.Addr), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, rt := serveWith(t, weft.Options{TraceExporter: exp}, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const caller, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Remote", InstanceId: "sdk-traced",
+		ParentTraceContext: &protos.TraceContext{TraceParent: "00-" + caller + "-" + callerSpan + "-01"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompleteWorkflowTask(ctx, &protos.WorkflowResponse{InstanceId: "sdk-traced", Actions: []*protos.WorkflowAction{{Id: 0,
+		WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "Echo"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	recvItem := func() *protos.WorkItem {
+		wi, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wi
+	}
+	wi := recvItem()
+	activityParent := wi.GetActivityRequest().GetParentTraceContext().GetTraceParent()
+	if _, err := c.CompleteActivityTask(ctx, &protos.ActivityResponse{InstanceId: "sdk-traced", TaskId: wi.GetActivityRequest().GetTaskId()}); err != nil {
+		t.Fatal(err)
+	}
+	recvItem()
+	if _, err := c.CompleteWorkflowTask(ctx, &protos.WorkflowResponse{InstanceId: "sdk-traced", Actions: []*protos.WorkflowAction{{Id: 1,
+		WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: "sdk-traced"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spans := recv.Spans()
+	if got, want := otlptest.Tree(spans), "workflow Remote\n  activity Echo\n"; got != want {
+		t.Fatalf("spans:\n%s\nwant:\n%s", got, want)
+	}
+	for _, s := range spans {
+		if s.TraceID != caller {
+			t.Errorf("span %s in trace %s, want the SDK's %s", s.Name, s.TraceID, caller)
+		}
+		switch s.Name {
+		case "workflow Remote":
+			if s.ParentID != callerSpan {
+				t.Errorf("the workflow's span has parent %s, want the SDK's span %s", s.ParentID, callerSpan)
+			}
+		case "activity Echo":
+			if want := "00-" + caller + "-" + s.SpanID + "-01"; activityParent != want {
+				t.Errorf("the worker got trace context %s for the activity, want its attempt's span %s", activityParent, want)
+			}
 		}
 	}
 }

@@ -67,7 +67,14 @@ func serveTest(t *testing.T, token string) testClient {
 // serveRuntime is serveTest with the server's options, and the runtime.
 func serveRuntime(t *testing.T, opts Options) (testClient, *weft.Runtime) {
 	t.Helper()
-	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true, StallRetryDelay: 50 * time.Millisecond})
+	return serveWith(t, weft.Options{}, opts)
+}
+
+// serveWith is serveRuntime with the runtime's options too.
+func serveWith(t *testing.T, ro weft.Options, opts Options) (testClient, *weft.Runtime) {
+	t.Helper()
+	ro.Dir, ro.Logger, ro.RemoteWorkers, ro.StallRetryDelay = t.TempDir(), quiet, true, 50*time.Millisecond
+	rt, err := weft.Open(ro)
 	if err != nil {
 		t.Fatal(err)
 	}

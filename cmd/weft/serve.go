@@ -44,6 +44,7 @@ func serve(args []string, stderr io.Writer) error {
 	activities := fs.Int("activity-concurrency", atoiOr(envOr("WEFT_ACTIVITY_CONCURRENCY", ""), 0), "activity attempts run at once (default 256)")
 	maxActive := fs.Int("max-active", atoiOr(envOr("WEFT_MAX_ACTIVE", ""), 0), "instances held in memory (default 10000)")
 	retention := fs.String("retention", envOr("WEFT_RETENTION", ""), "purge finished instances this long after they finish, by final status: comma-separated status=duration pairs, statuses completed, failed, terminated or any, e.g. completed=720h,any=2160h; children go with their parents (default off: kept for ever; WEFT_RETENTION)")
+	otlp := fs.String("otlp-endpoint", envOr("WEFT_OTLP_ENDPOINT", ""), "send OpenTelemetry spans (each workflow, activity attempt, timer, wait for an event) over OTLP/gRPC to this collector: host:port (plaintext) or https://host:port; default off, at no cost (WEFT_OTLP_ENDPOINT)")
 	samples := fs.Bool("samples", envOr("WEFT_SAMPLES", "") == "true", "host the seed document's sample workflows (OrderProcessingWorkflow, ChainingWorkflow, FanOutFanInWorkflow, MonitorWorkflow) and their activities; without it every workflow and activity name belongs to the connected apps (WEFT_SAMPLES=true)")
 	threshold := fs.Float64("approval-threshold", atofOr(envOr("WEFT_APPROVAL_THRESHOLD", ""), 1000), "with --samples, OrderProcessingWorkflow: orders above this cost wait for ManagerApproval (WEFT_APPROVAL_THRESHOLD)")
 	nodeID := fs.String("node-id", envOr("WEFT_NODE_ID", ""), "cluster: this node's id (default: generated once and kept in the data directory; WEFT_NODE_ID)")
@@ -129,6 +130,13 @@ func serve(args []string, stderr io.Writer) error {
 	httpURL := scheme + "://" + advertised(ln.Addr().String(), host)
 	opts := weft.Options{Dir: *data, Partitions: *partitions, Logger: logger,
 		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn, Retention: keep}
+	if *otlp != "" {
+		exp, err := otlpExporter(*otlp)
+		if err != nil {
+			return usageErr("--otlp-endpoint %q: %v", *otlp, err)
+		}
+		opts.TraceExporter = exp
+	}
 	if clustered {
 		cfg, err := clusterConfig(clusterFlags{data: *data, nodeID: *nodeID, gossip: *gossipAddr, actor: *actorAddr, advertise: *advertise,
 			join: *join, name: *clusterName, key: *gossipKey, cert: *clusterCert, certKey: *clusterKey, ca: *clusterCA, http: httpURL})
@@ -139,6 +147,13 @@ func serve(args []string, stderr io.Writer) error {
 		cfg.ReplaceAfter = *replaceAfter
 		cfg.SnapshotRate = snapRate
 		opts.Cluster = cfg
+	}
+	if opts.TraceExporter != nil {
+		node := ""
+		if opts.Cluster != nil {
+			node = opts.Cluster.Gossip.NodeID
+		}
+		opts.TraceResource = traceResource(node)
 	}
 	rt, err := weft.Open(opts)
 	if err != nil {
@@ -193,6 +208,9 @@ func serve(args []string, stderr io.Writer) error {
 			}
 		}
 		attrs = append(attrs, "node", node.ID(), "gossip", gossip, "actor", actorShown)
+	}
+	if *otlp != "" {
+		attrs = append(attrs, "otlp", *otlp)
 	}
 	attrs = append(attrs, "data", *data, "auth", *token != "", "retention", keep.String(), "workflows", strings.Join(rt.Registry().Workflows(), ","))
 	logger.Info("weft serving", attrs...)
