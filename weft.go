@@ -79,6 +79,12 @@ type Options struct {
 	// a worker connects. Off (the default), scheduling an unregistered workflow
 	// fails with ErrWorkflowNotRegistered.
 	RemoteWorkers bool
+	// ActivityLimits caps the attempts of each named activity that run at
+	// once across the whole cluster, e.g. {"ProcessWorkItem": 20} (`weft
+	// serve --activity-limit ProcessWorkItem=20`), on top of each node's
+	// ActivityConcurrency. Attempts beyond the limit wait, durably, first
+	// come first served (package limits). Give every node the same limits.
+	ActivityLimits map[string]int
 	// TraceExporter, when set, receives OpenTelemetry spans: one for each
 	// generation of a workflow (start to finish), each activity attempt, each
 	// timer and wait for an event, child workflows under their parents, all
@@ -154,11 +160,16 @@ func Open(opts Options) (*Runtime, error) {
 		RemoteWorkers:       opts.RemoteWorkers,
 		Retention:           opts.Retention,
 		Tracer:              tracer,
+		ActivityLimits:      opts.ActivityLimits,
 	})
 	r := &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger, traces: tp}
 	if err := r.registerSchedules(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("weft: register schedules: %w", err)
+	}
+	if err := r.registerLimiters(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("weft: register limiters: %w", err)
 	}
 	return r, nil
 }

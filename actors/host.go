@@ -55,6 +55,10 @@ type Options struct {
 	// Retention purges finished instances after a while (zero: never; see
 	// Retention).
 	Retention Retention
+	// ActivityLimits caps the attempts of each named activity running at
+	// once across the cluster (package limits); every node must be given the
+	// same. Nil: no limits.
+	ActivityLimits map[string]int
 	// Tracer receives the instances' spans (tracing.go); it must come from a
 	// NewTracerProvider. Nil: no tracing, at no cost.
 	Tracer trace.Tracer

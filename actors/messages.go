@@ -56,6 +56,9 @@ type RaiseEventRequest struct {
 	// From names the outbox record an event sent by another instance comes
 	// from, so a re-delivery is recognised; nil for an event from a client.
 	From *MessageID `msgpack:",omitempty"`
+	// Create starts the instance first if it does not exist (the event is
+	// for an activity's limiter, which its first request creates).
+	Create *StartRequest `msgpack:",omitempty"`
 }
 
 // TerminateRequest ends an instance at once.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/weftrt/weft/limits"
 	"github.com/weftrt/weft/storage"
 	"github.com/weftrt/weft/workflow"
 )
@@ -81,6 +82,9 @@ func (w *workflowActor) send(rec *storage.OutboxRecord) {
 	switch rec.Kind {
 	case storage.OutboxTerminate:
 		msg = TerminateRequest{Reason: rec.Data, Recursive: true}
+	case storage.OutboxLimiter:
+		msg = RaiseEventRequest{Name: rec.Name, Data: rec.Data, Create: &StartRequest{Name: limits.WorkflowName, Input: []byte("{}"), Reuse: ReuseIgnore},
+			From: &MessageID{Sender: w.id, Incarnation: w.row.CreatedAt.UnixNano(), Seq: rec.Seq}}
 	default:
 		msg = RaiseEventRequest{Name: rec.Name, Data: rec.Data,
 			From: &MessageID{Sender: w.id, Incarnation: w.row.CreatedAt.UnixNano(), Seq: rec.Seq}}

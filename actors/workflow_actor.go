@@ -15,6 +15,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/weftrt/weft/limits"
 	"github.com/weftrt/weft/reminders"
 	"github.com/weftrt/weft/storage"
 	"github.com/weftrt/weft/workflow"
@@ -334,7 +335,9 @@ func (w *workflowActor) load() error {
 		w.noteStoredAwake()
 		if w.row.Remote {
 			w.past = history
-			w.resend()
+			if err := w.resend(); err != nil {
+				return err
+			}
 			return w.loadHeld()
 		}
 		w.exec = w.newExecutor()
@@ -357,7 +360,9 @@ func (w *workflowActor) load() error {
 		if err := w.decideFailures(); err != nil {
 			return err
 		}
-		w.resend()
+		if err := w.resend(); err != nil {
+			return err
+		}
 		if w.running() && w.row.NextInboxSeq > 0 {
 			if err := w.applyHeld(); err != nil {
 				return err
@@ -414,10 +419,17 @@ func (w *workflowActor) applyHeld() error {
 
 // resend re-sends what this instance has in flight that nothing on this node is
 // already working on: after a crash, that is everything outstanding.
-func (w *workflowActor) resend() {
+func (w *workflowActor) resend() error {
+	var ask []*storage.ActivityRecord
 	for _, rec := range w.activities {
 		if rec.NextAttemptAt.After(w.now) || rec.Failed != nil {
 			continue // waiting for its retry reminder, or for a decision on its failure
+		}
+		if w.h.limited(rec.Name) && !rec.Permit {
+			// Its request waits at the limiter, or was never sent (the limit
+			// is newer than the attempt): asked again, the limiter keeps one.
+			ask = append(ask, rec)
+			continue
 		}
 		w.h.dispatchUnlessInFlight(w.invocation(rec))
 	}
@@ -425,6 +437,14 @@ func (w *workflowActor) resend() {
 		c := w.childInput[task]
 		w.h.deliverAsync(child, w.childStart(task, c))
 	}
+	if len(ask) == 0 {
+		return nil
+	}
+	t := w.newTxn()
+	for _, rec := range ask {
+		w.askLimiter(t, rec, false)
+	}
+	return w.commit(t)
 }
 
 // forgetOutstanding clears what the actor knows of the instance's outstanding
@@ -557,6 +577,14 @@ func (w *workflowActor) startedEvent(input []byte) workflow.Event {
 }
 
 func (w *workflowActor) raise(m RaiseEventRequest) error {
+	if m.Name == limits.PermitEvent {
+		return w.permit(m)
+	}
+	if w.row == nil && m.Create != nil {
+		if err := w.start(*m.Create); err != nil && !errors.Is(err, ErrInstanceExists) {
+			return fmt.Errorf("raise event %s on %s: create it: %w", m.Name, w.id, err)
+		}
+	}
 	if w.row == nil {
 		return fmt.Errorf("raise event %s on %s: %w", m.Name, w.id, ErrInstanceNotFound)
 	}
@@ -785,6 +813,8 @@ func (w *workflowActor) failedAttempt(t *txn, rec *storage.ActivityRecord, f *wo
 		if w.spans != nil {
 			w.spanFailedAttempt(t, &activityAttempt{rec.TaskID, rec.Name, rec.Attempt, rec.NextAttemptAt, f.String()})
 		}
+		w.releasePermit(t, rec)
+		rec.Permit = false // the next attempt asks again, in turn
 		rec.Attempt++
 		rec.NextAttemptAt = w.now.Add(delay)
 		if err := t.b.PutActivity(w.part, w.id, rec); err != nil {
@@ -855,7 +885,9 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 	case kind == "retry" && gen == w.row.Generation && w.activities[task] != nil:
 		t := w.newTxn()
 		w.deleteReminder(t, stored)
-		t.dispatch = append(t.dispatch, w.invocation(w.activities[task]))
+		if w.mayRun(t, w.activities[task]) {
+			t.dispatch = append(t.dispatch, w.invocation(w.activities[task]))
+		}
 		return w.commit(t)
 	}
 	t := w.newTxn() // stale: drop it
@@ -910,6 +942,7 @@ func (w *workflowActor) settle(t *txn, ev workflow.Event) {
 		if w.spans != nil {
 			w.spans.lastAttempt(w.activities[ev.TaskID])
 		}
+		w.releasePermit(t, w.activities[ev.TaskID])
 		delete(w.activities, ev.TaskID)
 		if w.retried[ev.TaskID] {
 			delete(w.retried, ev.TaskID)
@@ -955,6 +988,8 @@ type txn struct {
 	started  string // workflow name, when this step started an instance
 	finished string // final status, when this step finished it
 	spans    []finishedSpan
+	// limiterRequests go out with the commit, one outbox record per limiter.
+	limiterRequests []limits.Request
 }
 
 type childStartMsg struct {
@@ -1069,7 +1104,9 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 			rec := &storage.ActivityRecord{TaskID: a.TaskID, Name: a.Name, Input: a.Data, Attempt: 1, FirstAttemptAt: w.now, NextAttemptAt: w.now,
 				TaskExecutionID: a.TaskExecutionID, App: a.App}
 			put(&w.activities, a.TaskID, rec)
-			t.dispatch = append(t.dispatch, w.invocation(rec))
+			if w.mayRun(t, rec) {
+				t.dispatch = append(t.dispatch, w.invocation(rec))
+			}
 		case workflow.TimerCreated:
 			w.putReminder(t, timerName(gen, a.TaskID), a.FireAt)
 		case workflow.TimerCanceled:
@@ -1180,6 +1217,9 @@ func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, fai
 // dropOutstanding forgets the generation's activities and timers.
 func (w *workflowActor) dropOutstanding(t *txn) {
 	w.forgetRemoteWork()
+	for _, rec := range w.activities {
+		w.releasePermit(t, rec)
+	}
 	for task := range w.retried {
 		t.b.DeleteActivity(w.part, w.id, task)
 	}
@@ -1229,6 +1269,9 @@ func (w *workflowActor) deleteReminder(t *txn, r storage.Reminder) {
 // commit writes the step and then carries out its effects, in that order.
 func (w *workflowActor) commit(t *txn) error {
 	defer t.close() // releases the reminders' hold, after Added; returns pebble's batch to its pool
+	if len(t.limiterRequests) > 0 {
+		w.flushLimiterRequests(t)
+	}
 	var stored storedState
 	if w.row != nil {
 		w.row.UpdatedAt = w.now

@@ -441,8 +441,12 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 		lq.PageSize = n
 	}
 	page, err := s.rt.List(r.Context(), lq)
+	if errors.Is(err, weft.ErrInvalidInput) { // a bad status or page token
+		writeError(w, badRequest(CodeBadRequest, err.Error()))
+		return
+	}
 	if err != nil {
-		s.fail(w, r, err) // a bad status or page token is ErrInvalidInput: 400
+		s.fail(w, r, err)
 		return
 	}
 	resp := ListResponse{Instances: make([]Summary, len(page.Instances)), NextPageToken: page.NextPageToken}

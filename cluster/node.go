@@ -424,7 +424,9 @@ func (n *Node) Forward(ctx context.Context, id string, msg any) (bool, error) {
 		ambiguous = ambiguous || (err != nil && (!errors.As(err, &answered) || errors.Is(err, ErrUnavailable)))
 		return err
 	})
-	if start, ok := msg.(actors.StartRequest); ok && ambiguous && errors.Is(err, actors.ErrInstanceExists) && n.startLanded(ctx, id, start) {
+	if start, ok := msg.(actors.StartRequest); ok && ambiguous && (errors.Is(err, actors.ErrInstanceExists) || here && err == nil) && n.startLanded(ctx, id, start) {
+		// Also when the partition came here meanwhile (its leader moved to
+		// this node): the start handled here would answer "already exists".
 		return true, nil
 	}
 	return !here, err

@@ -29,8 +29,8 @@ const (
 		3*mpack.MaxHeaderSize + 9 + 5 + 1 + 5 + 9 + 9 + 2 + 9 + 1 + 9 + mpack.MaxHeaderSize
 	// Header 1; keys 9; three string headers, nr 1.
 	failureMaxFixed = 1 + 9 + 3*mpack.MaxHeaderSize + 1
-	// Header 1; keys 17; v 2, t 9, n 5, in 5, a 9, fa 15, na 15.
-	activityMaxFixed = 1 + 17 + 2 + 9 + 2*mpack.MaxHeaderSize + 9 + 2*mpack.MaxTimeSize
+	// Header 1; keys 20; v 2, t 9, n 5, in 5, a 9, fa 15, na 15, pm 1.
+	activityMaxFixed = 1 + 20 + 2 + 9 + 2*mpack.MaxHeaderSize + 9 + 2*mpack.MaxTimeSize + 1
 	// Header 1; keys 12; v 2, q 9, t 5, k 2, n 5, d 5.
 	outboxMaxFixed = 1 + 12 + 2 + 9 + 2 + 3*mpack.MaxHeaderSize
 	// Header 1; keys 6; v 2, n 5, s 2.
@@ -449,6 +449,7 @@ const (
 	actFailed
 	actTaskExecutionID
 	actApp
+	actPermit
 	actFields
 )
 
@@ -474,6 +475,8 @@ func activityField(name []byte) int {
 		return actTaskExecutionID
 	case "ap":
 		return actApp
+	case "pm":
+		return actPermit
 	}
 	return -1
 }
@@ -490,7 +493,7 @@ func appendActivity(b []byte, r *ActivityRecord) []byte {
 	n := 2 // v and t are always written
 	for _, set := range [...]bool{
 		r.Name != "", len(r.Input) != 0, r.Attempt != 0, !r.FirstAttemptAt.IsZero(), !r.NextAttemptAt.IsZero(), r.Failed != nil,
-		r.TaskExecutionID != "", r.App != "",
+		r.TaskExecutionID != "", r.App != "", r.Permit,
 	} {
 		if set {
 			n++
@@ -523,6 +526,9 @@ func appendActivity(b []byte, r *ActivityRecord) []byte {
 	if r.App != "" {
 		b = mpack.AppendString(mpack.AppendString(b, "ap"), r.App)
 	}
+	if r.Permit {
+		b = mpack.AppendBool(mpack.AppendString(b, "pm"), true)
+	}
 	return b
 }
 
@@ -551,6 +557,8 @@ func readActivity(r *mpack.Reader, rec *ActivityRecord) error {
 			rec.TaskExecutionID, err = r.ReadString()
 		case actApp:
 			rec.App, err = r.ReadString()
+		case actPermit:
+			rec.Permit, err = r.ReadBool()
 		}
 		return err
 	})

@@ -233,7 +233,7 @@ func genFailure(rng *rand.Rand) *Failure {
 func genActivity(rng *rand.Rand) ActivityRecord {
 	r := ActivityRecord{TaskID: mpacktest.Int(rng), Name: mpacktest.String(rng), Input: mpacktest.Bytes(rng), Attempt: int(mpacktest.Int(rng)),
 		FirstAttemptAt: mpacktest.Time(rng), NextAttemptAt: mpacktest.Time(rng), TaskExecutionID: mpacktest.String(rng),
-		App: mpacktest.String(rng)}
+		App: mpacktest.String(rng), Permit: rng.Intn(2) == 0}
 	if rng.Intn(2) == 0 {
 		r.Failed = genFailure(rng)
 	}

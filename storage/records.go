@@ -140,6 +140,10 @@ type ActivityRecord struct {
 	// App is the app whose remote workers run the activity ("": the
 	// workflow's).
 	App string `msgpack:"ap,omitempty"`
+	// Permit: the attempt holds a permit of its activity's limiter
+	// (package limits), so it runs, now and after any restart, without
+	// asking again.
+	Permit bool `msgpack:"pm,omitempty"`
 }
 
 // OutboxRecord is a message an instance decided to send to another instance
@@ -163,6 +167,9 @@ const (
 	// OutboxTerminate terminates the target and its descendants (a recursive
 	// terminate reaching a child).
 	OutboxTerminate
+	// OutboxLimiter raises an event on an activity's limiter (package
+	// limits), which is created by the event if it does not exist yet.
+	OutboxLimiter
 )
 
 // ReceivedMark is the newest outbox record of one sender that an instance has

@@ -44,6 +44,11 @@ func serve(args []string, stderr io.Writer) error {
 	activities := fs.Int("activity-concurrency", atoiOr(envOr("WEFT_ACTIVITY_CONCURRENCY", ""), 0), "activity attempts run at once (default 256)")
 	maxActive := fs.Int("max-active", atoiOr(envOr("WEFT_MAX_ACTIVE", ""), 0), "instances held in memory (default 10000)")
 	retention := fs.String("retention", envOr("WEFT_RETENTION", ""), "purge finished instances this long after they finish, by final status: comma-separated status=duration pairs, statuses completed, failed, terminated or any, e.g. completed=720h,any=2160h; children go with their parents (default off: kept for ever; WEFT_RETENTION)")
+	activityLimits := &repeated{}
+	if v := envOr("WEFT_ACTIVITY_LIMITS", ""); v != "" {
+		activityLimits.values = []string{v}
+	}
+	fs.Var(activityLimits, "activity-limit", "cap the attempts of an activity running at once across the whole cluster: name=limit, comma-separated or the flag repeated, e.g. ProcessWorkItem=20; attempts beyond it wait, durably, in turn; give every node the same (WEFT_ACTIVITY_LIMITS)")
 	otlp := fs.String("otlp-endpoint", envOr("WEFT_OTLP_ENDPOINT", ""), "send OpenTelemetry spans (each workflow, activity attempt, timer, wait for an event) over OTLP/gRPC to this collector: host:port (plaintext) or https://host:port; default off, at no cost (WEFT_OTLP_ENDPOINT)")
 	samples := fs.Bool("samples", envOr("WEFT_SAMPLES", "") == "true", "host the seed document's sample workflows (OrderProcessingWorkflow, ChainingWorkflow, FanOutFanInWorkflow, MonitorWorkflow) and their activities; without it every workflow and activity name belongs to the connected apps (WEFT_SAMPLES=true)")
 	threshold := fs.Float64("approval-threshold", atofOr(envOr("WEFT_APPROVAL_THRESHOLD", ""), 1000), "with --samples, OrderProcessingWorkflow: orders above this cost wait for ManagerApproval (WEFT_APPROVAL_THRESHOLD)")
@@ -110,6 +115,10 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("--%v", err)
 	}
+	limits, err := weft.ParseActivityLimits(activityLimits.String())
+	if err != nil {
+		return usageErr("--activity-limit: %v", err)
+	}
 	if (*clusterCert == "") != (*clusterKey == "") || (*clusterCA != "" && *clusterCert == "") {
 		return usageErr("--cluster-tls-cert and --cluster-tls-key go together (and --cluster-tls-ca with them)")
 	}
@@ -129,7 +138,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	httpURL := scheme + "://" + advertised(ln.Addr().String(), host)
 	opts := weft.Options{Dir: *data, Partitions: *partitions, Logger: logger,
-		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn, Retention: keep}
+		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn, Retention: keep, ActivityLimits: limits}
 	if *otlp != "" {
 		exp, err := otlpExporter(*otlp)
 		if err != nil {
@@ -211,6 +220,9 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	if *otlp != "" {
 		attrs = append(attrs, "otlp", *otlp)
+	}
+	if len(limits) > 0 {
+		attrs = append(attrs, "activity_limits", activityLimits.String())
 	}
 	attrs = append(attrs, "data", *data, "auth", *token != "", "retention", keep.String(), "workflows", strings.Join(rt.Registry().Workflows(), ","))
 	logger.Info("weft serving", attrs...)
@@ -308,4 +320,21 @@ func durOr(s string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// repeated is a flag that may be given several times (or once, with
+// comma-separated values); the first use replaces the environment's value.
+type repeated struct {
+	values []string
+	set    bool
+}
+
+func (r *repeated) String() string { return strings.Join(r.values, ",") }
+
+func (r *repeated) Set(v string) error {
+	if !r.set {
+		r.values, r.set = nil, true
+	}
+	r.values = append(r.values, v)
+	return nil
 }

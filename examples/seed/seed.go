@@ -78,7 +78,8 @@ func logged[I, O any](s *samples, name string, fn func(context.Context, I) (O, e
 		info, _ := workflow.ActivityInfoFrom(ctx)
 		start := time.Now()
 		out, err := fn(ctx, in)
-		attrs := []any{"activity", name, "instance", info.InstanceID, "task", info.TaskID, "attempt", info.Attempt, "took", time.Since(start)}
+		attrs := []any{"activity", name, "instance", info.InstanceID, "task", info.TaskID, "attempt", info.Attempt, "took", time.Since(start),
+			"started", start.UTC().Format(time.RFC3339Nano)}
 		if err != nil {
 			s.cfg.Logger.Info("activity failed", append(attrs, "err", err)...)
 		} else {

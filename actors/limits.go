@@ -1,0 +1,119 @@
+package actors
+
+import (
+	"encoding/json"
+
+	"github.com/weftrt/weft/limits"
+	"github.com/weftrt/weft/storage"
+)
+
+// Activity limits, the instance's side (package limits has the limiter's):
+// an attempt of a limited activity runs only with a permit. The request for
+// it goes through the outbox with the step that makes the attempt due (its
+// scheduling, its retry reminder firing); the permit comes back as an event,
+// and the step that takes it records it with the attempt (ActivityRecord.
+// Permit) and dispatches it. The permit goes back with the attempt's
+// outcome, or when the call is dropped.
+
+// limited reports whether attempts of activity name need a permit.
+func (h *Host) limited(name string) bool {
+	return len(h.opts.ActivityLimits) > 0 && h.opts.ActivityLimits[name] > 0
+}
+
+// mayRun reports whether rec's attempt may be dispatched now; if it needs a
+// permit it has not got, the step asks for one.
+func (w *workflowActor) mayRun(t *txn, rec *storage.ActivityRecord) bool {
+	if !w.h.limited(rec.Name) || rec.Permit {
+		return true
+	}
+	w.askLimiter(t, rec, false)
+	return false
+}
+
+// releasePermit gives back rec's permit (or withdraws its request) if its
+// activity is limited.
+func (w *workflowActor) releasePermit(t *txn, rec *storage.ActivityRecord) {
+	if rec != nil && w.h.limited(rec.Name) {
+		w.askLimiter(t, rec, true)
+	}
+}
+
+// askLimiter adds a request to the step's; they go out with its commit,
+// one outbox record per limiter (flushLimiterRequests).
+func (w *workflowActor) askLimiter(t *txn, rec *storage.ActivityRecord, release bool) {
+	t.limiterRequests = append(t.limiterRequests, limits.Request{
+		Holder:   limits.Holder{Instance: w.id, Gen: w.row.Generation, Task: rec.TaskID, Attempt: rec.Attempt},
+		Activity: rec.Name, Release: release, Limit: w.h.opts.ActivityLimits[rec.Name]})
+}
+
+// flushLimiterRequests puts the step's requests in its outbox: all those
+// for one limiter in one record, in the order they were made (a limiter
+// takes a record's requests in one step).
+func (w *workflowActor) flushLimiterRequests(t *txn) {
+	reqs := t.limiterRequests
+	t.limiterRequests = nil
+	byLimiter := map[string][]limits.Request{}
+	var order []string
+	for _, r := range reqs {
+		id := limits.InstanceID(r.Activity)
+		if _, ok := byLimiter[id]; !ok {
+			order = append(order, id)
+		}
+		byLimiter[id] = append(byLimiter[id], r)
+	}
+	for _, id := range order {
+		data, _ := json.Marshal(byLimiter[id]) // plain values: cannot fail
+		// An error is kept in the batch and fails the step's commit.
+		_ = w.queueOutbox(t, &storage.OutboxRecord{Target: id, Kind: storage.OutboxLimiter, Name: limits.RequestEvent, Data: data})
+	}
+}
+
+// permit takes a limiter's permits: each attempt named runs now if it is
+// still due, and its permit goes back at once if not.
+func (w *workflowActor) permit(m RaiseEventRequest) error {
+	var g limits.Grant
+	if err := json.Unmarshal(m.Data, &g); err != nil {
+		w.h.log.Warn("a malformed permit dropped", "instance", w.id, "err", err)
+		return nil
+	}
+	if w.row == nil { // purged: nothing to keep the permits for, nor an outbox to return them through
+		var back []limits.Request
+		for _, h := range g.Holders {
+			back = append(back, limits.Request{Holder: h, Release: true})
+		}
+		data, _ := json.Marshal(back)
+		w.h.deliverAsync(g.Limiter, RaiseEventRequest{Name: limits.RequestEvent, Data: data})
+		return nil
+	}
+	t := w.newTxn()
+	if m.From != nil {
+		dup, err := w.received(t, m.From)
+		if err != nil || dup {
+			t.close()
+			return err
+		}
+	}
+	var back []limits.Request
+	for _, h := range g.Holders {
+		rec := w.activities[h.Task]
+		if w.row.Status.Terminal() || rec == nil || h.Gen != w.row.Generation || rec.Attempt != h.Attempt || rec.Failed != nil {
+			back = append(back, limits.Request{Holder: h, Release: true})
+			continue
+		}
+		if rec.Permit {
+			continue // granted twice (asked again after a restart): it runs once
+		}
+		rec.Permit = true
+		if err := t.b.PutActivity(w.part, w.id, rec); err != nil {
+			t.close()
+			return err
+		}
+		put(&w.retried, rec.TaskID, true)
+		t.dispatch = append(t.dispatch, w.invocation(rec))
+	}
+	if len(back) > 0 {
+		data, _ := json.Marshal(back)
+		_ = w.queueOutbox(t, &storage.OutboxRecord{Target: g.Limiter, Kind: storage.OutboxLimiter, Name: limits.RequestEvent, Data: data})
+	}
+	return w.commit(t)
+}

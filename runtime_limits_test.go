@@ -1,0 +1,185 @@
+package weft_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/limits"
+	"github.com/weftrt/weft/workflow"
+)
+
+// gauge counts the attempts of an activity running at once, and the most
+// ever seen.
+type gauge struct {
+	now, most atomic.Int64
+	mu        sync.Mutex
+	runs      map[int]int
+}
+
+func (g *gauge) run(i int, d time.Duration) {
+	n := g.now.Add(1)
+	for {
+		m := g.most.Load()
+		if n <= m || g.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(d)
+	g.now.Add(-1)
+	g.mu.Lock()
+	g.runs[i]++
+	g.mu.Unlock()
+}
+
+// TestActivityLimit: a fan-out of 1,000 calls of an activity limited to 10
+// never has more than 10 running (counted by the activity itself), uses all
+// 10, and runs each call once; unlimited activities are not held back; a
+// retried attempt asks again; the limiter shows what it holds.
+func TestActivityLimit(t *testing.T) {
+	t.Parallel()
+	g := &gauge{runs: map[int]int{}}
+	a := newApp(t, "", weft.Options{ActivityLimits: map[string]int{"Limited": 10, "Flaky": 1}, ActivityConcurrency: 64})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(weft.RegisterActivity(a.rt, func(ctx context.Context, i int) (int, error) {
+		g.run(i, 20*time.Millisecond)
+		return i, nil
+	}, workflow.WithName("Limited")))
+	var flaky atomic.Int64
+	must(weft.RegisterActivity(a.rt, func(ctx context.Context, _ any) (int, error) {
+		if flaky.Add(1) < 3 {
+			return 0, fmt.Errorf("not yet")
+		}
+		return int(flaky.Load()), nil
+	}, workflow.WithName("Flaky")))
+	must(weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, n int) (int, error) {
+		tasks, err := workflow.Parallel(ctx, n, 0, func(i int) *workflow.Task { return ctx.CallActivity("Limited", i) })
+		sum := 0
+		for _, t := range tasks {
+			var v int
+			if err := t.Await(&v); err != nil {
+				return 0, err
+			}
+			sum += v
+		}
+		return sum, err
+	}, workflow.WithName("LimitedFan")))
+	must(weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (int, error) {
+		var v int
+		err := ctx.CallActivity("Flaky", nil, workflow.WithRetryPolicy(fastRetry)).Await(&v)
+		return v, err
+	}, workflow.WithName("FlakyOnce")))
+
+	st := a.run(t, "LimitedFan", 1000)
+	if st.Status != weft.StatusCompleted || string(st.Output) != fmt.Sprint(999*1000/2) {
+		t.Fatalf("fan-out: %+v", st)
+	}
+	if most := g.most.Load(); most != 10 {
+		t.Errorf("at most %d ran at once; want 10 (the limit, and no fewer: the limit is used)", most)
+	}
+	for i := range 1000 {
+		if g.runs[i] != 1 {
+			t.Errorf("call %d ran %d times", i, g.runs[i])
+		}
+	}
+	// Unlimited activities run while the limited one is held.
+	if st := a.run(t, "Chain", chainInput{Value: 1}); st.Status != weft.StatusCompleted {
+		t.Errorf("an unlimited chain: %+v", st)
+	}
+	if st := a.run(t, "FlakyOnce", nil); st.Status != weft.StatusCompleted || string(st.Output) != "3" {
+		t.Errorf("a retried limited activity: %+v", st)
+	}
+	limiter, err := a.rt.Status(ctxT(t), limits.InstanceID("Limited"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(limiter.CustomStatus); !strings.Contains(got, `"limit":10,"running":0,"waiting":0`) {
+		t.Errorf("the limiter's status %s; want limit 10, nothing running or waiting", got)
+	}
+}
+
+// TestActivityLimitAcrossRestart: attempts waiting for permits and attempts
+// holding them survive a restart: after it, every call completes, once, and
+// the limit still holds.
+func TestActivityLimitAcrossRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	g := &gauge{runs: map[int]int{}}
+	open := func(block chan struct{}) *app {
+		a := newApp(t, dir, weft.Options{ActivityLimits: map[string]int{"Held": 3}})
+		if err := weft.RegisterActivity(a.rt, func(ctx context.Context, i int) (int, error) {
+			select {
+			case <-block:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+			g.run(i, time.Millisecond)
+			return i, nil
+		}, workflow.WithName("Held")); err != nil {
+			t.Fatal(err)
+		}
+		if err := weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, n int) (int, error) {
+			tasks, err := workflow.Parallel(ctx, n, 0, func(i int) *workflow.Task { return ctx.CallActivity("Held", i) })
+			return len(tasks), err
+		}, workflow.WithName("HeldFan")); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	blocked := make(chan struct{})
+	a := open(blocked)
+	if _, err := a.rt.Schedule(ctxT(t), "HeldFan", 20, weft.WithInstanceID("held-fan")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := a.rt.Status(ctxT(t), limits.InstanceID("Held"))
+		if err == nil && strings.Contains(string(st.CustomStatus), `"running":3,"waiting":17`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the limiter never held 3 with 17 waiting: %+v %v", st, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := a.rt.Close(); err != nil { // the 3 running attempts are cancelled
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	close(released)
+	a = open(released)
+	st, err := a.rt.WaitForCompletion(ctxT(t), "held-fan")
+	if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != "20" {
+		t.Fatalf("after the restart: %+v, %v", st, err)
+	}
+	if most := g.most.Load(); most > 3 {
+		t.Errorf("%d ran at once; the limit is 3", most)
+	}
+	for i := range 20 {
+		if g.runs[i] != 1 {
+			t.Errorf("call %d completed %d times", i, g.runs[i])
+		}
+	}
+}
+
+func TestParseActivityLimits(t *testing.T) {
+	got, err := weft.ParseActivityLimits(" ProcessWorkItem=20, SendEmail=5 ")
+	if err != nil || len(got) != 2 || got["ProcessWorkItem"] != 20 || got["SendEmail"] != 5 {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"ProcessWorkItem", "X=0", "X=-1", "=3", "X=many", "X=1,X=2"} {
+		if _, err := weft.ParseActivityLimits(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
