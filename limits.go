@@ -21,6 +21,11 @@ func (r *Runtime) registerLimiters() error {
 			return fmt.Errorf("activity limit %q=%d: want a non-empty activity name and a limit of at least 1", name, n)
 		}
 	}
+	for name, n := range r.opts.WorkflowLimits {
+		if strings.TrimSpace(name) == "" || n < 1 {
+			return fmt.Errorf("workflow limit %q=%d: want a non-empty workflow name and a limit of at least 1", name, n)
+		}
+	}
 	if err := workflow.RegisterWorkflow(r.reg, limits.Workflow, workflow.WithName(limits.WorkflowName)); err != nil {
 		return err
 	}
@@ -40,15 +45,20 @@ func (r *Runtime) checkPermitHolders(ctx context.Context, holders []limits.Holde
 			gone = append(gone, h)
 		case err != nil:
 			return nil, err
-		case st.Status.Finished() || st.Generation != h.Gen:
+		case st.Status.Finished():
 			gone = append(gone, h)
+		case h.Task == limits.WorkflowTask && st.CreatedAt.UnixNano() != h.Incarnation:
+			gone = append(gone, h) // the id was reused: the instance that held it is gone
+		case h.Task != limits.WorkflowTask && st.Generation != h.Gen:
+			gone = append(gone, h) // continued as new: the call was dropped
 		}
 	}
 	return gone, nil
 }
 
-// ParseActivityLimits reads limits as --activity-limit takes them:
-// comma-separated name=limit pairs, e.g. "ProcessWorkItem=20,SendEmail=5".
+// ParseActivityLimits reads limits as --activity-limit and --workflow-limit
+// take them: comma-separated name=limit pairs, e.g.
+// "ProcessWorkItem=20,SendEmail=5".
 func ParseActivityLimits(s string) (map[string]int, error) {
 	out := map[string]int{}
 	for part := range strings.SplitSeq(s, ",") {
@@ -60,10 +70,10 @@ func ParseActivityLimits(s string) (map[string]int, error) {
 		name = strings.TrimSpace(name)
 		n, err := strconv.Atoi(strings.TrimSpace(value))
 		if !ok || name == "" || err != nil || n < 1 {
-			return nil, fmt.Errorf("activity limit %q: want name=limit with a limit of at least 1, e.g. ProcessWorkItem=20", part)
+			return nil, fmt.Errorf("limit %q: want name=limit with a limit of at least 1, e.g. ProcessWorkItem=20", part)
 		}
 		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("activity limit %q: %s is given twice", part, name)
+			return nil, fmt.Errorf("limit %q: %s is given twice", part, name)
 		}
 		out[name] = n
 	}

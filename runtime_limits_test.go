@@ -99,7 +99,7 @@ func TestActivityLimit(t *testing.T) {
 	if st := a.run(t, "FlakyOnce", nil); st.Status != weft.StatusCompleted || string(st.Output) != "3" {
 		t.Errorf("a retried limited activity: %+v", st)
 	}
-	limiter, err := a.rt.Status(ctxT(t), limits.InstanceID("Limited"))
+	limiter, err := a.rt.Status(ctxT(t), limits.InstanceID(limits.KindActivity, "Limited"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestActivityLimitAcrossRestart(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, err := a.rt.Status(ctxT(t), limits.InstanceID("Held"))
+		st, err := a.rt.Status(ctxT(t), limits.InstanceID(limits.KindActivity, "Held"))
 		if err == nil && strings.Contains(string(st.CustomStatus), `"running":3,"waiting":17`) {
 			break
 		}
@@ -181,5 +181,82 @@ func TestParseActivityLimits(t *testing.T) {
 		if _, err := weft.ParseActivityLimits(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestWorkflowLimit: with Waiter limited to 2, of 5 started only 2 run and
+// the others wait PENDING; each that finishes lets the first waiting start;
+// a waiting one terminated gives its place up; the limit holds throughout.
+func TestWorkflowLimit(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, "", weft.Options{WorkflowLimits: map[string]int{"Waiter": 2}})
+	ctx := ctxT(t)
+	ids := []string{"w0", "w1", "w2", "w3", "w4"}
+	for _, id := range ids {
+		if _, err := a.rt.Schedule(ctx, "Waiter", "go", weft.WithInstanceID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statuses := func() map[string]weft.RuntimeStatus {
+		out := map[string]weft.RuntimeStatus{}
+		for _, id := range ids {
+			st, err := a.rt.Status(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[id] = st.Status
+		}
+		return out
+	}
+	await := func(what string, want map[string]weft.RuntimeStatus) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got := statuses()
+			running := 0
+			for _, s := range got {
+				if s == weft.StatusRunning {
+					running++
+				}
+			}
+			if running > 2 {
+				t.Fatalf("%d running at once: %v", running, got)
+			}
+			ok := true
+			for id, s := range want {
+				ok = ok && got[id] == s
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v, want %v", what, got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	await("two running", map[string]weft.RuntimeStatus{"w0": weft.StatusRunning, "w1": weft.StatusRunning,
+		"w2": weft.StatusPending, "w3": weft.StatusPending, "w4": weft.StatusPending})
+	if err := a.rt.Terminate(ctx, "w2", weft.TerminateOptions{Reason: "not needed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.rt.RaiseEvent(ctx, "w0", "go", 1); err != nil {
+		t.Fatal(err)
+	}
+	await("w0 done, w3 in its place", map[string]weft.RuntimeStatus{"w0": weft.StatusCompleted, "w1": weft.StatusRunning,
+		"w2": weft.StatusTerminated, "w3": weft.StatusRunning, "w4": weft.StatusPending})
+	for _, id := range []string{"w1", "w3", "w4"} {
+		if err := a.rt.RaiseEvent(ctx, id, "go", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"w1", "w3", "w4"} {
+		if st, err := a.rt.WaitForCompletion(ctx, id); err != nil || st.Status != weft.StatusCompleted {
+			t.Fatalf("%s: %+v, %v", id, st, err)
+		}
+	}
+	limiter, err := a.rt.Status(ctx, limits.InstanceID(limits.KindWorkflow, "Waiter"))
+	if err != nil || !strings.Contains(string(limiter.CustomStatus), `"limit":2,"running":0,"waiting":0`) {
+		t.Errorf("the limiter at the end: %+v, %v", limiter, err)
 	}
 }

@@ -85,6 +85,11 @@ type Options struct {
 	// ActivityConcurrency. Attempts beyond the limit wait, durably, first
 	// come first served (package limits). Give every node the same limits.
 	ActivityLimits map[string]int
+	// WorkflowLimits caps the instances of each named workflow that run at
+	// once across the cluster (`weft serve --workflow-limit Report=2`): an
+	// instance beyond the limit stays PENDING until one finishes, then
+	// starts, in turn. Give every node the same limits.
+	WorkflowLimits map[string]int
 	// TraceExporter, when set, receives OpenTelemetry spans: one for each
 	// generation of a workflow (start to finish), each activity attempt, each
 	// timer and wait for an event, child workflows under their parents, all
@@ -161,6 +166,7 @@ func Open(opts Options) (*Runtime, error) {
 		Retention:           opts.Retention,
 		Tracer:              tracer,
 		ActivityLimits:      opts.ActivityLimits,
+		WorkflowLimits:      opts.WorkflowLimits,
 	})
 	r := &Runtime{opts: opts, db: db, reg: reg, host: host, log: opts.Logger, traces: tp}
 	if err := r.registerSchedules(); err != nil {

@@ -44,6 +44,11 @@ func (w *workflowActor) resumeBeforeStart() error {
 	if r, ok := w.reminders.get("start"); ok {
 		w.deleteReminder(t, r)
 	}
+	if w.h.workflowLimited(w.row.Name) { // it gave its permit back when it was suspended
+		w.row.Status = storage.Pending
+		w.askToStart(t)
+		return w.commit(t)
+	}
 	if err := w.startNow(t); err != nil {
 		t.close()
 		return err

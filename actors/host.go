@@ -59,6 +59,9 @@ type Options struct {
 	// once across the cluster (package limits); every node must be given the
 	// same. Nil: no limits.
 	ActivityLimits map[string]int
+	// WorkflowLimits caps the instances of each named workflow running at
+	// once across the cluster: more wait PENDING for a permit.
+	WorkflowLimits map[string]int
 	// Tracer receives the instances' spans (tracing.go); it must come from a
 	// NewTracerProvider. Nil: no tracing, at no cost.
 	Tracer trace.Tracer

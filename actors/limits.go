@@ -20,6 +20,12 @@ func (h *Host) limited(name string) bool {
 	return len(h.opts.ActivityLimits) > 0 && h.opts.ActivityLimits[name] > 0
 }
 
+// workflowLimited reports whether instances of workflow name need a permit
+// to start.
+func (h *Host) workflowLimited(name string) bool {
+	return len(h.opts.WorkflowLimits) > 0 && h.opts.WorkflowLimits[name] > 0
+}
+
 // mayRun reports whether rec's attempt may be dispatched now; if it needs a
 // permit it has not got, the step asks for one.
 func (w *workflowActor) mayRun(t *txn, rec *storage.ActivityRecord) bool {
@@ -42,8 +48,42 @@ func (w *workflowActor) releasePermit(t *txn, rec *storage.ActivityRecord) {
 // one outbox record per limiter (flushLimiterRequests).
 func (w *workflowActor) askLimiter(t *txn, rec *storage.ActivityRecord, release bool) {
 	t.limiterRequests = append(t.limiterRequests, limits.Request{
-		Holder:   limits.Holder{Instance: w.id, Gen: w.row.Generation, Task: rec.TaskID, Attempt: rec.Attempt},
-		Activity: rec.Name, Release: release, Limit: w.h.opts.ActivityLimits[rec.Name]})
+		Holder: limits.Holder{Instance: w.id, Gen: w.row.Generation, Task: rec.TaskID, Attempt: rec.Attempt},
+		Kind:   limits.KindActivity, Name: rec.Name, Release: release, Limit: w.h.opts.ActivityLimits[rec.Name]})
+}
+
+// A limited workflow's instance starts only with a permit: one that would
+// start (at once, its scheduled start come due, resumed) stays PENDING and
+// asks; the permit starts it; the permit goes back when it finishes.
+
+// askToStart keeps the instance PENDING and asks for a permit to start.
+func (w *workflowActor) askToStart(t *txn) {
+	if w.row.Status != storage.Suspended {
+		w.row.Status = storage.Pending
+	}
+	w.askWorkflowLimiter(t, false)
+}
+
+func (w *workflowActor) askWorkflowLimiter(t *txn, release bool) {
+	t.limiterRequests = append(t.limiterRequests, limits.Request{
+		Holder: limits.Holder{Instance: w.id, Incarnation: w.row.CreatedAt.UnixNano(), Task: limits.WorkflowTask},
+		Kind:   limits.KindWorkflow, Name: w.row.Name, Release: release, Limit: w.h.opts.WorkflowLimits[w.row.Name]})
+}
+
+// startPermitted starts an instance its permit came for, if it waits for
+// one; it reports false when the permit is not needed (to give back).
+func (w *workflowActor) startPermitted(t *txn) (bool, error) {
+	switch {
+	case w.row.Status == storage.Pending && !w.row.ScheduledStartAt.After(w.now):
+		if _, scheduled := w.reminders.get("start"); scheduled {
+			return false, nil
+		}
+		return true, w.startNow(t)
+	case w.row.Status.Terminal(), w.notStarted():
+		// Finished, or suspended before it started: its resume asks again.
+		return false, nil
+	}
+	return true, nil // started already: a permit granted twice
 }
 
 // flushLimiterRequests puts the step's requests in its outbox: all those
@@ -55,7 +95,7 @@ func (w *workflowActor) flushLimiterRequests(t *txn) {
 	byLimiter := map[string][]limits.Request{}
 	var order []string
 	for _, r := range reqs {
-		id := limits.InstanceID(r.Activity)
+		id := limits.InstanceID(r.Kind, r.Name)
 		if _, ok := byLimiter[id]; !ok {
 			order = append(order, id)
 		}
@@ -95,6 +135,21 @@ func (w *workflowActor) permit(m RaiseEventRequest) error {
 	}
 	var back []limits.Request
 	for _, h := range g.Holders {
+		if h.Task == limits.WorkflowTask {
+			needed := false
+			var err error
+			if h.Incarnation == w.row.CreatedAt.UnixNano() {
+				needed, err = w.startPermitted(t)
+			}
+			if err != nil {
+				t.close()
+				return err
+			}
+			if !needed {
+				back = append(back, limits.Request{Holder: h, Release: true})
+			}
+			continue
+		}
 		rec := w.activities[h.Task]
 		if w.row.Status.Terminal() || rec == nil || h.Gen != w.row.Generation || rec.Attempt != h.Attempt || rec.Failed != nil {
 			back = append(back, limits.Request{Holder: h, Release: true})

@@ -551,6 +551,10 @@ func (w *workflowActor) start(m StartRequest) error {
 		w.putReminder(t, "start", m.StartAt)
 		return w.commit(t)
 	}
+	if w.h.workflowLimited(m.Name) { // starts when its permit comes
+		w.askToStart(t)
+		return w.commit(t)
+	}
 	if w.row.Remote {
 		// PENDING until a worker's first episode is committed: that is what the
 		// SDKs' WaitForInstanceStart waits for.
@@ -846,6 +850,11 @@ func (w *workflowActor) reminderFired(r storage.Reminder) error {
 	}
 	kind, gen, task := parseReminderName(r.Name)
 	switch {
+	case kind == "start" && w.row.Status == storage.Pending && w.h.workflowLimited(w.row.Name):
+		t := w.newTxn()
+		w.deleteReminder(t, stored)
+		w.askToStart(t)
+		return w.commit(t)
 	case kind == "start" && w.row.Status == storage.Pending && w.row.Remote:
 		t := w.newTxn()
 		w.deleteReminder(t, stored)
@@ -1212,6 +1221,9 @@ func (w *workflowActor) finish(t *txn, status storage.Status, output []byte, fai
 	}
 	w.schedulePurge(t, status)
 	w.queueFinishNotice(t)
+	if w.h.workflowLimited(w.row.Name) {
+		w.askWorkflowLimiter(t, true) // its permit, or its request if it never started
+	}
 }
 
 // dropOutstanding forgets the generation's activities and timers.

@@ -1,5 +1,8 @@
 // Package limits caps how many attempts of one activity run at once across
-// a whole cluster (`weft serve --activity-limit ProcessWorkItem=20`).
+// a whole cluster (`weft serve --activity-limit ProcessWorkItem=20`), and
+// how many instances of one workflow (`--workflow-limit Report=2`: one
+// beyond the limit stays PENDING until a permit starts it; the permit goes
+// back when it finishes). What follows tells the activity's case.
 //
 // Each limited name has a limiter: a workflow instance of weft's own
 // (Workflow, instance id InstanceID(name)) that holds the permits. An

@@ -31,11 +31,18 @@ const checkEvery = 30 * time.Second
 // continues as new.
 const drainPerStep = 500
 
-// InstanceID is the id of the limiter of activity name: the name itself
-// where it can be part of an instance id, else a readable part of it and a
-// hash.
-func InstanceID(name string) string {
-	const prefix = "limit:"
+// What a limiter limits: the attempts of an activity running at once, or
+// the instances of a workflow running at once.
+const (
+	KindActivity = "activity"
+	KindWorkflow = "workflow"
+)
+
+// InstanceID is the id of the limiter of the activity or workflow name
+// (kind KindActivity or KindWorkflow): the name itself where it can be part of an
+// instance id, else a readable part of it and a hash.
+func InstanceID(kind, name string) string {
+	prefix := "limit:" + kind + ":"
 	clean := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':' {
 			return r
@@ -49,13 +56,16 @@ func InstanceID(name string) string {
 	return prefix + clean[:min(len(clean), 64-len(prefix)-17)] + "-" + hex.EncodeToString(sum[:8])
 }
 
-// Holder names one attempt of one activity call: the permit it holds or
-// waits for.
+// Holder names one attempt of one activity call, or (Task -1) an instance
+// of a limited workflow: the permit it holds or waits for.
 type Holder struct {
 	Instance string `json:"i"`
-	Gen      uint32 `json:"g,omitempty"`
-	Task     int64  `json:"t"`
-	Attempt  int    `json:"a"`
+	// Incarnation tells apart instances that had the same id (the creation
+	// time in unix nanoseconds), for a workflow's permit.
+	Incarnation int64  `json:"c,omitempty"`
+	Gen         uint32 `json:"g,omitempty"`
+	Task        int64  `json:"t"`
+	Attempt     int    `json:"a"`
 }
 
 func (h Holder) String() string {
@@ -67,10 +77,14 @@ func (h Holder) String() string {
 // sender is configured with: the latest one a limiter hears applies.
 type Request struct {
 	Holder
-	Activity string `json:"n,omitempty"`
-	Release  bool   `json:"r,omitempty"`
-	Limit    int    `json:"l,omitempty"`
+	Kind    string `json:"k,omitempty"`
+	Name    string `json:"n,omitempty"`
+	Release bool   `json:"r,omitempty"`
+	Limit   int    `json:"l,omitempty"`
 }
+
+// WorkflowTask is the task of a Holder that is a workflow instance.
+const WorkflowTask = -1
 
 // Grant gives permits to holders of one instance.
 type Grant struct {
@@ -81,7 +95,8 @@ type Grant struct {
 // State is a limiter's whole state, the input of each generation; its
 // custom status shows Limit, Running and Waiting.
 type State struct {
-	Activity string   `json:"activity"`
+	Kind     string   `json:"kind"`
+	Name     string   `json:"name"`
 	Limit    int      `json:"limit"`
 	Holders  []Holder `json:"holders,omitempty"`
 	Queue    []Holder `json:"queue,omitempty"`
@@ -91,16 +106,17 @@ type State struct {
 
 // Status is a limiter's custom status.
 type Status struct {
-	Activity string `json:"activity"`
-	Limit    int    `json:"limit"`
-	Running  int    `json:"running"`
-	Waiting  int    `json:"waiting"`
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	Limit   int    `json:"limit"`
+	Running int    `json:"running"`
+	Waiting int    `json:"waiting"`
 }
 
 // Workflow is a limiter: each generation takes in the requests that came,
 // grants what the limit allows, and continues as new.
 func Workflow(ctx *workflow.Context, st State) (struct{}, error) {
-	if err := ctx.SetCustomStatus(Status{st.Activity, st.Limit, len(st.Holders), len(st.Queue)}); err != nil {
+	if err := ctx.SetCustomStatus(st.status()); err != nil {
 		return struct{}{}, err
 	}
 	request := ctx.WaitForExternalEvent(RequestEvent, 0)
@@ -154,7 +170,7 @@ func Workflow(ctx *workflow.Context, st State) (struct{}, error) {
 			return struct{}{}, err
 		}
 	}
-	if err := ctx.SetCustomStatus(Status{st.Activity, st.Limit, len(st.Holders), len(st.Queue)}); err != nil {
+	if err := ctx.SetCustomStatus(st.status()); err != nil {
 		return struct{}{}, err
 	}
 	ctx.ContinueAsNew(st, true)
@@ -166,8 +182,8 @@ func (st *State) take(r Request) {
 	if r.Limit > 0 {
 		st.Limit = r.Limit
 	}
-	if st.Activity == "" {
-		st.Activity = r.Activity
+	if st.Name == "" {
+		st.Kind, st.Name = r.Kind, r.Name
 	}
 	same := func(h Holder) bool { return h == r.Holder }
 	if r.Release {
@@ -179,6 +195,10 @@ func (st *State) take(r Request) {
 		return // asked again (after the instance restarted): it holds or waits already
 	}
 	st.Queue = append(st.Queue, r.Holder)
+}
+
+func (st *State) status() Status {
+	return Status{Kind: st.Kind, Name: st.Name, Limit: st.Limit, Running: len(st.Holders), Waiting: len(st.Queue)}
 }
 
 // grant moves waiting requests to the holders while the limit allows, and

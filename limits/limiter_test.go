@@ -15,10 +15,10 @@ func h(task int64) Holder { return Holder{Instance: "fan", Task: task, Attempt: 
 func TestTakeAndGrant(t *testing.T) {
 	st := State{}
 	for i := range 5 {
-		st.take(Request{Holder: h(int64(i)), Activity: "A", Limit: 2})
+		st.take(Request{Holder: h(int64(i)), Kind: KindActivity, Name: "A", Limit: 2})
 	}
-	if got := st.grant(); !reflect.DeepEqual(got, []Holder{h(0), h(1)}) || st.Activity != "A" {
-		t.Fatalf("first grant %v (activity %q); want tasks 0 and 1", got, st.Activity)
+	if got := st.grant(); !reflect.DeepEqual(got, []Holder{h(0), h(1)}) || st.Name != "A" || st.Kind != KindActivity {
+		t.Fatalf("first grant %v (%s %q); want tasks 0 and 1", got, st.Kind, st.Name)
 	}
 	st.take(Request{Holder: h(1)})                // asked again while it holds
 	st.take(Request{Holder: h(3)})                // asked again while it waits
@@ -41,16 +41,19 @@ func TestTakeAndGrant(t *testing.T) {
 }
 
 func TestInstanceID(t *testing.T) {
-	if got := InstanceID("ProcessWorkItem"); got != "limit:ProcessWorkItem" {
+	if got := InstanceID(KindActivity, "ProcessWorkItem"); got != "limit:activity:ProcessWorkItem" {
 		t.Errorf("InstanceID = %q", got)
 	}
+	if InstanceID(KindActivity, "Order") == InstanceID(KindWorkflow, "Order") {
+		t.Error("an activity and a workflow of one name share a limiter")
+	}
 	for _, name := range []string{"send/email now", strings.Repeat("x", 100)} {
-		id := InstanceID(name)
+		id := InstanceID(KindActivity, name)
 		if len(id) > 64 || strings.ContainsAny(id, "/ ") || !strings.HasPrefix(id, "limit:") {
 			t.Errorf("InstanceID(%q) = %q: not a valid instance id", name, id)
 		}
 	}
-	if InstanceID("a/b") == InstanceID("a_b") {
+	if InstanceID(KindActivity, "a/b") == InstanceID(KindActivity, "a_b") {
 		t.Error("two names share a limiter")
 	}
 }

@@ -49,6 +49,11 @@ func serve(args []string, stderr io.Writer) error {
 		activityLimits.values = []string{v}
 	}
 	fs.Var(activityLimits, "activity-limit", "cap the attempts of an activity running at once across the whole cluster: name=limit, comma-separated or the flag repeated, e.g. ProcessWorkItem=20; attempts beyond it wait, durably, in turn; give every node the same (WEFT_ACTIVITY_LIMITS)")
+	workflowLimits := &repeated{}
+	if v := envOr("WEFT_WORKFLOW_LIMITS", ""); v != "" {
+		workflowLimits.values = []string{v}
+	}
+	fs.Var(workflowLimits, "workflow-limit", "cap the instances of a workflow running at once across the whole cluster: name=limit, comma-separated or the flag repeated; instances beyond it wait PENDING, in turn; give every node the same (WEFT_WORKFLOW_LIMITS)")
 	otlp := fs.String("otlp-endpoint", envOr("WEFT_OTLP_ENDPOINT", ""), "send OpenTelemetry spans (each workflow, activity attempt, timer, wait for an event) over OTLP/gRPC to this collector: host:port (plaintext) or https://host:port; default off, at no cost (WEFT_OTLP_ENDPOINT)")
 	samples := fs.Bool("samples", envOr("WEFT_SAMPLES", "") == "true", "host the seed document's sample workflows (OrderProcessingWorkflow, ChainingWorkflow, FanOutFanInWorkflow, MonitorWorkflow) and their activities; without it every workflow and activity name belongs to the connected apps (WEFT_SAMPLES=true)")
 	threshold := fs.Float64("approval-threshold", atofOr(envOr("WEFT_APPROVAL_THRESHOLD", ""), 1000), "with --samples, OrderProcessingWorkflow: orders above this cost wait for ManagerApproval (WEFT_APPROVAL_THRESHOLD)")
@@ -119,6 +124,10 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("--activity-limit: %v", err)
 	}
+	wfLimits, err := weft.ParseActivityLimits(workflowLimits.String())
+	if err != nil {
+		return usageErr("--workflow-limit: %v", err)
+	}
 	if (*clusterCert == "") != (*clusterKey == "") || (*clusterCA != "" && *clusterCert == "") {
 		return usageErr("--cluster-tls-cert and --cluster-tls-key go together (and --cluster-tls-ca with them)")
 	}
@@ -138,7 +147,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	httpURL := scheme + "://" + advertised(ln.Addr().String(), host)
 	opts := weft.Options{Dir: *data, Partitions: *partitions, Logger: logger,
-		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn, Retention: keep, ActivityLimits: limits}
+		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn, Retention: keep, ActivityLimits: limits, WorkflowLimits: wfLimits}
 	if *otlp != "" {
 		exp, err := otlpExporter(*otlp)
 		if err != nil {
@@ -223,6 +232,9 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	if len(limits) > 0 {
 		attrs = append(attrs, "activity_limits", activityLimits.String())
+	}
+	if len(wfLimits) > 0 {
+		attrs = append(attrs, "workflow_limits", workflowLimits.String())
 	}
 	attrs = append(attrs, "data", *data, "auth", *token != "", "retention", keep.String(), "workflows", strings.Join(rt.Registry().Workflows(), ","))
 	logger.Info("weft serving", attrs...)
