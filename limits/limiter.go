@@ -95,11 +95,11 @@ type Grant struct {
 // State is a limiter's whole state, the input of each generation; its
 // custom status shows Limit, Running and Waiting.
 type State struct {
-	Kind     string   `json:"kind"`
-	Name     string   `json:"name"`
-	Limit    int      `json:"limit"`
-	Holders  []Holder `json:"holders,omitempty"`
-	Queue    []Holder `json:"queue,omitempty"`
+	Kind    string   `json:"kind"`
+	Name    string   `json:"name"`
+	Limit   int      `json:"limit"`
+	Holders []Holder `json:"holders,omitempty"`
+	Queue   []Holder `json:"queue,omitempty"`
 	// CheckedAt is when the holders were last checked.
 	CheckedAt time.Time `json:"checkedAt,omitzero"`
 }
