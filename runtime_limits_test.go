@@ -106,6 +106,13 @@ func TestActivityLimit(t *testing.T) {
 	if got := string(limiter.CustomStatus); !strings.Contains(got, `"limit":10,"running":0,"waiting":0`) {
 		t.Errorf("the limiter's status %s; want limit 10, nothing running or waiting", got)
 	}
+	// A limiter terminated by hand is made anew by the next request.
+	if err := a.rt.Terminate(ctxT(t), limits.InstanceID(limits.KindActivity, "Limited"), weft.TerminateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.run(t, "LimitedFan", 20); st.Status != weft.StatusCompleted || string(st.Output) != "190" {
+		t.Fatalf("a fan-out after its limiter was terminated: %+v", st)
+	}
 }
 
 // TestActivityLimitAcrossRestart: attempts waiting for permits and attempts

@@ -584,8 +584,12 @@ func (w *workflowActor) raise(m RaiseEventRequest) error {
 	if m.Name == limits.PermitEvent {
 		return w.permit(m)
 	}
-	if w.row == nil && m.Create != nil {
-		if err := w.start(*m.Create); err != nil && !errors.Is(err, ErrInstanceExists) {
+	if m.Create != nil && (w.row == nil || w.row.Status.Terminal()) {
+		// A limiter purged or terminated by hand is made anew: requests
+		// must not be dropped, though what it held is forgotten.
+		create := *m.Create
+		create.Reuse = ReuseTerminate
+		if err := w.start(create); err != nil {
 			return fmt.Errorf("raise event %s on %s: create it: %w", m.Name, w.id, err)
 		}
 	}
