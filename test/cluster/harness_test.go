@@ -227,9 +227,13 @@ func (p *proc) summary() string {
 		return strings.Contains(l, `msg="activity executed"`)
 	})
 	head := fmt.Sprintf("(%d \"activity executed\" lines left out)", len(lines)-len(kept))
-	if len(kept) > 300 {
-		head += fmt.Sprintf(" (%d earlier lines left out)", len(kept)-300)
-		kept = kept[len(kept)-300:]
+	keep := 300
+	if slices.Contains(p.Lines(), "SIGQUIT: quit") {
+		keep = 1500 // the goroutines of the dump come last
+	}
+	if len(kept) > keep {
+		head += fmt.Sprintf(" (%d earlier lines left out)", len(kept)-keep)
+		kept = kept[len(kept)-keep:]
 	}
 	return head + "\n" + strings.Join(kept, "\n")
 }
@@ -1473,13 +1477,18 @@ func histories(t *testing.T, jobs []job, via []*node, when string) []historyDoc 
 
 // stuckGoroutines picks, from a goroutine dump, the goroutines whose header
 // says they have been blocked for minutes ("goroutine 7 [sync.Mutex.Lock, 2
-// minutes]:"), each as its lines, at most max of them.
+// minutes]:") and those in the replication and cluster code whatever their
+// state (the one holding a lock the others wait for may be running), each as
+// its lines without the frame addresses, at most max of them.
 func stuckGoroutines(dump []string, max int) [][]string {
 	var out [][]string
 	var cur []string
 	flush := func() {
-		if len(cur) > 0 && strings.Contains(cur[0], " minutes]:") && len(out) < max {
-			out = append(out, cur)
+		ours := slices.ContainsFunc(cur, func(l string) bool {
+			return strings.Contains(l, "weftrt/weft/replication.") || strings.Contains(l, "weftrt/weft/cluster.")
+		})
+		if len(cur) > 0 && (strings.Contains(cur[0], " minutes]:") || ours) && len(out) < max {
+			out = append(out, slices.DeleteFunc(cur, func(l string) bool { return strings.Contains(l, " fp=0x") && strings.HasPrefix(strings.TrimSpace(l), "/") }))
 		}
 		cur = nil
 	}
