@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weftrt/weft"
@@ -38,15 +37,11 @@ func TestValidTraceParent(t *testing.T) {
 // attempt's span.
 func TestSpans(t *testing.T) {
 	t.Parallel()
-	recv, err := otlptest.Start()
+	recv, exp, err := otlptest.StartWithExporter()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer recv.Stop()
-	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(recv.Addr), otlptracegrpc.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := newApp(t, "", weft.Options{TraceExporter: exp})
 	if err := weft.RegisterActivity(a.rt, func(ctx context.Context, _ any) (string, error) {
 		sc := trace.SpanContextFromContext(ctx)

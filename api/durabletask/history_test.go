@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -257,15 +256,11 @@ func TestTraceContextReachesWorkers(t *testing.T) {
 // activity's trace context given to the worker is the span of its attempt,
 // which hangs under the workflow's.
 func TestSpansOverTheSDKPath(t *testing.T) {
-	recv, err := otlptest.Start()
+	recv, exp, err := otlptest.StartWithExporter()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer recv.Stop()
-	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(recv.Addr), otlptracegrpc.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
-	}
 	c, rt := serveWith(t, weft.Options{TraceExporter: exp}, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

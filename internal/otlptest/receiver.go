@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	collector "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -52,6 +54,21 @@ func Start() (*Receiver, error) {
 	collector.RegisterTraceServiceServer(r.srv, r)
 	go func() { _ = r.srv.Serve(ln) }()
 	return r, nil
+}
+
+// StartWithExporter starts a receiver and an OTLP exporter that sends to it
+// (what weft.Options.TraceExporter takes).
+func StartWithExporter() (*Receiver, sdktrace.SpanExporter, error) {
+	r, err := Start()
+	if err != nil {
+		return nil, nil, err
+	}
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(r.Addr), otlptracegrpc.WithInsecure())
+	if err != nil {
+		r.Stop()
+		return nil, nil, err
+	}
+	return r, exp, nil
 }
 
 // Stop stops the server.

@@ -1488,7 +1488,9 @@ func stuckGoroutines(dump []string, max int) [][]string {
 			return strings.Contains(l, "weftrt/weft/replication.") || strings.Contains(l, "weftrt/weft/cluster.")
 		})
 		if len(cur) > 0 && (strings.Contains(cur[0], " minutes]:") || ours) && len(out) < max {
-			out = append(out, slices.DeleteFunc(cur, func(l string) bool { return strings.Contains(l, " fp=0x") && strings.HasPrefix(strings.TrimSpace(l), "/") }))
+			out = append(out, slices.DeleteFunc(cur, func(l string) bool {
+				return strings.Contains(l, " fp=0x") && strings.HasPrefix(strings.TrimSpace(l), "/")
+			}))
 		}
 		cur = nil
 	}
