@@ -1488,9 +1488,12 @@ func stuckGoroutines(dump []string, max int) [][]string {
 			return strings.Contains(l, "weftrt/weft/replication.") || strings.Contains(l, "weftrt/weft/cluster.")
 		})
 		if len(cur) > 0 && (strings.Contains(cur[0], " minutes]:") || ours) && len(out) < max {
-			out = append(out, slices.DeleteFunc(cur, func(l string) bool {
-				return strings.Contains(l, " fp=0x") && strings.HasPrefix(strings.TrimSpace(l), "/")
-			}))
+			for k, l := range cur {
+				if at := strings.Index(l, " fp=0x"); at >= 0 {
+					cur[k] = l[:at] // the file and line stay, the frame's addresses go
+				}
+			}
+			out = append(out, cur)
 		}
 		cur = nil
 	}
