@@ -267,3 +267,44 @@ func TestWorkflowLimit(t *testing.T) {
 		t.Errorf("the limiter at the end: %+v, %v", limiter, err)
 	}
 }
+
+// TestStalePermitRunsNothing: a permit for an attempt of an activity that
+// is not limited here (a limit removed while requests waited, and granted
+// later) is given back; the attempt, dispatched already, does not run again.
+func TestStalePermitRunsNothing(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	if _, err := a.rt.Schedule(ctx, "Blocked", "stale", weft.WithInstanceID("stale")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(a.attemptTimes("stale")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the Blocker never ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	grant := limits.Grant{Holders: []limits.Holder{{Instance: "stale", Task: 0, Attempt: 1}}, Limiter: limits.InstanceID(limits.KindActivity, "Blocker")}
+	if err := a.rt.RaiseEvent(ctx, "stale", limits.PermitEvent, grant); err != nil {
+		t.Fatal(err)
+	}
+	close(a.release)
+	if st, err := a.rt.WaitForCompletion(ctx, "stale"); err != nil || st.Status != weft.StatusCompleted {
+		t.Fatalf("stale: %+v, %v", st, err)
+	}
+	if n := len(a.attemptTimes("stale")); n != 1 {
+		t.Errorf("the Blocker ran %d times; a stale permit must not run it again", n)
+	}
+	// The permit went back to the limiter (which the give-back created).
+	waitFor := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := a.rt.Status(ctx, grant.Limiter); err == nil {
+			break
+		}
+		if time.Now().After(waitFor) {
+			t.Fatal("the stale permit was not given back to its limiter")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

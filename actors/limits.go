@@ -151,7 +151,9 @@ func (w *workflowActor) permit(m RaiseEventRequest) error {
 			continue
 		}
 		rec := w.activities[h.Task]
-		if w.row.Status.Terminal() || rec == nil || h.Gen != w.row.Generation || rec.Attempt != h.Attempt || rec.Failed != nil {
+		// Not limited (any more): the attempt runs, or ran, without a
+		// permit; dispatching it again would run it twice.
+		if w.row.Status.Terminal() || rec == nil || !w.h.limited(rec.Name) || h.Gen != w.row.Generation || rec.Attempt != h.Attempt || rec.Failed != nil {
 			back = append(back, limits.Request{Holder: h, Release: true})
 			continue
 		}
