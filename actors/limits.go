@@ -134,6 +134,7 @@ func (w *workflowActor) permit(m RaiseEventRequest) error {
 		}
 	}
 	var back []limits.Request
+	var unlimited []Invocation
 	for _, h := range g.Holders {
 		if h.Task == limits.WorkflowTask {
 			needed := false
@@ -151,10 +152,15 @@ func (w *workflowActor) permit(m RaiseEventRequest) error {
 			continue
 		}
 		rec := w.activities[h.Task]
-		// Not limited (any more): the attempt runs, or ran, without a
-		// permit; dispatching it again would run it twice.
-		if w.row.Status.Terminal() || rec == nil || !w.h.limited(rec.Name) || h.Gen != w.row.Generation || rec.Attempt != h.Attempt || rec.Failed != nil {
+		if w.row.Status.Terminal() || rec == nil || h.Gen != w.row.Generation || rec.Attempt != h.Attempt || rec.Failed != nil {
 			back = append(back, limits.Request{Holder: h, Release: true})
+			continue
+		}
+		if !w.h.limited(rec.Name) {
+			// Not limited here (the limit was removed while it waited): it
+			// needs no permit, and runs unless it is running already.
+			back = append(back, limits.Request{Holder: h, Release: true})
+			unlimited = append(unlimited, w.invocation(rec))
 			continue
 		}
 		if rec.Permit {
@@ -172,5 +178,11 @@ func (w *workflowActor) permit(m RaiseEventRequest) error {
 		data, _ := json.Marshal(back)
 		_ = w.queueOutbox(t, &storage.OutboxRecord{Target: g.Limiter, Kind: storage.OutboxLimiter, Name: limits.RequestEvent, Data: data})
 	}
-	return w.commit(t)
+	if err := w.commit(t); err != nil {
+		return err
+	}
+	for _, inv := range unlimited {
+		w.h.dispatchUnlessInFlight(inv)
+	}
+	return nil
 }
