@@ -22,8 +22,10 @@ func TestServeOptions(t *testing.T) {
 		c.expect(c.do("GET", "/debug/pprof/cmdline", ""), http.StatusOK)
 		id := daprStart(t, c, "v1.0", "ChainingWorkflow", "", `{"value":1}`)
 		c.waitDone(id)
-		s.waitUntil(10*time.Second, "a debug line", func(lines []string) bool {
-			return countLines(lines, `"level":"DEBUG"`) > 0
+		// The log is read from the process's stderr as it comes: the lines
+		// of the last step may follow the completion by a moment.
+		s.waitUntil(10*time.Second, "a debug line and Step4's line", func(lines []string) bool {
+			return countLines(lines, `"level":"DEBUG"`) > 0 && countLines(lines, `"msg":"activity executed"`, `"activity":"Step4"`) > 0
 		}, false)
 		for _, l := range s.Lines() {
 			var rec map[string]any
