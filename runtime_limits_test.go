@@ -63,16 +63,9 @@ func TestActivityLimit(t *testing.T) {
 		return int(flaky.Load()), nil
 	}, workflow.WithName("Flaky")))
 	must(weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, n int) (int, error) {
+		// All n asked for at once: only the limit holds them back.
 		tasks, err := workflow.Parallel(ctx, n, 0, func(i int) *workflow.Task { return ctx.CallActivity("Limited", i) })
-		sum := 0
-		for _, t := range tasks {
-			var v int
-			if err := t.Await(&v); err != nil {
-				return 0, err
-			}
-			sum += v
-		}
-		return sum, err
+		return len(tasks), err
 	}, workflow.WithName("LimitedFan")))
 	must(weft.RegisterWorkflow(a.rt, func(ctx *workflow.Context, _ any) (int, error) {
 		var v int
@@ -81,7 +74,7 @@ func TestActivityLimit(t *testing.T) {
 	}, workflow.WithName("FlakyOnce")))
 
 	st := a.run(t, "LimitedFan", 1000)
-	if st.Status != weft.StatusCompleted || string(st.Output) != fmt.Sprint(999*1000/2) {
+	if st.Status != weft.StatusCompleted || string(st.Output) != "1000" {
 		t.Fatalf("fan-out: %+v", st)
 	}
 	if most := g.most.Load(); most != 10 {
@@ -104,7 +97,7 @@ func TestActivityLimit(t *testing.T) {
 	if err := a.rt.Terminate(ctxT(t), limits.InstanceID(limits.KindActivity, "Limited"), weft.TerminateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if st := a.run(t, "LimitedFan", 20); st.Status != weft.StatusCompleted || string(st.Output) != "190" {
+	if st := a.run(t, "LimitedFan", 20); st.Status != weft.StatusCompleted || string(st.Output) != "20" {
 		t.Fatalf("a fan-out after its limiter was terminated: %+v", st)
 	}
 }
