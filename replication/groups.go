@@ -149,6 +149,7 @@ type Groups struct {
 type group struct {
 	id      GroupID
 	rn      *raft.RawNode
+	storage raft.Storage
 	leading bool // raft's leader
 	serving bool // leading, and an entry of its term applied (see LeaderChange)
 	lead    NodeID
@@ -241,7 +242,7 @@ func (gs *Groups) Create(id GroupID, storage raft.Storage, peers []NodeID, appli
 	if err != nil {
 		return fmt.Errorf("replication: group %d: %w", id, err)
 	}
-	g := &group{id: id, rn: rn, member: gs.isMember(cs)}
+	g := &group{id: id, rn: rn, storage: storage, member: gs.isMember(cs)}
 	if len(peers) > 0 && last == 0 {
 		g.member = slices.Contains(peers, gs.cfg.NodeID)
 	}
@@ -401,6 +402,18 @@ func (gs *Groups) Step(e Envelope) error {
 	}
 	gs.dirty[e.Group] = struct{}{}
 	m := e.Message
+	if m.GetType() == pb.MessageType_MsgHeartbeat {
+		// A heartbeat's commit is the leader's idea of this replica's log. A
+		// replica made anew (its old state destroyed when it was removed,
+		// the leader still counting the old one's progress) has less, and
+		// raft panics on a commit beyond its log; it learns the commit again
+		// with the entries it is sent.
+		if last, err := g.storage.LastIndex(); err == nil && m.GetCommit() > last {
+			clamped := proto.Clone(m).(*pb.Message) // the sender's message is left as it is
+			clamped.Commit = &last
+			m = clamped
+		}
+	}
 	switch {
 	case e.Quiesce:
 		// The leader went quiet: so does this replica, if its log is whole.

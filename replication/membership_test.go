@@ -381,3 +381,40 @@ func TestSnapshotMembershipMatchesItsIndex(t *testing.T) {
 		view.Close()
 	}
 }
+
+// TestHeartbeatBeyondAFreshLog: a replica made anew, its log empty, that
+// hears a heartbeat whose commit is the leader's idea of the replica it
+// replaced (a removed replica destroyed while its leader still counted it)
+// takes no commit beyond its log, where raft would panic
+// ("tocommit(4) is out of range [lastIndex(0)]", seen in
+// TestReplicaMovesToAnotherNode); it answers, and waits for entries.
+func TestHeartbeatBeyondAFreshLog(t *testing.T) {
+	gs, err := NewGroups(Config{NodeID: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := NewMemLog()
+	if err := gs.Create(0, log.Storage(0), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	term, commit := uint64(2), uint64(4)
+	hb := &pb.Message{Type: pb.MessageType_MsgHeartbeat.Enum(), From: ptr(uint64(1)), To: ptr(uint64(2)), Term: &term, Commit: &commit}
+	if err := gs.Step(Envelope{Group: 0, Message: hb}); err != nil {
+		t.Fatal(err)
+	}
+	if hb.GetCommit() != 4 {
+		t.Errorf("the sender's message was changed: commit %d", hb.GetCommit())
+	}
+	b := gs.Ready()
+	answered := false
+	for _, msgs := range b.Messages {
+		for _, m := range msgs {
+			answered = answered || m.Message.GetType() == pb.MessageType_MsgHeartbeatResp
+		}
+	}
+	if !answered {
+		t.Errorf("no heartbeat response: %+v", b.Messages)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
