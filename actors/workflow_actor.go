@@ -1344,7 +1344,7 @@ func (w *workflowActor) commit(t *txn) error {
 	if t.parent {
 		w.notifyParent()
 	}
-	if len(t.spans) > 0 {
+	if len(t.spans) > 0 && w.row != nil {
 		w.emitSpans(t.spans)
 	}
 	w.dispatchEpisode()
