@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -396,5 +398,122 @@ func TestUnregisteredWorkflowWithoutRemoteWorkers(t *testing.T) {
 	}
 	if _, err := rt.Schedule(context.Background(), "Nowhere", nil); !errors.Is(err, weft.ErrWorkflowNotRegistered) {
 		t.Fatalf("schedule of an unregistered workflow: %v, want ErrWorkflowNotRegistered", err)
+	}
+}
+
+// With more instances in flight than may stay in memory, instances are
+// passivated while their work is with the workers and loaded again when the
+// answers come back. An answer that reaches an instance being loaded must not
+// make it hand the same activity or episode out again: a worker of Dapr's SDKs
+// would run the activity twice (found with 20,000 chains against the default
+// cap of 10,000: every activity ran about twice).
+func TestRemoteWorkUnderEviction(t *testing.T) {
+	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true, MaxActiveInstances: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const instances, steps = 60, 4
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w := connect(t, rt, "w1")
+
+	var mu sync.Mutex
+	attempts := map[string]int{} // instance/task/attempt → times handed out
+	refused := []string{}        // answers the pool did not take
+	episodes := map[string]int{} // instance/completed steps → episodes handed out
+	go func() {
+		for {
+			it, err := w.w.Next(ctx)
+			if err != nil {
+				return
+			}
+			go func() { // answers come back concurrently, as from an SDK worker
+				if a := it.Activity; a != nil {
+					mu.Lock()
+					attempts[fmt.Sprintf("%s/%d/%d", a.InstanceID, a.TaskID, a.Attempt)]++
+					mu.Unlock()
+					var in int
+					_ = json.Unmarshal(a.Input, &in)
+					if err := w.pool.CompleteActivity("w1", a.InstanceID, a.TaskID, []byte(strconv.Itoa(in+1)), nil); err != nil {
+						mu.Lock()
+						refused = append(refused, err.Error())
+						mu.Unlock()
+					}
+					return
+				}
+				ep := it.Orchestration
+				done, scheduled, last := 0, 0, []byte("0")
+				for _, ev := range slices.Concat(ep.Past, ep.New) {
+					switch ev.Kind {
+					case workflow.ActivityScheduled:
+						scheduled++
+					case workflow.ActivityCompleted:
+						done++
+						last = ev.Data
+					}
+				}
+				mu.Lock()
+				episodes[fmt.Sprintf("%s/%d", ep.InstanceID, done)]++
+				mu.Unlock()
+				var actions []workflow.Event
+				switch {
+				case done == steps:
+					actions = []workflow.Event{{Kind: workflow.WorkflowCompleted, Data: last}}
+				case scheduled == done:
+					actions = []workflow.Event{{Kind: workflow.ActivityScheduled, TaskID: int64(done), Name: "RemoteAdd", Data: last}}
+				}
+				if err := w.answer(ep.InstanceID, actions...); err != nil {
+					mu.Lock()
+					refused = append(refused, err.Error())
+					mu.Unlock()
+				}
+			}()
+		}
+	}()
+
+	ids := make([]string, instances)
+	for i := range ids {
+		if ids[i], err = rt.Schedule(ctx, "RemoteChain", 0, weft.WithInstanceID("evict-"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		st, err := rt.WaitForCompletion(ctx, id)
+		if err != nil {
+			t.Errorf("%s: %v", id, err)
+			break
+		}
+		if st.Status != weft.StatusCompleted || string(st.Output) != strconv.Itoa(steps) {
+			h, _ := rt.History(ctx, id)
+			for _, ev := range h {
+				t.Logf("%s task %d %s", ev.Kind, ev.TaskID, ev.Data)
+			}
+			t.Errorf("%s: %s %s, want COMPLETED %d", id, st.Status, st.Output, steps)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(attempts) != instances*steps {
+		t.Errorf("%d activity attempts handed out, want %d", len(attempts), instances*steps)
+	}
+	for k, n := range attempts {
+		if n > 1 {
+			t.Errorf("activity attempt %s handed out %d times", k, n)
+		}
+	}
+	for k, n := range episodes {
+		if n > 1 {
+			t.Errorf("episode %s handed out %d times", k, n)
+		}
+	}
+	if len(refused) > 0 {
+		t.Errorf("%d answers refused, e.g. %s", len(refused), refused[0])
+	}
+	if s := rt.Host().Stats(); s.Passivations.Load() == 0 {
+		t.Errorf("no instance was passivated: the test did not test eviction")
 	}
 }

@@ -529,6 +529,39 @@ func TestSuspendHoldsEventsAndTimers(t *testing.T) {
 	}
 }
 
+// An activity that completes while its instance is suspended has its result
+// held; the instance may be passivated meanwhile, and loading it again must
+// not run the activity a second time (history alone still shows it
+// scheduled and not completed).
+func TestSuspendedResultSurvivesPassivation(t *testing.T) {
+	a := newApp(t, "", weft.Options{IdleTimeout: 50 * time.Millisecond})
+	ctx := ctxT(t)
+	id, err := a.rt.Schedule(ctx, "Blocked", "held-result")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "the activity runs", func() bool { return len(a.attemptTimes("held-result")) == 1 })
+	if err := a.rt.Suspend(ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	before := a.rt.Host().Stats().Passivations.Load()
+	close(a.release)
+	if _, err := a.rt.Host().WaitFor(ctx, id, func(r *storage.InstanceRecord) bool { return r.NextInboxSeq > 0 }); err != nil {
+		t.Fatalf("the result was never held: %v", err)
+	}
+	waitUntil(t, ctx, "the suspended instance is passivated", func() bool { return a.rt.Host().Stats().Passivations.Load() > before })
+	if err := a.rt.Resume(ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.rt.WaitForCompletion(ctx, id)
+	if err != nil || st.Status != weft.StatusCompleted || string(st.Output) != `"released"` {
+		t.Fatalf("final: %+v %v", st, err)
+	}
+	if n := len(a.attemptTimes("held-result")); n != 1 {
+		t.Fatalf("the activity ran %d times, want once", n)
+	}
+}
+
 // TestSuspendBeforeStart: an instance scheduled to start later can be
 // suspended: it shows SUSPENDED at once, does not start when its start comes
 // due, holds what it is sent, and starts when resumed (or, resumed before its

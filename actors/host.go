@@ -606,6 +606,7 @@ func (h *Host) dispatchUnlessInFlight(inv Invocation) {
 // activity not registered here goes to the remote workers.
 func (h *Host) dispatch(inv Invocation) {
 	if h.runsRemotely(inv.Name) {
+		h.markInFlight(inv) // until the workflow takes its result, as below
 		h.remote.submitActivity(inv)
 		return
 	}

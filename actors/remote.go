@@ -30,6 +30,14 @@ import (
 // response is accepted only from the connection the item was handed to, so a late
 // answer from a worker whose items were reassigned can never be taken for the
 // answer to a newer item.
+//
+// An instance may be passivated while its work is out (more instances in flight
+// than MaxActive) and loaded again by the very answer to that work. What it
+// finds then must say that the work is already done: an activity attempt stays
+// marked in flight in the host until its result is taken, as in-process
+// attempts do, and an answered episode stays in the pool while its answer is
+// being applied, so that the loading instance waits for it instead of handing
+// the episode out again.
 
 // maxOutstandingPerWorker bounds the items one worker holds unanswered.
 const maxOutstandingPerWorker = 128
@@ -84,8 +92,9 @@ type WorkItem struct {
 	Orchestration *OrchestrationWork
 	Activity      *Invocation
 
-	key    workKey
-	worker *RemoteWorker // nil while queued
+	key       workKey
+	worker    *RemoteWorker // nil while queued
+	answering bool          // an episode whose answer is being applied
 }
 
 type workKey struct {
@@ -241,7 +250,7 @@ func (p *RemoteWorkers) submit(it *WorkItem) {
 		if old.Activity != nil && it.Activity != nil && old.Activity.Gen == it.Activity.Gen && old.Activity.Attempt == it.Activity.Attempt {
 			return // re-sent after a re-activation: already queued or running
 		}
-		p.drop(old)
+		p.withdraw(old)
 	}
 	p.items[it.key] = it
 	p.queue = append(p.queue, it)
@@ -268,6 +277,15 @@ func (p *RemoteWorkers) anyWorkerOf(app string) bool {
 	return false
 }
 
+// withdraw drops an item that will not be answered: an activity attempt is no
+// longer in flight. Called with p.mu held.
+func (p *RemoteWorkers) withdraw(it *WorkItem) {
+	p.drop(it)
+	if it.Activity != nil {
+		p.h.unmarkInFlight(*it.Activity)
+	}
+}
+
 // drop forgets an item wherever it is. Called with p.mu held.
 func (p *RemoteWorkers) drop(it *WorkItem) {
 	if p.items[it.key] == it {
@@ -287,7 +305,8 @@ func (p *RemoteWorkers) drop(it *WorkItem) {
 	}
 }
 
-// take removes and returns the unanswered item key that peer holds.
+// take removes and returns the unanswered item key that peer holds. An
+// episode stays known as answering (see answered) until its answer is applied.
 func (p *RemoteWorkers) take(peer string, key workKey) (*WorkItem, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -296,23 +315,37 @@ func (p *RemoteWorkers) take(peer string, key workKey) (*WorkItem, error) {
 		return nil, ErrNotAssigned
 	}
 	p.drop(it)
+	if it.Orchestration != nil {
+		it.answering = true
+		p.items[key] = it
+	}
 	return it, nil
 }
 
-// putBack re-queues an item whose answer could not be delivered.
+// answered forgets an episode whose answer was applied (or found stale).
+func (p *RemoteWorkers) answered(it *WorkItem) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	it.answering = false
+	if p.items[it.key] == it {
+		delete(p.items, it.key)
+	}
+}
+
+// putBack re-queues an episode whose answer could not be delivered.
 func (p *RemoteWorkers) putBack(it *WorkItem) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.items[it.key] != nil {
-		return // closing, or already replaced by a newer item
+	it.answering = false
+	if p.closed || p.items[it.key] != it {
+		return // closing, or withdrawn or replaced by a newer item meanwhile
 	}
-	p.items[it.key] = it
 	p.queue = append([]*WorkItem{it}, p.queue...)
 	p.broadcast()
 }
 
-// outstandingEpisode returns the episode of instance that is queued or with a
-// worker, if any.
+// outstandingEpisode returns the episode of instance that is queued, with a
+// worker, or answered and being applied, if any.
 func (p *RemoteWorkers) outstandingEpisode(instance string) *OrchestrationWork {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -328,11 +361,11 @@ func (p *RemoteWorkers) forget(instance string, activityTasks []int64, episode b
 	defer p.mu.Unlock()
 	for _, task := range activityTasks {
 		if it := p.items[workKey{instance, task}]; it != nil {
-			p.drop(it)
+			p.withdraw(it)
 		}
 	}
 	if it := p.items[workKey{instance, orchestrationTask}]; episode && it != nil {
-		p.drop(it)
+		p.withdraw(it)
 	}
 }
 
@@ -343,7 +376,7 @@ func (p *RemoteWorkers) forgetPartition(part uint16) {
 	defer p.mu.Unlock()
 	for key, it := range p.items {
 		if p.h.Partition(key.instance) == part {
-			p.drop(it)
+			p.withdraw(it)
 		}
 	}
 }
@@ -358,8 +391,10 @@ func (p *RemoteWorkers) CompleteOrchestration(ctx context.Context, peer, instanc
 	err = p.h.Request(ctx, instance, episodeDone{work: it.Orchestration, result: res})
 	switch {
 	case err == nil, errors.Is(err, ErrInstanceNotFound):
+		p.answered(it)
 		return nil
 	case errors.Is(err, ErrNotForwardable):
+		p.answered(it)
 		// The instance's partition moved to another node since: its new node
 		// hands its own workers the episode when it loads the instance.
 		return fmt.Errorf("orchestration %s: its partition moved to another node; the episode runs there", instance)

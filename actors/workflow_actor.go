@@ -333,12 +333,17 @@ func (w *workflowActor) load() error {
 			put(&w.retried, rec.TaskID, true)
 		}
 		w.noteStoredAwake()
+		held, err := w.readHeld()
+		if err != nil {
+			return err
+		}
+		w.forgetSettled(held)
 		if w.row.Remote {
-			w.past = history
+			w.past, w.held = history, held
 			if err := w.resend(); err != nil {
 				return err
 			}
-			return w.loadHeld()
+			return w.offerEpisode()
 		}
 		w.exec = w.newExecutor()
 		o := w.exec.Execute(history, nil)
@@ -363,8 +368,8 @@ func (w *workflowActor) load() error {
 		if err := w.resend(); err != nil {
 			return err
 		}
-		if w.running() && w.row.NextInboxSeq > 0 {
-			if err := w.applyHeld(); err != nil {
+		if w.running() && len(held) > 0 {
+			if err := w.applyHeld(heldEvents(held)); err != nil {
 				return err
 			}
 		}
@@ -403,11 +408,7 @@ func (w *workflowActor) awake() bool {
 
 // applyHeld applies the inputs a running instance held while it had no
 // executor (its step stalled, or its workflow was not registered).
-func (w *workflowActor) applyHeld() error {
-	held, err := w.inbox()
-	if err != nil {
-		return err
-	}
+func (w *workflowActor) applyHeld(held []workflow.Event) error {
 	t := w.newTxn()
 	w.clearInbox(t)
 	if err := w.advance(t, held); err != nil {
@@ -945,6 +946,23 @@ func (w *workflowActor) hold(t *txn, evs []workflow.Event) error {
 		w.row.NextInboxSeq++
 	}
 	return nil
+}
+
+// forgetSettled takes out of the outstanding work rebuilt from history what the
+// held inputs complete: settle did so when they arrived, in memory and in the
+// records and reminders it deleted. Sent again, an activity whose result waits
+// in the inbox would run twice.
+func (w *workflowActor) forgetSettled(held []heldEvent) {
+	for _, h := range held {
+		switch h.ev.Kind {
+		case workflow.ActivityCompleted, workflow.ActivityFailed:
+			delete(w.activities, h.ev.TaskID)
+			delete(w.retried, h.ev.TaskID)
+		case workflow.ChildCompleted, workflow.ChildFailed:
+			delete(w.children, h.ev.TaskID)
+			delete(w.childInput, h.ev.TaskID)
+		}
+	}
 }
 
 // settle does the bookkeeping an input event implies whether or not it is applied

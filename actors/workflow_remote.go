@@ -19,17 +19,38 @@ import (
 // loadHeld reads the held inputs and makes sure the pending episode is with the
 // workers (after a restart, nothing is).
 func (w *workflowActor) loadHeld() error {
+	held, err := w.readHeld()
+	if err != nil {
+		return err
+	}
+	w.held = held
+	return w.offerEpisode()
+}
+
+// readHeld reads the inputs held in the inbox (none when nothing was ever
+// held).
+func (w *workflowActor) readHeld() ([]heldEvent, error) {
+	if w.row.NextInboxSeq == 0 {
+		return nil, nil
+	}
+	var held []heldEvent
 	err := w.h.db.Inbox(w.part, w.id, func(seq uint64, b []byte) error {
 		ev, err := workflow.DecodeEvent(b)
 		if err != nil {
 			return err
 		}
-		w.held = append(w.held, heldEvent{seq, ev})
+		held = append(held, heldEvent{seq, ev})
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("load held events of %s: %w", w.id, err)
+		return nil, fmt.Errorf("load held events of %s: %w", w.id, err)
 	}
+	return held, nil
+}
+
+// offerEpisode makes sure the pending episode of a loaded instance is with
+// the workers: still there from before a passivation, or handed out anew.
+func (w *workflowActor) offerEpisode() error {
 	if w.h.remote == nil {
 		w.h.log.Warn("instance runs on remote workers, but they are off on this node (serve with --grpc)", "instance", w.id, "workflow", w.row.Name)
 		return nil

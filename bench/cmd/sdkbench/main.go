@@ -324,7 +324,7 @@ func versions(bi *debug.BuildInfo) string {
 		v := d.Version
 		if d.Replace != nil || v == "(devel)" {
 			v = "this tree"
-			if d.Replace.Version != "" {
+			if d.Replace != nil && d.Replace.Version != "" {
 				v = d.Replace.Version
 			}
 		}
