@@ -280,6 +280,67 @@ func TestRemoteEpisodeSurvivesRestart(t *testing.T) {
 	}
 }
 
+// Activity results of a remote instance wait in memory for the episode that
+// takes them (one commit per result, not two); an instance that leaves memory
+// before that episode is answered stores them in its inbox, in order with the
+// inputs stored there, so that after a restart the results are there and the
+// activities do not run again.
+func TestRemoteResultsHeldInMemoryAreStoredOnClose(t *testing.T) {
+	dir := t.TempDir()
+	rt := openRemote(t, dir)
+	ctx := context.Background()
+	id, err := rt.Schedule(ctx, "RemoteFanOut", nil, weft.WithInstanceID("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connect(t, rt, "w1")
+	w.nextEpisode()
+	w.mustAnswer(id,
+		workflow.Event{Kind: workflow.ActivityScheduled, TaskID: 0, Name: "RemoteA"},
+		workflow.Event{Kind: workflow.ActivityScheduled, TaskID: 1, Name: "RemoteB"})
+	w.next()
+	w.next()
+	commits := rt.Host().Stats().Commits.Load()
+	if err := w.pool.CompleteActivity("w1", id, 0, []byte(`"a"`), nil); err != nil {
+		t.Fatal(err)
+	}
+	ep := w.nextEpisode() // taken, never answered
+	wantKinds(t, "episode with the first result", ep.New, "episode-started", "activity-completed")
+	if n := rt.Host().Stats().Commits.Load() - commits; n != 0 {
+		t.Fatalf("%d commits for a result that waits for its episode, want none", n)
+	}
+	if err := rt.RaiseEvent(ctx, id, "e", 1); err != nil { // stored in the inbox
+		t.Fatal(err)
+	}
+	if err := w.pool.CompleteActivity("w1", id, 1, []byte(`"b"`), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The instance's mailbox takes this after the second result.
+	if err := rt.RaiseEvent(ctx, id, "f", 2); err != nil {
+		t.Fatal(err)
+	}
+	w.w.Disconnect()
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rt = openRemote(t, dir)
+	defer rt.Close()
+	w = connect(t, rt, "w1-again")
+	ep = w.nextEpisode()
+	wantKinds(t, "episode after the restart", ep.New, "episode-started", "activity-completed", "event-raised", "activity-completed", "event-raised")
+	if string(ep.New[1].Data) != `"a"` || ep.New[3].TaskID != 1 || string(ep.New[3].Data) != `"b"` {
+		t.Fatalf("results after the restart: %+v", ep.New)
+	}
+	w.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted})
+	if st := status(t, rt, id); st.Status != weft.StatusCompleted {
+		t.Fatalf("final: %s", st.Status)
+	}
+	if _, queued := w.pool.Workers(); queued != 0 {
+		t.Fatalf("%d items queued after completion: an activity was sent again", queued)
+	}
+}
+
 func TestRemoteContinueAsNewCarriesEvents(t *testing.T) {
 	rt := openRemote(t, t.TempDir())
 	defer rt.Close()

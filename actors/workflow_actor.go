@@ -88,10 +88,13 @@ type storedState struct {
 	awake      bool
 }
 
-// heldEvent is an input waiting in the inbox at position seq.
+// heldEvent is an input waiting in the inbox at position seq, or, for a
+// remote instance, an activity result waiting in memory only (see
+// holdResultsInMemory).
 type heldEvent struct {
 	seq uint64
 	ev  workflow.Event
+	mem bool
 }
 
 type childCall struct {
@@ -121,7 +124,9 @@ func newWorkflowActor(h *Host, id string, a *activation) *workflowActor {
 func (w *workflowActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-	case *actor.Stopping, *actor.Restarting:
+	case *actor.Stopping:
+		w.persistHeld()
+	case *actor.Restarting:
 	case *actor.Stopped:
 		w.unload()
 		w.h.stopped(w.act)
@@ -780,6 +785,9 @@ func (w *workflowActor) activityResults(results []ActivityResult) error {
 			}
 		}
 	}
+	if len(inputs) > 0 && w.holdResultsInMemory(t, inputs) {
+		return nil
+	}
 	if len(inputs) > 0 {
 		if err := w.inputs(t, inputs); err != nil {
 			t.close()
@@ -941,7 +949,7 @@ func (w *workflowActor) hold(t *txn, evs []workflow.Event) error {
 		}
 		t.b.PutInbox(w.part, w.id, w.row.NextInboxSeq, b)
 		if w.row.Remote {
-			w.held = append(w.held, heldEvent{w.row.NextInboxSeq, ev})
+			w.held = append(w.held, heldEvent{seq: w.row.NextInboxSeq, ev: ev})
 		}
 		w.row.NextInboxSeq++
 	}

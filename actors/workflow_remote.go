@@ -39,7 +39,7 @@ func (w *workflowActor) readHeld() ([]heldEvent, error) {
 		if err != nil {
 			return err
 		}
-		held = append(held, heldEvent{seq, ev})
+		held = append(held, heldEvent{seq: seq, ev: ev})
 		return nil
 	})
 	if err != nil {
@@ -137,7 +137,9 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 	}
 	w.unstall()
 	for _, h := range w.held[:e.inputs] {
-		t.b.DeleteInboxEntry(w.part, w.id, h.seq)
+		if !h.mem {
+			t.b.DeleteInboxEntry(w.part, w.id, h.seq)
+		}
 	}
 	w.held = w.held[e.inputs:]
 	w.row.Episode++
@@ -197,7 +199,9 @@ func (w *workflowActor) recordVersion(t *txn, r OrchestrationResult) error {
 func (w *workflowActor) rehold(t *txn, evs []workflow.Event) error {
 	rest := w.held
 	for _, h := range rest {
-		t.b.DeleteInboxEntry(w.part, w.id, h.seq)
+		if !h.mem {
+			t.b.DeleteInboxEntry(w.part, w.id, h.seq)
+		}
 	}
 	w.held = nil
 	all := slices.Concat(evs, heldEvents(rest))
@@ -210,6 +214,59 @@ func heldEvents(hs []heldEvent) []workflow.Event {
 		evs[i] = h.ev
 	}
 	return evs
+}
+
+// holdResultsInMemory keeps the activity results of a running remote instance
+// in memory for the next episode instead of committing them to the inbox
+// first: the episode's answer commits them into history with the worker's
+// decisions, one commit per result where there were two, as an in-process
+// workflow applies a result in the step it decides on. A crash before that
+// commit loses the result, and the attempt, still outstanding in the stored
+// history, runs again: the guarantee in-process activities have. When the
+// instance leaves memory before the answer, persistHeld writes them to the
+// inbox. It reports false, and changes nothing, when the results' step has
+// more to store (a retry record or reminder to delete, a permit to give
+// back), or the instance is not simply running.
+func (w *workflowActor) holdResultsInMemory(t *txn, results []workflow.Event) bool {
+	if !w.row.Remote || w.h.remote == nil || w.row.Status != storage.Running || !t.b.Empty() || len(t.sends) > 0 {
+		return false
+	}
+	if _, stalled := w.reminders.get("unstall"); stalled {
+		return false
+	}
+	for _, ev := range results {
+		if w.retried[ev.TaskID] || w.h.limited(w.activities[ev.TaskID].Name) {
+			return false
+		}
+		if _, retry := w.reminders.get(retryName(w.row.Generation, ev.TaskID)); retry {
+			return false
+		}
+	}
+	for _, ev := range results {
+		w.settle(t, ev)
+		w.held = append(w.held, heldEvent{ev: ev, mem: true})
+	}
+	t.close()
+	w.dispatchEpisode()
+	return true
+}
+
+// persistHeld writes the results held in memory to the inbox, in order with
+// the inputs stored there, before the instance leaves memory.
+func (w *workflowActor) persistHeld() {
+	if w.row == nil || !slices.ContainsFunc(w.held, func(h heldEvent) bool { return h.mem }) {
+		return
+	}
+	t := w.newTxn()
+	err := w.rehold(t, nil)
+	if err == nil {
+		err = w.commit(t)
+	} else {
+		t.close()
+	}
+	if err != nil {
+		w.h.log.Debug("activity results held in memory not stored; their attempts run again", "instance", w.id, "err", err)
+	}
 }
 
 // forgetRemoteWork withdraws the instance's unanswered items from the workers:
