@@ -10,14 +10,15 @@ PKGS := ./...
 run:
 	$(GO) run ./cmd/weft serve --samples
 
-## test: vet, then every test with the race detector (the bench harness's too); then
+## test: vet, then every test with the race detector (the bench harness's too, whose
+## workers must build, so that `make bench` keeps working); then
 ## test/sdk, a module of its own that runs Dapr's Go SDK, durabletask-go's client and a
 ## JavaScript worker (@dapr/durabletask-js, installed with npm on first use) against
 ## `weft serve`
 test: vet browser
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 	$(GO) test -count=1 -timeout 3m -run '^TestCluster' . ./cluster
-	cd bench && $(GO) test -race -count=1 ./internal/harness/
+	cd bench && $(GO) build ./... && $(GO) test -race -count=1 ./internal/harness/
 	cd test/sdk && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 	@$(CHROMIUM_CHECK) || echo "make test: the web UI's tests (test/ui) were SKIPPED: no chromium. Install it (apt-get install -y chromium, or WEFT_CHROMIUM=/path/to/chrome) and run make test again."
 
