@@ -42,6 +42,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -130,6 +131,13 @@ func run(ctx context.Context, res *harness.Result) error {
 	if err != nil {
 		return err
 	}
+	if w := option(p.Options, "perstep"); w != "" {
+		window, err := strconv.Atoi(w)
+		if err != nil || window < 1 || 2*window > p.Steps {
+			return fmt.Errorf("-opts perstep=%q: want a window of steps, at least 1 and at most half of -steps (%d)", w, p.Steps)
+		}
+		return perStep(ctx, res, srv, window)
+	}
 	return chain(ctx, res, srv)
 }
 
@@ -160,9 +168,21 @@ func SdkBenchChain(ctx *workflow.WorkflowContext) (any, error) {
 	return n, nil
 }
 
+// activityTimes, when set, records when each activity call began (perStep).
+var (
+	timesMu       sync.Mutex
+	activityTimes []time.Time
+	recordTimes   bool
+)
+
 // SdkBenchInc returns its input + 1.
 func SdkBenchInc(ctx workflow.ActivityContext) (any, error) {
 	activityRuns.Add(1)
+	timesMu.Lock()
+	if recordTimes {
+		activityTimes = append(activityTimes, time.Now())
+	}
+	timesMu.Unlock()
 	var n int
 	if err := ctx.GetInput(&n); err != nil {
 		return nil, err
@@ -448,4 +468,80 @@ func chain(ctx context.Context, res *harness.Result, s *server) error {
 		res.Set("wait_lag_max_ms", harness.Percentile(lag, 1))
 	}
 	return err
+}
+
+// perStep runs p.N chains of p.Steps one after another and reports the wall
+// time per step (from one activity call's start to the next one's: the
+// activity, its result, the episode with the SDK's replay of the whole
+// history, the commits between) averaged over the first and the last window
+// steps, medians over the chains. Dapr's Go SDK v1.11 gets the whole history
+// every episode; the ratio last/first says what that costs as it grows.
+func perStep(ctx context.Context, res *harness.Result, s *server, window int) error {
+	res.Size = fmt.Sprintf("%d chains of %d activities, one after another", p.N, p.Steps)
+	wc, err := dapr.NewClientWithAddress(s.addr)
+	if err != nil {
+		return fmt.Errorf("dapr.NewClientWithAddress(%s) for the worker: %w", s.addr, err)
+	}
+	w, err := workflow.NewWorker(workflow.WorkerWithDaprClient(wc))
+	if err != nil {
+		wc.Close()
+		return fmt.Errorf("workflow.NewWorker: %w", err)
+	}
+	if err := w.RegisterWorkflow(SdkBenchChain); err != nil {
+		return err
+	}
+	if err := w.RegisterActivity(SdkBenchInc); err != nil {
+		return err
+	}
+	if err := w.Start(); err != nil {
+		wc.Close()
+		return fmt.Errorf("workflow worker start: %w", err)
+	}
+	defer w.Shutdown()
+	cc, err := dapr.NewClientWithAddress(s.addr)
+	if err != nil {
+		return fmt.Errorf("dapr.NewClientWithAddress(%s) for the client: %w", s.addr, err)
+	}
+	defer cc.Close()
+	c, err := workflow.NewClient(workflow.WithDaprClient(cc))
+	if err != nil {
+		return err
+	}
+	mean := func(ts []time.Time) float64 {
+		return float64(ts[len(ts)-1].Sub(ts[0]).Microseconds()) / float64(len(ts)-1)
+	}
+	var firsts, lasts []float64
+	runs0 := workflowRuns.Load()
+	for i := range p.N {
+		timesMu.Lock()
+		activityTimes, recordTimes = activityTimes[:0], true
+		timesMu.Unlock()
+		id, err := c.ScheduleNewWorkflow(ctx, "SdkBenchChain", workflow.WithInstanceID("long-"+strconv.Itoa(i)),
+			workflow.WithInput(chainIn{Start: 0, Steps: p.Steps}))
+		if err != nil {
+			return err
+		}
+		md, err := c.WaitForWorkflowCompletion(ctx, id, workflow.WithFetchPayloads(true))
+		if err != nil {
+			return err
+		}
+		if md.RuntimeStatus != workflow.StatusCompleted || md.SerializedOutput != strconv.Itoa(p.Steps) {
+			return fmt.Errorf("%s ended %s with %q, want COMPLETED with %d", id, md.RuntimeStatus, md.SerializedOutput, p.Steps)
+		}
+		timesMu.Lock()
+		ts := slices.Clone(activityTimes)
+		recordTimes = false
+		timesMu.Unlock()
+		if len(ts) != p.Steps {
+			return fmt.Errorf("%s: %d activity calls, want %d", id, len(ts), p.Steps)
+		}
+		firsts = append(firsts, mean(ts[:window+1]))
+		lasts = append(lasts, mean(ts[len(ts)-window-1:]))
+	}
+	first, last := harness.Percentile(firsts, 0.5), harness.Percentile(lasts, 0.5)
+	res.Set("first_us_per_step", first)
+	res.Set("last_us_per_step", last)
+	res.Set("last_over_first", last/first)
+	res.Set("workflow_runs_per_chain", float64(workflowRuns.Load()-runs0)/float64(p.N))
+	return nil
 }
