@@ -343,6 +343,23 @@ func TestChainRetriesWithBackoff(t *testing.T) {
 	}
 }
 
+// An instance passivated while it waits for a retry (its idle timeout is
+// shorter than the backoff) is loaded by the retry's reminder: the attempt
+// runs once, not once for the load and once for the reminder.
+func TestRetryAfterPassivationRunsOnce(t *testing.T) {
+	a := newApp(t, "", weft.Options{IdleTimeout: 5 * time.Millisecond})
+	st := a.run(t, "Chain", chainInput{Value: 1, FailStep: "Step2", SucceedOn: 3}, weft.WithInstanceID("retry-idle"))
+	if st.Status != weft.StatusCompleted || string(st.Output) != "5" {
+		t.Fatalf("status %s output %s failure %+v", st.Status, st.Output, st.Failure)
+	}
+	if n := len(a.attemptTimes("retry-idle/Step2")); n != 3 {
+		t.Fatalf("Step2 ran %d times, want 3 (two failures, then success)", n)
+	}
+	if a.rt.Host().Stats().Passivations.Load() == 0 {
+		t.Fatal("the instance was never passivated: the test tested nothing")
+	}
+}
+
 func TestChainCompensatesWhenRetriesRunOut(t *testing.T) {
 	a := newApp(t, "", weft.Options{})
 	st := a.run(t, "Chain", chainInput{Value: 1, FailStep: "Step3"}, weft.WithInstanceID("retry-out"))

@@ -428,8 +428,14 @@ func (w *workflowActor) applyHeld(held []workflow.Event) error {
 func (w *workflowActor) resend() error {
 	var ask []*storage.ActivityRecord
 	for _, rec := range w.activities {
-		if rec.NextAttemptAt.After(w.now) || rec.Failed != nil {
-			continue // waiting for its retry reminder, or for a decision on its failure
+		if rec.Failed != nil {
+			continue // waiting for a decision on its failure
+		}
+		if _, waiting := w.reminders.get(retryName(w.row.Generation, rec.TaskID)); waiting {
+			// Its retry reminder sends it, even when due already: loaded by
+			// that very reminder, the instance would otherwise send it twice.
+			// (Not its due time: on another node's clock it may lie ahead.)
+			continue
 		}
 		if w.h.limited(rec.Name) && !rec.Permit {
 			// Its request waits at the limiter, or was never sent (the limit
