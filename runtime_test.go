@@ -882,6 +882,71 @@ func TestPassivationAndReactivation(t *testing.T) {
 	}
 }
 
+// TestEvictionRunsEachAttemptOnce: chains with a retry, fan-outs and
+// sleepers with far more instances than may stay in memory and a short idle
+// timeout, so instances leave memory at every turn: every activity attempt
+// runs exactly once and everything completes with the right output.
+func TestEvictionRunsEachAttemptOnce(t *testing.T) {
+	a := newApp(t, "", weft.Options{IdleTimeout: 3 * time.Millisecond, MaxActiveInstances: 4})
+	ctx := ctxT(t)
+	const chains, fanouts, items = 30, 6, 15
+	var ids []string
+	for i := range chains {
+		id, err := a.rt.Schedule(ctx, "Chain", chainInput{Value: i, FailStep: "Step2", SucceedOn: 2}, weft.WithInstanceID(fmt.Sprintf("ev-chain-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for i := range fanouts {
+		id, err := a.rt.Schedule(ctx, "FanOut", struct{ N, K int }{items, 4}, weft.WithInstanceID(fmt.Sprintf("ev-fan-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for i := range 10 {
+		id, err := a.rt.Schedule(ctx, "Sleeper", 20*time.Millisecond, weft.WithInstanceID(fmt.Sprintf("ev-sleep-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	sum := 0
+	for i := range items {
+		sum += i * i
+	}
+	for k, id := range ids {
+		st, err := a.rt.WaitForCompletion(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `"woke"`
+		switch {
+		case k < chains:
+			want = fmt.Sprint(k + 4)
+		case k < chains+fanouts:
+			want = fmt.Sprint(sum)
+		}
+		if st.Status != weft.StatusCompleted || string(st.Output) != want {
+			t.Errorf("%s: %s %s, want COMPLETED %s", id, st.Status, st.Output, want)
+		}
+	}
+	for i := range chains {
+		for step, want := range map[string]int{"Step1": 1, "Step2": 2, "Step3": 1, "Step4": 1} {
+			if n := len(a.attemptTimes(fmt.Sprintf("ev-chain-%d/%s", i, step))); n != want {
+				t.Errorf("ev-chain-%d: %s ran %d times, want %d", i, step, n, want)
+			}
+		}
+	}
+	if n := a.ran.Load(); n != fanouts*items {
+		t.Errorf("Square ran %d times, want %d", n, fanouts*items)
+	}
+	if p := a.rt.Host().Stats().Passivations.Load(); p < int64(len(ids)) {
+		t.Errorf("%d passivations: instances did not leave memory as the test means them to", p)
+	}
+}
+
 // TestSleepersAndFinishedLeaveMemory: an instance that only waits on a timer
 // due beyond SleepPassivation, or that has finished, is passivated at once, and
 // the timer brings it back to finish. One waiting on an event stays until
