@@ -114,6 +114,9 @@ type Host struct {
 	activityProps *actor.Props
 	remote        *RemoteWorkers // nil unless Options.RemoteWorkers
 	router        Router         // nil: a single node
+
+	idleStop  chan struct{} // closed by Close: sweepIdle returns
+	idleSwept chan struct{} // closed by sweepIdle when it returned
 }
 
 // Stats are counters for metrics and tests.
@@ -135,6 +138,7 @@ type activation struct {
 	prev     *activation // in Host.lru while not stopping
 	next     *activation
 	stopping bool
+	used     time.Time // when last activated, under the host's lock (see sweepIdle)
 	stopped  chan struct{}
 	// committed is the status of the instance's last commit plus one (0: not
 	// known), written by the actor after each commit and before it notifies
@@ -230,6 +234,8 @@ func NewHost(opts Options) *Host {
 	ro := opts.Reminders
 	ro.DB, ro.Fire, ro.Logger = opts.DB, h.fire, opts.Logger
 	h.rem = reminders.New(ro)
+	h.idleStop, h.idleSwept = make(chan struct{}), make(chan struct{})
+	go h.sweepIdle()
 	return h
 }
 
@@ -268,6 +274,8 @@ func (h *Host) Close() error {
 		return nil
 	}
 	h.cancelActivity()
+	close(h.idleStop)
+	<-h.idleSwept
 	if h.remote != nil {
 		h.remote.close()
 	}
@@ -439,6 +447,7 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 		}
 		a := h.actors[id]
 		if a != nil && !a.stopping {
+			a.used = time.Now()
 			h.lru.moveToFront(a)
 			h.mu.Unlock()
 			return a, nil
@@ -459,6 +468,7 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 			continue // another request may have activated it meanwhile
 		}
 		a = fresh
+		a.used = time.Now()
 		h.lru.pushFront(a)
 		h.actors[id] = a
 		var victim *activation

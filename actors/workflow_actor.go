@@ -32,9 +32,6 @@ type workflowActor struct {
 	id   string
 	part uint16
 	act  *activation
-	// idleArmed: the idle timeout runs (armed after the first message that
-	// did not passivate the actor).
-	idleArmed bool
 
 	loaded bool
 	row    *storage.InstanceRecord // nil: no such instance
@@ -130,30 +127,14 @@ func (w *workflowActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		w.unload()
 		w.h.stopped(w.act)
-	case *actor.ReceiveTimeout:
-		if w.h.deactivate(w.act) {
-			ctx.Poison(ctx.Self())
-		}
 	case request:
 		err := w.handleSafely(msg.msg)
 		msg.done <- err
-		w.passivateOrArm(ctx)
+		w.passivateIfDone(ctx)
 	default:
 		_ = w.handleSafely(msg) // posted: nothing waits for an answer
-		w.passivateOrArm(ctx)
+		w.passivateIfDone(ctx)
 	}
-}
-
-// passivateOrArm passivates the actor if it is done for now; otherwise it
-// arms the idle timeout, once: most activations (a timer firing, a sleeper
-// starting) passivate after their first message, and arming the timeout when
-// the actor started cost each of them a timer made and stopped for nothing.
-func (w *workflowActor) passivateOrArm(ctx actor.Context) {
-	if w.passivateIfDone(ctx) || w.idleArmed {
-		return
-	}
-	ctx.SetReceiveTimeout(w.h.opts.IdleTimeout)
-	w.idleArmed = true
 }
 
 // passivateIfDone stops the actor right after a message when keeping it in memory
