@@ -17,10 +17,13 @@ func TestRetention(t *testing.T) {
 	s := startServer(t, t.TempDir(), "--retention", "completed=2s")
 	c := s.client(t)
 	done := v1Start(t, c, `{"name":"ChainingWorkflow","instanceId":"retained-chain","input":{"value":1}}`)
-	if st := c.waitDone(done); st.Status != "COMPLETED" {
+	st := c.waitDone(done)
+	if st.Status != "COMPLETED" || st.CompletedAt == nil {
 		t.Fatalf("%s: %+v", done, st)
 	}
-	finished := time.Now()
+	// The server's completion time (same machine, same clock), not when the
+	// wait returned: the retention counts from the former.
+	finished := *st.CompletedAt
 	kept := v1Start(t, c, `{"name":"MonitorWorkflow","instanceId":"retained-monitor","input":{"entity":"e"}}`)
 	c.expect(c.do("POST", "/api/v1/instances/"+kept+"/terminate", `{"reason":"test"}`), 202)
 	if st := c.waitDone(kept); st.Status != "TERMINATED" {

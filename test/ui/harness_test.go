@@ -501,10 +501,19 @@ func (b *browser) waitVisible(sel string) {
 }
 
 // click clicks the element sel (CSS) once it is visible.
+// A page that refreshes a list re-renders its rows: a node found by a
+// selector can be replaced before the click reaches it, and the click then
+// fails on a node id that no longer exists; it is found again and clicked.
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	if err := chromedp.Do(b.timeout(20*time.Second), chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
-		b.t.Fatalf("click %s: %v", sel, err)
+	for attempt := 1; ; attempt++ {
+		err := chromedp.Do(b.timeout(20*time.Second), chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err == nil {
+			return
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "Could not find node with given id") {
+			b.t.Fatalf("click %s: %v", sel, err)
+		}
 	}
 }
 

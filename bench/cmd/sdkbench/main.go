@@ -376,39 +376,50 @@ func describeSelf() string {
 
 // ---- the scenario ----
 
-func chain(ctx context.Context, res *harness.Result, s *server) error {
-	res.Size = fmt.Sprintf("%d instances × %d activities", p.N, p.Steps)
-	// Setup (not measured): the SDK worker, then the client, each on its own
-	// connection as a Dapr application has them.
+// startSDK starts, not measured, the SDK's workflow worker and then its client,
+// each on its own connection as a Dapr application has them; stop shuts both
+// down (before the server stops).
+func startSDK(s *server) (c *workflow.Client, stop func(), err error) {
 	wc, err := dapr.NewClientWithAddress(s.addr)
 	if err != nil {
-		return fmt.Errorf("dapr.NewClientWithAddress(%s) for the worker: %w", s.addr, err)
+		return nil, nil, fmt.Errorf("dapr.NewClientWithAddress(%s) for the worker: %w", s.addr, err)
 	}
 	w, err := workflow.NewWorker(workflow.WorkerWithDaprClient(wc))
 	if err != nil {
 		wc.Close()
-		return fmt.Errorf("workflow.NewWorker: %w", err)
+		return nil, nil, fmt.Errorf("workflow.NewWorker: %w", err)
 	}
 	if err := w.RegisterWorkflow(SdkBenchChain); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := w.RegisterActivity(SdkBenchInc); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := w.Start(); err != nil {
 		wc.Close()
-		return fmt.Errorf("workflow worker start: %w", err)
+		return nil, nil, fmt.Errorf("workflow worker start: %w", err)
 	}
-	defer w.Shutdown() // closes wc too; before the server stops (deferred earlier)
 	cc, err := dapr.NewClientWithAddress(s.addr)
 	if err != nil {
-		return fmt.Errorf("dapr.NewClientWithAddress(%s) for the client: %w", s.addr, err)
+		_ = w.Shutdown()
+		return nil, nil, fmt.Errorf("dapr.NewClientWithAddress(%s) for the client: %w", s.addr, err)
 	}
-	defer cc.Close()
-	c, err := workflow.NewClient(workflow.WithDaprClient(cc))
+	c, err = workflow.NewClient(workflow.WithDaprClient(cc))
+	if err != nil {
+		cc.Close()
+		_ = w.Shutdown()
+		return nil, nil, err
+	}
+	return c, func() { cc.Close(); _ = w.Shutdown() }, nil // Shutdown closes wc too
+}
+
+func chain(ctx context.Context, res *harness.Result, s *server) error {
+	res.Size = fmt.Sprintf("%d instances × %d activities", p.N, p.Steps)
+	c, stop, err := startSDK(s)
 	if err != nil {
 		return err
 	}
+	defer stop()
 
 	ids := make([]string, p.N)
 	updated := make([]time.Time, p.N) // the server's last-update time of the completed instance
@@ -478,35 +489,11 @@ func chain(ctx context.Context, res *harness.Result, s *server) error {
 // every episode; the ratio last/first says what that costs as it grows.
 func perStep(ctx context.Context, res *harness.Result, s *server, window int) error {
 	res.Size = fmt.Sprintf("%d chains of %d activities, one after another", p.N, p.Steps)
-	wc, err := dapr.NewClientWithAddress(s.addr)
-	if err != nil {
-		return fmt.Errorf("dapr.NewClientWithAddress(%s) for the worker: %w", s.addr, err)
-	}
-	w, err := workflow.NewWorker(workflow.WorkerWithDaprClient(wc))
-	if err != nil {
-		wc.Close()
-		return fmt.Errorf("workflow.NewWorker: %w", err)
-	}
-	if err := w.RegisterWorkflow(SdkBenchChain); err != nil {
-		return err
-	}
-	if err := w.RegisterActivity(SdkBenchInc); err != nil {
-		return err
-	}
-	if err := w.Start(); err != nil {
-		wc.Close()
-		return fmt.Errorf("workflow worker start: %w", err)
-	}
-	defer w.Shutdown()
-	cc, err := dapr.NewClientWithAddress(s.addr)
-	if err != nil {
-		return fmt.Errorf("dapr.NewClientWithAddress(%s) for the client: %w", s.addr, err)
-	}
-	defer cc.Close()
-	c, err := workflow.NewClient(workflow.WithDaprClient(cc))
+	c, stop, err := startSDK(s)
 	if err != nil {
 		return err
 	}
+	defer stop()
 	mean := func(ts []time.Time) float64 {
 		return float64(ts[len(ts)-1].Sub(ts[0]).Microseconds()) / float64(len(ts)-1)
 	}
