@@ -92,9 +92,8 @@ type WorkItem struct {
 	Orchestration *OrchestrationWork
 	Activity      *Invocation
 
-	key       workKey
-	worker    *RemoteWorker // nil while queued
-	answering bool          // an episode whose answer is being applied
+	key    workKey
+	worker *RemoteWorker // nil while queued, and while an episode's answer is applied (see take)
 }
 
 type workKey struct {
@@ -306,7 +305,7 @@ func (p *RemoteWorkers) drop(it *WorkItem) {
 }
 
 // take removes and returns the unanswered item key that peer holds. An
-// episode stays known as answering (see answered) until its answer is applied.
+// episode stays in items (see answered) until its answer is applied.
 func (p *RemoteWorkers) take(peer string, key workKey) (*WorkItem, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -316,8 +315,7 @@ func (p *RemoteWorkers) take(peer string, key workKey) (*WorkItem, error) {
 	}
 	p.drop(it)
 	if it.Orchestration != nil {
-		it.answering = true
-		p.items[key] = it
+		p.items[key] = it // in no queue and with no worker: being answered
 	}
 	return it, nil
 }
@@ -326,7 +324,6 @@ func (p *RemoteWorkers) take(peer string, key workKey) (*WorkItem, error) {
 func (p *RemoteWorkers) answered(it *WorkItem) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	it.answering = false
 	if p.items[it.key] == it {
 		delete(p.items, it.key)
 	}
@@ -336,7 +333,6 @@ func (p *RemoteWorkers) answered(it *WorkItem) {
 func (p *RemoteWorkers) putBack(it *WorkItem) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	it.answering = false
 	if p.closed || p.items[it.key] != it {
 		return // closing, or withdrawn or replaced by a newer item meanwhile
 	}
