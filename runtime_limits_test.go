@@ -3,6 +3,7 @@ package weft_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,8 +180,11 @@ func TestParseActivityLimits(t *testing.T) {
 }
 
 // TestWorkflowLimit: with Waiter limited to 2, of 5 started only 2 run and
-// the others wait PENDING; each that finishes lets the first waiting start;
-// a waiting one terminated gives its place up; the limit holds throughout.
+// the others wait PENDING; each that finishes lets a waiting one start; a
+// waiting one terminated gives its place up; the limit holds throughout.
+// (Which ones run first is the order their requests reach the limiter, not
+// the order they were started in: their starts send them concurrently. The
+// limiter's FIFO order is limits/limiter_test.go's.)
 func TestWorkflowLimit(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, "", weft.Options{WorkflowLimits: map[string]int{"Waiter": 2}})
@@ -202,26 +206,26 @@ func TestWorkflowLimit(t *testing.T) {
 		}
 		return out
 	}
-	await := func(what string, want map[string]weft.RuntimeStatus) {
+	// await waits until the instances' statuses, counted by status, are
+	// want, and returns them by status.
+	await := func(what string, want map[weft.RuntimeStatus]int) map[weft.RuntimeStatus][]string {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			got := statuses()
-			running := 0
-			for _, s := range got {
-				if s == weft.StatusRunning {
-					running++
-				}
+			by := map[weft.RuntimeStatus][]string{}
+			for _, id := range ids {
+				by[got[id]] = append(by[got[id]], id)
 			}
-			if running > 2 {
-				t.Fatalf("%d running at once: %v", running, got)
+			if n := len(by[weft.StatusRunning]); n > 2 {
+				t.Fatalf("%d running at once: %v", n, got)
 			}
-			ok := true
-			for id, s := range want {
-				ok = ok && got[id] == s
+			ok := len(by) == len(want)
+			for s, n := range want {
+				ok = ok && len(by[s]) == n
 			}
 			if ok {
-				return
+				return by
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: %v, want %v", what, got, want)
@@ -229,22 +233,25 @@ func TestWorkflowLimit(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	await("two running", map[string]weft.RuntimeStatus{"w0": weft.StatusRunning, "w1": weft.StatusRunning,
-		"w2": weft.StatusPending, "w3": weft.StatusPending, "w4": weft.StatusPending})
-	if err := a.rt.Terminate(ctx, "w2", weft.TerminateOptions{Reason: "not needed"}); err != nil {
+	by := await("two running", map[weft.RuntimeStatus]int{weft.StatusRunning: 2, weft.StatusPending: 3})
+	done, gone := by[weft.StatusRunning][0], by[weft.StatusPending][0]
+	if err := a.rt.Terminate(ctx, gone, weft.TerminateOptions{Reason: "not needed"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.rt.RaiseEvent(ctx, "w0", "go", 1); err != nil {
+	if err := a.rt.RaiseEvent(ctx, done, "go", 1); err != nil {
 		t.Fatal(err)
 	}
-	await("w0 done, w3 in its place", map[string]weft.RuntimeStatus{"w0": weft.StatusCompleted, "w1": weft.StatusRunning,
-		"w2": weft.StatusTerminated, "w3": weft.StatusRunning, "w4": weft.StatusPending})
-	for _, id := range []string{"w1", "w3", "w4"} {
+	by = await("one done, one waiting terminated, one waiting in its place", map[weft.RuntimeStatus]int{
+		weft.StatusCompleted: 1, weft.StatusTerminated: 1, weft.StatusRunning: 2, weft.StatusPending: 1})
+	if by[weft.StatusCompleted][0] != done || by[weft.StatusTerminated][0] != gone {
+		t.Fatalf("completed %v, terminated %v; want %s and %s", by[weft.StatusCompleted], by[weft.StatusTerminated], done, gone)
+	}
+	for _, id := range slices.Concat(by[weft.StatusRunning], by[weft.StatusPending]) {
 		if err := a.rt.RaiseEvent(ctx, id, "go", 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, id := range []string{"w1", "w3", "w4"} {
+	for _, id := range slices.Concat(by[weft.StatusRunning], by[weft.StatusPending]) {
 		if st, err := a.rt.WaitForCompletion(ctx, id); err != nil || st.Status != weft.StatusCompleted {
 			t.Fatalf("%s: %+v, %v", id, st, err)
 		}
