@@ -17,7 +17,7 @@ run:
 ## `weft serve`
 test: vet browser
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
-	$(GO) test -count=1 -timeout 3m -run '^TestCluster' . ./cluster
+	$(GO) test -count=1 -timeout 5m -run '^TestCluster' . ./cluster
 	cd bench && $(GO) build ./... && $(GO) test -race -count=1 ./internal/harness/
 	cd test/sdk && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 	@$(CHROMIUM_CHECK) || echo "make test: the web UI's tests (test/ui) were SKIPPED: no chromium. Install it (apt-get install -y chromium, or WEFT_CHROMIUM=/path/to/chrome) and run make test again."

@@ -58,6 +58,13 @@ func openClusterNode(t *testing.T, id, dir string, join []string, register func(
 // openClusterNodeReplicas is openClusterNode with NodeConfig.Replicas set.
 func openClusterNodeReplicas(t *testing.T, id, dir string, join []string, register func(*workflow.Registry) error, replicas int) *clusterNode {
 	t.Helper()
+	return openClusterNodeConfig(t, id, dir, join, register, func(c *cluster.NodeConfig) { c.Replicas = replicas })
+}
+
+// openClusterNodeConfig is openClusterNode with the node's configuration as
+// configure leaves it.
+func openClusterNodeConfig(t *testing.T, id, dir string, join []string, register func(*workflow.Registry) error, configure func(*cluster.NodeConfig)) *clusterNode {
+	t.Helper()
 	logger := quiet
 	if f := os.Getenv("WEFT_TEST_CLUSTER_LOG"); f != "" { // a debugging aid: every node's log in one file
 		w, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -67,13 +74,14 @@ func openClusterNodeReplicas(t *testing.T, id, dir string, join []string, regist
 		t.Cleanup(func() { w.Close() })
 		logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test_node", id)
 	}
-	rt, err := weft.Open(weft.Options{Dir: dir, Logger: logger, RemoteWorkers: true, Cluster: &cluster.NodeConfig{
+	cfg := &cluster.NodeConfig{
 		Gossip:    cluster.Config{NodeID: id, BindAddr: "127.0.0.1:0", Join: join, Timing: fastGossip},
 		ActorAddr: "127.0.0.1:0",
 		Founder:   len(join) == 0,
 		MoveWait:  10 * time.Second,
-		Replicas:  replicas,
-	}})
+	}
+	configure(cfg)
+	rt, err := weft.Open(weft.Options{Dir: dir, Logger: logger, RemoteWorkers: true, Cluster: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/weftrt/weft"
+	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/cluster"
+	"github.com/weftrt/weft/placement"
 	"github.com/weftrt/weft/workflow"
 )
 
@@ -200,5 +203,131 @@ func TestClusterOneCopyStoreBecomesReplicated(t *testing.T) {
 		if st, err := a.rt.WaitForCompletion(ctx, id); err != nil || st.Status != weft.StatusCompleted {
 			t.Fatalf("%s: %v %v", id, st, err)
 		}
+	}
+}
+
+// A client's event whose first attempt was applied but not answered is sent
+// again by the cluster and applied once: forwarded to the partition's leader
+// and its answer lost (the leader died after applying it, or the connection
+// failed), or committed on the node that took it, whose leadership was lost
+// before it knew the outcome. A purge whose answer was lost is answered as
+// done, not "not found", when it is sent again.
+func TestClusterClientEventsAppliedOnceAfterALostAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const id = "collector"
+	var (
+		mu        sync.Mutex
+		attempted = map[string]bool{} // request ids (or "purge") that had an attempt
+		lostCount int
+		losePart  = -1 // LoseCommitOutcome: the partition whose next step is lost
+	)
+	loseFirst := func(key string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if attempted[key] {
+			return false
+		}
+		attempted[key], lostCount = true, lostCount+1
+		return true
+	}
+	knobs := &cluster.TestingKnobs{
+		LoseAnswer: func(instance string, msg any) bool {
+			switch m := msg.(type) {
+			case actors.RaiseEventRequest:
+				return instance == id && m.RequestID != "" && loseFirst(m.RequestID)
+			case actors.PurgeRequest:
+				return instance == id && loseFirst("purge")
+			}
+			return false
+		},
+		LoseCommitOutcome: func(part uint16) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if int(part) != losePart {
+				return false
+			}
+			losePart, lostCount = -1, lostCount+1
+			return true
+		},
+	}
+	register := func(reg *workflow.Registry) error {
+		return workflow.RegisterWorkflow(reg, func(ctx *workflow.Context, n int) ([]string, error) {
+			got := []string{}
+			for range n {
+				var s string
+				if err := ctx.WaitForExternalEvent("ping", 0).Await(&s); err != nil {
+					return nil, err
+				}
+				got = append(got, s)
+			}
+			return got, nil
+		}, workflow.WithName("CollectN"))
+	}
+	open := func(name string, join []string) *clusterNode {
+		return openClusterNodeConfig(t, name, t.TempDir(), join, register, func(c *cluster.NodeConfig) {
+			c.Replicas, c.Testing = 3, knobs
+		})
+	}
+	a := open("a", nil)
+	defer a.rt.Close()
+	b := open("b", []string{a.gossipAddr()})
+	defer b.rt.Close()
+	c := open("c", []string{a.gossipAddr()})
+	defer c.rt.Close()
+	eventually(t, "every partition has three replicas", 60*time.Second, func() error { return fullyReplicated(a, b, c) })
+
+	nodes := []*clusterNode{a, b, c}
+	if _, err := a.rt.Schedule(ctx, "CollectN", 4, weft.WithInstanceID(id)); err != nil {
+		t.Fatal(err)
+	}
+	part := placement.PartitionOf(id, len(a.rt.Cluster().Partitions()))
+	var leader, follower *clusterNode
+	eventually(t, "the instance's partition has a leader", 30*time.Second, func() error {
+		holder := a.rt.Cluster().Partitions()[part].Holder
+		for _, n := range nodes {
+			if n.id == holder {
+				leader = n
+			} else {
+				follower = n
+			}
+		}
+		if leader == nil {
+			return fmt.Errorf("partition %d has no leader", part)
+		}
+		return nil
+	})
+	raise := func(via *clusterNode, data string) {
+		t.Helper()
+		if err := via.rt.RaiseEvent(ctx, id, "ping", data); err != nil {
+			t.Fatalf("raise %q through node %s: %v", data, via.id, err)
+		}
+	}
+	raise(follower, "forwarded, answer lost")
+	mu.Lock()
+	losePart = int(part)
+	mu.Unlock()
+	raise(leader, "committed, outcome lost")
+	raise(follower, "forwarded, answer lost again")
+	raise(leader, "plain")
+
+	st, err := follower.rt.WaitForCompletion(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `["forwarded, answer lost","committed, outcome lost","forwarded, answer lost again","plain"]`
+	if st.Status != weft.StatusCompleted || string(st.Output) != want {
+		t.Fatalf("%s %s, want COMPLETED %s: each event once", st.Status, st.Output, want)
+	}
+	if err := follower.rt.Purge(ctx, id, weft.PurgeOptions{}); err != nil {
+		t.Fatalf("purge whose first answer was lost: %v", err)
+	}
+	if _, err := leader.rt.Status(ctx, id); !errors.Is(err, weft.ErrInstanceNotFound) {
+		t.Fatalf("after the purge: %v, want not found", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lostCount != 4 {
+		t.Fatalf("%d answers lost, want 4 (two forwarded events, one commit, one purge): the test did not exercise every path", lostCount)
 	}
 }

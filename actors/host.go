@@ -114,6 +114,7 @@ type Host struct {
 	activityProps *actor.Props
 	remote        *RemoteWorkers // nil unless Options.RemoteWorkers
 	router        Router         // nil: a single node
+	requests      *requestNamer  // names the client events a cluster may send twice (client_events.go)
 
 	idleStop  chan struct{} // closed by Close: sweepIdle returns
 	idleSwept chan struct{} // closed by sweepIdle when it returned
@@ -205,7 +206,7 @@ func NewHost(opts Options) *Host {
 		opts.Now = time.Now
 	}
 	quiet := opts.Logger.With("component", "protoactor")
-	h := &Host{
+	h := &Host{requests: newRequestNamer(),
 		opts:       opts,
 		db:         opts.DB,
 		reg:        opts.Registry,
@@ -324,6 +325,7 @@ func (h *Host) Partition(id string) uint16 { return placement.PartitionOf(id, h.
 // dropped without a dead letter, so a future would wait out its whole timeout.
 // Watching the activation's stopped signal instead re-sends such a message at once.
 func (h *Host) Request(ctx context.Context, id string, msg any) error {
+	msg = h.nameClientEvent(msg)
 	for {
 		// Routed on every attempt: a message that raced a passivation may find its
 		// partition moved away by the time it is sent again.
@@ -359,9 +361,10 @@ func (h *Host) Request(ctx context.Context, id string, msg any) error {
 		select {
 		case err := <-req.done:
 			putTimer(timer)
-			if errors.Is(err, ErrStepNotProposed) && h.router != nil {
+			if h.router != nil && (errors.Is(err, ErrStepNotProposed) || errors.Is(err, ErrStepOutcomeUnknown) && sendsAgainSafely(msg)) {
 				// Its partition's leader changed under it, and nothing was
-				// applied: route it again, to the new leader.
+				// applied, or what was is recognised when it comes again:
+				// route it again, to the new leader.
 				if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
 					return fmt.Errorf("request to instance %s: %w", id, err)
 				}

@@ -56,6 +56,10 @@ type RaiseEventRequest struct {
 	// From names the outbox record an event sent by another instance comes
 	// from, so a re-delivery is recognised; nil for an event from a client.
 	From *MessageID `msgpack:",omitempty"`
+	// RequestID names a client's event that may be sent more than once (a
+	// cluster retries a request whose first attempt may have been applied):
+	// the instance applies it once (client_events.go).
+	RequestID string `msgpack:",omitempty"`
 	// Create starts the instance first if it does not exist (the event is
 	// for an activity's limiter, which its first request creates).
 	Create *StartRequest `msgpack:",omitempty"`

@@ -52,6 +52,9 @@ type workflowActor struct {
 	// receivedFrom caches the stored ReceivedMark of each sender this
 	// activation has heard from (outbox.go).
 	receivedFrom map[string]storage.ReceivedMark
+	// clientLog: the client events applied lately, read when first needed
+	// (client_events.go).
+	clientLog *clientEventLog
 
 	// What the store holds of this instance's listing index entry and awake flag,
 	// so a step rewrites them only when they change. Zero (unknown) after loading.
@@ -451,6 +454,7 @@ func (w *workflowActor) forgetOutstanding() {
 	w.outbox = nil
 	w.outboxTargets = nil
 	w.receivedFrom = nil
+	w.clientLog = nil
 }
 
 func (w *workflowActor) unload() {
@@ -458,7 +462,7 @@ func (w *workflowActor) unload() {
 		w.exec.Close()
 	}
 	w.exec, w.row, w.loaded = nil, nil, false
-	w.receivedFrom = nil
+	w.receivedFrom, w.clientLog = nil, nil
 	w.histInline, w.histSize, w.histKeys, w.legacy, w.legacyReminders = nil, 0, false, false, nil
 	if w.spans != nil {
 		*w.spans = spanState{}
@@ -604,11 +608,27 @@ func (w *workflowActor) raise(m RaiseEventRequest) error {
 			return err
 		}
 	}
+	if m.RequestID != "" {
+		dup, err := w.appliedClientEvent(t, m.RequestID)
+		if err != nil || dup {
+			t.close()
+			if dup {
+				w.h.stats.IgnoredDuplicates.Add(1)
+			}
+			return err
+		}
+	}
 	if err := w.inputs(t, []workflow.Event{{Kind: workflow.EventRaised, Name: m.Name, Data: m.Data, Time: w.now}}); err != nil {
 		t.close()
 		return err
 	}
-	return w.commit(t)
+	if err := w.commit(t); err != nil {
+		return err
+	}
+	if m.RequestID != "" {
+		w.clientEventCommitted(m.RequestID)
+	}
+	return nil
 }
 
 func (w *workflowActor) terminate(m TerminateRequest) error {

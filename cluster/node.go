@@ -58,13 +58,19 @@ type UnavailableError struct {
 	Node       string // the node that holds (or should hold) it
 	Reason     string
 	RetryAfter time.Duration
+	Cause      error // what made it unavailable, when errors.Is should see it
 }
 
 func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("partition %d is unavailable: %s", e.Partition, e.Reason)
 }
 
-func (e *UnavailableError) Unwrap() error { return ErrUnavailable }
+func (e *UnavailableError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{ErrUnavailable, e.Cause}
+	}
+	return []error{ErrUnavailable}
+}
 
 // NodeConfig configures a Node.
 type NodeConfig struct {
@@ -99,6 +105,21 @@ type NodeConfig struct {
 	// that a new replica does not starve the live load.
 	SnapshotRate int64
 	Logger       *slog.Logger
+	// Testing changes the node's behaviour in tests; nil otherwise.
+	Testing *TestingKnobs
+}
+
+// TestingKnobs make a node fail in ways a test cannot otherwise bring about
+// at the moment it needs them. Nil functions change nothing.
+type TestingKnobs struct {
+	// LoseAnswer is asked after another node answered a forwarded instance
+	// message; true makes the caller see no answer, as if the connection
+	// failed after the message was applied.
+	LoseAnswer func(instanceID string, msg any) bool
+	// LoseCommitOutcome is asked after a step of partition part was
+	// committed; true makes the step's caller see the error of a leader that
+	// lost its leadership before it knew the outcome.
+	LoseCommitOutcome func(part uint16) bool
 }
 
 // Persisted meta keys.
@@ -418,6 +439,9 @@ func (n *Node) Forward(ctx context.Context, id string, msg any) (bool, error) {
 			}
 		}
 		_, err := n.tr.call(ctx, target.ActorAddr, kindMsg, msgReq{ID: id, Kind: kind, Payload: payload}, hopsOf(ctx)+1)
+		if k := n.cfg.Testing; err == nil && k != nil && k.LoseAnswer != nil && k.LoseAnswer(id, msg) {
+			err = fmt.Errorf("cluster: %s request to %s: the answer was lost (TestingKnobs.LoseAnswer)", kindMsg, target.ActorAddr)
+		}
 		// No answer, or "unavailable" (its leader changed mid-commit): the
 		// message may have been applied, and onServer tries it again.
 		var answered *remoteError
@@ -427,6 +451,10 @@ func (n *Node) Forward(ctx context.Context, id string, msg any) (bool, error) {
 	if start, ok := msg.(actors.StartRequest); ok && ambiguous && (errors.Is(err, actors.ErrInstanceExists) || here && err == nil) && n.startLanded(ctx, id, start) {
 		// Also when the partition came here meanwhile (its leader moved to
 		// this node): the start handled here would answer "already exists".
+		return true, nil
+	}
+	if _, ok := msg.(actors.PurgeRequest); ok && ambiguous && errors.Is(err, actors.ErrInstanceNotFound) {
+		// A purge sent again finds nothing: its first attempt purged.
 		return true, nil
 	}
 	return !here, err

@@ -284,13 +284,16 @@ func (rs *replicaSet) stop() {
 // raft entry.
 func (rs *replicaSet) CommitStep(part uint16, b *storage.Batch) error {
 	err := rs.d.CommitStep(part, b)
+	if k := rs.n.cfg.Testing; err == nil && k != nil && k.LoseCommitOutcome != nil && k.LoseCommitOutcome(part) {
+		err = fmt.Errorf("%w (TestingKnobs.LoseCommitOutcome)", replication.ErrLeadershipLost)
+	}
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, replication.ErrNotLeader) || errors.Is(err, replication.ErrNoGroup) || errors.Is(err, replication.ErrNotCommitted):
 		return fmt.Errorf("%w: %w", actors.ErrStepNotProposed, err)
 	case errors.Is(err, replication.ErrLeadershipLost) || errors.Is(err, replication.ErrStopped) || errors.Is(err, replication.ErrRemoved):
-		return &UnavailableError{Partition: part, RetryAfter: time.Second, Reason: fmt.Sprintf(
+		return &UnavailableError{Partition: part, RetryAfter: time.Second, Cause: actors.ErrStepOutcomeUnknown, Reason: fmt.Sprintf(
 			"its leader changed while a step was being committed (%v); the step may have been applied: read the instance before retrying", err)}
 	}
 	return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -213,6 +214,27 @@ func (b *Batch) PutReceivedMark(part uint16, id, sender string, m ReceivedMark) 
 	}
 	b.set("put received mark", id, receivedMarkKey(part, id, sender), v)
 	return b.err
+}
+
+// PutClientEvent records that id applied the client event sent with request
+// id request at time at: the same request sent again is recognised.
+func (b *Batch) PutClientEvent(part uint16, id, request string, at time.Time) error {
+	if err := b.checkInstance("put client event", part, id); err != nil {
+		return err
+	}
+	if err := ValidateRequestID(request); err != nil {
+		return b.fail(fmt.Errorf("storage: put client event of %s: %w", id, err))
+	}
+	v := encodeTime(at)
+	b.set("put client event", id, clientEventKey(part, id, request), v[:])
+	return b.err
+}
+
+// DeleteClientEvent forgets a client event's request id.
+func (b *Batch) DeleteClientEvent(part uint16, id, request string) {
+	if b.checkInstance("delete client event", part, id) == nil {
+		b.del("delete client event", id, clientEventKey(part, id, request))
+	}
 }
 
 // PutReminder stores r under its due time. The instance's row lists its

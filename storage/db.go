@@ -543,6 +543,27 @@ func (db *DB) ReceivedMark(part uint16, id, sender string) (ReceivedMark, error)
 	return m, nil
 }
 
+// ClientEvents calls fn with every client event request id that id recorded
+// (Batch.PutClientEvent) and when it was applied, in request id order.
+func (db *DB) ClientEvents(part uint16, id string, fn func(request string, at time.Time)) error {
+	if err := db.check(part); err != nil {
+		return err
+	}
+	defer db.release()
+	p := clientEventPrefix(part, id)
+	err := db.scanInstance(p, prefixEnd(p), func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("key %q: malformed time", k)
+		}
+		fn(string(k[len(p):]), decodeTime(v))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: read client events of %s: %w", id, err)
+	}
+	return nil
+}
+
 // Activities returns the outstanding activities of id in task order.
 func (db *DB) Activities(part uint16, id string) ([]ActivityRecord, error) {
 	if err := db.check(part); err != nil {

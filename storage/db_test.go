@@ -465,6 +465,7 @@ func testPurgeInstance(t *testing.T, legacy bool) {
 		must(t, b.PutActivity(1, id, &ActivityRecord{TaskID: 1}))
 		must(t, b.PutActivity(1, id, &ActivityRecord{TaskID: 2}))
 		b.PutInbox(1, id, 0, []byte("q"))
+		must(t, b.PutClientEvent(1, id, "req-1", created))
 		b.SetAwake(1, id, true)
 	}
 	// The neighbour's id has the purged id as a prefix, same partition.
@@ -493,6 +494,37 @@ func testPurgeInstance(t *testing.T, legacy bool) {
 	rs, err := db.RemindersOf(1, "abc")
 	if err != nil || len(rs) != 2 {
 		t.Fatalf("neighbour reminders: %v, %v", rs, err)
+	}
+}
+
+// Client event request ids are kept per instance, listed with when they were
+// applied, deleted one by one; a malformed one is refused.
+func TestClientEvents(t *testing.T) {
+	db := openTest(t, t.TempDir(), 4)
+	commit(t, db, func(b *Batch) {
+		must(t, b.PutClientEvent(1, "ab", "r2", t1))
+		must(t, b.PutClientEvent(1, "ab", "r1", t0))
+		must(t, b.PutClientEvent(1, "abc", "r3", t0)) // the neighbour whose id has "ab" as a prefix
+	})
+	list := func(id string) map[string]time.Time {
+		got := map[string]time.Time{}
+		must(t, db.ClientEvents(1, id, func(r string, at time.Time) { got[r] = at }))
+		return got
+	}
+	if got := list("ab"); len(got) != 2 || !got["r1"].Equal(t0) || !got["r2"].Equal(t1) {
+		t.Fatalf("ab: %v", got)
+	}
+	commit(t, db, func(b *Batch) { b.DeleteClientEvent(1, "ab", "r1") })
+	if got := list("ab"); len(got) != 1 || !got["r2"].Equal(t1) {
+		t.Fatalf("ab after deleting r1: %v", got)
+	}
+	if got := list("abc"); len(got) != 1 {
+		t.Fatalf("abc: %v", got)
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	if err := b.PutClientEvent(1, "ab", "a/b", t0); err == nil || !strings.Contains(err.Error(), "request id") {
+		t.Fatalf("request id with a '/': %v", err)
 	}
 }
 

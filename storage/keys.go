@@ -13,6 +13,7 @@ package storage
 //	p/<part:2B>/i/<instance>/q/<seq:8B>      inbox entry (opaque bytes)
 //	p/<part:2B>/i/<instance>/o/<seq:8B>      outbox entry: a message to send to another instance (OutboxRecord)
 //	p/<part:2B>/i/<instance>/s/<sender>      newest outbox entry of sender applied here (ReceivedMark)
+//	p/<part:2B>/i/<instance>/e/<request>     a client's event applied here, by its request id → when (8B)
 //	p/<part:2B>/i/<instance>/rm/<name>       reverse entry of a reminder → its due time (8B): rows of version 1 only
 //	p/<part:2B>/r/<due:8B>/<instance>/<name> reminder by due time → reminder value
 //	p/<part:2B>/w/<instance>                 "awake" set
@@ -49,18 +50,25 @@ const MaxInstanceIDLen = 64
 // 1 to 64 characters of [A-Za-z0-9_.:-]. The restriction keeps keys parseable
 // (no separator inside an id) and short; ':' is in because Dapr's SDKs name child
 // workflows "<parent>:<task>".
-func ValidateInstanceID(id string) error {
+func ValidateInstanceID(id string) error { return validateID("instance id", id) }
+
+func validateID(what, id string) error {
 	if len(id) == 0 || len(id) > MaxInstanceIDLen {
-		return fmt.Errorf("storage: instance id %q must be 1 to %d characters", id, MaxInstanceIDLen)
+		return fmt.Errorf("storage: %s %q must be 1 to %d characters", what, id, MaxInstanceIDLen)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
-			return fmt.Errorf("storage: instance id %q has %q; only [A-Za-z0-9_.:-] is allowed", id, c)
+			return fmt.Errorf("storage: %s %q has %q; only [A-Za-z0-9_.:-] is allowed", what, id, c)
 		}
 	}
 	return nil
 }
+
+// ValidateRequestID reports whether id may be used as a client request id
+// (Batch.PutClientEvent): 1 to 64 characters of [A-Za-z0-9_.:-], as instance
+// ids.
+func ValidateRequestID(id string) error { return validateID("request id", id) }
 
 // ValidateReminderName reports whether name may be used as a reminder name:
 // non-empty printable ASCII without '/', which would make the key ambiguous.
@@ -203,6 +211,14 @@ func outboxKey(part uint16, id string, seq uint64) []byte {
 func receivedMarkKey(part uint16, id, sender string) []byte {
 	b := append(instancePrefix(part, id), 's', sep)
 	return append(b, sender...)
+}
+
+func clientEventPrefix(part uint16, id string) []byte {
+	return append(instancePrefix(part, id), 'e', sep)
+}
+
+func clientEventKey(part uint16, id, request string) []byte {
+	return append(clientEventPrefix(part, id), request...)
 }
 
 func reverseReminderPrefix(part uint16, id string) []byte {
