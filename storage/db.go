@@ -122,6 +122,7 @@ func Open(opts Options) (*DB, error) {
 	popts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest, // so data written today opens tomorrow (see LIBRARIES.md)
 		Logger:             pebbleLogger{logger},
+		EventListener:      stallListener(logger),
 		FS:                 sizedWALFS{vfs.Default},
 		Comparer:           cmp,
 		MemTableSize:       uint64(opts.MemTableSize),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/cockroachdb/pebble/v2"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -631,5 +632,20 @@ func TestSyncVisible(t *testing.T) {
 	must(t, db.Close())
 	if err := db.SyncVisible(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// A write stall is logged when it begins, with pebble's reason, and when it
+// ends, with how long it lasted.
+func TestWriteStallsAreLogged(t *testing.T) {
+	var buf bytes.Buffer
+	l := stallListener(slog.New(slog.NewTextHandler(&buf, nil)))
+	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "L0 file count limit exceeded"})
+	l.WriteStallEnd()
+	out := buf.String()
+	for _, want := range []string{`level=WARN msg="storage: writes stalled`, `reason="L0 file count limit exceeded"`, `msg="storage: writes resumed"`, "stalled="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
 	}
 }
