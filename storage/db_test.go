@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/cockroachdb/pebble/v2"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/weftrt/weft/placement"
 )
