@@ -213,11 +213,11 @@ func (p *proc) dump() {
 
 // summary is the log without the per-activity lines, cut to its last 300 lines;
 // of a goroutine dump, only the goroutines blocked for a minute or more (a
-// deadlock's), at most 30.
+// deadlock's) and those of the code a hang has been seen in, at most 60.
 func (p *proc) summary() string {
 	lines := p.Lines()
 	if i := slices.Index(lines, "SIGQUIT: quit"); i >= 0 {
-		stuck := stuckGoroutines(lines[i:], 30)
+		stuck := stuckGoroutines(lines[i:], 60)
 		lines = append(lines[:i:i], fmt.Sprintf("SIGQUIT: quit (goroutine dump: %d goroutine(s) blocked for minutes follow, the rest left out)", len(stuck)))
 		for _, g := range stuck {
 			lines = append(lines, g...)
@@ -1477,15 +1477,18 @@ func histories(t *testing.T, jobs []job, via []*node, when string) []historyDoc 
 
 // stuckGoroutines picks, from a goroutine dump, the goroutines whose header
 // says they have been blocked for minutes ("goroutine 7 [sync.Mutex.Lock, 2
-// minutes]:") and those in the replication and cluster code whatever their
-// state (the one holding a lock the others wait for may be running), each as
+// minutes]:") and those in the replication, cluster and storage code, or in
+// pebble's flushes, compactions and write stalls, whatever their state (the
+// one holding a lock the others wait for may be running), each as
 // its lines without the frame addresses, at most max of them.
 func stuckGoroutines(dump []string, max int) [][]string {
 	var out [][]string
 	var cur []string
 	flush := func() {
 		ours := slices.ContainsFunc(cur, func(l string) bool {
-			return strings.Contains(l, "weftrt/weft/replication.") || strings.Contains(l, "weftrt/weft/cluster.")
+			return strings.Contains(l, "weftrt/weft/replication.") || strings.Contains(l, "weftrt/weft/cluster.") ||
+				strings.Contains(l, "weftrt/weft/storage.") || strings.Contains(l, "pebble/v2.(*DB).flush") ||
+				strings.Contains(l, "pebble/v2.(*DB).compact") || strings.Contains(l, "pebble/v2.(*DB).makeRoomForWrite")
 		})
 		if len(cur) > 0 && (strings.Contains(cur[0], " minutes]:") || ours) && len(out) < max {
 			for k, l := range cur {
