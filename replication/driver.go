@@ -84,6 +84,13 @@ var ErrStopped = errors.New("replication: stopped")
 // A Driver runs a node's groups: one goroutine ticks them and drains their
 // Ready passes, doing the I/O in the order raft requires (persist, send,
 // apply, advance). Every other method may be called from any goroutine.
+//
+// Its lock is held while raft runs (ticks, steps, Ready, Advance), never
+// across a write: raft reads its logs under it, so the LogStore must not
+// make those reads wait for a write (PebbleLog updates what they read before
+// or after its writes, not during). Messages from other nodes are stepped
+// under it, by the transport's receiving goroutine: a write waited on there
+// would hold up every group's messages.
 type Driver struct {
 	cfg DriverConfig
 	log *slog.Logger

@@ -210,23 +210,36 @@ func (l *PebbleLog) Save(saves []Save, sync bool) error {
 
 // Compact truncates group g's log up to and including index, which must have
 // been applied. Replicas that still need those entries get a snapshot.
+//
+// The log is truncated in memory first, then on disk, without s.mu held
+// across the write: raft reads the log with the driver's lock held, which
+// must not wait for a write. Meanwhile reads find the entries compacted,
+// which they are about to be.
 func (l *PebbleLog) Compact(g GroupID, index uint64) error {
 	s := l.Storage(g).(*pebbleStorage)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := s.loadLocked(); err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	if index <= s.truncIndex {
+		s.mu.Unlock()
 		return nil
 	}
 	if index > s.last {
+		s.mu.Unlock()
 		return fmt.Errorf("replication: group %d: compact to %d, beyond the log's end %d", g, index, s.last)
 	}
 	term, err := s.termLocked(index)
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
+	s.truncIndex, s.truncTerm = index, term
+	for len(s.recent) > 0 && s.recent[0].GetIndex() <= index {
+		s.recent = s.recent[1:]
+	}
+	s.mu.Unlock()
 	b := l.db.NewBatch()
 	defer b.Close()
 	b.DeleteRaftEntriesTo(s.part, index)
@@ -234,22 +247,23 @@ func (l *PebbleLog) Compact(g GroupID, index uint64) error {
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("replication: compact group %d: %w", g, err)
 	}
-	s.truncIndex, s.truncTerm = index, term
-	for len(s.recent) > 0 && s.recent[0].GetIndex() <= index {
-		s.recent = s.recent[1:]
-	}
 	return nil
 }
 
 // Destroy implements LogStore: the group's log and state and the
 // partition's data go in one synced write.
+//
+// The write is made without l.mu: Storage, which takes it, is called with the
+// driver's lock held (a message creating another group's replica), and must
+// not wait for this group's synced write. Nothing asks for g's storage
+// meanwhile: the driver adopts no replica of a group being destroyed.
 func (l *PebbleLog) Destroy(g GroupID) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if err := l.db.DestroyReplica(uint16(g)); err != nil {
 		return fmt.Errorf("replication: destroy group %d: %w", g, err)
 	}
+	l.mu.Lock()
 	delete(l.groups, g)
+	l.mu.Unlock()
 	return nil
 }
 
