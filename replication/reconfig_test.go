@@ -20,17 +20,13 @@ import (
 // waits until the leader's membership no longer has it.
 func (c *testCluster) removeReplica(lead NodeID, g GroupID, id NodeID) {
 	c.t.Helper()
-	d := c.drivers[lead]
-	if err := d.ProposeConfChange(g, &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeRemoveNode.Enum(), NodeId: new(id)}); err != nil {
-		c.t.Fatal(err)
-	}
-	c.eventually(fmt.Sprintf("node %d leaves group %d", id, g), func() error {
-		st, _ := d.Status(g)
-		if slices.Contains(st.Voters, id) || slices.Contains(st.Learners, id) {
-			return fmt.Errorf("status %+v", st)
-		}
-		return nil
-	})
+	c.changeMembership(c.drivers[lead], g, &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeRemoveNode.Enum(), NodeId: new(id)},
+		fmt.Sprintf("node %d leaves group %d", id, g), func(st GroupStatus) error {
+			if slices.Contains(st.Voters, id) || slices.Contains(st.Learners, id) {
+				return fmt.Errorf("status %+v", st)
+			}
+			return nil
+		})
 }
 
 // A replica moves: a fourth node is added as a learner, caught up, promoted;
