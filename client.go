@@ -301,22 +301,71 @@ func (r *Runtime) waitFor(ctx context.Context, id string, cond func(*storage.Ins
 
 // RaiseEvent delivers event name with data (JSON-encoded) to an instance. It
 // returns once the event is durable. Events for a finished instance are dropped.
-func (r *Runtime) RaiseEvent(ctx context.Context, id, name string, data any) error {
+//
+// An error may leave the caller not knowing whether the event was applied
+// (a timeout, a node lost mid-request): sent again with the same
+// WithIdempotencyKey, it is applied once.
+func (r *Runtime) RaiseEvent(ctx context.Context, id, name string, data any, opts ...RaiseOption) error {
 	if err := ValidateInstanceID(id); err != nil {
 		return err
 	}
 	if name == "" {
 		return ErrEventNameMissing
 	}
+	var o raiseOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	msg := actors.RaiseEventRequest{Name: name}
+	if o.keySet {
+		if err := ValidateIdempotencyKey(o.key); err != nil {
+			return err
+		}
+		msg.RequestID = idempotencyKeyPrefix + o.key
+	}
 	b, err := encodeJSON(data)
 	if err != nil {
 		return fmt.Errorf("raise event %s: encode data: %w: %w", name, err, ErrInvalidInput)
 	}
+	msg.Data = b
 	if err := r.ready(); err != nil {
 		return err
 	}
-	return r.host.Request(ctx, id, actors.RaiseEventRequest{Name: name, Data: b})
+	return r.host.Request(ctx, id, msg)
 }
+
+// RaiseOption configures RaiseEvent.
+type RaiseOption func(*raiseOptions)
+
+type raiseOptions struct {
+	key    string
+	keySet bool
+}
+
+// WithIdempotencyKey names an event so that sending it again is harmless: an
+// instance that applied an event with this key in the last 10 minutes
+// answers another one with the same key as done and does not apply it,
+// whatever its data. Keys are 1 to 64 characters of [A-Za-z0-9_.:-] (a UUID
+// will do) and are per instance.
+func WithIdempotencyKey(key string) RaiseOption {
+	return func(o *raiseOptions) { o.key, o.keySet = key, true }
+}
+
+// idempotencyKeyPrefix keeps the keys clients choose apart from the request
+// ids a cluster gives the events it may send twice.
+const idempotencyKeyPrefix = "k:"
+
+// ValidateIdempotencyKey reports whether key may be given to
+// WithIdempotencyKey; the error wraps ErrInvalidInput.
+func ValidateIdempotencyKey(key string) error {
+	if err := storage.ValidateRequestID(key); err != nil || len(key) > MaxIdempotencyKeyLen {
+		return fmt.Errorf("idempotency key %q must be 1 to %d characters of [A-Za-z0-9_.:-]: %w", key, MaxIdempotencyKeyLen, ErrInvalidInput)
+	}
+	return nil
+}
+
+// MaxIdempotencyKeyLen is the longest idempotency key.
+const MaxIdempotencyKeyLen = 64
 
 // TerminateOptions configure Terminate.
 type TerminateOptions struct {

@@ -1628,3 +1628,34 @@ func TestReloadedInstanceKeepsListingAndAwakeSet(t *testing.T) {
 		t.Errorf("awake set %v after every instance completed; want it empty", got)
 	}
 }
+
+// Idempotency keys are checked before anything is sent: a malformed one is
+// ErrInvalidInput, naming the key.
+func TestRaiseEventIdempotencyKeyIsValidated(t *testing.T) {
+	a := newApp(t, "", weft.Options{})
+	rt, ctx := a.rt, ctxT(t)
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"order-17:approval", true},
+		{"5f0c3a1e-8b1d-4c4e-9a39-0d1f2e3a4b5c", true},
+		{strings.Repeat("k", weft.MaxIdempotencyKeyLen), true},
+		{"", false},
+		{strings.Repeat("k", weft.MaxIdempotencyKeyLen+1), false},
+		{"with space", false},
+		{"a/b", false},
+	} {
+		err := weft.ValidateIdempotencyKey(tc.key)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateIdempotencyKey(%q) = %v, want ok %v", tc.key, err, tc.ok)
+		}
+		if tc.ok {
+			continue
+		}
+		err = rt.RaiseEvent(ctx, "any", "e", 1, weft.WithIdempotencyKey(tc.key))
+		if !errors.Is(err, weft.ErrInvalidInput) || !strings.Contains(err.Error(), "idempotency key") {
+			t.Errorf("RaiseEvent with key %q: %v, want ErrInvalidInput naming the key", tc.key, err)
+		}
+	}
+}

@@ -34,6 +34,11 @@ func NewClient(base, token string, insecureTLS bool) *Client {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body any, out any) (int, error) {
+	return c.doWith(ctx, method, path, body, out, nil)
+}
+
+// doWith is do with extra request headers.
+func (c *Client) doWith(ctx context.Context, method, path string, body any, out any, header http.Header) (int, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -55,6 +60,9 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	}
 	if c.Token != "" {
 		req.Header.Set("dapr-api-token", c.Token)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
@@ -104,10 +112,29 @@ func (c *Client) Wait(ctx context.Context, id string, timeout time.Duration) (st
 }
 
 // Raise raises an event with JSON data (nil for none).
-func (c *Client) Raise(ctx context.Context, id, event string, data json.RawMessage) error {
-	_, err := c.do(ctx, http.MethodPost, "/api/v1/instances/"+url.PathEscape(id)+"/events/"+url.PathEscape(event), data, nil)
+func (c *Client) Raise(ctx context.Context, id, event string, data json.RawMessage, opts ...RaiseOption) error {
+	h := http.Header{}
+	for _, opt := range opts {
+		opt(h)
+	}
+	_, err := c.doWith(ctx, http.MethodPost, "/api/v1/instances/"+url.PathEscape(id)+"/events/"+url.PathEscape(event), data, nil, h)
 	return err
 }
+
+// RaiseOption configures Client.Raise.
+type RaiseOption func(http.Header)
+
+// WithIdempotencyKey names the event (1 to 64 characters of
+// [A-Za-z0-9_.:-]): sent again after an error that left its outcome unknown,
+// it is applied once.
+func WithIdempotencyKey(key string) RaiseOption {
+	return func(h http.Header) { h.Set(IdempotencyKeyHeader, key) }
+}
+
+// IdempotencyKeyHeader names a raised event (POST .../events/{name} and
+// Dapr's .../raiseEvent/{name}): the same key sent again to the same
+// instance within 10 minutes is applied once.
+const IdempotencyKeyHeader = "Idempotency-Key"
 
 // Terminate terminates an instance.
 func (c *Client) Terminate(ctx context.Context, id string, req TerminateRequest) error {

@@ -46,7 +46,7 @@ func toDapr(st *weft.InstanceStatus) daprStatus {
 //
 //	POST {name}/start[?instanceID=]     raw body = input → 202 {"instanceID"}
 //	GET  {instanceID}                    → 200 status
-//	POST {instanceID}/raiseEvent/{event} raw body = data → 202
+//	POST {instanceID}/raiseEvent/{event} raw body = data → 202 (header Idempotency-Key: applied once)
 //	POST {instanceID}/terminate|pause|resume|purge      → 202
 func (s *server) dapr(w http.ResponseWriter, r *http.Request, version string, segs []string) {
 	if len(segs) < 2 {
@@ -159,7 +159,15 @@ func (s *server) daprRaise(w http.ResponseWriter, r *http.Request, id, event str
 		writeError(w, badRequest(CodeInvalidInput, "the request body (the event data) is not valid JSON"))
 		return
 	}
-	if err := s.rt.RaiseEvent(r.Context(), id, event, json.RawMessage(body)); err != nil {
+	var opts []weft.RaiseOption
+	if key := r.Header.Get(IdempotencyKeyHeader); key != "" {
+		if err := weft.ValidateIdempotencyKey(key); err != nil {
+			writeError(w, badRequest(CodeInvalidInput, "the "+IdempotencyKeyHeader+" header must be 1 to 64 characters of [A-Za-z0-9_.:-] (a UUID will do)"))
+			return
+		}
+		opts = append(opts, weft.WithIdempotencyKey(key))
+	}
+	if err := s.rt.RaiseEvent(r.Context(), id, event, json.RawMessage(body), opts...); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -158,7 +158,7 @@ func toStatus(st *weft.InstanceStatus) Status {
 //	GET    instances/{id}/history             HistoryResponse
 //	GET    instances/{id}/wait?timeout=30s&for=completion|start
 //	                                          200 Status once reached, 202 Status if the timeout came first
-//	POST   instances/{id}/events/{name}       body = data → 202
+//	POST   instances/{id}/events/{name}       body = data → 202 (header Idempotency-Key: applied once)
 //	POST   instances/{id}/terminate           TerminateRequest → 202
 //	POST   instances/{id}/suspend|resume      {"reason"} → 202
 //	POST   instances/{id}/rerun               RerunRequest → 202 {"id"}

@@ -50,11 +50,11 @@ const MaxInstanceIDLen = 64
 // 1 to 64 characters of [A-Za-z0-9_.:-]. The restriction keeps keys parseable
 // (no separator inside an id) and short; ':' is in because Dapr's SDKs name child
 // workflows "<parent>:<task>".
-func ValidateInstanceID(id string) error { return validateID("instance id", id) }
+func ValidateInstanceID(id string) error { return validateID("instance id", id, MaxInstanceIDLen) }
 
-func validateID(what, id string) error {
-	if len(id) == 0 || len(id) > MaxInstanceIDLen {
-		return fmt.Errorf("storage: %s %q must be 1 to %d characters", what, id, MaxInstanceIDLen)
+func validateID(what, id string, maxLen int) error {
+	if len(id) == 0 || len(id) > maxLen {
+		return fmt.Errorf("storage: %s %q must be 1 to %d characters", what, id, maxLen)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
@@ -65,10 +65,13 @@ func validateID(what, id string) error {
 	return nil
 }
 
+// MaxRequestIDLen is the longest client request id (Batch.PutClientEvent).
+const MaxRequestIDLen = 80
+
 // ValidateRequestID reports whether id may be used as a client request id
-// (Batch.PutClientEvent): 1 to 64 characters of [A-Za-z0-9_.:-], as instance
-// ids.
-func ValidateRequestID(id string) error { return validateID("request id", id) }
+// (Batch.PutClientEvent): 1 to MaxRequestIDLen characters of
+// [A-Za-z0-9_.:-], as instance ids.
+func ValidateRequestID(id string) error { return validateID("request id", id, MaxRequestIDLen) }
 
 // ValidateReminderName reports whether name may be used as a reminder name:
 // non-empty printable ASCII without '/', which would make the key ambiguous.

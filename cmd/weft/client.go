@@ -40,6 +40,7 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 	fromEvent := fs.Int64("from-event", -1, "")
 	childID := fs.String("child-id", "", "")
 	olderThan := fs.Duration("all-older-than", 0, "")
+	idemKey := fs.String("idempotency-key", "", "")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageErr("%s: %v", cmd, err)
@@ -88,14 +89,18 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		}
 		return printJSON(stdout, st)
 	case "raise":
-		if err := need(2, "ID EVENT [--data JSON|@file]"); err != nil {
+		if err := need(2, "ID EVENT [--data JSON|@file] [--idempotency-key KEY]"); err != nil {
 			return err
 		}
 		d, err := payload(*data)
 		if err != nil {
 			return usageErr("--data: %v", err)
 		}
-		return apiErr(c.Raise(ctx, pos[0], pos[1], d))
+		var opts []api.RaiseOption
+		if *idemKey != "" {
+			opts = append(opts, api.WithIdempotencyKey(*idemKey))
+		}
+		return apiErr(c.Raise(ctx, pos[0], pos[1], d, opts...))
 	case "terminate":
 		if err := need(1, "ID [--reason TEXT] [--recursive]"); err != nil {
 			return err

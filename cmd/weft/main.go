@@ -3,7 +3,7 @@
 //	weft serve                       run a node (HTTP API on :3500, data in ./weft-data)
 //	weft start NAME [--id ID] [--input JSON|@file] [--version V]
 //	weft status ID [--wait]
-//	weft raise ID EVENT [--data JSON|@file]
+//	weft raise ID EVENT [--data JSON|@file] [--idempotency-key KEY]
 //	weft terminate|pause|resume|purge ID
 //	weft list [--status S] [--name N]
 //	weft history ID
@@ -31,7 +31,7 @@ Usage:
   weft serve [flags]                          run a node (weft serve -h for flags)
   weft start NAME [--id ID] [--input JSON|@file] [--version V] [--wait]
   weft status ID [--wait] [--timeout 5m]
-  weft raise ID EVENT [--data JSON|@file]
+  weft raise ID EVENT [--data JSON|@file] [--idempotency-key KEY]
   weft terminate ID [--reason TEXT] [--recursive]
   weft pause ID | weft resume ID
   weft purge ID [--recursive] [--force]    --force: also an unfinished instance

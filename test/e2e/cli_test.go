@@ -153,11 +153,24 @@ func TestCLI(t *testing.T) {
 		if st := statusOf(t, cli(t, exitOK, "status", "cli-order").Stdout); st.Status != "RUNNING" {
 			t.Errorf("after resume: %s", st.Status)
 		}
-		// Flags may come before the positional arguments.
-		wantCLI(t, exitOK, nil, "raise", "--server", s.URL, "--data", `{"approved":true}`, "cli-order", "ManagerApproval")
+		// Flags may come before the positional arguments. Sent twice with
+		// the same idempotency key (while paused, so that the second is not
+		// simply dropped by a finished instance), the event is applied once.
+		cli(t, exitOK, "pause", "cli-order")
+		for range 2 {
+			wantCLI(t, exitOK, nil, "raise", "--server", s.URL, "--data", `{"approved":true}`, "--idempotency-key", "approval-1", "cli-order", "ManagerApproval")
+		}
+		r = cli(t, exitUsage, "raise", "cli-order", "ManagerApproval", "--idempotency-key", "not a key")
+		if !strings.Contains(r.Stderr, "ERR_INVALID_INPUT") || !strings.Contains(r.Stderr, "Idempotency-Key") {
+			t.Errorf("a malformed idempotency key: %s", r)
+		}
+		cli(t, exitOK, "resume", "cli-order")
 		st := statusOf(t, cli(t, exitOK, "status", "cli-order", "--wait").Stdout)
 		if st.Status != "COMPLETED" || !jsonEqual(st.Output, []byte(`{"Processed":true}`)) {
 			t.Errorf("approved: %+v", st)
+		}
+		if h := cli(t, exitOK, "history", "cli-order").Stdout; strings.Count(h, "event-raised") != 1 {
+			t.Errorf("the event sent twice with one idempotency key, in history:\n%s", h)
 		}
 		cli(t, exitConflict, "pause", "cli-order") // not running
 		cli(t, exitOK, "purge", "cli-order")
