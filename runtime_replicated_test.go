@@ -17,6 +17,7 @@ import (
 	"github.com/weftrt/weft/actors"
 	"github.com/weftrt/weft/cluster"
 	"github.com/weftrt/weft/placement"
+	"github.com/weftrt/weft/test/messaging"
 	"github.com/weftrt/weft/workflow"
 )
 
@@ -251,21 +252,8 @@ func TestClusterClientEventsAppliedOnceAfterALostAnswer(t *testing.T) {
 			return true
 		},
 	}
-	register := func(reg *workflow.Registry) error {
-		return workflow.RegisterWorkflow(reg, func(ctx *workflow.Context, n int) ([]string, error) {
-			got := []string{}
-			for range n {
-				var s string
-				if err := ctx.WaitForExternalEvent("ping", 0).Await(&s); err != nil {
-					return nil, err
-				}
-				got = append(got, s)
-			}
-			return got, nil
-		}, workflow.WithName("CollectN"))
-	}
 	open := func(name string, join []string) *clusterNode {
-		return openClusterNodeConfig(t, name, t.TempDir(), join, register, func(c *cluster.NodeConfig) {
+		return openClusterNodeConfig(t, name, t.TempDir(), join, messaging.Register, func(c *cluster.NodeConfig) {
 			c.Replicas, c.Testing = 3, knobs
 		})
 	}
@@ -278,7 +266,7 @@ func TestClusterClientEventsAppliedOnceAfterALostAnswer(t *testing.T) {
 	eventually(t, "every partition has three replicas", 60*time.Second, func() error { return fullyReplicated(a, b, c) })
 
 	nodes := []*clusterNode{a, b, c}
-	if _, err := a.rt.Schedule(ctx, "CollectN", 4, weft.WithInstanceID(id)); err != nil {
+	if _, err := a.rt.Schedule(ctx, "Collector", 4, weft.WithInstanceID(id)); err != nil {
 		t.Fatal(err)
 	}
 	part := placement.PartitionOf(id, len(a.rt.Cluster().Partitions()))

@@ -60,6 +60,19 @@ func (h *Host) nameClientEvent(msg any) any {
 	return m
 }
 
+// appliedAlready reports whether m is an event this instance applied
+// already: one sent again by another instance's outbox, or a client's sent
+// again (client_events.go). If not, t records it.
+func (w *workflowActor) appliedAlready(t *txn, m RaiseEventRequest) (bool, error) {
+	if m.From != nil {
+		return w.received(t, m.From)
+	}
+	if m.RequestID != "" {
+		return w.appliedClientEvent(t, m.RequestID)
+	}
+	return false, nil
+}
+
 // clientEventLog is what an instance remembers of the client events it
 // applied within clientEventWindow.
 type clientEventLog struct {

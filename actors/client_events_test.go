@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftrt/weft/storage"
+	"github.com/weftrt/weft/test/messaging"
 	"github.com/weftrt/weft/workflow"
 )
 
@@ -24,23 +25,12 @@ func clientEventsOf(t *testing.T, h *Host, id string) []string {
 	return ids
 }
 
-// newCountingHost is a host with the workflow CollectN, which returns the
-// data of the first n "ping" events it receives (n its input), in order.
+// newCountingHost is a host with the workflows of test/messaging: its
+// Collector returns the data of the first n "ping" events it receives.
 func newCountingHost(t *testing.T, opts Options, r Router) *Host {
 	t.Helper()
 	reg := workflow.NewRegistry()
-	err := workflow.RegisterWorkflow(reg, func(ctx *workflow.Context, n int) ([]string, error) {
-		got := []string{}
-		for range n {
-			var s string
-			if err := ctx.WaitForExternalEvent("ping", 0).Await(&s); err != nil {
-				return nil, err
-			}
-			got = append(got, s)
-		}
-		return got, nil
-	}, workflow.WithName("CollectN"))
-	if err != nil {
+	if err := messaging.Register(reg); err != nil {
 		t.Fatal(err)
 	}
 	return startTestHost(t, opts, reg, r)
@@ -63,7 +53,7 @@ func TestClientEventAppliedOnce(t *testing.T) {
 		now = now.Add(d)
 	}
 	h := newCountingHost(t, Options{Now: clock, MaxActive: 1}, nil)
-	startInstance(t, h, "target", "CollectN", 5)
+	startInstance(t, h, "target", "Collector", 5)
 	send := func(data, request string) {
 		t.Helper()
 		b, _ := json.Marshal(data)
@@ -78,7 +68,7 @@ func TestClientEventAppliedOnce(t *testing.T) {
 
 	// Out of memory (MaxActive 1) and back: the log is read again.
 	passivations := h.stats.Passivations.Load()
-	startInstance(t, h, "other", "CollectN", 1)
+	startInstance(t, h, "other", "Collector", 1)
 	if h.stats.Passivations.Load() == passivations {
 		t.Fatal("the target stayed in memory: the test did not exercise a reload")
 	}
@@ -128,7 +118,7 @@ func (c *outcomeLosingCommitter) CommitStep(_ uint16, b *storage.Batch) error {
 func TestClientEventSentAgainAfterAnUnknownOutcome(t *testing.T) {
 	c := &outcomeLosingCommitter{}
 	h := newCountingHost(t, Options{Committer: c}, &downRouter{down: map[string]bool{}})
-	startInstance(t, h, "target", "CollectN", 2)
+	startInstance(t, h, "target", "Collector", 2)
 	ctx := context.Background()
 	raise := func(data string) error {
 		b, _ := json.Marshal(data)
@@ -152,7 +142,7 @@ func TestClientEventSentAgainAfterAnUnknownOutcome(t *testing.T) {
 		t.Fatalf("target applied %s, want each event once", got)
 	}
 
-	startInstance(t, h, "suspended", "CollectN", 1)
+	startInstance(t, h, "suspended", "Collector", 1)
 	c.armed.Store(true)
 	if err := h.Request(ctx, "suspended", SuspendRequest{}); err == nil {
 		t.Fatal("a suspend whose outcome is unknown answered success: only events are sent again")

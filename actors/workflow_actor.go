@@ -598,25 +598,12 @@ func (w *workflowActor) raise(m RaiseEventRequest) error {
 		return nil
 	}
 	t := w.newTxn()
-	if m.From != nil {
-		dup, err := w.received(t, m.From)
-		if err != nil || dup {
-			t.close()
-			if dup {
-				w.h.stats.IgnoredDuplicates.Add(1)
-			}
-			return err
+	if dup, err := w.appliedAlready(t, m); err != nil || dup {
+		t.close()
+		if dup {
+			w.h.stats.IgnoredDuplicates.Add(1)
 		}
-	}
-	if m.RequestID != "" {
-		dup, err := w.appliedClientEvent(t, m.RequestID)
-		if err != nil || dup {
-			t.close()
-			if dup {
-				w.h.stats.IgnoredDuplicates.Add(1)
-			}
-			return err
-		}
+		return err
 	}
 	if err := w.inputs(t, []workflow.Event{{Kind: workflow.EventRaised, Name: m.Name, Data: m.Data, Time: w.now}}); err != nil {
 		t.close()

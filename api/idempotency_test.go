@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/weftrt/weft"
-	"github.com/weftrt/weft/workflow"
+	"github.com/weftrt/weft/test/messaging"
 )
 
 // An event raised over HTTP with an Idempotency-Key, on either route, is
@@ -26,18 +26,7 @@ func TestRaiseWithIdempotencyKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	err = workflow.RegisterWorkflow(rt.Registry(), func(ctx *workflow.Context, n int) ([]string, error) {
-		got := []string{}
-		for range n {
-			var s string
-			if err := ctx.WaitForExternalEvent("ping", 0).Await(&s); err != nil {
-				return nil, err
-			}
-			got = append(got, s)
-		}
-		return got, nil
-	}, workflow.WithName("CollectN"))
-	if err != nil {
+	if err := messaging.Register(rt.Registry()); err != nil {
 		t.Fatal(err)
 	}
 	if err := rt.Start(context.Background()); err != nil {
@@ -47,7 +36,7 @@ func TestRaiseWithIdempotencyKey(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := rt.Schedule(ctx, "CollectN", 4, weft.WithInstanceID("c")); err != nil {
+	if _, err := rt.Schedule(ctx, "Collector", 4, weft.WithInstanceID("c")); err != nil {
 		t.Fatal(err)
 	}
 

@@ -33,9 +33,22 @@ type ParentInput struct {
 //     child's output;
 //   - FanParent: runs an Echo child under each of the given ids at once and
 //     returns their outputs, in order;
+//   - Collector: returns the data of the first n "ping" events it receives
+//     (n its input), in order;
 //   - ClusterInc: an activity that adds 1.
 func Register(reg *workflow.Registry) error {
 	return errors.Join(
+		workflow.RegisterWorkflow(reg, func(ctx *workflow.Context, n int) ([]string, error) {
+			got := []string{}
+			for range n {
+				var s string
+				if err := ctx.WaitForExternalEvent("ping", 0).Await(&s); err != nil {
+					return nil, err
+				}
+				got = append(got, s)
+			}
+			return got, nil
+		}, workflow.WithName("Collector")),
 		workflow.RegisterActivity(reg, func(ctx context.Context, v int) (int, error) { return v + 1, nil }, workflow.WithName("ClusterInc")),
 		workflow.RegisterWorkflow(reg, func(ctx *workflow.Context, _ string) (string, error) {
 			var v string
