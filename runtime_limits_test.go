@@ -94,6 +94,11 @@ func TestActivityLimit(t *testing.T) {
 		t.Errorf("a retried limited activity: %+v", st)
 	}
 	awaitLimiter(t, a.rt, limits.InstanceID(limits.KindActivity, "Limited"), `"limit":10,"running":0,"waiting":0`)
+	// Requests need no received marks: a limiter that heard from every
+	// instance that ever asked it keeps none.
+	if marks := receivedSenders(t, a.rt, limits.InstanceID(limits.KindActivity, "Limited")); len(marks) != 0 {
+		t.Errorf("the limiter keeps received marks of %d senders: %v", len(marks), marks)
+	}
 	// A limiter terminated by hand is made anew by the next request.
 	if err := a.rt.Terminate(ctxT(t), limits.InstanceID(limits.KindActivity, "Limited"), weft.TerminateOptions{}); err != nil {
 		t.Fatal(err)

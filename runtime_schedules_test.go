@@ -81,6 +81,11 @@ func TestScheduleLifecycle(t *testing.T) {
 	// Every run ends and tells the schedule: nothing is left running.
 	info = awaitSchedule(t, a.rt, "ticker", 20*time.Second, "without runs", func(i *weft.ScheduleInfo) bool { return len(i.Running) == 0 })
 	started := info.Counts.Started
+	// A schedule keeps no received mark per run: it would keep one of each
+	// run it ever started.
+	if marks := receivedSenders(t, a.rt, schedules.InstanceID("ticker")); len(marks) != 0 {
+		t.Errorf("the schedule keeps received marks of its runs: %v", marks)
+	}
 
 	action, err := a.rt.TriggerSchedule(ctx, "ticker")
 	if err != nil {

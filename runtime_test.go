@@ -1659,3 +1659,14 @@ func TestRaiseEventIdempotencyKeyIsValidated(t *testing.T) {
 		}
 	}
 }
+
+// receivedSenders lists the senders instance id keeps a received mark of.
+func receivedSenders(t *testing.T, rt *weft.Runtime, id string) []string {
+	t.Helper()
+	h := rt.Host()
+	senders, err := h.DB().ReceivedSenders(h.Partition(id), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return senders
+}

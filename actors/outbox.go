@@ -79,12 +79,20 @@ func (w *workflowActor) sendAll(recs []*storage.OutboxRecord) {
 // instance forget it (outboxSent).
 func (w *workflowActor) send(rec *storage.OutboxRecord) {
 	var msg any
-	switch rec.Kind {
-	case storage.OutboxTerminate:
+	switch {
+	case rec.Kind == storage.OutboxTerminate:
 		msg = TerminateRequest{Reason: rec.Data, Recursive: true}
-	case storage.OutboxLimiter:
-		msg = RaiseEventRequest{Name: rec.Name, Data: rec.Data, Create: &StartRequest{Name: limits.WorkflowName, Input: []byte("{}"), Reuse: ReuseIgnore},
-			From: &MessageID{Sender: w.id, Incarnation: w.row.CreatedAt.UnixNano(), Seq: rec.Seq}}
+	case rec.Kind == storage.OutboxLimiter:
+		// No From: a limiter hears from every instance that ever asked it
+		// for a permit, and would keep a received mark for each, for good.
+		// Its requests need none: taking one twice changes nothing (a holder
+		// asks once, gives back once), and a stale copy after a release
+		// queues a holder whose permit comes straight back.
+		msg = RaiseEventRequest{Name: rec.Name, Data: rec.Data, Create: &StartRequest{Name: limits.WorkflowName, Input: []byte("{}"), Reuse: ReuseIgnore}}
+	case rec.Name == FinishNoticeEvent:
+		// No From either: a schedule hears from each of its runs once, and
+		// forgets a run it already forgot when told twice.
+		msg = RaiseEventRequest{Name: rec.Name, Data: rec.Data}
 	default:
 		msg = RaiseEventRequest{Name: rec.Name, Data: rec.Data,
 			From: &MessageID{Sender: w.id, Incarnation: w.row.CreatedAt.UnixNano(), Seq: rec.Seq}}

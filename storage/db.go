@@ -565,6 +565,24 @@ func (db *DB) ClientEvents(part uint16, id string, fn func(request string, at ti
 	return nil
 }
 
+// ReceivedSenders lists the senders id keeps a received mark of, in order.
+func (db *DB) ReceivedSenders(part uint16, id string) ([]string, error) {
+	if err := db.check(part); err != nil {
+		return nil, err
+	}
+	defer db.release()
+	var out []string
+	p := receivedMarkPrefix(part, id)
+	err := db.scanInstance(p, prefixEnd(p), func(k, _ []byte) error {
+		out = append(out, string(k[len(p):]))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: read the received marks of %s: %w", id, err)
+	}
+	return out, nil
+}
+
 // Activities returns the outstanding activities of id in task order.
 func (db *DB) Activities(part uint16, id string) ([]ActivityRecord, error) {
 	if err := db.check(part); err != nil {

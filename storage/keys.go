@@ -211,9 +211,12 @@ func outboxKey(part uint16, id string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(outboxPrefix(part, id), seq)
 }
 
+func receivedMarkPrefix(part uint16, id string) []byte {
+	return append(instancePrefix(part, id), 's', sep)
+}
+
 func receivedMarkKey(part uint16, id, sender string) []byte {
-	b := append(instancePrefix(part, id), 's', sep)
-	return append(b, sender...)
+	return append(receivedMarkPrefix(part, id), sender...)
 }
 
 func clientEventPrefix(part uint16, id string) []byte {
