@@ -206,10 +206,11 @@ func NewHost(opts Options) *Host {
 		opts.Now = time.Now
 	}
 	quiet := opts.Logger.With("component", "protoactor")
-	h := &Host{requests: newRequestNamer(),
+	h := &Host{
 		opts:       opts,
 		db:         opts.DB,
 		reg:        opts.Registry,
+		requests:   newRequestNamer(),
 		log:        opts.Logger,
 		actors:     map[string]*activation{},
 		fenced:     map[uint16]struct{}{},
