@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -76,6 +77,10 @@ type DriverConfig struct {
 	// removal (its leader stops talking to it once the change is committed):
 	// the leader's caller tells it (Driver.RemoveReplica).
 	Departed func(Departure)
+	// StuckAfter is how long a Ready pass may run, or the driver's lock stay
+	// held, before the driver logs itself stuck with every goroutine's stack
+	// (watchdog.go; default 30 s).
+	StuckAfter time.Duration
 }
 
 // ErrStopped fails calls to a driver that stopped.
@@ -107,6 +112,9 @@ type Driver struct {
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
+
+	passBegan atomic.Int64  // unix nanos: when the running pass began (0: none runs); see watchdog.go
+	watched   chan struct{} // closed when the watchdog returned
 }
 
 // NewDriver returns a stopped driver with no groups.
@@ -120,6 +128,9 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.StuckAfter <= 0 {
+		cfg.StuckAfter = 30 * time.Second
+	}
 	if cfg.CompactAbove == 0 {
 		cfg.CompactAbove = 1000
 	}
@@ -131,7 +142,8 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 		return nil, err
 	}
 	return &Driver{cfg: cfg, log: cfg.Logger.With("component", "replication", "raft_node", cfg.Groups.NodeID), gs: gs, metrics: newMetrics(),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), destroying: map[GroupID]struct{}{}}, nil
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), watched: make(chan struct{}),
+		destroying: map[GroupID]struct{}{}}, nil
 }
 
 // Create adds this node's replica of a group (see Groups.Create).
@@ -146,8 +158,11 @@ func (d *Driver) Create(g GroupID, peers []NodeID, applied uint64) error {
 	return err
 }
 
-// Start starts the driver's goroutine.
-func (d *Driver) Start() { go d.run() }
+// Start starts the driver's goroutines: its loop and its watchdog.
+func (d *Driver) Start() {
+	go d.run()
+	go d.watch()
+}
 
 // Stop stops the goroutine and fails the proposals not applied yet.
 func (d *Driver) Stop() {
@@ -158,6 +173,7 @@ func (d *Driver) Stop() {
 	}
 	d.mu.Unlock()
 	<-d.done
+	<-d.watched
 }
 
 // Propose proposes data to a group this node leads and waits until its entry
@@ -406,6 +422,8 @@ func (d *Driver) run() {
 
 // pass runs one Ready pass over every group; more says another may be due.
 func (d *Driver) pass() (more bool, err error) {
+	d.passBegan.Store(time.Now().UnixNano())
+	defer d.passBegan.Store(0)
 	d.mu.Lock()
 	for _, g := range d.remove {
 		d.gs.markRemoved(g)

@@ -13,6 +13,7 @@ type metrics struct {
 	leadershipLost   prometheus.Counter
 	snapshots        prometheus.Counter
 	removed          prometheus.Counter
+	stalls           prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -32,6 +33,8 @@ func newMetrics() *metrics {
 			Help: "Snapshots installed on this node: replicas caught up from a copy of the partition instead of the log."}),
 		removed: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_raft_replicas_removed_total",
 			Help: "Replicas this node destroyed after its groups removed them (a replica moved to another node, or a node leaving)."}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_raft_driver_stalls_total",
+			Help: "Times the replication driver was found stuck: a Ready pass running, or its lock held, for 30 s (the log has every goroutine's stack)."}),
 	}
 }
 
@@ -52,7 +55,7 @@ func (d *Driver) Collectors() []prometheus.Collector {
 			return float64(n)
 		}
 	}
-	return []prometheus.Collector{m.proposals, m.proposalsFailed, m.commit, m.leadershipGained, m.leadershipLost, m.snapshots, m.removed,
+	return []prometheus.Collector{m.proposals, m.proposalsFailed, m.commit, m.leadershipGained, m.leadershipLost, m.snapshots, m.removed, m.stalls,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_raft_groups", Help: "Raft groups (partitions) this node has a replica of."},
 			count(func(*group) bool { return true })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_raft_groups_leading", Help: "Raft groups this node leads and serves."},
