@@ -212,30 +212,29 @@ func (p *proc) dump() {
 }
 
 // summary is the log without the per-activity lines, cut to its last 300 lines;
-// of a goroutine dump, only the goroutines blocked for a minute or more (a
-// deadlock's) and those of the code a hang has been seen in, at most 60.
+// then, whole, of a goroutine dump, only the goroutines blocked for a minute
+// or more (a deadlock's) and those of the code a hang has been seen in, at
+// most 60.
 func (p *proc) summary() string {
 	lines := p.Lines()
+	var dump []string // the goroutines of a dump, kept whole: the one a hang is about may come first
 	if i := slices.Index(lines, "SIGQUIT: quit"); i >= 0 {
 		stuck := stuckGoroutines(lines[i:], 60)
-		lines = append(lines[:i:i], fmt.Sprintf("SIGQUIT: quit (goroutine dump: %d goroutine(s) blocked for minutes follow, the rest left out)", len(stuck)))
+		dump = append(dump, fmt.Sprintf("SIGQUIT: quit (goroutine dump: %d goroutine(s) blocked for minutes or in the code a hang was seen in follow, the rest left out)", len(stuck)))
 		for _, g := range stuck {
-			lines = append(lines, g...)
+			dump = append(dump, g...)
 		}
+		lines = lines[:i:i]
 	}
 	kept := slices.DeleteFunc(slices.Clone(lines), func(l string) bool {
 		return strings.Contains(l, `msg="activity executed"`)
 	})
 	head := fmt.Sprintf("(%d \"activity executed\" lines left out)", len(lines)-len(kept))
-	keep := 300
-	if slices.Contains(p.Lines(), "SIGQUIT: quit") {
-		keep = 1500 // the goroutines of the dump come last
-	}
-	if len(kept) > keep {
+	if keep := 300; len(kept) > keep {
 		head += fmt.Sprintf(" (%d earlier lines left out)", len(kept)-keep)
 		kept = kept[len(kept)-keep:]
 	}
-	return head + "\n" + strings.Join(kept, "\n")
+	return head + "\n" + strings.Join(append(kept, dump...), "\n")
 }
 
 // --- nodes -------------------------------------------------------------------
