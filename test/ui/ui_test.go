@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -319,8 +320,16 @@ func TestApprovalFromUI(t *testing.T) {
 		t.Fatalf("the invalid event changed the status to %s", st.Status)
 	}
 	b.typeInto("#raise-data", `{"approved": true}`)
+	// The event goes with an idempotency key, so that submitting it again
+	// after an error that left its outcome unknown raises it once.
+	evalAs[bool](b, `(() => { const f = window.fetch; window.raiseKeys = [];
+		window.fetch = (path, init) => { if (String(path).includes('/events/')) window.raiseKeys.push(init?.headers?.['Idempotency-Key'] ?? ''); return f(path, init); };
+		return true; })()`)
 	b.click("#confirm-ok")
 	b.waitJS("the result", `document.getElementById('action-result')?.textContent.includes('Status: COMPLETED')`)
+	if keys := evalAs[string](b, `window.raiseKeys.join(',')`); !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(keys) {
+		t.Errorf("the raise went with idempotency keys %q, want one of 32 hex digits", keys)
+	}
 	b.waitJS("COMPLETED", `document.getElementById('inst-status')?.dataset.status === 'COMPLETED'`)
 	if r := b.text("#action-result"); !strings.Contains(r, "Event ManagerApproval raised") {
 		t.Errorf("action result %q", r)

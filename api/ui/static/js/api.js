@@ -63,9 +63,9 @@ function askToken(refused) {
 // call sends one API request and returns {status, data} (data parsed from JSON).
 // body: undefined for none, a string sent as it is (already JSON), or a value to
 // encode. It throws APIError for answers ≥ 400.
-export async function call(method, path, body) {
+export async function call(method, path, body, extraHeaders) {
   for (;;) {
-    const headers = {Accept: 'application/json'};
+    const headers = {Accept: 'application/json', ...extraHeaders};
     const tok = token();
     if (tok) headers.Authorization = `Bearer ${tok}`;
     const init = {method, headers, cache: 'no-store'};
@@ -106,7 +106,9 @@ export const api = {
   list: (params) => get(`/api/v1/instances?${new URLSearchParams(params)}`),
   status: (id) => get(`/api/v1/instances/${enc(id)}`),
   history: (id) => get(`/api/v1/instances/${enc(id)}/history`),
-  raise: (id, name, data) => call('POST', `/api/v1/instances/${enc(id)}/events/${enc(name)}`, data || undefined),
+  // key, when given, makes the same event sent again harmless (the instance applies it once).
+  raise: (id, name, data, key) => call('POST', `/api/v1/instances/${enc(id)}/events/${enc(name)}`, data || undefined,
+    key ? {'Idempotency-Key': key} : undefined),
   terminate: (id, reason, recursive) =>
     call('POST', `/api/v1/instances/${enc(id)}/terminate`, {reason: reason || undefined, recursive}),
   suspend: (id, reason) => call('POST', `/api/v1/instances/${enc(id)}/suspend`, {reason: reason || undefined}),

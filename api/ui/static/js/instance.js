@@ -249,6 +249,10 @@ export function mountInstance(root, id) {
   }
 
   function raiseDialog(suggested) {
+    // One idempotency key per event as typed: submitting the same name and
+    // data again (after an error that left the outcome unknown) raises it
+    // once; an edited event is a new one.
+    let key = '', keyFor = null;
     const name = h('input', {id: 'raise-name', required: true, value: suggested, autocomplete: 'off', spellcheck: 'false'});
     const data = h('textarea', {id: 'raise-data', rows: 5, spellcheck: 'false', placeholder: '{"approved": true}'});
     confirmAction({
@@ -269,7 +273,11 @@ export function mountInstance(root, id) {
             throw new Error(`The data is not valid JSON (${err.message}); text needs quotes: "text".`);
           }
         }
-        await api.raise(id, n, text);
+        if (keyFor !== `${n}\u0000${text}`) {
+          keyFor = `${n}\u0000${text}`;
+          key = randomKey();
+        }
+        await api.raise(id, n, text, key);
         return `Event ${n} raised`;
       },
     });
@@ -509,4 +517,12 @@ function retryText(r) {
   if (r.maxRetryInterval) parts.push(`at most ${fmtDuration(r.maxRetryInterval / 1e6)} apart`);
   if (r.retryTimeout) parts.push(`give up after ${fmtDuration(r.retryTimeout / 1e6)}`);
   return parts.join(', ') || 'default';
+}
+
+// randomKey is a fresh idempotency key: 32 hex digits (crypto.randomUUID
+// needs a secure context; the UI may be served over plain HTTP).
+function randomKey() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
