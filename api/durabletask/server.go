@@ -242,12 +242,22 @@ func orchestrationState(st *weft.InstanceStatus, payloads bool) *protos.Workflow
 }
 
 // RaiseEvent delivers an event; events for a finished instance are dropped.
+// The protocol has no idempotency key: a call that carries one as metadata
+// (IdempotencyKeyMetadata) is applied once however often it is sent.
 func (s *Server) RaiseEvent(ctx context.Context, req *protos.RaiseEventRequest) (*protos.RaiseEventResponse, error) {
-	if err := s.rt.RaiseEvent(ctx, req.GetInstanceId(), req.GetName(), payload(req.GetInput())); err != nil {
+	var opts []weft.RaiseOption
+	if keys := metadata.ValueFromIncomingContext(ctx, IdempotencyKeyMetadata); len(keys) > 0 && keys[0] != "" {
+		opts = append(opts, weft.WithIdempotencyKey(keys[0]))
+	}
+	if err := s.rt.RaiseEvent(ctx, req.GetInstanceId(), req.GetName(), payload(req.GetInput()), opts...); err != nil {
 		return nil, toStatus(err)
 	}
 	return &protos.RaiseEventResponse{}, nil
 }
+
+// IdempotencyKeyMetadata is the gRPC metadata key that names a raised event,
+// as the Idempotency-Key header does over HTTP.
+const IdempotencyKeyMetadata = "idempotency-key"
 
 // TerminateInstance terminates an instance and, if recursive, its children.
 func (s *Server) TerminateInstance(ctx context.Context, req *protos.TerminateRequest) (*protos.TerminateResponse, error) {
