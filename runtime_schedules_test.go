@@ -12,6 +12,7 @@ import (
 	"github.com/weftrt/weft"
 	"github.com/weftrt/weft/actors"
 	"github.com/weftrt/weft/schedules"
+	"github.com/weftrt/weft/storage"
 )
 
 // awaitSchedule reads schedule id until cond holds (or fails the test after
@@ -276,5 +277,37 @@ func TestScheduleCatchUpAfterDowntime(t *testing.T) {
 func TestFinishNoticeEventName(t *testing.T) {
 	if schedules.RunFinishedEvent != actors.FinishNoticeEvent {
 		t.Fatalf("schedules listen for %q, instances send %q", schedules.RunFinishedEvent, actors.FinishNoticeEvent)
+	}
+}
+
+// Received marks an older binary left on a schedule (one per run it started)
+// are deleted by the next event it takes: it keeps none now.
+func TestScheduleDropsOldReceivedMarks(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, "", weft.Options{})
+	ctx := ctxT(t)
+	if _, err := a.rt.CreateSchedule(ctx, weft.Schedule{ID: "old", Workflow: "Sleeper", Input: []byte(`0`), Every: time.Hour, Paused: true}); err != nil {
+		t.Fatal(err)
+	}
+	id := schedules.InstanceID("old")
+	h := a.rt.Host()
+	b := h.DB().NewBatch()
+	for _, run := range []string{"old-run-1", "old-run-2"} {
+		if err := b.PutReceivedMark(h.Partition(id), id, run, storage.ReceivedMark{Incarnation: 1, Seq: 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if marks := receivedSenders(t, a.rt, id); len(marks) != 2 {
+		t.Fatalf("marks written: %v", marks)
+	}
+	if _, err := a.rt.TriggerSchedule(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if marks := receivedSenders(t, a.rt, id); len(marks) != 0 {
+		t.Fatalf("the schedule still keeps received marks after an event: %v", marks)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/weftrt/weft/limits"
+	"github.com/weftrt/weft/schedules"
 	"github.com/weftrt/weft/storage"
 	"github.com/weftrt/weft/workflow"
 )
@@ -143,6 +144,31 @@ func (w *workflowActor) received(t *txn, id *MessageID) (bool, error) {
 	}
 	put(&w.receivedFrom, id.Sender, mark) // dropped with the rest if the step does not commit
 	return false, nil
+}
+
+// keepsNoMarks reports whether instances of workflow name hear only from
+// senders that send without a record id (send: limiters, schedules). Their
+// received marks are left from older binaries, and of no use.
+func keepsNoMarks(name string) bool {
+	return name == limits.WorkflowName || name == schedules.WorkflowName
+}
+
+// dropOldMarks deletes, in t, the received marks an instance that keeps
+// none was left with, once per activation.
+func (w *workflowActor) dropOldMarks(t *txn) error {
+	if w.marksDropped || !keepsNoMarks(w.row.Name) {
+		return nil
+	}
+	senders, err := w.h.db.ReceivedSenders(w.part, w.id)
+	if err != nil {
+		return fmt.Errorf("instance %s: %w", w.id, err)
+	}
+	for _, s := range senders {
+		t.b.DeleteReceivedMark(w.part, w.id, s)
+		delete(w.receivedFrom, s)
+	}
+	w.marksDropped = true // reset by unload if the step does not commit
+	return nil
 }
 
 // notifyParent delivers a finished child's outcome to its parent until the

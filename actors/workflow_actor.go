@@ -55,6 +55,9 @@ type workflowActor struct {
 	// clientLog: the client events applied lately, read when first needed
 	// (client_events.go).
 	clientLog *clientEventLog
+	// marksDropped: this activation deleted the received marks older
+	// binaries left on a limiter or schedule (dropOldMarks).
+	marksDropped bool
 
 	// What the store holds of this instance's listing index entry and awake flag,
 	// so a step rewrites them only when they change. Zero (unknown) after loading.
@@ -462,7 +465,7 @@ func (w *workflowActor) unload() {
 		w.exec.Close()
 	}
 	w.exec, w.row, w.loaded = nil, nil, false
-	w.receivedFrom, w.clientLog = nil, nil
+	w.receivedFrom, w.clientLog, w.marksDropped = nil, nil, false
 	w.histInline, w.histSize, w.histKeys, w.legacy, w.legacyReminders = nil, 0, false, false, nil
 	if w.spans != nil {
 		*w.spans = spanState{}
@@ -598,6 +601,10 @@ func (w *workflowActor) raise(m RaiseEventRequest) error {
 		return nil
 	}
 	t := w.newTxn()
+	if err := w.dropOldMarks(t); err != nil {
+		t.close()
+		return err
+	}
 	if dup, err := w.appliedAlready(t, m); err != nil || dup {
 		t.close()
 		if dup {

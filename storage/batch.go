@@ -216,6 +216,13 @@ func (b *Batch) PutReceivedMark(part uint16, id, sender string, m ReceivedMark) 
 	return b.err
 }
 
+// DeleteReceivedMark forgets what id applied of sender's outbox records.
+func (b *Batch) DeleteReceivedMark(part uint16, id, sender string) {
+	if b.checkInstance("delete received mark", part, id) == nil {
+		b.del("delete received mark", id, receivedMarkKey(part, id, sender))
+	}
+}
+
 // PutClientEvent records that id applied the client event sent with request
 // id request at time at: the same request sent again is recognised.
 func (b *Batch) PutClientEvent(part uint16, id, request string, at time.Time) error {
