@@ -159,13 +159,13 @@ func (w *workflowActor) dropOldMarks(t *txn) error {
 	if w.marksDropped || !keepsNoMarks(w.row.Name) {
 		return nil
 	}
-	senders, err := w.h.db.ReceivedSenders(w.part, w.id)
+	has, err := w.h.db.HasReceivedMarks(w.part, w.id)
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", w.id, err)
 	}
-	for _, s := range senders {
-		t.b.DeleteReceivedMark(w.part, w.id, s)
-		delete(w.receivedFrom, s)
+	if has { // a limiter may have one per instance that ever asked it: one range deletion
+		t.b.DeleteReceivedMarks(w.part, w.id)
+		w.receivedFrom = nil
 	}
 	w.marksDropped = true // reset by unload if the step does not commit
 	return nil

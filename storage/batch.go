@@ -216,10 +216,11 @@ func (b *Batch) PutReceivedMark(part uint16, id, sender string, m ReceivedMark) 
 	return b.err
 }
 
-// DeleteReceivedMark forgets what id applied of sender's outbox records.
-func (b *Batch) DeleteReceivedMark(part uint16, id, sender string) {
-	if b.checkInstance("delete received mark", part, id) == nil {
-		b.del("delete received mark", id, receivedMarkKey(part, id, sender))
+// DeleteReceivedMarks forgets what id applied of every sender's outbox
+// records, in one range deletion however many there are.
+func (b *Batch) DeleteReceivedMarks(part uint16, id string) {
+	if b.checkInstance("delete received marks", part, id) == nil {
+		b.delPrefix("delete received marks", id, receivedMarkPrefix(part, id))
 	}
 }
 

@@ -565,6 +565,24 @@ func (db *DB) ClientEvents(part uint16, id string, fn func(request string, at ti
 	return nil
 }
 
+// HasReceivedMarks reports whether id keeps a received mark of any sender.
+func (db *DB) HasReceivedMarks(part uint16, id string) (bool, error) {
+	if err := db.check(part); err != nil {
+		return false, err
+	}
+	defer db.release()
+	found := errors.New("found")
+	p := receivedMarkPrefix(part, id)
+	err := db.scanInstance(p, prefixEnd(p), func(_, _ []byte) error { return found })
+	if errors.Is(err, found) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("storage: read the received marks of %s: %w", id, err)
+	}
+	return false, nil
+}
+
 // ReceivedSenders lists the senders id keeps a received mark of, in order.
 func (db *DB) ReceivedSenders(part uint16, id string) ([]string, error) {
 	if err := db.check(part); err != nil {
