@@ -24,8 +24,9 @@ import (
 // its partition's data (storage: i/<id>/e/<request>), for clientEventWindow:
 // an attempt whose name is there was applied, and is answered as done.
 //
-// A node alone never sends a request twice, so it names none and stores
-// nothing.
+// A node alone never sends a request twice, so it names none; it stores the
+// names clients give their events themselves (WithIdempotencyKey, namespaced
+// apart), which work the same way.
 
 // clientEventWindow is how long an instance recognises a client event it
 // applied: longer than any request is retried (MoveWait, 30 s by default,
@@ -76,8 +77,8 @@ func (w *workflowActor) appliedAlready(t *txn, m RaiseEventRequest) (bool, error
 // clientEventLog is what an instance remembers of the client events it
 // applied within clientEventWindow.
 type clientEventLog struct {
-	applied map[string]time.Time
-	order   []clientEvent // oldest first
+	applied map[string]struct{}
+	order   []clientEvent // oldest first: what expires next
 }
 
 type clientEvent struct {
@@ -91,9 +92,9 @@ func (w *workflowActor) clientEvents() (*clientEventLog, error) {
 	if w.clientLog != nil {
 		return w.clientLog, nil
 	}
-	l := &clientEventLog{applied: map[string]time.Time{}}
+	l := &clientEventLog{applied: map[string]struct{}{}}
 	err := w.h.db.ClientEvents(w.part, w.id, func(request string, at time.Time) {
-		l.applied[request] = at
+		l.applied[request] = struct{}{}
 		l.order = append(l.order, clientEvent{request, at})
 	})
 	if err != nil {
@@ -135,7 +136,7 @@ func (w *workflowActor) clientEventCommitted(request string) {
 		delete(l.applied, e.request)
 	}
 	l.order = l.order[len(old):]
-	l.applied[request] = w.now
+	l.applied[request] = struct{}{}
 	l.order = append(l.order, clientEvent{request, w.now})
 }
 
