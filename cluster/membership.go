@@ -255,9 +255,10 @@ func (m *Membership) Join(addrs []string) error {
 		return fmt.Errorf("cluster: join %s: %w", strings.Join(addrs, ", "), refusal)
 	}
 	msg := flatten(err)
-	if strings.Contains(msg, ": EOF") {
+	if strings.Contains(msg, ": EOF") || strings.Contains(msg, "connection reset by peer") {
 		// What a node of another cluster name does: it reads the label, drops
-		// the stream and says nothing.
+		// the stream and says nothing (a reset when our push-pull state was
+		// still unread in its socket when it closed).
 		msg += " (a node that closes the connection unanswered usually has another cluster name)"
 	}
 	return fmt.Errorf("cluster: join %s: %s", strings.Join(addrs, ", "), msg)
