@@ -26,15 +26,24 @@ func TestActivityLimitThroughServe(t *testing.T) {
 	if st := c.waitDone("limited-fan"); st.Status != "COMPLETED" || string(st.Output) != "500500" {
 		t.Fatalf("limited-fan: %+v", st)
 	}
-	execs := activitylog.Parse(s.Lines())
-	items := 0
-	for _, e := range execs {
-		if e.Activity == "ProcessWorkItem" {
-			items++
+	// The instance completes once the results are in, a moment before this
+	// process may have read the last lines logged with them.
+	executed := func(activity, instancePrefix string) func([]string) int {
+		return func(lines []string) int {
+			n := 0
+			for _, e := range activitylog.Parse(lines) {
+				if (activity == "" || e.Activity == activity) && strings.HasPrefix(e.Instance, instancePrefix) {
+					n++
+				}
+			}
+			return n
 		}
 	}
-	if items != 1000 {
-		t.Errorf("%d executions of ProcessWorkItem logged, want 1000", items)
+	items := executed("ProcessWorkItem", "limited-fan")
+	s.waitUntil(10*time.Second, "1000 executions of ProcessWorkItem logged", func(l []string) bool { return items(l) >= 1000 }, false)
+	execs := activitylog.Parse(s.Lines())
+	if n := items(s.Lines()); n != 1000 {
+		t.Errorf("%d executions of ProcessWorkItem logged, want 1000", n)
 	}
 	if most := activitylog.MostAtOnce(execs, "ProcessWorkItem"); most != 10 {
 		t.Errorf("at most %d ProcessWorkItem ran at once; want 10 (the limit, reached)", most)
@@ -50,6 +59,8 @@ func TestActivityLimitThroughServe(t *testing.T) {
 			t.Fatalf("%s: %+v", id, st)
 		}
 	}
+	steps := executed("", "one-at-a-time-")
+	s.waitUntil(10*time.Second, "the chains' 12 steps logged", func(l []string) bool { return steps(l) >= 12 }, false)
 	for _, e := range activitylog.Parse(s.Lines()) {
 		if !strings.HasPrefix(e.Instance, "one-at-a-time-") {
 			continue
