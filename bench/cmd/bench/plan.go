@@ -382,6 +382,8 @@ func plan(full bool) []scenario {
 				return a
 			},
 			metrics: append(append([]metric{}, throughput...),
+				metric{"server_cpu_us_per_act", "… of which the server process alone (µs)", -1},
+				metric{"worker_cpu_us_per_act", "… of which the SDK's process: its workflow worker and client (µs)", -1},
 				metric{"server_acts_per_s", "activities/s by the server's completion times (last update of the last instance)", +1},
 				metric{"wait_lag_p50_ms", "wait call returned after the server's completion time, p50 (ms)", -1},
 				metric{"wait_lag_max_ms", "… max (ms)", -1},

@@ -325,9 +325,9 @@ func (s *server) stop(res *harness.Result) {
 	}
 }
 
-// cpu is the CPU time used so far by this process and the server together.
-func (s *server) cpu() time.Duration {
-	return harness.CPU() + harness.ProcCPU(s.cmd.Process.Pid)
+// serverCPU is the CPU time the server process used so far.
+func (s *server) serverCPU() time.Duration {
+	return harness.ProcCPU(s.cmd.Process.Pid)
 }
 
 // ---- versions ----
@@ -424,7 +424,7 @@ func chain(ctx context.Context, res *harness.Result, s *server) error {
 	ids := make([]string, p.N)
 	updated := make([]time.Time, p.N) // the server's last-update time of the completed instance
 	seen := make([]time.Time, p.N)    // when WaitForWorkflowCompletion returned
-	cpu0 := s.cpu()
+	self0, server0 := harness.CPU(), s.serverCPU()
 	t0 := time.Now()
 	total, starting, err := harness.Batch(ctx, p.N, p.Conc,
 		func(ctx context.Context, i int) (err error) {
@@ -455,7 +455,10 @@ func chain(ctx context.Context, res *harness.Result, s *server) error {
 	res.Set("acts_per_s", acts/total.Seconds())
 	res.Set("elapsed_s", total.Seconds())
 	res.Set("start_s", starting.Seconds())
-	res.Set("cpu_us_per_act", float64((s.cpu()-cpu0).Microseconds())/acts)
+	self, server := harness.CPU()-self0, s.serverCPU()-server0
+	res.Set("cpu_us_per_act", float64((self+server).Microseconds())/acts)
+	res.Set("server_cpu_us_per_act", float64(server.Microseconds())/acts)
+	res.Set("worker_cpu_us_per_act", float64(self.Microseconds())/acts)
 	res.Set("activity_runs", float64(activityRuns.Load()))
 	res.Set("workflow_runs", float64(workflowRuns.Load()))
 	// The same throughput by the servers' own completion times, and how long after
