@@ -41,6 +41,16 @@ func (s *reminderSet) get(name string) (storage.Reminder, bool) {
 	return storage.Reminder{}, false
 }
 
+// getTask is get of the reminder named reminderName(kind, gen, task), without
+// making the name when there are no reminders: the activity results of most
+// steps ask for a retry reminder that does not exist.
+func (s *reminderSet) getTask(kind string, gen uint32, task int64) (storage.Reminder, bool) {
+	if len(s.list) == 0 {
+		return storage.Reminder{}, false
+	}
+	return s.get(reminderName(kind, gen, task))
+}
+
 // set adds r, or replaces the reminder of the same name.
 func (s *reminderSet) set(r storage.Reminder) {
 	if i := s.find(r.Name); i >= 0 {

@@ -57,6 +57,8 @@ type OrchestrationWork struct {
 	Created time.Time
 	Past    []workflow.Event // history so far, as the worker replays it
 	New     []workflow.Event // EpisodeStarted, then the inputs of this episode
+	// Cache is the instance's, shared by its episodes (nil: none).
+	Cache *EpisodeCache
 
 	// Which episode this is: the generation, the number of episodes before it
 	// in that generation, and how many held inputs it consumes. All three come
@@ -65,6 +67,20 @@ type OrchestrationWork struct {
 	gen     uint32
 	episode uint64
 	inputs  int
+}
+
+// EpisodeCache keeps what the layer that sends an instance's episodes to
+// workers derived from the instance's past in earlier episodes (the gRPC
+// server: the past's encoding), so that an episode costs it the events since
+// the last one, not the whole history again. Within a generation the past only
+// grows, so what was derived from a prefix of it still holds; the cache lives
+// with the instance's activation and starts empty with each generation (and
+// its user checks the execution it derived the value from, all the same).
+// Episodes of one instance may be sent by two streams at once (an episode
+// offered again after its worker left), hence the lock.
+type EpisodeCache struct {
+	sync.Mutex
+	Value any
 }
 
 // OrchestrationResult is what a remote worker decided in one episode.

@@ -74,9 +74,10 @@ type workflowActor struct {
 	legacyReminders []string
 
 	// For an instance whose code runs on a remote worker (row.Remote), see remote.go.
-	past    []workflow.Event   // this generation's history, as the worker replays it
-	held    []heldEvent        // inputs in the inbox, for the next episode
-	episode *OrchestrationWork // the episode handed to the workers, if one is
+	past      []workflow.Event   // this generation's history, as the worker replays it
+	held      []heldEvent        // inputs in the inbox, for the next episode
+	episode   *OrchestrationWork // the episode handed to the workers, if one is
+	pastCache *EpisodeCache      // what the episodes' sender derived from past
 
 	spans *spanState // nil unless tracing (tracing.go)
 }
@@ -262,7 +263,7 @@ func (w *workflowActor) load() error {
 		return fmt.Errorf("load instance %s: %w", w.id, err)
 	}
 	w.row = st.Row
-	w.past, w.held, w.episode = nil, nil, nil
+	w.past, w.held, w.episode, w.pastCache = nil, nil, nil, nil
 	w.histKeys, w.legacy = st.HistoryKeys, st.Legacy
 	w.histInline, w.histSize = nil, 0
 	if !w.histKeys {
@@ -418,7 +419,7 @@ func (w *workflowActor) resend() error {
 		if rec.Failed != nil {
 			continue // waiting for a decision on its failure
 		}
-		if _, waiting := w.reminders.get(retryName(w.row.Generation, rec.TaskID)); waiting {
+		if _, waiting := w.reminders.getTask(retryKind, w.row.Generation, rec.TaskID); waiting {
 			// Its retry reminder sends it, even when due already: loaded by
 			// that very reminder, the instance would otherwise send it twice.
 			// (Not its due time: on another node's clock it may lie ahead.)
@@ -472,7 +473,7 @@ func (w *workflowActor) unload() {
 	}
 	w.act.committed.Store(0)
 	w.stored = storedState{}
-	w.past, w.held, w.episode = nil, nil, nil
+	w.past, w.held, w.episode, w.pastCache = nil, nil, nil, nil
 }
 
 func (w *workflowActor) newExecutor() *workflow.Executor {
@@ -988,11 +989,11 @@ func (w *workflowActor) settle(t *txn, ev workflow.Event) {
 			delete(w.retried, ev.TaskID)
 			t.b.DeleteActivity(w.part, w.id, ev.TaskID)
 		}
-		if r, ok := w.reminders.get(retryName(w.row.Generation, ev.TaskID)); ok {
+		if r, ok := w.reminders.getTask(retryKind, w.row.Generation, ev.TaskID); ok {
 			w.deleteReminder(t, r)
 		}
 	case workflow.TimerFired:
-		if r, ok := w.reminders.get(timerName(w.row.Generation, ev.TaskID)); ok {
+		if r, ok := w.reminders.getTask(timerKind, w.row.Generation, ev.TaskID); ok {
 			w.deleteReminder(t, r)
 		}
 	case workflow.ChildCompleted, workflow.ChildFailed:
@@ -1150,7 +1151,7 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 		case workflow.TimerCreated:
 			w.putReminder(t, timerName(gen, a.TaskID), a.FireAt)
 		case workflow.TimerCanceled:
-			if r, ok := w.reminders.get(timerName(gen, a.TaskID)); ok {
+			if r, ok := w.reminders.getTask(timerKind, gen, a.TaskID); ok {
 				w.deleteReminder(t, r)
 			}
 		case workflow.ChildScheduled:
@@ -1413,8 +1414,13 @@ func (w *workflowActor) childStart(task int64, c childCall) StartRequest {
 }
 
 // Reminder names: "start", "timer:<gen>:<task>", "retry:<gen>:<task>".
-func timerName(gen uint32, task int64) string { return reminderName("timer:", gen, task) }
-func retryName(gen uint32, task int64) string { return reminderName("retry:", gen, task) }
+const (
+	timerKind = "timer:"
+	retryKind = "retry:"
+)
+
+func timerName(gen uint32, task int64) string { return reminderName(timerKind, gen, task) }
+func retryName(gen uint32, task int64) string { return reminderName(retryKind, gen, task) }
 
 func reminderName(kind string, gen uint32, task int64) string {
 	b := make([]byte, 0, len(kind)+24)

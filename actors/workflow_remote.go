@@ -91,6 +91,9 @@ func (w *workflowActor) dispatchEpisode() {
 	for _, h := range w.held {
 		news = append(news, h.ev)
 	}
+	if w.pastCache == nil {
+		w.pastCache = &EpisodeCache{}
+	}
 	w.episode = &OrchestrationWork{
 		InstanceID:  w.id,
 		ExecutionID: ExecutionID(w.row.Generation),
@@ -102,6 +105,7 @@ func (w *workflowActor) dispatchEpisode() {
 		Created:     w.row.CreatedAt,
 		Past:        slices.Clip(w.past), // w.past only grows past this length
 		New:         news,
+		Cache:       w.pastCache,
 		gen:         w.row.Generation,
 		episode:     w.row.Episode,
 		inputs:      len(w.held),
@@ -163,7 +167,7 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 		last := o.Actions[n-1]
 		w.dropOutstanding(t)
 		w.dropHistory(t)
-		w.row.NextSeq, w.row.Episode, w.past = 0, 0, nil
+		w.row.NextSeq, w.row.Episode, w.past, w.pastCache = 0, 0, nil, nil
 		w.row.Generation++
 		w.row.Input = last.Data
 		w.children = map[int64]string{}
@@ -238,7 +242,7 @@ func (w *workflowActor) holdResultsInMemory(t *txn, results []workflow.Event) bo
 		if w.retried[ev.TaskID] || w.h.limited(w.activities[ev.TaskID].Name) {
 			return false
 		}
-		if _, retry := w.reminders.get(retryName(w.row.Generation, ev.TaskID)); retry {
+		if _, retry := w.reminders.getTask(retryKind, w.row.Generation, ev.TaskID); retry {
 			return false
 		}
 	}

@@ -188,8 +188,7 @@ func workItem(it *actors.WorkItem, cache *workerCache) *protos.WorkItem {
 			req.CachedHistory = &protos.CachedHistory{EventCount: int32(held)}
 			cache.sent(o, held+len(req.PastEvents))
 		} else {
-			req.PastEvents, req.NewEvents = episodeEvents(o)
-			cache.sent(o, len(req.PastEvents))
+			cache.sent(o, setEncodedEpisode(req, o))
 		}
 		return &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: req}}
 	}
