@@ -28,6 +28,22 @@ func TestActivityLimitAcrossNodes(t *testing.T) {
 	if err != nil || st.Status != "COMPLETED" || string(st.Output) != "500500" {
 		t.Fatalf("limited-fan: %+v, %v", st, err)
 	}
+	// The instance completes once the results are in, a moment before this
+	// process may have read the last lines logged with them.
+	await(t, 10*time.Second, "every item's execution logged", func() string {
+		items := map[int64]bool{}
+		for _, n := range c.nodes {
+			for _, e := range n.executions() {
+				if e.Activity == "ProcessWorkItem" && e.Instance == "limited-fan" {
+					items[e.Task] = true
+				}
+			}
+		}
+		if len(items) < 1000 {
+			return fmt.Sprintf("%d items so far", len(items))
+		}
+		return ""
+	})
 	var all []activitylog.Execution
 	ranOn := map[string]int{}
 	byItem := map[string][]string{}
