@@ -358,6 +358,15 @@ func targets() []target {
 		{"100,000 idle monitors: CPU", "≤ 5% of a core", medCheck(harness.Idle, "idle_cpu_pct", func(v float64) bool { return v <= 5 }, "%", 1)},
 		{"restart with 10,000 in flight", "all progressing ≤ 5 s after reopening", medCheck(harness.Restart, "all_progressing_s", func(v float64) bool { return v <= 5 }, " s", 1)},
 		{"latency over HTTP", "p50 ≤ 2 ms", medCheck(harness.Latency, "p50_ms", func(v float64) bool { return v <= 2 }, " ms", 1)},
+		{"Dapr Go SDK over gRPC (8) vs Restate's chain (1)", "≥ 3×", func(r *report) (string, *bool) {
+			w, ok1 := r.med(harness.SDKChain, weft, "acts_per_s")
+			p, ok2 := r.med(harness.Chain, restateEng, "acts_per_s")
+			if !ok1 || !ok2 {
+				return "not measured", nil
+			}
+			return fmt.Sprintf("%s (%s vs %s)", ratio(w, p), num(w), num(p)), yes(w/p >= 3)
+		}},
+		{"Dapr Go SDK over gRPC (8): the server's CPU", "≤ 60 µs per activity", medCheck(harness.SDKChain, "server_cpu_us_per_act", func(v float64) bool { return v <= 60 }, " µs", 1)},
 	}
 }
 
