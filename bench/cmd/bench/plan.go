@@ -377,14 +377,9 @@ func plan(full bool) []scenario {
 				durabletask: "durabletask-go v0.6.0 sidecar",
 			},
 			args: func(e string) args {
-				// weft serve runs as many chains as scenario 1, which its goal
-				// compares it with; the durabletask sidecar (~100 activities/s)
-				// fewer.
-				n := pick(full, 200, 1000)
-				if e == durabletask {
-					n = pick(full, 50, 200)
-				}
-				a := args{n: n, steps: 5, timeout: to(5*time.Minute, 10*time.Minute), opts: "target=" + e}
+				// As many chains as scenario 1, which the goal compares it with
+				// (the durabletask sidecar takes about a minute for them).
+				a := args{n: pick(full, 200, 1000), steps: 5, timeout: to(5*time.Minute, 10*time.Minute), opts: "target=" + e}
 				a.server = map[string]string{weft: weftServer, durabletask: dtSidecar}[e]
 				return a
 			},
