@@ -1276,11 +1276,10 @@ func (w *workflowActor) dropOutstanding(t *txn) {
 	}
 }
 
-// clearInbox deletes the held events, if there are any: a range deletion costs
-// every later read in the memtable, so it is never issued for an empty inbox.
+// clearInbox deletes the held events, if there are any.
 func (w *workflowActor) clearInbox(t *txn) {
 	if w.row.NextInboxSeq > 0 {
-		t.b.DeleteInbox(w.part, w.id)
+		t.b.DeleteInbox(w.part, w.id, w.row.NextInboxSeq)
 		w.row.NextInboxSeq = 0
 	}
 	w.held = nil

@@ -220,7 +220,7 @@ func TestActivitiesInboxAwake(t *testing.T) {
 	}
 	commit(t, db, func(b *Batch) {
 		b.DeleteActivity(5, "w", 17)
-		b.DeleteInbox(5, "w")
+		b.DeleteInbox(5, "w", 2)
 		b.SetAwake(5, "w", false)
 	})
 	acts, err = db.Activities(5, "w")
@@ -648,5 +648,78 @@ func TestWriteStallsAreLogged(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestShortDeletionsAreKeyByKey: deleting an instance's inbox or history writes
+// point deletions while they are short and one range deletion past
+// pointDeleteLimit; both leave nothing behind and spare the neighbour id. A
+// range deletion costs every read that crosses the memtable until it is
+// flushed, and every finished remote instance clears its inbox.
+func TestShortDeletionsAreKeyByKey(t *testing.T) {
+	for _, tc := range []struct {
+		what   string
+		n      uint64
+		ranges int
+	}{
+		{"inbox", 3, 0},
+		{"inbox", pointDeleteLimit, 0},
+		{"inbox", pointDeleteLimit + 1, 1},
+		{"history", 5, 0},
+		{"history", pointDeleteLimit + 1, 1},
+	} {
+		t.Run(fmt.Sprintf("%s of %d", tc.what, tc.n), func(t *testing.T) {
+			db := openTest(t, t.TempDir(), 4)
+			commit(t, db, func(b *Batch) {
+				for seq := range tc.n {
+					if tc.what == "inbox" {
+						b.PutInbox(1, "w", seq, []byte("held"))
+					} else {
+						b.AppendHistory(1, "w", seq, []byte("event"))
+					}
+				}
+				b.PutInbox(1, "w2", 0, []byte("neighbour"))
+				b.AppendHistory(1, "w2", 0, []byte("neighbour"))
+			})
+			b := db.NewBatch()
+			defer b.Close()
+			if tc.what == "inbox" {
+				b.DeleteInbox(1, "w", tc.n)
+			} else {
+				b.DeleteHistory(1, "w", tc.n)
+			}
+			ranges, points := 0, 0
+			r := b.b.Reader()
+			for {
+				kind, _, _, ok, err := r.Next()
+				must(t, err)
+				if !ok {
+					break
+				}
+				switch kind {
+				case pebble.InternalKeyKindRangeDelete:
+					ranges++
+				case pebble.InternalKeyKindDelete:
+					points++
+				}
+			}
+			if ranges != tc.ranges || (ranges == 0 && uint64(points) != tc.n) {
+				t.Fatalf("%d range and %d point deletions; want %d range deletions", ranges, points, tc.ranges)
+			}
+			must(t, b.Commit())
+			left := func(seq uint64, _ []byte) error { return fmt.Errorf("entry %d left", seq) }
+			if tc.what == "inbox" {
+				must(t, db.Inbox(1, "w", left))
+			} else {
+				must(t, db.History(1, "w", left))
+			}
+			for _, read := range []func(uint16, string, func(uint64, []byte) error) error{db.Inbox, db.History} {
+				n := 0
+				must(t, read(1, "w2", func(uint64, []byte) error { n++; return nil }))
+				if n != 1 {
+					t.Fatalf("the neighbour has %d entries, want 1", n)
+				}
+			}
+		})
 	}
 }
