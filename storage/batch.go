@@ -176,8 +176,7 @@ func (b *Batch) DeleteInboxEntry(part uint16, id string, seq uint64) {
 // next (the instance's NextInboxSeq). Few are deleted key by key, as short
 // histories are: every instance whose code runs on a remote worker holds its
 // inputs in the inbox, and a range deletion at each completion made every read
-// that crossed the memtable fragment them all again until its flush (a start's
-// existence check among thousands of completions cost ~100 µs).
+// that crossed the memtable fragment them all again until its flush.
 func (b *Batch) DeleteInbox(part uint16, id string, next uint64) {
 	if b.checkInstance("delete inbox", part, id) != nil {
 		return
