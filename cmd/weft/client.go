@@ -21,35 +21,16 @@ import (
 func clientCommand(cmd string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	server := fs.String("server", envOr("WEFT_SERVER", "http://localhost:3500"), "")
-	token := fs.String("token", envOr("WEFT_API_TOKEN", ""), "")
-	insecure := fs.Bool("insecure", false, "")
-	id := fs.String("id", "", "")
-	input := fs.String("input", "", "")
-	data := fs.String("data", "", "")
-	wait := fs.Bool("wait", false, "")
-	timeout := fs.Duration("timeout", 5*time.Minute, "")
-	reason := fs.String("reason", "", "")
-	recursive := fs.Bool("recursive", false, "")
-	status := fs.String("status", "", "")
-	name := fs.String("name", "", "")
-	limit := fs.Int("limit", 100, "")
-	asJSON := fs.Bool("json", false, "")
-	version := fs.String("version", "", "")
-	force := fs.Bool("force", false, "")
-	fromEvent := fs.Int64("from-event", -1, "")
-	childID := fs.String("child-id", "", "")
-	olderThan := fs.Duration("all-older-than", 0, "")
-	idemKey := fs.String("idempotency-key", "", "")
-	pos, err := parseInterspersed(fs, args)
+	f := defineClientFlags(fs, cmd)
+	pos, err := parseClientArgs(fs, cmd, args, stdout)
 	if err != nil {
-		return usageErr("%s: %v", cmd, err)
+		return err
 	}
-	c := api.NewClient(*server, *token, *insecure)
+	c := api.NewClient(*f.server, *f.token, *f.insecure)
 	ctx := context.Background()
-	need := func(n int, what string) error {
+	need := func(n int) error {
 		if len(pos) != n {
-			return usageErr("usage: weft %s %s", cmd, what)
+			return usageErr("usage: weft %s %s (weft %s -h for more)", cmd, clientCmds[cmd].args, cmd)
 		}
 		return nil
 	}
@@ -60,28 +41,28 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 			return apiErr(err)
 		}
 		fmt.Fprintln(stdout, newID)
-		if *wait {
-			return waitAndPrint(ctx, c, newID, *timeout, stdout)
+		if *f.wait {
+			return waitAndPrint(ctx, c, newID, *f.timeout, stdout)
 		}
 		return nil
 	}
 	switch cmd {
 	case "start":
-		if err := need(1, "NAME [--id ID] [--input JSON|@file] [--version V] [--wait]"); err != nil {
+		if err := need(1); err != nil {
 			return err
 		}
-		in, err := payload(*input)
+		in, err := payload(*f.input)
 		if err != nil {
 			return usageErr("--input: %v", err)
 		}
-		newID, err := c.Start(ctx, api.StartRequest{Name: pos[0], InstanceID: *id, Input: in, Version: *version})
+		newID, err := c.Start(ctx, api.StartRequest{Name: pos[0], InstanceID: *f.id, Input: in, Version: *f.version})
 		return started(newID, err)
 	case "status":
-		if err := need(1, "ID [--wait] [--timeout 5m]"); err != nil {
+		if err := need(1); err != nil {
 			return err
 		}
-		if *wait {
-			return waitAndPrint(ctx, c, pos[0], *timeout, stdout)
+		if *f.wait {
+			return waitAndPrint(ctx, c, pos[0], *f.timeout, stdout)
 		}
 		st, err := c.Status(ctx, pos[0])
 		if err != nil {
@@ -89,72 +70,71 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		}
 		return printJSON(stdout, st)
 	case "raise":
-		if err := need(2, "ID EVENT [--data JSON|@file] [--idempotency-key KEY]"); err != nil {
+		if err := need(2); err != nil {
 			return err
 		}
-		d, err := payload(*data)
+		d, err := payload(*f.data)
 		if err != nil {
 			return usageErr("--data: %v", err)
 		}
 		var opts []api.RaiseOption
-		if *idemKey != "" {
-			opts = append(opts, api.WithIdempotencyKey(*idemKey))
+		if *f.idem != "" {
+			opts = append(opts, api.WithIdempotencyKey(*f.idem))
 		}
 		return apiErr(c.Raise(ctx, pos[0], pos[1], d, opts...))
 	case "terminate":
-		if err := need(1, "ID [--reason TEXT] [--recursive]"); err != nil {
+		if err := need(1); err != nil {
 			return err
 		}
 		var r json.RawMessage
-		if *reason != "" {
-			r, _ = json.Marshal(*reason)
+		if *f.reason != "" {
+			r, _ = json.Marshal(*f.reason)
 		}
-		return apiErr(c.Terminate(ctx, pos[0], api.TerminateRequest{Reason: r, Recursive: *recursive}))
+		return apiErr(c.Terminate(ctx, pos[0], api.TerminateRequest{Reason: r, Recursive: *f.recursive}))
 	case "pause":
-		if err := need(1, "ID"); err != nil {
+		if err := need(1); err != nil {
 			return err
 		}
-		return apiErr(c.Suspend(ctx, pos[0], *reason))
+		return apiErr(c.Suspend(ctx, pos[0], *f.reason))
 	case "resume":
-		if err := need(1, "ID"); err != nil {
+		if err := need(1); err != nil {
 			return err
 		}
-		return apiErr(c.Resume(ctx, pos[0], *reason))
+		return apiErr(c.Resume(ctx, pos[0], *f.reason))
 	case "purge":
-		const purgeUsage = "ID [--recursive] [--force], or weft purge --all-older-than 720h [--recursive]"
-		if *olderThan > 0 {
-			if err := need(0, purgeUsage); err != nil {
+		if *f.olderThan > 0 {
+			if err := need(0); err != nil {
 				return err
 			}
-			n, err := c.PurgeFinishedBefore(ctx, time.Now().Add(-*olderThan), *recursive)
+			n, err := c.PurgeFinishedBefore(ctx, time.Now().Add(-*f.olderThan), *f.recursive)
 			if err != nil {
 				return apiErr(err)
 			}
-			fmt.Fprintf(stdout, "purged %d instance(s) that finished more than %s ago\n", n, *olderThan)
+			fmt.Fprintf(stdout, "purged %d instance(s) that finished more than %s ago\n", n, *f.olderThan)
 			return nil
 		}
-		if err := need(1, purgeUsage); err != nil {
+		if err := need(1); err != nil {
 			return err
 		}
-		if *force {
-			return apiErr(c.ForcePurge(ctx, pos[0], *recursive))
+		if *f.force {
+			return apiErr(c.ForcePurge(ctx, pos[0], *f.recursive))
 		}
-		return apiErr(c.Purge(ctx, pos[0], *recursive))
+		return apiErr(c.Purge(ctx, pos[0], *f.recursive))
 	case "list":
-		if err := need(0, "[--status RUNNING,FAILED] [--name NAME] [--limit N]"); err != nil {
+		if err := need(0); err != nil {
 			return err
 		}
-		return list(ctx, c, *status, *name, *limit, stdout)
+		return list(ctx, c, *f.status, *f.name, *f.limit, stdout)
 	case "rerun":
-		if err := need(1, "ID --from-event TASK [--id NEW] [--input JSON|@file] [--child-id ID] [--wait]"); err != nil {
+		if err := need(1); err != nil {
 			return err
 		}
-		if *fromEvent < 0 {
+		if *f.fromEvent < 0 {
 			return usageErr("weft rerun: --from-event TASK is required (the TASK column of weft history %s)", pos[0])
 		}
-		req := api.RerunRequest{FromEvent: fromEvent, NewInstanceID: *id, NewChildInstanceID: *childID}
-		if *input != "" {
-			in, err := payload(*input)
+		req := api.RerunRequest{FromEvent: f.fromEvent, NewInstanceID: *f.id, NewChildInstanceID: *f.childID}
+		if *f.input != "" {
+			in, err := payload(*f.input)
 			if err != nil {
 				return usageErr("--input: %v", err)
 			}
@@ -162,41 +142,41 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		}
 		return started(c.Rerun(ctx, pos[0], req))
 	case "history":
-		if err := need(1, "ID [--json]"); err != nil {
+		if err := need(1); err != nil {
 			return err
 		}
 		h, err := c.History(ctx, pos[0])
 		if err != nil {
 			return apiErr(err)
 		}
-		if *asJSON {
+		if *f.asJSON {
 			return printJSON(stdout, h)
 		}
 		printTimeline(stdout, h)
 		return nil
 	case "cluster remove":
-		if err := need(1, "NODE [--reason TEXT]"); err != nil {
+		if err := need(1); err != nil {
 			return err
 		}
-		if err := c.RemoveNode(ctx, pos[0], *reason); err != nil {
+		if err := c.RemoveNode(ctx, pos[0], *f.reason); err != nil {
 			return apiErr(err)
 		}
 		fmt.Fprintf(stdout, "node %s removed: the leaders of its partitions replace its replicas (weft cluster partitions shows the progress)\n", pos[0])
 		return nil
 	case "cluster leave":
-		if err := need(0, "[--timeout 10m] (the node at --server leaves)"); err != nil {
+		if err := need(0); err != nil {
 			return err
 		}
-		if err := c.LeaveCluster(ctx, *timeout); err != nil {
+		if err := c.LeaveCluster(ctx, *f.timeout); err != nil {
 			return apiErr(err)
 		}
-		fmt.Fprintf(stdout, "the node at %s left the cluster: its partitions moved to the others; stop it now\n", *server)
+		fmt.Fprintf(stdout, "the node at %s left the cluster: its partitions moved to the others; stop it now\n", *f.server)
 		return nil
 	case "cluster members", "cluster partitions":
-		if err := need(0, "[--json]"); err != nil {
+		if err := need(0); err != nil {
 			return err
 		}
-		return clusterCommand(ctx, c, cmd, *asJSON, stdout)
+		return clusterCommand(ctx, c, cmd, *f.asJSON, stdout)
 	}
 	return usageErr("unknown command %q", cmd)
 }

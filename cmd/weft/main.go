@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/weftrt/weft/examples/seed"
 	"github.com/weftrt/weft/replay"
@@ -33,7 +34,7 @@ Usage:
   weft status ID [--wait] [--timeout 5m]
   weft raise ID EVENT [--data JSON|@file] [--idempotency-key KEY]
   weft terminate ID [--reason TEXT] [--recursive]
-  weft pause ID | weft resume ID
+  weft pause ID | weft resume ID [--reason TEXT]
   weft purge ID [--recursive] [--force]    --force: also an unfinished instance
   weft purge --all-older-than 720h [--recursive]   every instance finished that long ago
   weft list [--status RUNNING,FAILED] [--name NAME] [--limit N]
@@ -50,6 +51,9 @@ Usage:
   weft cluster remove NODE [--reason TEXT]    remove a node lost for good (its replicas are replaced now)
   weft cluster leave [--timeout 10m]          the node at --server leaves for good (its replicas move; then stop it)
 
+weft COMMAND -h says what a command does and lists its flags; a flag a command
+does not take is an error (exit 2).
+
 Client flags (any command but serve):
   --server URL   the weft server (env WEFT_SERVER, default http://localhost:3500)
   --token TOKEN  the API token (env WEFT_API_TOKEN)
@@ -57,6 +61,16 @@ Client flags (any command but serve):
 
 Exit codes: 0 ok; 1 request or workflow failed; 2 usage; 3 not found;
 4 conflict (id taken, not finished, not running); 5 server unreachable.
+`
+
+const clusterUsage = `usage:
+  weft cluster members [--json]        the cluster's nodes as the server at --server sees them
+  weft cluster partitions [--json]     who owns and leads each partition, its replicas and their state
+  weft cluster remove NODE [--reason TEXT]
+                                       remove a node lost for good (its replicas are replaced now)
+  weft cluster leave [--timeout 10m]   the node at --server leaves for good (its replicas move; then stop it)
+
+weft cluster COMMAND -h says more about each.
 `
 
 // exitError carries an exit code out of a command.
@@ -97,15 +111,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "schedule":
 		err = scheduleCommand(rest, stdout)
 	case "cluster":
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
+			fmt.Fprint(stdout, clusterUsage)
+			return 0
+		}
 		if len(rest) == 0 || (rest[0] != "members" && rest[0] != "partitions" && rest[0] != "remove" && rest[0] != "leave") {
-			err = usageErr("usage: weft cluster members | partitions [--json], weft cluster remove NODE [--reason TEXT], or weft cluster leave")
+			err = usageErr("%s", strings.TrimSpace(clusterUsage))
 		} else {
 			err = clientCommand("cluster "+rest[0], rest[1:], stdout)
 		}
 	default:
 		err = usageErr("unknown command %q (weft help lists them)", cmd)
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, errHelpShown) {
 		return 0
 	}
 	fmt.Fprintln(stderr, "weft:", err)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,27 +31,42 @@ func scheduleCommand(args []string, stdout io.Writer) error {
 		return usageErr("%s", scheduleUsage)
 	}
 	sub := args[0]
+	if sub == "-h" || sub == "--help" || sub == "help" {
+		fmt.Fprintln(stdout, scheduleUsage+"\n\nweft schedule COMMAND -h says more about each.")
+		return errHelpShown
+	}
+	spec, known := scheduleCmds[sub]
+	if !known {
+		return usageErr("unknown command \"schedule %s\"\n%s", sub, scheduleUsage)
+	}
 	fs := flag.NewFlagSet("schedule "+sub, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	server := fs.String("server", envOr("WEFT_SERVER", "http://localhost:3500"), "")
-	token := fs.String("token", envOr("WEFT_API_TOKEN", ""), "")
-	insecure := fs.Bool("insecure", false, "")
-	wf := fs.String("workflow", "", "")
-	input := fs.String("input", "", "")
-	version := fs.String("version", "", "")
-	cronExpr := fs.String("cron", "", "")
-	every := fs.Duration("every", 0, "")
-	overlap := fs.String("overlap", "", "")
-	jitter := fs.Duration("jitter", 0, "")
-	catchup := fs.Duration("catchup-window", 0, "")
-	paused := fs.Bool("paused", false, "")
-	note := fs.String("note", "", "")
-	wait := fs.Bool("wait", false, "")
-	timeout := fs.Duration("timeout", 5*time.Minute, "")
-	asJSON := fs.Bool("json", false, "")
+	server := fs.String("server", envOr("WEFT_SERVER", "http://localhost:3500"), "the weft server's `URL` (env WEFT_SERVER)")
+	token := fs.String("token", envOr("WEFT_API_TOKEN", ""), "the API `TOKEN` (env WEFT_API_TOKEN)")
+	insecure := fs.Bool("insecure", false, "skip TLS certificate verification")
+	wf := fs.String("workflow", "", "the `NAME` of the workflow each run starts")
+	input := fs.String("input", "", "each run's input: `JSON`, or @file to read it from a file")
+	version := fs.String("version", "", "the workflow's named `VERSION` (default: the one registered as latest)")
+	cronExpr := fs.String("cron", "", "a cron `EXPRESSION`: 5 fields, 6 with seconds first, or @hourly, @daily, @every 90s…; read in UTC unless it starts with CRON_TZ=<zone>")
+	every := fs.Duration("every", 0, "a run every `DURATION` (at least 1s), counted from the creation")
+	overlap := fs.String("overlap", "", "what a tick does while earlier runs still run: `POLICY` skip, buffer-one, allow-all or terminate-previous (default skip)")
+	jitter := fs.Duration("jitter", 0, "each run starts up to `DURATION` after its tick (shorter than --every)")
+	catchup := fs.Duration("catchup-window", 0, "after downtime, a tick due within `DURATION` still starts its run late; older ones are missed (default 1h)")
+	paused := fs.Bool("paused", false, "create the schedule paused")
+	note := fs.String("note", "", "`TEXT` saying why, kept with the schedule")
+	wait := fs.Bool("wait", false, "wait until the run finishes and print its status")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait, a `DURATION` such as 30s or 10m")
+	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseInterspersed(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		printCommandHelp(stdout, fs, "weft schedule "+sub+" "+spec.args, spec.about, spec.flags, clientFlagNames)
+		return errHelpShown
+	}
 	if err != nil {
-		return usageErr("schedule %s: %v\n%s", sub, err, scheduleUsage)
+		return usageErr("schedule %s: %v (weft schedule %s -h lists its flags)", sub, err, sub)
+	}
+	if err := onlyFlags(fs, "schedule "+sub, append(slices.Clone(spec.flags), clientFlagNames...)); err != nil {
+		return err
 	}
 	c := api.NewClient(*server, *token, *insecure)
 	ctx := context.Background()
@@ -119,6 +136,19 @@ func scheduleCommand(args []string, stdout io.Writer) error {
 		return apiErr(c.DeleteSchedule(ctx, id))
 	}
 	return usageErr("unknown command \"schedule %s\"\n%s", sub, scheduleUsage)
+}
+
+// scheduleCmds are the `weft schedule` subcommands (see clientCmd).
+var scheduleCmds = map[string]clientCmd{
+	"create": {"ID --workflow NAME (--cron EXPR | --every 10m) [--input JSON|@file] [--version V] [--overlap POLICY] [--jitter 30s] [--catchup-window 1h] [--paused] [--json]",
+		"Creates a schedule: recurring starts of a workflow (docs/schedules.md).",
+		[]string{"workflow", "cron", "every", "input", "version", "overlap", "jitter", "catchup-window", "paused", "json"}},
+	"list":    {"[--json]", "Lists the schedules.", []string{"json"}},
+	"show":    {"ID [--json]", "Prints a schedule, its next tick and its recent runs.", []string{"json"}},
+	"pause":   {"ID [--note TEXT] [--json]", "Pauses a schedule: no tick starts a run until weft schedule resume.", []string{"note", "json"}},
+	"resume":  {"ID [--note TEXT] [--json]", "Resumes a paused schedule.", []string{"note", "json"}},
+	"trigger": {"ID [--wait [--timeout 5m]]", "Starts a run now, as a tick would (its overlap policy applies); prints the run's id.", []string{"wait", "timeout"}},
+	"delete":  {"ID", "Deletes a schedule; runs it started keep running.", nil},
 }
 
 func printSchedule(w io.Writer, s *api.Schedule, asJSON bool) error {
