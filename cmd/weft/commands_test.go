@@ -21,6 +21,7 @@ func TestCommandUsage(t *testing.T) {
 	}{
 		{args: []string{"rerun", "-h"}, exit: 0,
 			stdout: []string{"usage: weft rerun ID --from-event TASK", "--from-event TASK", "--child-id ID", "--timeout DURATION", "(default 5m0s)", "--server URL"}},
+		{args: []string{"help", "schedule", "trigger"}, exit: 0, stdout: []string{"usage: weft schedule trigger ID", "--wait"}},
 		{args: []string{"purge", "--help"}, exit: 0, stdout: []string{"--all-older-than DURATION", "--force"}},
 		{args: []string{"cluster", "leave", "-h"}, exit: 0, stdout: []string{"usage: weft cluster leave", "(default 10m0s)"}},
 		{args: []string{"cluster", "-h"}, exit: 0, stdout: []string{"weft cluster partitions [--json]", "weft cluster COMMAND -h"}},
@@ -29,6 +30,9 @@ func TestCommandUsage(t *testing.T) {
 		// The token from the environment is a secret: help never prints it.
 		{args: []string{"status", "-h"}, exit: 0, stdout: []string{"--token TOKEN"}, notInOutput: "s3cret-token"},
 
+		{args: []string{"serve", "-h"}, exit: 0, stdout: []string{"usage: weft serve [flags]", "-grpc string", "WEFT_ACTIVITY_CONCURRENCY"}, notInOutput: "s3cret-token"},
+		{args: []string{"help", "serve"}, exit: 0, stdout: []string{"usage: weft serve [flags]"}},
+		{args: []string{"serve", "--nope"}, exit: 2, stderr: []string{"flag provided but not defined: -nope", "weft serve -h"}},
 		{args: []string{"pause", "x", "--force"}, exit: 2, stderr: []string{"weft pause does not take --force", "weft pause -h"}},
 		{args: []string{"status", "x", "--json", "--limit", "3"}, exit: 2, stderr: []string{"weft status does not take --json, --limit"}},
 		{args: []string{"schedule", "delete", "x", "--json"}, exit: 2, stderr: []string{"weft schedule delete does not take --json"}},

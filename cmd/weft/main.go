@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/weftrt/weft/examples/seed"
@@ -51,8 +52,8 @@ Usage:
   weft cluster remove NODE [--reason TEXT]    remove a node lost for good (its replicas are replaced now)
   weft cluster leave [--timeout 10m]          the node at --server leaves for good (its replicas move; then stop it)
 
-weft COMMAND -h says what a command does and lists its flags; a flag a command
-does not take is an error (exit 2).
+weft COMMAND -h (or weft help COMMAND) says what a command does and lists its
+flags; a flag a command does not take is an error (exit 2).
 
 Client flags (any command but serve):
   --server URL   the weft server (env WEFT_SERVER, default http://localhost:3500)
@@ -90,6 +91,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 && args[0] == "help" {
+		return run(append(slices.Clone(args[1:]), "-h"), stdout, stderr) // weft help rerun = weft rerun -h
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -97,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		err = serve(rest, stderr)
+		err = serve(rest, stdout, stderr)
 	case "start", "status", "raise", "terminate", "pause", "resume", "purge", "list", "history", "rerun":
 		err = clientCommand(cmd, rest, stdout)
 	case "replay":

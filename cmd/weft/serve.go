@@ -26,14 +26,24 @@ import (
 	"github.com/weftrt/weft/examples/seed"
 )
 
+// flagSet reports whether the command line set the flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // serve runs one node until SIGINT or SIGTERM. Every flag has a WEFT_* variable.
-func serve(args []string, stderr io.Writer) error {
+func serve(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are returned; -h is answered below
+	fs.Usage = func() {}
 	data := fs.String("data", envOr("WEFT_DATA", "./weft-data"), "data directory (WEFT_DATA)")
 	httpAddr := fs.String("http", envOr("WEFT_HTTP", ":3500"), "HTTP listen address (WEFT_HTTP)")
 	grpcAddr := fs.String("grpc", envOr("WEFT_GRPC", ":50001"), "gRPC listen address for Dapr's workflow SDKs (the durabletask protocol), or off (WEFT_GRPC)")
-	token := fs.String("api-token", envOr("WEFT_API_TOKEN", ""), "require this token on API calls (WEFT_API_TOKEN)")
+	// The token's default is not the flag's: -h prints defaults, and must not
+	// print a secret from the environment.
+	token := fs.String("api-token", "", "require this token on API calls (WEFT_API_TOKEN)")
 	tlsCert := fs.String("tls-cert", envOr("WEFT_TLS_CERT", ""), "TLS certificate file (WEFT_TLS_CERT)")
 	tlsKey := fs.String("tls-key", envOr("WEFT_TLS_KEY", ""), "TLS key file (WEFT_TLS_KEY)")
 	maxBody := fs.String("max-body", envOr("WEFT_MAX_BODY", "4MiB"), "request body limit, e.g. 512KiB, 4MiB (WEFT_MAX_BODY)")
@@ -41,8 +51,8 @@ func serve(args []string, stderr io.Writer) error {
 	logLevel := fs.String("log-level", envOr("WEFT_LOG_LEVEL", "info"), "debug, info, warn or error (WEFT_LOG_LEVEL)")
 	pprof := fs.Bool("pprof", envOr("WEFT_PPROF", "") == "true", "serve /debug/pprof/ (WEFT_PPROF=true)")
 	partitions := fs.Int("partitions", atoiOr(envOr("WEFT_PARTITIONS", ""), 0), "partitions of a new data directory (default 256; WEFT_PARTITIONS)")
-	activities := fs.Int("activity-concurrency", atoiOr(envOr("WEFT_ACTIVITY_CONCURRENCY", ""), 0), "activity attempts run at once (default 256)")
-	maxActive := fs.Int("max-active", atoiOr(envOr("WEFT_MAX_ACTIVE", ""), 0), "instances held in memory (default 10000)")
+	activities := fs.Int("activity-concurrency", atoiOr(envOr("WEFT_ACTIVITY_CONCURRENCY", ""), 0), "activity attempts run at once on this node (default 256; WEFT_ACTIVITY_CONCURRENCY)")
+	maxActive := fs.Int("max-active", atoiOr(envOr("WEFT_MAX_ACTIVE", ""), 0), "instances held in memory (default 10000; WEFT_MAX_ACTIVE)")
 	retention := fs.String("retention", envOr("WEFT_RETENTION", ""), "purge finished instances this long after they finish, by final status: comma-separated status=duration pairs, statuses completed, failed, terminated or any, e.g. completed=720h,any=2160h; children go with their parents (default off: kept for ever; WEFT_RETENTION)")
 	activityLimits := &repeated{}
 	if v := envOr("WEFT_ACTIVITY_LIMITS", ""); v != "" {
@@ -72,8 +82,16 @@ func serve(args []string, stderr io.Writer) error {
 	snapshotRate := fs.String("snapshot-rate", envOr("WEFT_SNAPSHOT_RATE", "32MiB"), "cluster: bytes per second this node streams to the replicas it catches up by snapshot, e.g. 32MiB (WEFT_SNAPSHOT_RATE)")
 	leaveTimeout := fs.Duration("leave-timeout", durOr(envOr("WEFT_LEAVE_TIMEOUT", ""), 2*time.Minute), "cluster: on SIGTERM, how long to hand the partitions this node serves over (leadership; with --replicas 1, the partitions) before stopping anyway (WEFT_LEAVE_TIMEOUT)")
 	approvalTimeout := fs.Duration("approval-timeout", durOr(envOr("WEFT_APPROVAL_TIMEOUT", ""), 24*time.Hour), "with --samples, OrderProcessingWorkflow: how long to wait for ManagerApproval (WEFT_APPROVAL_TIMEOUT)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, "usage: weft serve [flags]\n\nRuns a node: the HTTP API and web UI, the gRPC endpoint for Dapr's workflow SDKs, and\nthe workflows, on the embedded single-node store unless --gossip or --join make it a\ncluster member. Every flag also reads the WEFT_ environment variable its help names.\n\nFlags:\n")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return errHelpShown
+	} else if err != nil {
+		return &exitError{2, fmt.Errorf("serve: %w (weft serve -h lists the flags)", err)}
+	}
+	if !flagSet(fs, "api-token") {
+		*token = envOr("WEFT_API_TOKEN", "")
 	}
 	if fs.NArg() > 0 {
 		return usageErr("serve takes no arguments, got %q", fs.Args())
