@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -85,6 +86,9 @@ func NewGRPCServer(s *Server, opts Options, extra ...grpc.ServerOption) *grpc.Se
 		grpc.InitialWindowSize(4 << 20),
 		grpc.InitialConnWindowSize(16 << 20),
 	}
+	// Outermost: a panic in a handler ends the call with Internal, not the
+	// process with every workflow on it (grpc-go does not recover handlers).
+	all = append(all, grpc.ChainUnaryInterceptor(s.recoverUnary), grpc.ChainStreamInterceptor(s.recoverStream))
 	if opts.Token != "" {
 		all = append(all, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			if err := checkToken(ctx, opts.Token); err != nil {
@@ -102,6 +106,26 @@ func NewGRPCServer(s *Server, opts Options, extra ...grpc.ServerOption) *grpc.Se
 	desc := serviceDesc(s)
 	g.RegisterService(&desc, s)
 	return g
+}
+
+func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
+	defer s.recovered(info.FullMethod, &err)
+	return next(ctx, req)
+}
+
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) (err error) {
+	defer s.recovered(info.FullMethod, &err)
+	return next(srv, ss)
+}
+
+// recovered turns a handler's panic into the call's error, logged with its stack.
+func (s *Server) recovered(method string, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	s.log.Error("a gRPC handler panicked; the call fails and the server goes on", "method", method, "panic", p, "stack", string(debug.Stack()))
+	*err = status.Errorf(codes.Internal, "internal error in %s: %v (a bug in weft: the server's log has the stack)", method, p)
 }
 
 func checkToken(ctx context.Context, want string) error {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,9 +72,12 @@ func serveRuntime(t *testing.T, opts Options) (testClient, *weft.Runtime) {
 }
 
 // serveWith is serveRuntime with the runtime's options too.
-func serveWith(t *testing.T, ro weft.Options, opts Options) (testClient, *weft.Runtime) {
+func serveWith(t testing.TB, ro weft.Options, opts Options) (testClient, *weft.Runtime) {
 	t.Helper()
-	ro.Dir, ro.Logger, ro.RemoteWorkers, ro.StallRetryDelay = t.TempDir(), quiet, true, 50*time.Millisecond
+	ro.Dir, ro.RemoteWorkers, ro.StallRetryDelay = t.TempDir(), true, 50*time.Millisecond
+	if ro.Logger == nil {
+		ro.Logger = quiet
+	}
 	rt, err := weft.Open(ro)
 	if err != nil {
 		t.Fatal(err)
@@ -401,5 +405,47 @@ func TestOrchestrationResultRejects(t *testing.T) {
 	}})
 	if err != nil || len(res.Actions) != 2 || res.Actions[1].Kind != workflow.WorkflowCompleted || res.Actions[0].Instance != "p:0001" {
 		t.Fatalf("reordered result: %v %+v", err, res.Actions)
+	}
+}
+
+// TestHandlerPanicFailsTheCallOnly: a panic in a handler (here: a server with
+// no runtime behind it) ends that call with Internal, logged with its stack;
+// the server answers the next call. grpc-go itself would let it end the
+// process.
+func TestHandlerPanicFailsTheCallOnly(t *testing.T) {
+	watch := &panicWatch{}
+	s := &Server{log: slog.New(watch)}
+	g := NewGRPCServer(s, Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(ln)
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := protos.NewTaskHubSidecarServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Anything"})
+	wantCode(t, "a call whose handler panics", err, codes.Internal)
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "StartInstance") || !strings.Contains(msg, "nil pointer") {
+		t.Errorf("message %q: want the method and the panic", msg)
+	}
+	// The only stream handler does not panic without a runtime: the stream
+	// interceptor is called as grpc would.
+	err = s.recoverStream(nil, nil, &grpc.StreamServerInfo{FullMethod: "/TaskHubSidecarService/GetWorkItems"},
+		func(any, grpc.ServerStream) error { panic("boom") })
+	wantCode(t, "a stream whose handler panics", err, codes.Internal)
+	if _, err := c.Hello(ctx, &emptypb.Empty{}); err != nil {
+		t.Fatalf("the server after the panics: %v", err)
+	}
+	logged := watch.take()
+	if len(logged) != 2 || !strings.Contains(logged[0], "stack=") {
+		t.Errorf("logged: %q, want both panics with their stacks", logged)
 	}
 }
