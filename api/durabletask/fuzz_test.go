@@ -131,12 +131,6 @@ func FuzzWorkerAnswer(f *testing.F) {
 	}
 	watch := &panicWatch{}
 	c, _ := serveWith(f, weft.Options{Logger: slog.New(watch)}, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	f.Cleanup(cancel)
-	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
-	if err != nil {
-		f.Fatal(err)
-	}
 	n := 0
 	f.Fuzz(func(t *testing.T, b []byte) {
 		res := new(protos.WorkflowResponse)
@@ -145,22 +139,29 @@ func FuzzWorkerAnswer(f *testing.F) {
 		}
 		n++
 		id := fmt.Sprintf("fz-%d", n)
-		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
+		// A stream per input: when it ends, what it held goes back to the pool
+		// and comes to the next input's stream, which finishes it off.
+		stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{Name: "Fz", InstanceId: id}); err != nil {
 			t.Fatal(err)
 		}
-		for { // this instance's episode; earlier inputs' work is left unanswered
+		for {
 			wi, err := stream.Recv()
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("waiting for the episode of %s: %v", id, err)
 			}
 			if wi.GetWorkflowRequest().GetInstanceId() == id {
 				break
 			}
+			finishOff(ctx, c, wi)
 		}
 		res.InstanceId = id
-		_, err := c.CompleteWorkflowTask(ctx, res)
+		_, err = c.CompleteWorkflowTask(ctx, res)
 		answered(t, fmt.Sprintf("answer %v", res), err)
 		_, err = c.GetInstance(ctx, &protos.GetInstanceRequest{InstanceId: id, GetInputsAndOutputs: true})
 		answered(t, "status after the answer", err)
@@ -168,6 +169,22 @@ func FuzzWorkerAnswer(f *testing.F) {
 			t.Fatalf("answer %v: the server panicked:\n%s", res, strings.Join(p, "\n"))
 		}
 	})
+}
+
+// finishOff answers work that earlier inputs left (their activities, their
+// children's and their own later episodes) so that it ends instead of piling
+// up: a worker holds at most 128 items unanswered, and gets nothing more.
+func finishOff(ctx context.Context, c testClient, wi *protos.WorkItem) {
+	if a := wi.GetActivityRequest(); a != nil {
+		_, _ = c.CompleteActivityTask(ctx, &protos.ActivityResponse{InstanceId: a.GetWorkflowInstance().GetInstanceId(), TaskId: a.GetTaskId(),
+			Result: wrapperspb.String("null")})
+		return
+	}
+	if w := wi.GetWorkflowRequest(); w != nil {
+		_, _ = c.CompleteWorkflowTask(ctx, &protos.WorkflowResponse{InstanceId: w.GetInstanceId(), Actions: []*protos.WorkflowAction{{Id: 1 << 20,
+			WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+				WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}}})
+	}
 }
 
 // clientCalls are the unary calls a client makes, each with a request of its
