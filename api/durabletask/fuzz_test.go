@@ -189,83 +189,58 @@ func finishOff(ctx context.Context, c testClient, wi *protos.WorkItem) {
 
 // clientCalls are the unary calls a client makes, each with a request of its
 // own type; FuzzClientCalls picks one by the input's first byte.
-var clientCalls = []struct {
-	name string
-	req  func() proto.Message
-	call func(testClient, context.Context, proto.Message, ...grpc.CallOption) error
-}{
-	{"StartInstance", func() proto.Message { return new(protos.CreateInstanceRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.StartInstance(ctx, m.(*protos.CreateInstanceRequest), o...)
-		return err
-	}},
-	{"RaiseEvent", func() proto.Message { return new(protos.RaiseEventRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.RaiseEvent(ctx, m.(*protos.RaiseEventRequest), o...)
-		return err
-	}},
-	{"TerminateInstance", func() proto.Message { return new(protos.TerminateRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.TerminateInstance(ctx, m.(*protos.TerminateRequest), o...)
-		return err
-	}},
-	{"SuspendInstance", func() proto.Message { return new(protos.SuspendRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.SuspendInstance(ctx, m.(*protos.SuspendRequest), o...)
-		return err
-	}},
-	{"ResumeInstance", func() proto.Message { return new(protos.ResumeRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.ResumeInstance(ctx, m.(*protos.ResumeRequest), o...)
-		return err
-	}},
-	{"PurgeInstances", func() proto.Message { return new(protos.PurgeInstancesRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.PurgeInstances(ctx, m.(*protos.PurgeInstancesRequest), o...)
-		return err
-	}},
-	{"GetInstance", func() proto.Message { return new(protos.GetInstanceRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.GetInstance(ctx, m.(*protos.GetInstanceRequest), o...)
-		return err
-	}},
-	{"RerunWorkflowFromEvent", func() proto.Message { return new(protos.RerunWorkflowFromEventRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.RerunWorkflowFromEvent(ctx, m.(*protos.RerunWorkflowFromEventRequest), o...)
-		return err
-	}},
-	{"ListInstanceIDs", func() proto.Message { return new(protos.ListInstanceIDsRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.ListInstanceIDs(ctx, m.(*protos.ListInstanceIDsRequest), o...)
-		return err
-	}},
-	{"GetInstanceHistory", func() proto.Message { return new(protos.GetInstanceHistoryRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.GetInstanceHistory(ctx, m.(*protos.GetInstanceHistoryRequest), o...)
-		return err
-	}},
-	{"QueryInstances", func() proto.Message { return new(protos.QueryInstancesRequest) }, func(c testClient, ctx context.Context, m proto.Message, _ ...grpc.CallOption) error {
-		_, err := c.QueryInstances(ctx, m.(*protos.QueryInstancesRequest))
-		return err
-	}},
-	{"CompleteActivityTask", func() proto.Message { return new(protos.ActivityResponse) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		_, err := c.CompleteActivityTask(ctx, m.(*protos.ActivityResponse), o...)
-		return err
-	}},
+var clientCalls = []clientCall{
+	unary("StartInstance", testClient.StartInstance),
+	unary("RaiseEvent", testClient.RaiseEvent),
+	unary("TerminateInstance", testClient.TerminateInstance),
+	unary("SuspendInstance", testClient.SuspendInstance),
+	unary("ResumeInstance", testClient.ResumeInstance),
+	unary("PurgeInstances", testClient.PurgeInstances),
+	unary("GetInstance", testClient.GetInstance),
+	unary("RerunWorkflowFromEvent", testClient.RerunWorkflowFromEvent),
+	unary("ListInstanceIDs", testClient.ListInstanceIDs),
+	unary("GetInstanceHistory", testClient.GetInstanceHistory),
+	unary("QueryInstances", testClient.QueryInstances),
+	unary("CompleteActivityTask", testClient.CompleteActivityTask),
 	// The waits block by design: they get a short deadline of their own, and
 	// running out of it is their answer.
-	{"WaitForInstanceStart", func() proto.Message { return new(protos.GetInstanceRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		return waitBriefly(ctx, func(ctx context.Context) error {
-			_, err := c.WaitForInstanceStart(ctx, m.(*protos.GetInstanceRequest), o...)
-			return err
-		})
-	}},
-	{"WaitForInstanceCompletion", func() proto.Message { return new(protos.GetInstanceRequest) }, func(c testClient, ctx context.Context, m proto.Message, o ...grpc.CallOption) error {
-		return waitBriefly(ctx, func(ctx context.Context) error {
-			_, err := c.WaitForInstanceCompletion(ctx, m.(*protos.GetInstanceRequest), o...)
-			return err
-		})
-	}},
+	waitBriefly(unary("WaitForInstanceStart", testClient.WaitForInstanceStart)),
+	waitBriefly(unary("WaitForInstanceCompletion", testClient.WaitForInstanceCompletion)),
 }
 
-// waitBriefly runs a wait with a 200 ms deadline; its running out is not an error.
-func waitBriefly(ctx context.Context, wait func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	if err := wait(ctx); status.Code(err) != codes.DeadlineExceeded {
-		return err
+type clientCall struct {
+	name string
+	req  func() proto.Message
+	call func(testClient, context.Context, proto.Message) error
+}
+
+// unary makes a clientCall of a client method.
+func unary[Req proto.Message, Resp any](name string, method func(testClient, context.Context, Req, ...grpc.CallOption) (Resp, error)) clientCall {
+	return clientCall{
+		name: name,
+		req: func() proto.Message {
+			var none Req
+			return none.ProtoReflect().Type().New().Interface()
+		},
+		call: func(c testClient, ctx context.Context, m proto.Message) error {
+			_, err := method(c, ctx, m.(Req))
+			return err
+		},
 	}
-	return nil
+}
+
+// waitBriefly gives a wait a 200 ms deadline; its running out is not an error.
+func waitBriefly(w clientCall) clientCall {
+	call := w.call
+	w.call = func(c testClient, ctx context.Context, m proto.Message) error {
+		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		if err := call(c, ctx, m); status.Code(err) != codes.DeadlineExceeded {
+			return err
+		}
+		return nil
+	}
+	return w
 }
 
 // FuzzClientCalls sends one client call (the input's first byte picks which;

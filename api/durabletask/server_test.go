@@ -38,13 +38,13 @@ type testClient struct {
 	conn *grpc.ClientConn
 }
 
-func (c testClient) invoke(ctx context.Context, method string, req, resp any) error {
-	return c.conn.Invoke(ctx, "/TaskHubSidecarService/"+method, req, resp)
+func (c testClient) invoke(ctx context.Context, method string, req, resp any, opts ...grpc.CallOption) error {
+	return c.conn.Invoke(ctx, "/TaskHubSidecarService/"+method, req, resp, opts...)
 }
 
-func (c testClient) QueryInstances(ctx context.Context, req *protos.QueryInstancesRequest) (*protos.QueryInstancesResponse, error) {
+func (c testClient) QueryInstances(ctx context.Context, req *protos.QueryInstancesRequest, opts ...grpc.CallOption) (*protos.QueryInstancesResponse, error) {
 	resp := new(protos.QueryInstancesResponse)
-	return resp, c.invoke(ctx, "QueryInstances", req, resp)
+	return resp, c.invoke(ctx, "QueryInstances", req, resp, opts...)
 }
 
 // startWithPolicy starts as durabletask-go v0.6 does, with an id-reuse policy

@@ -89,10 +89,7 @@ func defineClientFlags(fs *flag.FlagSet, cmd string) *clientFlags {
 	if cmd == "cluster leave" {
 		timeoutDefault = 10 * time.Minute
 	}
-	return &clientFlags{
-		server:    fs.String("server", envOr("WEFT_SERVER", "http://localhost:3500"), "the weft server's `URL` (env WEFT_SERVER)"),
-		token:     fs.String("token", envOr("WEFT_API_TOKEN", ""), "the API `TOKEN` (env WEFT_API_TOKEN)"),
-		insecure:  fs.Bool("insecure", false, "skip TLS certificate verification"),
+	f := &clientFlags{
 		id:        fs.String("id", "", "the new instance's `ID` (default: generated)"),
 		input:     fs.String("input", "", "the input: `JSON`, or @file to read it from a file"),
 		data:      fs.String("data", "", "the event's data: `JSON`, or @file to read it from a file"),
@@ -111,6 +108,16 @@ func defineClientFlags(fs *flag.FlagSet, cmd string) *clientFlags {
 		olderThan: fs.Duration("all-older-than", 0, "every instance that finished more than `DURATION` ago (e.g. 720h)"),
 		idem:      fs.String("idempotency-key", "", "the same `KEY` sent again delivers the event once"),
 	}
+	f.server, f.token, f.insecure = defineConnFlags(fs)
+	return f
+}
+
+// defineConnFlags defines the flags that say which server to talk to, and how
+// (clientFlagNames), for every client command.
+func defineConnFlags(fs *flag.FlagSet) (server, token *string, insecure *bool) {
+	return fs.String("server", envOr("WEFT_SERVER", "http://localhost:3500"), "the weft server's `URL` (env WEFT_SERVER)"),
+		fs.String("token", envOr("WEFT_API_TOKEN", ""), "the API `TOKEN` (env WEFT_API_TOKEN)"),
+		fs.Bool("insecure", false, "skip TLS certificate verification")
 }
 
 // parseClientArgs parses a client command's arguments. A help flag prints the

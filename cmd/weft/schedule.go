@@ -41,9 +41,7 @@ func scheduleCommand(args []string, stdout io.Writer) error {
 	}
 	fs := flag.NewFlagSet("schedule "+sub, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	server := fs.String("server", envOr("WEFT_SERVER", "http://localhost:3500"), "the weft server's `URL` (env WEFT_SERVER)")
-	token := fs.String("token", envOr("WEFT_API_TOKEN", ""), "the API `TOKEN` (env WEFT_API_TOKEN)")
-	insecure := fs.Bool("insecure", false, "skip TLS certificate verification")
+	server, token, insecure := defineConnFlags(fs)
 	wf := fs.String("workflow", "", "the `NAME` of the workflow each run starts")
 	input := fs.String("input", "", "each run's input: `JSON`, or @file to read it from a file")
 	version := fs.String("version", "", "the workflow's named `VERSION` (default: the one registered as latest)")
