@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -131,7 +132,10 @@ func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if p := recover(); p != nil {
-				s.log.Error("http handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p)
+				if p == http.ErrAbortHandler {
+					panic(p) // net/http's own way to abort a response
+				}
+				s.log.Error("http handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
 				writeError(w, &Error{http.StatusInternalServerError, CodeInternal, "internal error"})
 			}
 		}()
