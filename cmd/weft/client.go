@@ -102,9 +102,15 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		}
 		return apiErr(c.Resume(ctx, pos[0], *f.reason))
 	case "purge":
+		if *f.olderThan < 0 {
+			return usageErr("weft purge: --all-older-than %s: want a positive duration such as 720h", *f.olderThan)
+		}
 		if *f.olderThan > 0 {
 			if err := need(0); err != nil {
 				return err
+			}
+			if *f.force {
+				return usageErr("weft purge: --force purges one unfinished instance (weft purge ID --force); --all-older-than purges finished ones only")
 			}
 			n, err := c.PurgeFinishedBefore(ctx, time.Now().Add(-*f.olderThan), *f.recursive)
 			if err != nil {

@@ -38,6 +38,8 @@ func TestCommandUsage(t *testing.T) {
 		{args: []string{"schedule", "delete", "x", "--json"}, exit: 2, stderr: []string{"weft schedule delete does not take --json"}},
 		{args: []string{"list", "--bogus"}, exit: 2, stderr: []string{"flag provided but not defined: -bogus", "weft list -h"}},
 		{args: []string{"status"}, exit: 2, stderr: []string{"usage: weft status ID"}},
+		{args: []string{"purge", "--all-older-than", "720h", "--force"}, exit: 2, stderr: []string{"--all-older-than purges finished ones only"}},
+		{args: []string{"purge", "--all-older-than", "-5h"}, exit: 2, stderr: []string{"want a positive duration"}},
 		{args: []string{"raise", "x"}, exit: 2, stderr: []string{"usage: weft raise ID EVENT"}},
 		{args: []string{"rerun", "x"}, exit: 2, stderr: []string{"--from-event TASK is required"}},
 		{args: []string{"cluster", "join"}, exit: 2, stderr: []string{"usage:", "weft cluster members"}},
