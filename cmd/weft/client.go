@@ -130,6 +130,9 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		if err := need(0); err != nil {
 			return err
 		}
+		if *f.limit < 1 {
+			return usageErr("weft list: --limit %d: want at least 1", *f.limit)
+		}
 		return list(ctx, c, *f.status, *f.name, *f.limit, stdout)
 	case "rerun":
 		if err := need(1); err != nil {
