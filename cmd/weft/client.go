@@ -133,7 +133,20 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 		if *f.limit < 1 {
 			return usageErr("weft list: --limit %d: want at least 1", *f.limit)
 		}
-		return list(ctx, c, *f.status, *f.name, *f.limit, stdout)
+		if *f.maxAge < 0 {
+			return usageErr("weft list: --max-age %s: want a positive duration such as 24h", *f.maxAge)
+		}
+		q := url.Values{}
+		if *f.status != "" {
+			q.Set("status", *f.status)
+		}
+		if *f.name != "" {
+			q.Set("name", *f.name)
+		}
+		if *f.maxAge > 0 {
+			q.Set("createdFrom", time.Now().Add(-*f.maxAge).UTC().Format(time.RFC3339Nano))
+		}
+		return list(ctx, c, q, *f.limit, *f.asJSON, stdout)
 	case "rerun":
 		if err := need(1); err != nil {
 			return err
@@ -343,31 +356,32 @@ func waitAndPrint(ctx context.Context, c *api.Client, id string, timeout time.Du
 	}
 }
 
-func list(ctx context.Context, c *api.Client, status, name string, limit int, stdout io.Writer) error {
-	q := url.Values{}
-	if status != "" {
-		q.Set("status", status)
-	}
-	if name != "" {
-		q.Set("name", name)
-	}
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED")
-	shown := 0
-	for shown < limit {
-		q.Set("pageSize", fmt.Sprint(min(limit-shown, 1000)))
+// list prints up to limit instances matching q, oldest first: a table, or a
+// JSON array.
+func list(ctx context.Context, c *api.Client, q url.Values, limit int, asJSON bool, stdout io.Writer) error {
+	var all []api.Summary
+	for len(all) < limit {
+		q.Set("pageSize", fmt.Sprint(min(limit-len(all), 1000)))
 		page, err := c.List(ctx, q)
 		if err != nil {
 			return apiErr(err)
 		}
-		for _, in := range page.Instances {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Status, in.CreatedAt.Format(time.RFC3339))
-			shown++
-		}
+		all = append(all, page.Instances...)
 		if page.NextPageToken == "" {
 			break
 		}
 		q.Set("pageToken", page.NextPageToken)
+	}
+	if asJSON {
+		if all == nil {
+			all = []api.Summary{}
+		}
+		return printJSON(stdout, all)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED")
+	for _, in := range all {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Status, in.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }

@@ -43,9 +43,9 @@ var clientCmds = map[string]clientCmd{
 	"purge": {"ID [--recursive] [--force], or weft purge --all-older-than 720h [--recursive]",
 		"Deletes a finished instance and its history, or every instance that finished longer ago than --all-older-than.",
 		[]string{"recursive", "force", "all-older-than"}},
-	"list": {"[--status RUNNING,FAILED] [--name NAME] [--limit N]",
+	"list": {"[--status RUNNING,FAILED] [--name NAME] [--max-age 24h] [--limit N] [--json]",
 		"Lists instances, oldest first.",
-		[]string{"status", "name", "limit"}},
+		[]string{"status", "name", "max-age", "limit", "json"}},
 	"history": {"ID [--json]",
 		"Prints an instance's history as a timeline.",
 		[]string{"json"}},
@@ -79,7 +79,7 @@ type clientFlags struct {
 	childID                     *string
 	wait, recursive, asJSON     *bool
 	force                       *bool
-	timeout, olderThan          *time.Duration
+	timeout, olderThan, maxAge  *time.Duration
 	limit                       *int
 	fromEvent                   *int64
 }
@@ -106,6 +106,7 @@ func defineClientFlags(fs *flag.FlagSet, cmd string) *clientFlags {
 		fromEvent: fs.Int64("from-event", -1, "the call to run again: its `TASK` id (weft history's TASK column)"),
 		childID:   fs.String("child-id", "", "the `ID` of the child workflow a rerun from a child's start runs (default: derived from the new instance's id)"),
 		olderThan: fs.Duration("all-older-than", 0, "every instance that finished more than `DURATION` ago (e.g. 720h)"),
+		maxAge:    fs.Duration("max-age", 0, "only instances created within the last `DURATION` (e.g. 24h)"),
 		idem:      fs.String("idempotency-key", "", "the same `KEY` sent again delivers the event once"),
 	}
 	f.server, f.token, f.insecure = defineConnFlags(fs)

@@ -41,6 +41,7 @@ func TestCommandUsage(t *testing.T) {
 		{args: []string{"purge", "--all-older-than", "720h", "--force"}, exit: 2, stderr: []string{"--all-older-than purges finished ones only"}},
 		{args: []string{"purge", "--all-older-than", "-5h"}, exit: 2, stderr: []string{"want a positive duration"}},
 		{args: []string{"list", "--limit", "0"}, exit: 2, stderr: []string{"--limit 0: want at least 1"}},
+		{args: []string{"list", "--max-age", "-1h"}, exit: 2, stderr: []string{"--max-age -1h0m0s: want a positive duration"}},
 		{args: []string{"raise", "x"}, exit: 2, stderr: []string{"usage: weft raise ID EVENT"}},
 		{args: []string{"rerun", "x"}, exit: 2, stderr: []string{"--from-event TASK is required"}},
 		{args: []string{"cluster", "join"}, exit: 2, stderr: []string{"usage:", "weft cluster members"}},

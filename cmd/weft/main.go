@@ -38,7 +38,7 @@ Usage:
   weft pause ID | weft resume ID [--reason TEXT]
   weft purge ID [--recursive] [--force]    --force: also an unfinished instance
   weft purge --all-older-than 720h [--recursive]   every instance finished that long ago
-  weft list [--status RUNNING,FAILED] [--name NAME] [--limit N]
+  weft list [--status RUNNING,FAILED] [--name NAME] [--max-age 24h] [--limit N] [--json]
   weft history ID [--json]
   weft rerun ID --from-event TASK [--id NEW] [--input JSON|@file] [--child-id ID] [--wait]
                                               a new instance from a finished one's call (TASK: weft history's column)

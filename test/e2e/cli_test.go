@@ -275,6 +275,30 @@ func TestCLI(t *testing.T) {
 		if _, ids := rows(cli(t, exitOK, "list", "--name", "NoSuchWorkflow").Stdout); len(ids) != 0 {
 			t.Errorf("list of nothing: %v", ids)
 		}
+		// --json, and --max-age (created within): the fan-outs were created a
+		// moment ago, so within an hour and not within the last millisecond.
+		jsonIDs := func(out string) []string {
+			var got []struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("list --json: %v\n%s", err, out)
+			}
+			var ids []string
+			for _, in := range got {
+				ids = append(ids, in.ID+":"+in.Status)
+			}
+			return ids
+		}
+		r = cli(t, exitOK, "list", "--name", "FanOutFanInWorkflow", "--max-age", "1h", "--json")
+		if got := strings.Join(jsonIDs(r.Stdout), ","); got != "cli-fan-a:COMPLETED,cli-fan-b:COMPLETED,cli-fan-c:COMPLETED" {
+			t.Errorf("list --max-age 1h --json: %s", got)
+		}
+		r = cli(t, exitOK, "list", "--name", "FanOutFanInWorkflow", "--max-age", "1ms", "--json")
+		if got := jsonIDs(r.Stdout); len(got) != 0 || strings.TrimSpace(r.Stdout) != "[]" {
+			t.Errorf("list --max-age 1ms --json: %q", r.Stdout)
+		}
 	})
 
 	t.Run("server from environment", func(t *testing.T) {
