@@ -22,7 +22,7 @@ func clientCommand(cmd string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	f := defineClientFlags(fs, cmd)
-	pos, err := parseClientArgs(fs, cmd, args, stdout)
+	pos, err := parseCommandArgs(fs, cmd, clientCmds[cmd], args, stdout)
 	if err != nil {
 		return err
 	}

@@ -121,24 +121,27 @@ func defineConnFlags(fs *flag.FlagSet) (server, token *string, insecure *bool) {
 		fs.Bool("insecure", false, "skip TLS certificate verification")
 }
 
-// parseClientArgs parses a client command's arguments. A help flag prints the
-// command's help to stdout and returns errHelpShown; a flag the command does
-// not take is a usage error that names it.
-func parseClientArgs(fs *flag.FlagSet, cmd string, args []string, stdout io.Writer) ([]string, error) {
-	spec := clientCmds[cmd]
+// parseCommandArgs parses the arguments of command name (e.g. "rerun",
+// "schedule create"), described by spec. A help flag prints the command's
+// help to stdout and returns errHelpShown; a flag the command does not take is
+// a usage error that names it.
+func parseCommandArgs(fs *flag.FlagSet, name string, spec clientCmd, args []string, stdout io.Writer) ([]string, error) {
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		printCommandHelp(stdout, fs, "weft "+cmd+" "+spec.args, spec.about, spec.flags, clientFlagNames)
+		printCommandHelp(stdout, fs, "weft "+name+" "+spec.args, spec.about, spec.flags, clientFlagNames)
 		return nil, errHelpShown
 	}
 	if err != nil {
-		return nil, usageErr("%s: %v (weft %s -h lists its flags)", cmd, err, cmd)
+		return nil, usageErr("%s: %v (weft %s -h lists its flags)", name, err, name)
 	}
-	if err := onlyFlags(fs, cmd, append(slices.Clone(spec.flags), clientFlagNames...)); err != nil {
+	if err := onlyFlags(fs, name, append(slices.Clone(spec.flags), clientFlagNames...)); err != nil {
 		return nil, err
 	}
 	return pos, nil
 }
+
+// isHelp reports whether a command's first argument asks for its help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "help" }
 
 // errHelpShown ends a command whose help was asked for: exit status 0.
 var errHelpShown = errors.New("help shown")

@@ -94,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 1 && args[0] == "help" {
 		return run(append(slices.Clone(args[1:]), "-h"), stdout, stderr) // weft help rerun = weft rerun -h
 	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
@@ -115,7 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "schedule":
 		err = scheduleCommand(rest, stdout)
 	case "cluster":
-		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
+		if len(rest) > 0 && isHelp(rest[0]) {
 			fmt.Fprint(stdout, clusterUsage)
 			return 0
 		}

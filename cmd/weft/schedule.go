@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +29,7 @@ func scheduleCommand(args []string, stdout io.Writer) error {
 		return usageErr("%s", scheduleUsage)
 	}
 	sub := args[0]
-	if sub == "-h" || sub == "--help" || sub == "help" {
+	if isHelp(sub) {
 		fmt.Fprintln(stdout, scheduleUsage+"\n\nweft schedule COMMAND -h says more about each.")
 		return errHelpShown
 	}
@@ -55,15 +53,8 @@ func scheduleCommand(args []string, stdout io.Writer) error {
 	wait := fs.Bool("wait", false, "wait until the run finishes and print its status")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait, a `DURATION` such as 30s or 10m")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		printCommandHelp(stdout, fs, "weft schedule "+sub+" "+spec.args, spec.about, spec.flags, clientFlagNames)
-		return errHelpShown
-	}
+	pos, err := parseCommandArgs(fs, "schedule "+sub, spec, args[1:], stdout)
 	if err != nil {
-		return usageErr("schedule %s: %v (weft schedule %s -h lists its flags)", sub, err, sub)
-	}
-	if err := onlyFlags(fs, "schedule "+sub, append(slices.Clone(spec.flags), clientFlagNames...)); err != nil {
 		return err
 	}
 	c := api.NewClient(*server, *token, *insecure)
