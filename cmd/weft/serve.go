@@ -118,6 +118,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	gcSet := tuneGC()
 
 	grpcOn := *grpcAddr != "off" && *grpcAddr != ""
 	clustered := *gossipAddr != "" || *join != ""
@@ -254,6 +255,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if len(wfLimits) > 0 {
 		attrs = append(attrs, "workflow_limits", workflowLimits.String())
 	}
+	attrs = append(attrs, gcSet...)
 	attrs = append(attrs, "data", *data, "auth", *token != "", "retention", keep.String(), "workflows", strings.Join(rt.Registry().Workflows(), ","))
 	logger.Info("weft serving", attrs...)
 	go func() {
