@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -435,32 +436,67 @@ var usedPorts = struct {
 	m map[int]bool
 }{m: map[int]bool{}}
 
-// freeAddr returns 127.0.0.1:PORT with PORT free for both TCP and UDP (memberlist
-// uses both): listen on :0, read the port, close.
+// freeAddr returns 127.0.0.1:PORT with PORT free for both TCP and UDP
+// (memberlist uses both). The port lies outside the kernel's ephemeral range
+// (ip_local_port_range): a node keeps its gossip and actor ports across
+// restarts, and a port from :0 is one the kernel also hands to outgoing
+// connections, so any connection on the machine could take it between the
+// pick and the node's bind ("address already in use"; seen in make test).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	lo, hi := fixedPortRange()
+	for range 200 {
+		port := lo + rand.IntN(hi-lo)
+		usedPorts.Lock()
+		taken := usedPorts.m[port]
+		usedPorts.Unlock()
+		if taken {
+			continue
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
 		ln.Close()
 		if err != nil {
 			continue
 		}
 		pc.Close()
 		usedPorts.Lock()
-		taken := usedPorts.m[port]
+		taken = usedPorts.m[port]
 		usedPorts.m[port] = true
 		usedPorts.Unlock()
 		if !taken {
-			return fmt.Sprintf("127.0.0.1:%d", port)
+			return addr
 		}
 	}
-	t.Fatal("no free port for TCP and UDP")
+	t.Fatal("no free port for TCP and UDP outside the ephemeral range")
 	return ""
+}
+
+// fixedPortRange is the larger stretch of [10000, 65536) that the kernel's
+// ephemeral range leaves out (Linux's default 32768–60999: below it).
+func fixedPortRange() (lo, hi int) {
+	ephLo, ephHi := 32768, 60999
+	if raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(raw)); len(f) == 2 {
+			a, errA := strconv.Atoi(f[0])
+			b, errB := strconv.Atoi(f[1])
+			if errA == nil && errB == nil && a <= b {
+				ephLo, ephHi = a, b
+			}
+		}
+	}
+	below, above := ephLo-10000, 65535-ephHi
+	if below >= above && below > 0 {
+		return 10000, ephLo
+	}
+	if above > 0 {
+		return ephHi + 1, 65536
+	}
+	return 10000, 65536 // the ephemeral range covers everything: take the chance
 }
 
 // --- clusters ----------------------------------------------------------------
