@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -128,7 +129,8 @@ type RemoteWorkers struct {
 	workers  map[*RemoteWorker]struct{}
 	queue    []*WorkItem
 	items    map[workKey]*WorkItem // every unanswered item
-	changed  chan struct{}         // closed and replaced whenever the queue or a worker's load changes
+	changed  chan struct{}         // closed and replaced whenever the queue or a worker's load changes, if waited on
+	waiting  int                   // Next calls waiting on changed
 	closed   bool
 }
 
@@ -194,8 +196,13 @@ func (p *RemoteWorkers) Workers() (connected, queued int) {
 // pool closes) and hands it over.
 func (w *RemoteWorker) Next(ctx context.Context) (*WorkItem, error) {
 	p := w.pool
+	waited := false
 	for {
 		p.mu.Lock()
+		if waited {
+			p.waiting--
+			waited = false
+		}
 		if p.closed || w.gone {
 			p.mu.Unlock()
 			return nil, ErrClosed
@@ -216,9 +223,14 @@ func (w *RemoteWorker) Next(ctx context.Context) (*WorkItem, error) {
 			}
 		}
 		changed := p.changed
+		p.waiting++
+		waited = true
 		p.mu.Unlock()
 		select {
 		case <-ctx.Done():
+			p.mu.Lock()
+			p.waiting--
+			p.mu.Unlock()
 			return nil, ctx.Err()
 		case <-changed:
 		}
@@ -247,8 +259,13 @@ func (w *RemoteWorker) Disconnect() {
 	p.h.log.Info("remote worker disconnected", "peer", w.peer, "requeued", len(back))
 }
 
-// broadcast wakes every waiting Next. Called with p.mu held.
+// broadcast wakes every waiting Next. Called with p.mu held. With none
+// waiting (a busy worker takes its next item before the queue changes again)
+// there is nothing to wake, and no channel to replace.
 func (p *RemoteWorkers) broadcast() {
+	if p.waiting == 0 {
+		return
+	}
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
@@ -452,4 +469,4 @@ func (p *RemoteWorkers) submitEpisode(work *OrchestrationWork) {
 
 // ExecutionID names one generation of an instance in the durabletask protocol
 // (which gives every continue-as-new a new execution id).
-func ExecutionID(gen uint32) string { return fmt.Sprintf("gen-%d", gen) }
+func ExecutionID(gen uint32) string { return "gen-" + strconv.FormatUint(uint64(gen), 10) }
