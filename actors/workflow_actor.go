@@ -1175,12 +1175,6 @@ func (w *workflowActor) record(t *txn, inputs []workflow.Event, o *workflow.Outc
 	return nil
 }
 
-// pastInitialCap is the room a new remote instance's past starts with: a
-// workflow of a handful of steps never grows it (a chain of 5 records 18
-// events), where growing it from nothing allocated room for about 63 events in six
-// slices and copied the events five times.
-const pastInitialCap = 24
-
 func (w *workflowActor) appendHistory(t *txn, evs ...workflow.Event) error {
 	for _, ev := range evs {
 		if w.spans != nil {
@@ -1198,9 +1192,6 @@ func (w *workflowActor) appendHistory(t *txn, evs ...workflow.Event) error {
 		}
 		w.row.NextSeq++
 		if w.row.Remote {
-			if w.past == nil {
-				w.past = make([]workflow.Event, 0, pastInitialCap)
-			}
 			w.past = append(w.past, ev)
 		}
 	}
