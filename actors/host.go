@@ -145,6 +145,11 @@ type activation struct {
 	// known), written by the actor after each commit and before it notifies
 	// watchers, so WaitFor need not read a running instance's row from the store.
 	committed atomic.Int32
+	// awaitsWork says the instance waits on work this node serves in the order
+	// it was queued (an activity attempt, a worker's episode): set by the actor
+	// after each message it handles, cleared when a message is routed to it
+	// (until the actor has handled that one). MaxActive's evictions read it.
+	awaitsWork atomic.Bool
 }
 
 // PID waits until the actor is spawned and returns it.
@@ -452,6 +457,7 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 		a := h.actors[id]
 		if a != nil && !a.stopping {
 			a.used = time.Now()
+			a.awaitsWork.Store(false)
 			h.lru.moveToFront(a)
 			h.mu.Unlock()
 			return a, nil
@@ -477,7 +483,7 @@ func (h *Host) activate(ctx context.Context, id string) (*activation, error) {
 		h.actors[id] = a
 		var victim *activation
 		if len(h.actors) > h.opts.MaxActive {
-			victim = h.lru.leastRecent(a)
+			victim = h.lru.victim(a)
 		}
 		h.mu.Unlock()
 		a.pid = h.system.Root.Spawn(h.workflowProps(a))

@@ -143,3 +143,62 @@ func TestRacingActivationsKeepTableAndLRUInStep(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// victim takes the least recently used instance that waits on no queued
+// work; when the probed tail all waits on work, the most recently used one
+// that has queued its work (not one with a message just routed to it, whose
+// flag is cleared until the actor handled it); past both probes, the least
+// recently used.
+func TestLRUVictim(t *testing.T) {
+	// A spec lists activations most recently used first: w waits on work,
+	// i waits on nothing queued, s is stopping, x is the one just made.
+	repeat := func(c byte, n int) string { return string(slices.Repeat([]byte{c}, n)) }
+	for _, c := range []struct {
+		name string
+		spec string
+		want int // index into spec; -1: none
+	}{
+		{"least recently used idle one", "xwiwi", 4},
+		{"idle one nearest the tail", "xiwwiww", 4},
+		{"all wait: the most recently used", "xwwww", 1},
+		{"all wait: skips stopping and just routed", "xsi" + repeat('w', victimProbe), 3},
+		{"only the new one", "x", -1},
+		{"only stopping ones", "xss", -1},
+		{"idle one past the tail probe", "x" + "w" + "i" + repeat('w', victimProbe), 1},
+		{"past both probes: the least recently used", "x" + repeat('i', victimProbe) + repeat('w', victimProbe), 2 * victimProbe},
+		{"the only other one, idle", "xi", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var l lruList
+			l.init()
+			acts := make([]*activation, len(c.spec))
+			var except *activation
+			for i := len(c.spec) - 1; i >= 0; i-- { // pushed oldest first
+				a := &activation{id: fmt.Sprint(i)}
+				switch c.spec[i] {
+				case 'w':
+					a.awaitsWork.Store(true)
+				case 's':
+					a.stopping = true
+				case 'x':
+					except = a
+				}
+				acts[i] = a
+				l.pushFront(a)
+			}
+			var want *activation
+			if c.want >= 0 {
+				want = acts[c.want]
+			}
+			if got := l.victim(except); got != want {
+				name := func(a *activation) string {
+					if a == nil {
+						return "none"
+					}
+					return a.id
+				}
+				t.Errorf("victim = %s, want %s", name(got), name(want))
+			}
+		})
+	}
+}

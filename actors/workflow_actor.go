@@ -136,12 +136,20 @@ func (w *workflowActor) Receive(ctx actor.Context) {
 		w.h.stopped(w.act)
 	case request:
 		err := w.handleSafely(msg.msg)
+		w.act.awaitsWork.Store(w.awaitsWork())
 		msg.done <- err
 		w.passivateIfDone(ctx)
 	default:
 		_ = w.handleSafely(msg) // posted: nothing waits for an answer
+		w.act.awaitsWork.Store(w.awaitsWork())
 		w.passivateIfDone(ctx)
 	}
+}
+
+// awaitsWork reports whether the instance waits on an activity attempt or on
+// a worker's answer to its episode (see lruList.victim).
+func (w *workflowActor) awaitsWork() bool {
+	return w.loaded && (len(w.activities) > 0 || w.episode != nil)
 }
 
 // passivateIfDone stops the actor right after a message when keeping it in memory
