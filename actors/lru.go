@@ -54,7 +54,7 @@ const victimProbe = 64
 // instance is answered last, where the least recently used one is answered
 // next and would be loaded again at once, so that nearly every answer loads
 // its instance (with 14,000 SDK chains against a cap of 10,000: 236 µs of
-// server CPU per activity that way, 183 this way, ~155 below the cap;
+// server CPU per activity that way, 183 this way, ~160 below the cap;
 // sdkbench).
 func (l *lruList) victim(except *activation) *activation {
 	probed := 0
