@@ -280,6 +280,72 @@ func TestRemoteEpisodeSurvivesRestart(t *testing.T) {
 	}
 }
 
+// A remote instance's inputs wait in its inbox until an episode takes them.
+// Once one has taken them all, the inbox is empty: its numbering starts over,
+// so that loading the instance reads no inbox (a scan over deleted keys for
+// every load of every instance that ever held one), and later inputs are
+// numbered from 0 again and found, in order, after a restart.
+func TestRemoteInboxStartsOverWhenEmpty(t *testing.T) {
+	dir := t.TempDir()
+	rt := openRemote(t, dir)
+	ctx := context.Background()
+	id, err := rt.Schedule(ctx, "RemoteWaiter", nil, weft.WithInstanceID("inbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, part := rt.Host().DB(), rt.Host().Partition(id)
+	inbox := func() (next uint64, entries []uint64) {
+		t.Helper()
+		row, err := db.Instance(part, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Inbox(part, id, func(seq uint64, _ []byte) error {
+			entries = append(entries, seq)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return row.NextInboxSeq, entries
+	}
+	if next, entries := inbox(); next != 1 || !slices.Equal(entries, []uint64{0}) {
+		t.Fatalf("before the first episode: next %d, entries %v; want the start held at 0", next, entries)
+	}
+	w := connect(t, rt, "w1")
+	w.nextEpisode()
+	w.mustAnswer(id) // waits for events
+	if next, entries := inbox(); next != 0 || len(entries) != 0 {
+		t.Fatalf("after the episode took the start: next %d, entries %v; want an empty inbox numbered from 0", next, entries)
+	}
+	for i, name := range []string{"a", "b"} {
+		if err := rt.RaiseEvent(ctx, id, name, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.w.Disconnect()
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rt = openRemote(t, dir)
+	defer rt.Close()
+	db = rt.Host().DB()
+	if next, entries := inbox(); next != 2 || !slices.Equal(entries, []uint64{0, 1}) {
+		t.Fatalf("two events held: next %d, entries %v; want 0 and 1", next, entries)
+	}
+	w = connect(t, rt, "w1-again")
+	ep := w.nextEpisode()
+	wantKinds(t, "episode after the restart", ep.New, "episode-started", "event-raised", "event-raised")
+	if ep.New[1].Name != "a" || ep.New[2].Name != "b" {
+		t.Fatalf("events after the restart: %+v", ep.New)
+	}
+	w.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted})
+	if st := status(t, rt, id); st.Status != weft.StatusCompleted {
+		t.Fatalf("final: %s", st.Status)
+	}
+}
+
 // Activity results of a remote instance wait in memory for the episode that
 // takes them (one commit per result, not two); an instance that leaves memory
 // before that episode is answered stores them in its inbox, in order with the

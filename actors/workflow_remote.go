@@ -146,6 +146,11 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 		}
 	}
 	w.held = w.held[e.inputs:]
+	if len(w.held) == 0 {
+		// Every stored input was just deleted: numbering starts over, and a
+		// load need not scan an inbox of deleted keys.
+		w.row.NextInboxSeq = 0
+	}
 	w.row.Episode++
 	if w.row.Status == storage.Pending {
 		w.row.Status = storage.Running
