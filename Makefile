@@ -18,7 +18,7 @@ run:
 test: vet browser
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 	$(GO) test -count=1 -timeout 5m -run '^TestCluster' . ./cluster
-	cd bench && $(GO) build ./... && $(GO) test -race -count=1 ./internal/harness/
+	cd bench && $(GO) build ./... && $(GO) test -race -count=1 ./internal/harness/ ./cmd/sdkfloor/
 	cd test/sdk && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 	@$(CHROMIUM_CHECK) || echo "make test: the web UI's tests (test/ui) were SKIPPED: no chromium. Install it (apt-get install -y chromium, or WEFT_CHROMIUM=/path/to/chrome) and run make test again."
 

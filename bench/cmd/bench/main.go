@@ -30,7 +30,7 @@ func main() {
 	out := flag.String("out", "", "report file (default: report-<mode>.md in the bench directory)")
 	jsonOut := flag.String("json", "", "raw results file (default: results-<mode>.json in the bench directory)")
 	only := flag.String("only", "", "comma-separated scenarios to run (default all): chain,single,fanout,timer1s,timers,timers1m,longchain,idle,restart,latency,sdkchain")
-	peers := flag.String("peers", strings.Join(allEngines, ","), "comma-separated engines: weft,durabletask,restate (in sdkchain, weft and durabletask are weft serve and durabletask-go's sidecar)")
+	peers := flag.String("peers", strings.Join(allEngines, ","), "comma-separated engines: weft,durabletask,restate,floor (in sdkchain, weft and durabletask are weft serve and durabletask-go's sidecar; floor, bench/cmd/sdkfloor, runs in sdkchain only)")
 	runs := flag.Int("runs", 0, "runs per engine and scenario (default: quick 1, full 3)")
 	workDir := flag.String("workdir", "", "where each run's data directory is created (default: the system temporary directory); all engines use the same file system")
 	restateServer := flag.String("restate-server", os.Getenv("RESTATE_SERVER"), "restate-server binary (default: @restatedev/restate-server@1.7.12 installed with npm into bench/.restate)")
@@ -69,7 +69,7 @@ func main() {
 	engines := splitList(*peers)
 	for _, e := range engines {
 		if workerBinary[e] == "" {
-			fatalf("unknown engine %q in -peers (weft, durabletask, restate)", e)
+			fatalf("unknown engine %q in -peers (weft, durabletask, restate, floor)", e)
 		}
 	}
 	var scenarios []scenario

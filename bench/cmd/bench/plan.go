@@ -14,20 +14,28 @@ const (
 	weft        = "weft"
 	durabletask = "durabletask"
 	restateEng  = "restate"
+	// floorEng is no engine: the least a server of durabletask's protocol does
+	// (bench/cmd/sdkfloor), run in sdkchain only, to judge the server's CPU by.
+	floorEng = "floor"
 )
 
-var allEngines = []string{weft, durabletask, restateEng}
+var allEngines = []string{weft, durabletask, restateEng, floorEng}
+
+// peerEngines are the workflow engines, which run every scenario they can.
+var peerEngines = []string{weft, durabletask, restateEng}
 
 var engineTitle = map[string]string{
 	weft:        "weft",
 	durabletask: "durabletask-go v0.6.0",
 	restateEng:  "Restate 1.7.12",
+	floorEng:    "sdkfloor (in memory, nothing on disk)",
 }
 
 var workerBinary = map[string]string{
 	weft:        "weftbench",
 	durabletask: "dtbench",
 	restateEng:  "restatebench",
+	floorEng:    "sdkbench",
 }
 
 // metric is one row of a scenario's table.
@@ -94,11 +102,13 @@ type args struct {
 const (
 	weftServer = "weft"                // `weft serve`, from this tree (replace ../)
 	dtSidecar  = "durabletask-sidecar" // package main of github.com/microsoft/durabletask-go v0.6.0
+	sdkFloor   = "sdkfloor"            // bench/cmd/sdkfloor
 )
 
 var serverBinaries = map[string]string{
 	weftServer: "github.com/weftrt/weft/cmd/weft",
 	dtSidecar:  "github.com/microsoft/durabletask-go",
+	sdkFloor:   "github.com/weftrt/weft/bench/cmd/sdkfloor",
 }
 
 func (a args) flags() []string {
@@ -169,7 +179,7 @@ func plan(full bool) []scenario {
 			what: "Instances of a workflow that calls 5 activities in sequence (each returns its input + 1) are all started at " +
 				"once from 64 client goroutines; each instance is awaited as soon as it is started. Throughput is activities " +
 				"completed over the time from the first start to the last completion.",
-			engines: allEngines,
+			engines: peerEngines,
 			args: func(e string) args {
 				return args{n: pick(full, 200, 1000), steps: 5, timeout: to(3*time.Minute, 10*time.Minute)}
 			},
@@ -181,7 +191,7 @@ func plan(full bool) []scenario {
 			what: "The same 5-step chain, one instance at a time with nothing else running: start → completed latency. weft " +
 				"and durabletask-go are embedded (in-process client); Restate is called through its HTTP ingress (its only " +
 				"client path), with a synchronous call that returns the result.",
-			engines: allEngines,
+			engines: peerEngines,
 			args: func(e string) args {
 				n := pick(full, 50, 500)
 				switch e {
@@ -201,7 +211,7 @@ func plan(full bool) []scenario {
 			name:    harness.FanOut,
 			title:   "2. Fan-out / fan-in",
 			what:    "Instances that each call N activities at once (activity i returns i + 1) and sum the results, all started at once.",
-			engines: allEngines,
+			engines: peerEngines,
 			args: func(e string) args {
 				return args{n: pick(full, 4, 10), width: pick(full, 250, 1000), timeout: to(3*time.Minute, 10*time.Minute)}
 			},
@@ -217,7 +227,7 @@ func plan(full bool) []scenario {
 				"first start to the last completion. Lateness: when the code after the timer first ran minus when the timer " +
 				"was due (the engine's own due time: start-event time + 1 s for weft and durabletask-go, the wall clock at " +
 				"the `restate.Sleep` call + 1 s for Restate).",
-			engines: allEngines,
+			engines: peerEngines,
 			args: func(e string) args {
 				return args{n: pick(full, 200, 1000), timeout: to(3*time.Minute, 5*time.Minute)}
 			},
@@ -228,7 +238,7 @@ func plan(full bool) []scenario {
 			title: "3b. Timers spread over 1–5 s",
 			what: "Instances each awaiting one durable timer, instance i of n with a delay of 1 s + 4 s·i/n, all started " +
 				"at once; lateness and fire rate as above, and the memory of the process holding them.",
-			engines: allEngines,
+			engines: peerEngines,
 			args: func(e string) args {
 				n := pick(full, 10000, 100000)
 				if e != weft {
@@ -280,7 +290,7 @@ func plan(full bool) []scenario {
 			what: "One instance calling 10,000 activities in sequence. Each activity records the wall clock when it runs; " +
 				"per-step time is the interval between consecutive steps, averaged over the first and the last 100 steps. " +
 				"An engine that re-runs the workflow from the top on every step (O(n²) in all) slows down as the history grows.",
-			engines: allEngines,
+			engines: peerEngines,
 			args: func(e string) args {
 				a := args{steps: pick(full, 1000, 10000), timeout: to(3*time.Minute, 10*time.Minute)}
 				if e == durabletask {
@@ -365,13 +375,15 @@ func plan(full bool) []scenario {
 				"with Dapr's Go SDK (`github.com/dapr/go-sdk` v1.11.0, package `workflow`) and run by its workflow worker " +
 				"against a server speaking durabletask's `TaskHubSidecarService` gRPC protocol, started as a process of its " +
 				"own on a free port of 127.0.0.1: `weft serve` (this tree), or the sidecar that durabletask-go v0.6.0 " +
-				"ships (the `main` package at the root of its module, sqlite file in the run's data directory). A " +
+				"ships (the `main` package at the root of its module, sqlite file in the run's data directory), or " +
+				"`sdkfloor` (bench/cmd/sdkfloor): the least a server of this protocol does for the scenario, instances in a " +
+				"map and nothing on disk, with weft serve's gRPC options and `GOGC`, the floor for the server's CPU. A " +
 				"`workflow.Client` on a second connection starts all instances from 64 goroutines and awaits each with " +
 				"`WaitForWorkflowCompletion` as soon as it is started; outputs are checked. Throughput is activities over " +
 				"the time from the first start to the last completion seen by the client; CPU per activity sums the SDK " +
 				"worker's process and the server's over that interval.",
-			engines: []string{weft, durabletask},
-			workers: map[string]string{weft: "sdkbench", durabletask: "sdkbench"},
+			engines: []string{weft, durabletask, floorEng},
+			workers: map[string]string{weft: "sdkbench", durabletask: "sdkbench", floorEng: "sdkbench"},
 			engineTitles: map[string]string{
 				weft:        "weft serve (gRPC)",
 				durabletask: "durabletask-go v0.6.0 sidecar",
@@ -380,7 +392,7 @@ func plan(full bool) []scenario {
 				// As many chains as scenario 1, which the goal compares it with
 				// (the durabletask sidecar takes about a minute for them).
 				a := args{n: pick(full, 200, 1000), steps: 5, timeout: to(5*time.Minute, 10*time.Minute), opts: "target=" + e}
-				a.server = map[string]string{weft: weftServer, durabletask: dtSidecar}[e]
+				a.server = map[string]string{weft: weftServer, durabletask: dtSidecar, floorEng: sdkFloor}[e]
 				return a
 			},
 			metrics: append(append([]metric{}, throughput...),
@@ -397,7 +409,10 @@ func plan(full bool) []scenario {
 				"`NewActivityTaskWorker` without options, i.e. one orchestration and one activity work item at a time, and a " +
 				"`WaitForInstanceCompletion` that polls its store with a backoff from 1 ms up to 3 s (the wait-lag rows show " +
 				"what that adds; the server-time throughput row leaves it out). weft serve runs with its defaults.",
-				"Both server binaries and the SDK worker are built in the bench module, so they share its dependency " +
+				"sdkfloor keeps each instance's history as protocol messages in memory and answers every call at once: " +
+					"no commit, no actor, no placement, no retry or recovery, no conversion. It serves only the calls this " +
+					"scenario makes. What it spends is what gRPC, protobuf and Go's runtime cost on this path with this SDK.",
+				"The server binaries and the SDK worker are built in the bench module, so they share its dependency " +
 					"versions (the versions are listed below)."},
 		},
 	}

@@ -8,10 +8,13 @@
 //   - target=durabletask: durabletask-go v0.6.0's own sidecar, the main package at
 //     the root of github.com/microsoft/durabletask-go (`-host 127.0.0.1 -port 0
 //     -db DIR/durabletask.sqlite`): its sqlite backend on a file, its gRPC
-//     executor, orchestration and activity workers at their defaults.
+//     executor, orchestration and activity workers at their defaults;
+//   - target=floor: bench/cmd/sdkfloor (`--grpc 127.0.0.1:0`), the least a
+//     server of this protocol spends on the scenario (instances in a map,
+//     nothing on disk): the floor for the server's CPU per activity.
 //
 // The server's address comes from its own log (`weft serving … grpc=ADDR`,
-// `server listening at ADDR`): both listen on a free port of 127.0.0.1 chosen by
+// `server listening at ADDR`, `sdkfloor serving grpc=ADDR`): both listen on a free port of 127.0.0.1 chosen by
 // the kernel. The SDK's workflow worker (workflow.NewWorker) runs in this
 // process; a workflow.Client on a second connection starts the instances from
 // 64 goroutines and awaits each with WaitForWorkflowCompletion, a
@@ -63,10 +66,10 @@ var (
 func main() {
 	fs := flag.NewFlagSet("sdkbench", flag.ExitOnError)
 	harness.RegisterFlags(fs, &p)
-	fs.StringVar(&serverPath, "server", "", "the server binary: weft (cmd/weft) or durabletask-go's sidecar (the main package of github.com/microsoft/durabletask-go)")
+	fs.StringVar(&serverPath, "server", "", "the server binary: weft (cmd/weft), durabletask-go's sidecar (the main package of github.com/microsoft/durabletask-go) or sdkfloor (bench/cmd/sdkfloor)")
 	fs.StringVar(&serverLog, "server-log", "", "file for the server's stdout and stderr (default: server.log in -dir)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sdkbench -scenario sdkchain -opts target=weft|durabletask -server PATH [flags]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: sdkbench -scenario sdkchain -opts target=weft|durabletask|floor -server PATH [flags]\n\n")
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(os.Args[1:])
@@ -112,8 +115,8 @@ func run(ctx context.Context, res *harness.Result) error {
 	if p.Scenario != harness.SDKChain {
 		return fmt.Errorf("sdkbench runs the %s scenario only, not %q", harness.SDKChain, p.Scenario)
 	}
-	if target != "weft" && target != "durabletask" {
-		return fmt.Errorf("-opts target=weft or target=durabletask, not %q", target)
+	if target != "weft" && target != "durabletask" && target != "floor" {
+		return fmt.Errorf("-opts target=weft, target=durabletask or target=floor, not %q", target)
 	}
 	if serverPath == "" {
 		return errors.New("no server binary: pass -server PATH")
@@ -203,6 +206,7 @@ type server struct {
 var (
 	weftServing = regexp.MustCompile(`msg="weft serving".* grpc=(?:[a-z]+://)?"?([^"\s]+)`)
 	dtListening = regexp.MustCompile(`server listening at (\S+)`)
+	floorReady  = regexp.MustCompile(`sdkfloor serving grpc=(\S+)`)
 )
 
 // cleanEnv is this process's environment without WEFT_* and DAPR_* variables.
@@ -230,6 +234,10 @@ func startServer(ctx context.Context, res *harness.Result) (*server, error) {
 		s.name = "durabletask-go sidecar"
 		args = []string{"-host", "127.0.0.1", "-port", "0", "-db", filepath.Join(p.Dir, "durabletask.sqlite")}
 		ready = dtListening
+	case "floor":
+		s.name = "sdkfloor"
+		args = []string{"--grpc", "127.0.0.1:0"}
+		ready = floorReady
 	}
 	// The server writes its output straight to a file (no copying through this
 	// process while it is measured); the file is read for its address during setup.
@@ -362,6 +370,7 @@ func describeServer(name string) string {
 		"weft": "`weft serve` (cmd/weft of this tree), data in a pebble directory, defaults (fsync per commit)",
 		"durabletask": "durabletask-go's sidecar (package main of github.com/microsoft/durabletask-go), sqlite file durabletask.sqlite " +
 			"(modernc.org/sqlite defaults), workers at its defaults (one orchestration and one activity work item at a time)",
+		"floor": "sdkfloor (bench/cmd/sdkfloor of this tree): the protocol's least, instances in a map, nothing on disk, weft serve's gRPC options and GOGC",
 	}[target]
 	return fmt.Sprintf("server: %s; built with %s", what, versions(bi))
 }
