@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -27,37 +28,15 @@ var grpcLine = regexp.MustCompile(`grpc=(127\.0\.0\.1:\d+)`)
 // wrong app.
 func TestMultiAppWorkers(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, t.TempDir(), "--grpc", "127.0.0.1:0")
-	m := grpcLine.FindStringSubmatch(s.log())
-	if m == nil {
-		t.Fatalf("no gRPC address in the log:\n%s", s.log())
-	}
-	addr := m[1]
-	bin := filepath.Join(t.TempDir(), "appworker")
-	if out, err := exec.Command("go", "build", "-o", bin, "./appworker").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./appworker: %v\n%s", err, out)
-	}
+	s, addr, c := startGRPCServer(t)
+	bin := buildCommand(t, "./appworker")
 	worker := func(app string) {
 		t.Helper()
-		cmd := exec.Command(bin, "-server", addr, "-app", app)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		_, out := startProcess(t, bin, "-server", addr, "-app", app)
 		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || strings.TrimSpace(line) != "connected" {
 			t.Fatalf("worker %s: %q %v", app, line, err)
 		}
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := protos.NewTaskHubSidecarServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -83,4 +62,48 @@ func TestMultiAppWorkers(t *testing.T) {
 	if err != nil || done.GetWorkflowState().GetOutput().GetValue() != `"shipped by shipping"` {
 		t.Fatalf("order-1: %v %v, want Ship run by the shipping worker", done, err)
 	}
+}
+
+// startGRPCServer starts `weft serve` with gRPC on a free port and returns
+// it, its gRPC address and a client of the protocol on it.
+func startGRPCServer(t *testing.T) (*server, string, protos.TaskHubSidecarServiceClient) {
+	t.Helper()
+	s := startServer(t, t.TempDir(), "--grpc", "127.0.0.1:0")
+	m := grpcLine.FindStringSubmatch(s.log())
+	if m == nil {
+		t.Fatalf("no gRPC address in the log:\n%s", s.log())
+	}
+	conn, err := grpc.NewClient(m[1], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return s, m[1], protos.NewTaskHubSidecarServiceClient(conn)
+}
+
+// buildCommand builds the command in dir (a package of this module) into a
+// temporary directory and returns the binary's path.
+func buildCommand(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(dir))
+	if out, err := exec.Command("go", "build", "-o", bin, dir).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", dir, err, out)
+	}
+	return bin
+}
+
+// startProcess starts bin with args and returns it and its standard output;
+// it is killed when the test ends.
+func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, out
 }

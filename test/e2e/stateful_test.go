@@ -5,15 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftrt/weft/api/durabletask/protos"
@@ -29,26 +26,11 @@ import (
 // were sent only the new events while they held an instance's history.
 func TestStatefulWorkerKilledMidChain(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, t.TempDir(), "--grpc", "127.0.0.1:0")
-	m := grpcLine.FindStringSubmatch(s.log())
-	if m == nil {
-		t.Fatalf("no gRPC address in the log:\n%s", s.log())
-	}
-	addr := m[1]
-	bin := filepath.Join(t.TempDir(), "statefulworker")
-	if out, err := exec.Command("go", "build", "-o", bin, "./statefulworker").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./statefulworker: %v\n%s", err, out)
-	}
+	_, addr, c := startGRPCServer(t)
+	bin := buildCommand(t, "./statefulworker")
 	ws := &workerLines{changed: make(chan struct{}, 1)}
 	a := ws.start(t, bin, addr, "a")
 	ws.start(t, bin, addr, "b")
-
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := protos.NewTaskHubSidecarServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -129,15 +111,7 @@ type workerLines struct {
 // start runs a worker process and returns once it says its stream is open.
 func (ws *workerLines) start(t *testing.T, bin, addr, name string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "-server", addr, "-activity-delay", "10ms")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, out := startProcess(t, bin, "-server", addr, "-activity-delay", "10ms")
 	connected := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)

@@ -22,15 +22,11 @@ import (
 func TestChainOfTwo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c := startFloor(t)
-	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, stream := startFloor(t, ctx)
 	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{InstanceId: "c1", Name: "Chain", Input: wrapperspb.String("1")}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.StartInstance(ctx, &protos.CreateInstanceRequest{InstanceId: "c1", Name: "Chain"})
+	_, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{InstanceId: "c1", Name: "Chain"})
 	if status.Code(err) != codes.AlreadyExists {
 		t.Fatalf("second start of c1: %v, want AlreadyExists", err)
 	}
@@ -103,25 +99,23 @@ func TestChainOfTwo(t *testing.T) {
 func TestOtherActionsRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c := startFloor(t)
-	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, stream := startFloor(t, ctx)
 	if _, err := c.StartInstance(ctx, &protos.CreateInstanceRequest{InstanceId: "t1", Name: "Timer"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.CompleteOrchestratorTask(ctx, &protos.WorkflowResponse{InstanceId: "t1", Actions: []*protos.WorkflowAction{
+	_, err := c.CompleteOrchestratorTask(ctx, &protos.WorkflowResponse{InstanceId: "t1", Actions: []*protos.WorkflowAction{
 		{Id: 0, WorkflowActionType: &protos.WorkflowAction_CreateTimer{CreateTimer: &protos.CreateTimerAction{}}}}})
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("a timer action: %v, want Unimplemented", err)
 	}
 }
 
-func startFloor(t *testing.T) protos.TaskHubSidecarServiceClient {
+// startFloor serves a floor on a free port and returns a client of it and
+// a worker's open work-item stream.
+func startFloor(t *testing.T, ctx context.Context) (protos.TaskHubSidecarServiceClient, grpc.ServerStreamingClient[protos.WorkItem]) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -136,5 +130,10 @@ func startFloor(t *testing.T) protos.TaskHubSidecarServiceClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return protos.NewTaskHubSidecarServiceClient(conn)
+	c := protos.NewTaskHubSidecarServiceClient(conn)
+	stream, err := c.GetWorkItems(ctx, &protos.GetWorkItemsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, stream
 }
