@@ -114,7 +114,7 @@ func rerunHistory(h []workflow.Event, fromTask int64, newID string, opts RerunOp
 	out := make([]workflow.Event, 0, cut+1)
 	for _, ev := range h[:cut] {
 		switch ev.Kind {
-		case workflow.WorkflowSuspended, workflow.WorkflowResumed, workflow.ExecutionStalled:
+		case workflow.WorkflowSuspended, workflow.WorkflowResumed, workflow.ExecutionStalled, workflow.ActivityRetrying:
 			continue // what happened to the source, not to the rerun
 		case workflow.WorkflowStarted:
 			ev.Instance, ev.TaskID = "", 0 // a rerun is a top-level instance

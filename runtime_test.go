@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -341,6 +342,73 @@ func TestChainRetriesWithBackoff(t *testing.T) {
 	if n := len(a.attemptTimes("retry-ok/compensate/Step2")); n != 0 {
 		t.Errorf("compensation ran %d times though a retry succeeded", n)
 	}
+	// The history shows each failed attempt, when the next began, and the
+	// call's outcome after them.
+	marks := a.retryMarkers(t, "retry-ok", "Step2", "completed", 2)
+	for i, want := range []time.Duration{40 * time.Millisecond, 80 * time.Millisecond} {
+		m := marks[i]
+		if gap := m.FireAt.Sub(m.Time); gap != want {
+			t.Errorf("attempt %d's marker: next attempt %v later, want the policy's %v", i+1, gap, want)
+		}
+		if !times[i+1].After(m.FireAt) && !times[i+1].Equal(m.FireAt) {
+			t.Errorf("attempt %d ran at %v, before the marker's %v", i+2, times[i+1], m.FireAt)
+		}
+	}
+	// A rerun from a later call keeps Step2's outcome, not its attempts: they
+	// happened to the source.
+	ctx := ctxT(t)
+	rerun, err := a.rt.Rerun(ctx, "retry-ok", 2, weft.RerunOptions{InstanceID: "retry-ok-rerun"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.rt.WaitForCompletion(ctx, rerun); err != nil || st.Status != weft.StatusCompleted || string(st.Output) != "5" {
+		t.Fatalf("rerun: %+v %v", st, err)
+	}
+	hist, err := a.rt.History(ctx, rerun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(hist, func(ev workflow.Event) bool { return ev.Kind == workflow.ActivityRetrying }); i >= 0 {
+		t.Errorf("the rerun's history holds the source's retry marker %+v", hist[i])
+	}
+}
+
+// retryMarkers checks id's history for the retry markers of the first
+// activity call whose input (stepInput) names step: attempts numbered from 1, each with
+// its failure and next attempt, after the call's scheduling and before its
+// end (ActivityCompleted or ActivityFailed); it returns them.
+func (a *app) retryMarkers(t *testing.T, id, step, end string, want int) []workflow.Event {
+	t.Helper()
+	hist, err := a.rt.History(ctxT(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, activity := int64(-1), ""
+	var marks []workflow.Event
+	ended := false
+	for _, ev := range hist {
+		switch {
+		case ev.Kind == workflow.ActivityScheduled && strings.Contains(string(ev.Data), `"Name":"`+step+`"`) && task < 0:
+			task, activity = ev.TaskID, ev.Name
+		case ev.Kind == workflow.ActivityRetrying:
+			if ev.TaskID != task || ev.Name != activity || ended {
+				t.Fatalf("%s: a retry marker %+v out of place (task %d for %s, ended %v)", id, ev, task, step, ended)
+			}
+			if string(ev.Data) != strconv.Itoa(len(marks)+1) || ev.Failure == nil || ev.Failure.Message == "" || !ev.FireAt.After(ev.Time) {
+				t.Errorf("%s: marker %d is %+v, want attempt %d with its failure and a later next attempt", id, len(marks), ev, len(marks)+1)
+			}
+			marks = append(marks, ev)
+		case ev.TaskID == task && (ev.Kind == workflow.ActivityCompleted || ev.Kind == workflow.ActivityFailed):
+			ended = true
+			if got := map[workflow.EventKind]string{workflow.ActivityCompleted: "completed", workflow.ActivityFailed: "failed"}[ev.Kind]; got != end {
+				t.Errorf("%s: %s %s, want %s", id, step, got, end)
+			}
+		}
+	}
+	if len(marks) != want || !ended {
+		t.Fatalf("%s: %d retry markers of %s (ended: %v), want %d before its end", id, len(marks), step, ended, want)
+	}
+	return marks
 }
 
 // An instance passivated while it waits for a retry (its idle timeout is
@@ -358,6 +426,7 @@ func TestRetryAfterPassivationRunsOnce(t *testing.T) {
 	if a.rt.Host().Stats().Passivations.Load() == 0 {
 		t.Fatal("the instance was never passivated: the test tested nothing")
 	}
+	a.retryMarkers(t, "retry-idle", "Step2", "completed", 2) // and replayed past them on every load
 }
 
 func TestChainCompensatesWhenRetriesRunOut(t *testing.T) {
@@ -374,6 +443,58 @@ func TestChainCompensatesWhenRetriesRunOut(t *testing.T) {
 	}
 	if n := len(a.attemptTimes("retry-out/compensate/Step3")); n != 1 {
 		t.Errorf("compensation ran %d times, want 1", n)
+	}
+	a.retryMarkers(t, "retry-out", "Step3", "failed", 3)
+}
+
+// TestRetryMarkersThinOut: a call retried many times marks its first ten
+// failed attempts, then every hundredth, numbered, so its history stays short.
+func TestRetryMarkersThinOut(t *testing.T) {
+	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	var runs atomic.Int64
+	if err := weft.RegisterActivity(rt, func(context.Context, int) (int, error) {
+		runs.Add(1)
+		return 0, errors.New("always down")
+	}, workflow.WithName("Down")); err != nil {
+		t.Fatal(err)
+	}
+	const attempts = 103
+	if err := weft.RegisterWorkflow(rt, func(ctx *workflow.Context, _ int) (int, error) {
+		var n int
+		err := ctx.CallActivity("Down", 1, workflow.WithRetryPolicy(&workflow.RetryPolicy{
+			MaxAttempts: attempts, FirstRetryInterval: time.Millisecond, BackoffCoefficient: 1})).Await(&n)
+		return n, err
+	}, workflow.WithName("Persistent")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	id, err := rt.Schedule(ctx, "Persistent", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := rt.WaitForCompletion(ctx, id)
+	if err != nil || st.Status != weft.StatusFailed || runs.Load() != attempts {
+		t.Fatalf("status %v (%v), %d runs; want FAILED after %d", st, err, runs.Load(), attempts)
+	}
+	hist, err := rt.History(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marked []string
+	for _, ev := range hist {
+		if ev.Kind == workflow.ActivityRetrying {
+			marked = append(marked, string(ev.Data))
+		}
+	}
+	if want := []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "100"}; !slices.Equal(marked, want) {
+		t.Fatalf("attempts marked %v, want %v", marked, want)
 	}
 }
 

@@ -47,6 +47,13 @@ const (
 	// cannot continue its history (Name: the reason, e.g. PATCH_MISMATCH; Data:
 	// the description, a JSON string). A marker, written once per stall.
 	ExecutionStalled
+	// ActivityRetrying marks a failed attempt of an activity that its retry
+	// policy runs again (TaskID; Name: the activity; Failure: the attempt's;
+	// Data: the attempt's number, from 1; FireAt: when the next attempt
+	// starts). A marker: the workflow sees only the call's final outcome, and
+	// people see in the history why a step took as long as it did. A call's
+	// first ten retried attempts are marked, then every hundredth.
+	ActivityRetrying
 	kindCount
 )
 
@@ -73,6 +80,7 @@ var kindNames = [...]string{
 	EpisodeStarted:     "episode-started",
 	PatchRecorded:      "patch-recorded",
 	ExecutionStalled:   "execution-stalled",
+	ActivityRetrying:   "activity-retrying",
 }
 
 func (k EventKind) String() string {

@@ -276,7 +276,7 @@ func (e *Executor) apply(ev Event) {
 			e.out.Carry = append(e.out.Carry, ev) // raised while continuing as new: for the next generation
 			return
 		}
-		if !ev.Kind.IsAction() && ev.Kind != PatchRecorded && ev.Kind != ExecutionStalled {
+		if !ev.Kind.IsAction() && ev.Kind != PatchRecorded && ev.Kind != ExecutionStalled && ev.Kind != ActivityRetrying {
 			e.out.Ignored = append(e.out.Ignored, ev)
 		}
 		return
@@ -303,7 +303,7 @@ func (e *Executor) apply(ev Event) {
 		e.resolve(ev, nil, &TaskFailedError{Kind: kind, TaskName: name, TaskID: ev.TaskID, Failure: f})
 	case EventRaised:
 		e.raise(ev)
-	case WorkflowTerminated, WorkflowSuspended, WorkflowResumed, EpisodeStarted, PatchRecorded, ExecutionStalled:
+	case WorkflowTerminated, WorkflowSuspended, WorkflowResumed, EpisodeStarted, PatchRecorded, ExecutionStalled, ActivityRetrying:
 	default:
 		e.out.Ignored = append(e.out.Ignored, ev)
 	}

@@ -52,6 +52,7 @@ func TestEventEncodingGolden(t *testing.T) {
 		EpisodeStarted:     "86a176cc01a16bcc13a174d7ff00000018695735a5a26964d30000000000000003a16ea55374657031a164c4077b2261223a317d",
 		PatchRecorded:      "86a176cc01a16bcc14a174d7ff00000018695735a5a26964d30000000000000003a16ea55374657031a164c4077b2261223a317d",
 		ExecutionStalled:   "86a176cc01a16bcc15a174d7ff00000018695735a5a26964d30000000000000003a16ea55374657031a164c4077b2261223a317d",
+		ActivityRetrying:   "88a176cc01a16bcc16a174d7ff00000018695735a5a26964d30000000000000003a16ea55374657031a164c40131a166d7ff00000018695735a6a16582a174a145a16da4626f6f6d",
 	}
 	for k := KindInvalid + 1; k < kindCount; k++ {
 		ev := Event{Kind: k, Time: at, TaskID: 3, Name: "Step1", Data: []byte(`{"a":1}`)}
@@ -60,6 +61,9 @@ func TestEventEncodingGolden(t *testing.T) {
 			ev.Failure = &Failure{Type: "E", Message: "boom", NonRetriable: true}
 		case TimerCreated:
 			ev.FireAt = at.Add(time.Minute)
+		case ActivityRetrying:
+			ev.Failure = &Failure{Type: "E", Message: "boom"}
+			ev.FireAt, ev.Data = at.Add(time.Second), []byte("1")
 		case ActivityScheduled, ChildScheduled:
 			ev.Retry = &RetryPolicy{MaxAttempts: 3, FirstRetryInterval: time.Second, BackoffCoefficient: 2}
 			ev.Instance = "child-1"
@@ -76,7 +80,7 @@ func TestEventEncodingGolden(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", k, err)
 		}
-		if back.Kind != k || !back.Time.Equal(at) || back.TaskID != 3 || string(back.Data) != `{"a":1}` || back.Name != "Step1" {
+		if back.Kind != k || !back.Time.Equal(at) || back.TaskID != 3 || string(back.Data) != string(ev.Data) || back.Name != "Step1" {
 			t.Errorf("%s: round trip lost data: %+v", k, back)
 		}
 		if (ev.Failure == nil) != (back.Failure == nil) || (ev.Retry != nil && (back.Retry == nil || back.Retry.MaxAttempts != 3 || back.Retry.FirstRetryInterval != time.Second)) || !back.FireAt.Equal(ev.FireAt) {

@@ -403,6 +403,7 @@ func printTimeline(w io.Writer, h *api.HistoryResponse) {
 	}
 	start := h.Events[0].Time
 	scheduled := map[int64]api.HistoryEvent{}
+	attemptFrom := map[int64]time.Time{} // when a retried task's current attempt began
 	for _, ev := range h.Events {
 		task, name, dur, outcome := "", ev.Name, "", ""
 		if ev.TaskID != nil {
@@ -425,6 +426,22 @@ func printTimeline(w io.Writer, h *api.HistoryResponse) {
 			outcome = "ok " + abbreviate(string(ev.Data), 40)
 			if ev.Failure != nil {
 				outcome = "failed " + ev.Failure.Type + ": " + abbreviate(ev.Failure.Message, 60)
+			}
+		case "activity-retrying":
+			from, ok := attemptFrom[*ev.TaskID]
+			if !ok {
+				from = scheduled[*ev.TaskID].Time
+			}
+			if !from.IsZero() {
+				dur = ev.Time.Sub(from).Round(time.Microsecond).String()
+			}
+			outcome = "attempt " + string(ev.Data) + " failed"
+			if ev.Failure != nil {
+				outcome += " " + ev.Failure.Type + ": " + abbreviate(ev.Failure.Message, 60)
+			}
+			if ev.FireAt != nil {
+				attemptFrom[*ev.TaskID] = *ev.FireAt
+				outcome += "; next attempt at " + ev.FireAt.Format("15:04:05.000")
 			}
 		case "event-raised":
 			outcome = abbreviate(string(ev.Data), 40)

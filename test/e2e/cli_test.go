@@ -126,6 +126,19 @@ func TestCLI(t *testing.T) {
 		cli(t, exitNotFound, "history", "no-such-instance")
 	})
 
+	t.Run("history shows retried attempts", func(t *testing.T) {
+		cli(t, exitOK, "start", "ChainingWorkflow", "--id", "cli-retry", "--input", `{"value":1,"failStep":"Step2","failTimes":1,"retrySeconds":1}`, "--wait")
+		h := cli(t, exitOK, "history", "cli-retry")
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`activity-retrying\s+1\s+Step2\s+\S+s\s+attempt 1 failed \S+: .*; next attempt at \d\d:\d\d:\d\d\.\d{3}`),
+			regexp.MustCompile(`activity-completed\s+1\s+Step2\s+1\.\d+s\s+ok 3`),
+		} {
+			if !matchesALine(want, strings.Split(h.Stdout, "\n")) {
+				t.Errorf("history has no line matching %s:\n%s", want, h.Stdout)
+			}
+		}
+	})
+
 	t.Run("order lifecycle", func(t *testing.T) {
 		r := cli(t, exitOK, "start", "OrderProcessingWorkflow", "--id", "cli-order", "--input", "@"+orderFile)
 		if strings.TrimSpace(r.Stdout) != "cli-order" {

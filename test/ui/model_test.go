@@ -84,6 +84,10 @@ func TestHistoryModel(t *testing.T) {
 	failed := start("Fails").add("activity-scheduled", 0, "Step3").
 		add("activity-failed", 0, "Step3", "failure", map[string]string{"type": "StepFailed", "message": "Step3 failed on attempt 3"}).
 		add("workflow-failed", -1, "")
+	retried := done(start("Retries").add("activity-scheduled", 0, "Step2").
+		add("activity-retrying", 0, "Step2", "data", 1, "failure", map[string]string{"type": "StepFailed", "message": "flaky"}, "fireAt", t0.Add(time.Second)).
+		add("activity-retrying", 0, "Step2", "data", 2, "failure", map[string]string{"type": "StepFailed", "message": "flaky"}, "fireAt", t0.Add(3*time.Second)).
+		add("activity-completed", 0, ""))
 
 	for _, c := range []struct {
 		name     string
@@ -116,6 +120,11 @@ func TestHistoryModel(t *testing.T) {
 		{"failed after attempts", "FAILED", failed,
 			[]string{"start", "stage[Step3×1]", "end"},
 			[]string{"activity:Step3:failed"}, `m.tasks[0].attempts`, "3"},
+		{"retried, then completed", "COMPLETED", retried,
+			[]string{"start", "stage[Step2×1]", "end"},
+			[]string{"activity:Step2:completed"},
+			`m.tasks[0].attempts + ' attempts: ' + m.tasks[0].retries.map(r => r.attempt + ' ' + r.failure.message + ' next +' + (r.nextAt - m.t0)).join(', ')`,
+			"3 attempts: 1 flaky next +1000, 2 flaky next +3000"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			evs, _ := json.Marshal(c.h.events)

@@ -140,8 +140,7 @@ export function mountInstance(root, id) {
       Number.isFinite(t.fireAt) ? ['Fires at', fmtTime(t.fireAt)] : null,
       t.kind === 'child' ? ['Child instance', h('a', {href: instanceHref(t.instance)}, t.instance)] : null,
       t.retry ? ['Retry policy', retryText(t.retry)] : null,
-      t.kind === 'activity' ? ['Attempts', t.attempts ? `${t.attempts} (from the failure message)` :
-        'not recorded in history (it keeps each activity\'s final outcome only)'] : null,
+      t.kind === 'activity' ? ['Attempts', attemptsText(t)] : null,
       t.event ? ['Event', `${t.event.name} at ${fmtClock(t.event.time)}`] : null,
     ].filter(Boolean);
     const payload = (title, v) => (v === undefined || v === null ? null :
@@ -507,6 +506,19 @@ export function mountInstance(root, id) {
     unmounted = true;
     poll.stop();
   };
+}
+
+// attemptsText says how many attempts an activity made and why each failed
+// one was run again (its history's activity-retrying markers).
+function attemptsText(t) {
+  if (t.retries.length) {
+    return h('div', null, String(t.attempts), h('ul', {class: 'retries'}, t.retries.map((r) => h('li', null,
+      `attempt ${r.attempt} failed at ${fmtClock(r.time)}` +
+      (r.failure ? `: ${r.failure.type ? `${r.failure.type}: ` : ''}${r.failure.message}` : '') +
+      (Number.isFinite(r.nextAt) ? `; next attempt at ${fmtClock(r.nextAt)}` : '')))));
+  }
+  if (t.attempts) return `${t.attempts} (from the failure message)`;
+  return Number.isFinite(t.endAt) ? '1 (no failed attempt recorded)' : '1 so far';
 }
 
 function retryText(r) {

@@ -12,8 +12,12 @@
 // step schedules a task unlike any still in flight (the timer that lost a
 // WhenAny, say), those are left running in the stage they belong to.
 //
-// History keeps the final outcome of an activity, not its attempts: a failure
-// says how many attempts it made only when its message does ("... on attempt 3").
+// Attempts: an activity's failed attempts that its retry policy ran again are
+// activity-retrying markers (the attempt's number, failure and when the next
+// began), kept in t.retries; past the tenth only every hundredth is marked, so
+// the count comes from the last marker's number. Histories written before weft kept them hold the
+// final outcome only: a failure then says how many attempts it made only when
+// its message does ("... on attempt 3").
 
 import {parseTime} from './dom.js';
 
@@ -83,6 +87,15 @@ export function buildModel(status, events, now) {
     if (!Number.isFinite(m.t0)) m.t0 = time;
     const kind = SCHEDULES[ev.kind];
     if (!kind && ev.kind !== 'event-sent' && ev.kind !== 'timer-canceled') inStep = false;
+    if (ev.kind === 'activity-retrying') {
+      const t = m.byId.get(ev.taskId);
+      if (t) {
+        t.retries.push({attempt: Number(ev.data) || t.retries.length + 1, time, failure: ev.failure || null,
+          nextAt: ev.fireAt ? parseTime(ev.fireAt) : NaN, seq: ev.seq});
+        t.attempts = t.retries[t.retries.length - 1].attempt + 1; // the attempt now running or waiting to
+      }
+      continue;
+    }
     if (kind) {
       const t = {
         id: ev.taskId,
@@ -100,6 +113,7 @@ export function buildModel(status, events, now) {
         seq: ev.seq,
         endSeq: -1,
         attempts: null,
+        retries: [], // {attempt, time, failure, nextAt, seq}: the failed attempts run again
         event: null,
       };
       if (kind === 'timer' && t.name.startsWith('wait:')) {
@@ -129,7 +143,8 @@ export function buildModel(status, events, now) {
       t.failure = ev.failure || null;
       t.outcome = end;
       if (t.kind === 'wait') t.outcome = end === 'fired' ? 'timed out' : t.event ? 'received' : 'canceled';
-      if (t.failure) t.attempts = attemptsFrom(t.failure);
+      if (t.retries.length) t.attempts = t.retries[t.retries.length - 1].attempt + 1;
+      else if (t.failure) t.attempts = attemptsFrom(t.failure);
       outstanding.delete(t.id);
       t.stage.open.delete(t.id);
       if (t.stage === stage && stage.open.size === 0) {

@@ -29,8 +29,14 @@ const KIND_LABEL = {activity: 'activity', timer: 'timer', wait: 'wait', child: '
 // outcomeText says how a task ended (or that it has not yet).
 export function outcomeText(t, now) {
   switch (t.outcome) {
-    case 'running':
+    case 'running': {
+      const r = t.retries?.[t.retries.length - 1];
+      if (r && r.nextAt > now) return `attempt ${r.attempt} failed · attempt ${r.attempt + 1} in ${fmtDuration(r.nextAt - now)}`;
+      if (r) return `running attempt ${r.attempt + 1} · ${fmtDuration(now - t.scheduledAt)} in all`;
       return `running ${fmtDuration(now - t.scheduledAt)}`;
+    }
+    case 'completed':
+      return t.retries?.length ? `completed after ${t.attempts} attempts` : 'completed';
     case 'waiting':
       if (Number.isFinite(t.fireAt)) {
         const left = t.fireAt - now;
