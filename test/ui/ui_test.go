@@ -519,6 +519,32 @@ func TestRerunFromUI(t *testing.T) {
 	}
 }
 
+// TestRetriesFromUI: an activity that failed once and was retried says so on
+// its timeline row and in its detail: how many attempts, and why and when the
+// failed one ended.
+func TestRetriesFromUI(t *testing.T) {
+	needChromium(t)
+	s := startServer(t, "")
+	s.start(api.StartRequest{Name: "ChainingWorkflow", InstanceID: "chain-retried",
+		Input: json.RawMessage(`{"value":1,"failStep":"Step2","failTimes":1,"retrySeconds":1}`)})
+	s.waitStatus("chain-retried", "COMPLETED")
+
+	b := newBrowser(t, s)
+	b.open("/ui/#/instances/chain-retried")
+	b.waitJS("the instance page", `document.getElementById('page')?.dataset.page === 'instance' && document.getElementById('page').dataset.loaded === 'true'`)
+	if got := b.text(`#timeline .tl-task[data-task="1"]`); !strings.Contains(got, "completed after 2 attempts") {
+		t.Errorf("Step2's timeline row says %q, want \"completed after 2 attempts\"", got)
+	}
+	b.click(`#timeline .tl-task[data-task="1"]`)
+	b.waitVisible("#act-rerun")
+	detail := b.text("#task-detail")
+	for _, want := range []string{"Attempts", "attempt 1 failed at", "StepFailed: Step2 failed on attempt 1", "next attempt at"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("Step2's detail has no %q:\n%s", want, detail)
+		}
+	}
+}
+
 // TestSchedulesPage: a schedule created with the page's form ticks (its
 // runs link to their instances), pauses, runs now while paused, resumes and
 // is deleted, all from its buttons; a bad timetable is refused with the
