@@ -88,6 +88,12 @@ func TestHistoryModel(t *testing.T) {
 		add("activity-retrying", 0, "Step2", "data", 1, "failure", map[string]string{"type": "StepFailed", "message": "flaky"}, "fireAt", t0.Add(time.Second)).
 		add("activity-retrying", 0, "Step2", "data", 2, "failure", map[string]string{"type": "StepFailed", "message": "flaky"}, "fireAt", t0.Add(3*time.Second)).
 		add("activity-completed", 0, ""))
+	// Past the tenth failed attempt only every hundredth is marked.
+	persistent := start("Persistent").add("activity-scheduled", 0, "Down")
+	for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 100} {
+		persistent.add("activity-retrying", 0, "Down", "data", n, "fireAt", t0.Add(time.Hour))
+	}
+	done(persistent.add("activity-completed", 0, ""))
 
 	for _, c := range []struct {
 		name     string
@@ -125,6 +131,9 @@ func TestHistoryModel(t *testing.T) {
 			[]string{"activity:Step2:completed"},
 			`m.tasks[0].attempts + ' attempts: ' + m.tasks[0].retries.map(r => r.attempt + ' ' + r.failure.message + ' next +' + (r.nextAt - m.t0)).join(', ')`,
 			"3 attempts: 1 flaky next +1000, 2 flaky next +3000"},
+		{"retried past the thinning", "COMPLETED", persistent,
+			[]string{"start", "stage[Down×1]", "end"},
+			[]string{"activity:Down:completed"}, `(m.tasks[0].attemptsAtLeast ? 'at least ' : '') + m.tasks[0].attempts`, "at least 101"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			evs, _ := json.Marshal(c.h.events)

@@ -512,7 +512,7 @@ export function mountInstance(root, id) {
 // one was run again (its history's activity-retrying markers).
 function attemptsText(t) {
   if (t.retries.length) {
-    return h('div', null, String(t.attempts), h('ul', {class: 'retries'}, t.retries.map((r) => h('li', null,
+    return h('div', null, `${t.attemptsAtLeast ? 'at least ' : ''}${t.attempts}`, h('ul', {class: 'retries'}, t.retries.map((r) => h('li', null,
       `attempt ${r.attempt} failed at ${fmtClock(r.time)}` +
       (r.failure ? `: ${r.failure.type ? `${r.failure.type}: ` : ''}${r.failure.message}` : '') +
       (Number.isFinite(r.nextAt) ? `; next attempt at ${fmtClock(r.nextAt)}` : '')))));

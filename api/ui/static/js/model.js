@@ -14,10 +14,11 @@
 //
 // Attempts: an activity's failed attempts that its retry policy ran again are
 // activity-retrying markers (the attempt's number, failure and when the next
-// began), kept in t.retries; past the tenth only every hundredth is marked, so
-// the count comes from the last marker's number. Histories written before weft kept them hold the
-// final outcome only: a failure then says how many attempts it made only when
-// its message does ("... on attempt 3").
+// began), kept in t.retries. From the tenth on only every hundredth is
+// marked, so from there t.attempts, counted from the last marker's number, is
+// a lower bound (t.attemptsAtLeast). Histories written before weft kept them
+// hold the final outcome only: a failure then says how many attempts it made
+// only when its message does ("... on attempt 3").
 
 import {parseTime} from './dom.js';
 
@@ -43,6 +44,14 @@ const TERMINAL = new Set(['workflow-completed', 'workflow-failed', 'workflow-ter
 export function attemptsFrom(failure) {
   const m = /\battempt\s+#?(\d+)/i.exec(failure?.message || '');
   return m ? Number(m[1]) : null;
+}
+
+// countAttempts sets t.attempts from its last retry marker: a lower bound once
+// markers thin out (the server marks attempts 1–10, then every hundredth).
+function countAttempts(t) {
+  const last = t.retries[t.retries.length - 1].attempt;
+  t.attempts = last + 1;
+  t.attemptsAtLeast = last >= 10;
 }
 
 // buildModel turns a status (GET /api/v1/instances/{id}) and its history into
@@ -92,7 +101,7 @@ export function buildModel(status, events, now) {
       if (t) {
         t.retries.push({attempt: Number(ev.data) || t.retries.length + 1, time, failure: ev.failure || null,
           nextAt: ev.fireAt ? parseTime(ev.fireAt) : NaN, seq: ev.seq});
-        t.attempts = t.retries[t.retries.length - 1].attempt + 1; // the attempt now running or waiting to
+        countAttempts(t); // the attempt now running or waiting to
       }
       continue;
     }
@@ -113,6 +122,7 @@ export function buildModel(status, events, now) {
         seq: ev.seq,
         endSeq: -1,
         attempts: null,
+        attemptsAtLeast: false,
         retries: [], // {attempt, time, failure, nextAt, seq}: the failed attempts run again
         event: null,
       };
@@ -143,7 +153,7 @@ export function buildModel(status, events, now) {
       t.failure = ev.failure || null;
       t.outcome = end;
       if (t.kind === 'wait') t.outcome = end === 'fired' ? 'timed out' : t.event ? 'received' : 'canceled';
-      if (t.retries.length) t.attempts = t.retries[t.retries.length - 1].attempt + 1;
+      if (t.retries.length) countAttempts(t);
       else if (t.failure) t.attempts = attemptsFrom(t.failure);
       outstanding.delete(t.id);
       t.stage.open.delete(t.id);

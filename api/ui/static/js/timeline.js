@@ -36,7 +36,7 @@ export function outcomeText(t, now) {
       return `running ${fmtDuration(now - t.scheduledAt)}`;
     }
     case 'completed':
-      return t.retries?.length ? `completed after ${t.attempts} attempts` : 'completed';
+      return t.retries?.length ? `completed after ${t.attemptsAtLeast ? 'at least ' : ''}${t.attempts} attempts` : 'completed';
     case 'waiting':
       if (Number.isFinite(t.fireAt)) {
         const left = t.fireAt - now;
