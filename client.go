@@ -576,6 +576,18 @@ func (r *Runtime) History(ctx context.Context, id string) ([]workflow.Event, err
 	return r.host.History(id)
 }
 
+// Waits returns what the instance waits on now, as its history shows it
+// (see workflow.OutstandingWaits): calls without an outcome, with the attempt
+// a retried activity is on, timers, event waits with a timeout. A finished
+// instance waits on nothing.
+func (r *Runtime) Waits(ctx context.Context, id string) ([]workflow.Wait, error) {
+	evs, err := r.History(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return workflow.OutstandingWaits(evs), nil
+}
+
 // ValidateInstanceID reports whether id can name an instance: 1 to 64 characters
 // of [A-Za-z0-9_.:-]. The error wraps ErrInvalidInstanceID.
 func ValidateInstanceID(id string) error {

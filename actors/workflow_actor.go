@@ -833,16 +833,6 @@ func (w *workflowActor) activityResult(t *txn, m ActivityResult) (workflow.Event
 	return w.failedAttempt(t, rec, m.Failure, policy)
 }
 
-// A call's failed attempts that are retried are marked in history
-// (workflow.ActivityRetrying): the first retryMarkersInFull of them, then
-// every retryMarkerEvery-th, so a call retried for days (MaxAttempts in the
-// thousands) does not grow its instance's history, and every load's replay,
-// without bound. Each marker carries its attempt's number.
-const (
-	retryMarkersInFull = 10
-	retryMarkerEvery   = 100
-)
-
 // failedAttempt decides on a failed attempt: another attempt (its record and
 // reminder go in t), or the final failure, the input event returned.
 func (w *workflowActor) failedAttempt(t *txn, rec *storage.ActivityRecord, f *workflow.Failure, policy *workflow.RetryPolicy) (workflow.Event, bool) {
@@ -859,7 +849,8 @@ func (w *workflowActor) failedAttempt(t *txn, rec *storage.ActivityRecord, f *wo
 		}
 		put(&w.retried, rec.TaskID, true)
 		w.putReminder(t, retryName(w.row.Generation, rec.TaskID), rec.NextAttemptAt)
-		if failed := rec.Attempt - 1; failed <= retryMarkersInFull || failed%retryMarkerEvery == 0 {
+		// Marked in history (see workflow.RetryMarkersInFull), with its number.
+		if failed := rec.Attempt - 1; failed <= workflow.RetryMarkersInFull || failed%workflow.RetryMarkerEvery == 0 {
 			if err := w.appendHistory(t, workflow.Event{Kind: workflow.ActivityRetrying, TaskID: rec.TaskID, Name: rec.Name, Failure: f,
 				Data: strconv.AppendInt(nil, int64(failed), 10), FireAt: rec.NextAttemptAt, Time: w.now}); err != nil {
 				panic(err) // an event of our own making: a failure is a bug

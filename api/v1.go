@@ -34,6 +34,11 @@ type Status struct {
 	Version string `json:"version,omitempty"`
 	// Stall says why a STALLED instance waits.
 	Stall *Stall `json:"stall,omitempty"`
+	// WaitingOn lists what an unfinished instance waits on, as its history
+	// shows it: activity calls (with the attempt a retried one is on, why the
+	// last attempt failed and when the next starts), timers, child workflows,
+	// event waits given a timeout.
+	WaitingOn []workflow.Wait `json:"waitingOn,omitempty"`
 }
 
 // Stall says why an instance is STALLED: its history needs code (a version, a
@@ -154,7 +159,7 @@ func toStatus(st *weft.InstanceStatus) Status {
 //	GET    counts                             {"RUNNING": n, ...} instances per status
 //	GET    instances?status=&name=&createdFrom=&createdTo=&pageSize=&pageToken=
 //	POST   instances                          StartRequest → 202 {"id"}
-//	GET    instances/{id}                     Status
+//	GET    instances/{id}                     Status (with waitingOn while unfinished)
 //	GET    instances/{id}/history             HistoryResponse
 //	GET    instances/{id}/wait?timeout=30s&for=completion|start
 //	                                          200 Status once reached, 202 Status if the timeout came first
@@ -290,7 +295,12 @@ func (s *server) instance(w http.ResponseWriter, r *http.Request, id string, res
 			s.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, toStatus(st))
+		out := toStatus(st)
+		if out.WaitingOn, err = s.waits(ctx, st); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
 	case len(rest) == 0 && r.Method == http.MethodDelete:
 		q := r.URL.Query()
 		err := s.rt.Purge(ctx, id, weft.PurgeOptions{Recursive: q.Get("recursive") == "true", Force: q.Get("force") == "true"})
@@ -506,15 +516,30 @@ func (s *server) wait(w http.ResponseWriter, r *http.Request, id string) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	st, err := waitFn(ctx, id)
+	code := http.StatusOK
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, toStatus(st))
 	case st != nil && ctx.Err() != nil:
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusAccepted, toStatus(st))
+		code = http.StatusAccepted
 	default:
 		s.fail(w, r, err)
+		return
 	}
+	out := toStatus(st)
+	// Best effort: the status is what was waited for, and an instance purged
+	// since the wait ended has no history left to read.
+	out.WaitingOn, _ = s.waits(r.Context(), st)
+	writeJSON(w, code, out)
+}
+
+// waits returns what an unfinished instance waits on (nil for a finished one,
+// without reading its history).
+func (s *server) waits(ctx context.Context, st *weft.InstanceStatus) ([]workflow.Wait, error) {
+	if st.Status.Finished() {
+		return nil, nil
+	}
+	return s.rt.Waits(ctx, st.ID)
 }
 
 // removeNode removes a node lost for good from the cluster.

@@ -181,7 +181,7 @@ func (c *Context) WaitForExternalEvent(name string, timeout time.Duration) *Task
 	}
 	q.waiters = append(q.waiters, t)
 	if timeout > 0 {
-		t.timeout = e.createTimer(e.now.Add(timeout), "wait:"+name)
+		t.timeout = e.createTimer(e.now.Add(timeout), eventWaitPrefix+name)
 		timer := t.timeout
 		timer.onDone(func() {
 			if timer.err == nil && !t.done {

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Exit codes of the weft CLI (cmd/weft/main.go).
@@ -124,6 +125,35 @@ func TestCLI(t *testing.T) {
 			t.Errorf("history --json: %v\n%s", err, j.Stdout)
 		}
 		cli(t, exitNotFound, "history", "no-such-instance")
+	})
+
+	t.Run("status says what a running instance waits on", func(t *testing.T) {
+		if st := statusOf(t, cli(t, exitOK, "status", "cli-chain").Stdout); st.Status != "COMPLETED" || st.WaitingOn != nil {
+			t.Errorf("a finished instance waits on nothing: %+v", st)
+		}
+		cli(t, exitOK, "start", "ChainingWorkflow", "--id", "cli-waits", "--input", `{"value":1,"failStep":"Step2","failTimes":0,"retrySeconds":600}`)
+		var st v1Status
+		eventually(t, 20*time.Second, "Step2's first attempt failed", func() bool {
+			st = statusOf(t, cli(t, exitOK, "status", "cli-waits").Stdout)
+			return len(st.WaitingOn) == 1 && st.WaitingOn[0].Attempt == 2
+		})
+		w := st.WaitingOn[0]
+		if w.Kind != "activity" || w.TaskID != 1 || w.Name != "Step2" || w.AttemptAtLeast ||
+			w.LastFailure == nil || !strings.Contains(w.LastFailure.Message, "attempt 1") ||
+			w.NextAttemptAt == nil || w.NextAttemptAt.Sub(w.Since) < 9*time.Minute {
+			t.Errorf("waiting on %+v; want Step2 on attempt 2, attempt 1's failure, the next in ~10 minutes", w)
+		}
+		cli(t, exitOK, "purge", "cli-waits", "--force") // out of the list subtest's way
+
+		cli(t, exitOK, "start", "OrderProcessingWorkflow", "--id", "cli-waits-approval", "--input", `{"Name":"Yacht","Quantity":1,"TotalCost":50000}`)
+		eventually(t, 20*time.Second, "the order to wait for its approval", func() bool {
+			st = statusOf(t, cli(t, exitOK, "status", "cli-waits-approval").Stdout)
+			return len(st.WaitingOn) == 1 && st.WaitingOn[0].Kind == "event"
+		})
+		if w := st.WaitingOn[0]; w.Name != "ManagerApproval" || w.TimeoutAt == nil || w.TimeoutAt.Sub(w.Since) != 24*time.Hour || w.FireAt != nil {
+			t.Errorf("waiting on %+v; want ManagerApproval, timing out 24h after it began", w)
+		}
+		cli(t, exitOK, "purge", "cli-waits-approval", "--force")
 	})
 
 	t.Run("history shows retried attempts", func(t *testing.T) {

@@ -400,8 +400,27 @@ type v1Status struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	} `json:"failure"`
-	ParentID   string `json:"parentId"`
-	Generation uint32 `json:"generation"`
+	ParentID   string   `json:"parentId"`
+	Generation uint32   `json:"generation"`
+	WaitingOn  []v1Wait `json:"waitingOn"`
+}
+
+// v1Wait is one entry of a status's waitingOn.
+type v1Wait struct {
+	Kind           string     `json:"kind"`
+	TaskID         int64      `json:"taskId"`
+	Name           string     `json:"name"`
+	Instance       string     `json:"instance"`
+	Since          time.Time  `json:"since"`
+	FireAt         *time.Time `json:"fireAt"`
+	TimeoutAt      *time.Time `json:"timeoutAt"`
+	Attempt        int        `json:"attempt"`
+	AttemptAtLeast bool       `json:"attemptAtLeast"`
+	LastFailure    *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"lastFailure"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt"`
 }
 
 // waitDone long-polls until the instance finished and returns its status.
