@@ -227,6 +227,56 @@ func TestRemoteWorkSpreadsOverWorkers(t *testing.T) {
 	}
 }
 
+// A worker holds at most actors.MaxOutstandingPerWorker unanswered items: past
+// that it takes nothing more, the rest goes to another worker, and an answer
+// makes room for one more.
+func TestRemoteWorkerHoldsAtMostTheBound(t *testing.T) {
+	rt := openRemote(t, t.TempDir())
+	defer rt.Close()
+	ctx := context.Background()
+	n := actors.MaxOutstandingPerWorker + 2
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := g; i < n; i += 16 {
+				if _, err := rt.Schedule(ctx, "RemoteOne", nil, weft.WithInstanceID("b"+strconv.Itoa(i))); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	w1, w2 := connect(t, rt, "w1"), connect(t, rt, "w2")
+	held := map[string]bool{}
+	for range actors.MaxOutstandingPerWorker {
+		held[w1.nextEpisode().InstanceID] = true
+	}
+	if len(held) != actors.MaxOutstandingPerWorker {
+		t.Fatalf("w1 holds %d distinct episodes, want %d", len(held), actors.MaxOutstandingPerWorker)
+	}
+	eventually(t, "the last two episodes queued", 10*time.Second, func() error {
+		if _, queued := rt.Host().RemoteWorkers().Workers(); queued != 2 {
+			return fmt.Errorf("%d queued", queued)
+		}
+		return nil
+	})
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if it, err := w1.w.Next(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("w1 at the bound took %+v (err %v); want it to wait", it, err)
+	}
+	if id := w2.nextEpisode().InstanceID; held[id] {
+		t.Fatalf("w2 got %s, which w1 holds", id)
+	}
+	for id := range held {
+		w1.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted})
+		break
+	}
+	if id := w1.nextEpisode().InstanceID; held[id] {
+		t.Fatalf("w1 got %s again after answering one", id)
+	}
+}
+
 func TestRemoteEpisodeSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	rt := openRemote(t, dir)

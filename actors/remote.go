@@ -20,7 +20,7 @@ import (
 // the in-process executor's; an activity attempt comes back as an ActivityResult.
 //
 // The pool is pull-based: each connected worker takes items from one queue, up to
-// maxOutstandingPerWorker unanswered at a time, so items spread over all workers.
+// MaxOutstandingPerWorker unanswered at a time, so items spread over all workers.
 // When a worker's stream drops, its unanswered items go back to the front of the
 // queue for another worker (or wait for one). Nothing here is durable, and nothing
 // needs to be: an instance that restarts re-sends its pending episode and its
@@ -40,8 +40,16 @@ import (
 // being applied, so that the loading instance waits for it instead of handing
 // the episode out again.
 
-// maxOutstandingPerWorker bounds the items one worker holds unanswered.
-const maxOutstandingPerWorker = 128
+// MaxOutstandingPerWorker bounds the items one worker holds unanswered: a
+// worker that takes long over its items (slow activities) leaves the rest to
+// the others. The bound is also how many items one worker runs at once (Dapr's
+// SDKs run every item they are handed at once), so it is set well above what a
+// worker process gets through while an item is in flight: at 128, one Dapr Go
+// SDK worker doing 1,000 chains of 5 waited on it, and ran 10–17% fewer
+// activities per second at 10% more server CPU per activity than at 1,024
+// (sdkbench, 4 alternated pairs), and a fan-out of slow activities on one
+// worker ran 128 at a time.
+const MaxOutstandingPerWorker = 1024
 
 // OrchestrationWork asks a remote worker to run one episode of a workflow.
 type OrchestrationWork struct {
@@ -207,7 +215,7 @@ func (w *RemoteWorker) Next(ctx context.Context) (*WorkItem, error) {
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if len(w.assigned) < maxOutstandingPerWorker {
+		if len(w.assigned) < MaxOutstandingPerWorker {
 			if i := slices.IndexFunc(p.queue, func(it *WorkItem) bool { a := it.app(); return a == "" || a == w.app }); i >= 0 {
 				it := p.queue[i]
 				if i == 0 { // the usual case: O(1), where a delete moves the whole queue
