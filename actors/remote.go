@@ -331,10 +331,16 @@ func (p *RemoteWorkers) drop(it *WorkItem) {
 	if p.items[it.key] == it {
 		delete(p.items, it.key)
 	}
-	if it.worker != nil {
-		delete(it.worker.assigned, it)
+	if w := it.worker; w != nil {
+		atBound := len(w.assigned) >= MaxOutstandingPerWorker
+		delete(w.assigned, it)
 		it.worker = nil
-		p.broadcast() // the worker may take another item
+		if atBound {
+			// The worker may take another item. Below its bound it took every
+			// item it could: waking its Next only to find the queue empty
+			// again cost a wake-up per answer.
+			p.broadcast()
+		}
 		return
 	}
 	for i, q := range p.queue {
