@@ -254,11 +254,11 @@ func TestRemoteWorkerHoldsAtMostTheBound(t *testing.T) {
 	if len(held) != actors.MaxOutstandingPerWorker {
 		t.Fatalf("w1 holds %d distinct episodes, want %d", len(held), actors.MaxOutstandingPerWorker)
 	}
-	eventually(t, "the last two episodes queued", 10*time.Second, func() error {
-		if _, queued := rt.Host().RemoteWorkers().Workers(); queued != 2 {
-			return fmt.Errorf("%d queued", queued)
-		}
-		return nil
+	wait, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	waitUntil(t, wait, "the last two episodes queued", func() bool {
+		_, queued := rt.Host().RemoteWorkers().Workers()
+		return queued == 2
 	})
 	done, cancel := context.WithCancel(ctx)
 	cancel()
