@@ -227,53 +227,66 @@ func TestRemoteWorkSpreadsOverWorkers(t *testing.T) {
 	}
 }
 
-// A worker holds at most actors.MaxOutstandingPerWorker unanswered items: past
-// that it takes nothing more, the rest goes to another worker, and an answer
-// makes room for one more.
+// A worker holds at most Options.MaxItemsPerWorker (by default
+// actors.DefaultMaxItemsPerWorker) unanswered items: past that it takes
+// nothing more, the rest goes to another worker, and an answer makes room for
+// one more.
 func TestRemoteWorkerHoldsAtMostTheBound(t *testing.T) {
-	rt := openRemote(t, t.TempDir())
-	defer rt.Close()
-	ctx := context.Background()
-	n := actors.MaxOutstandingPerWorker + 2
-	var wg sync.WaitGroup
-	for g := range 16 {
-		wg.Go(func() {
-			for i := g; i < n; i += 16 {
-				if _, err := rt.Schedule(ctx, "RemoteOne", nil, weft.WithInstanceID("b"+strconv.Itoa(i))); err != nil {
-					t.Error(err)
-				}
+	for _, c := range []struct {
+		option, bound int
+	}{{0, actors.DefaultMaxItemsPerWorker}, {3, 3}} {
+		t.Run(fmt.Sprintf("MaxItemsPerWorker=%d", c.option), func(t *testing.T) {
+			rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true, MaxItemsPerWorker: c.option})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rt.Close()
+			ctx := context.Background()
+			if err := rt.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			n := c.bound + 2
+			var wg sync.WaitGroup
+			for g := range 16 {
+				wg.Go(func() {
+					for i := g; i < n; i += 16 {
+						if _, err := rt.Schedule(ctx, "RemoteOne", nil, weft.WithInstanceID("b"+strconv.Itoa(i))); err != nil {
+							t.Error(err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			w1, w2 := connect(t, rt, "w1"), connect(t, rt, "w2")
+			held := map[string]bool{}
+			for range c.bound {
+				held[w1.nextEpisode().InstanceID] = true
+			}
+			if len(held) != c.bound {
+				t.Fatalf("w1 holds %d distinct episodes, want %d", len(held), c.bound)
+			}
+			wait, stop := context.WithTimeout(ctx, 10*time.Second)
+			defer stop()
+			waitUntil(t, wait, "the last two episodes queued", func() bool {
+				_, queued := rt.Host().RemoteWorkers().Workers()
+				return queued == 2
+			})
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			if it, err := w1.w.Next(done); !errors.Is(err, context.Canceled) {
+				t.Fatalf("w1 at the bound took %+v (err %v); want it to wait", it, err)
+			}
+			if id := w2.nextEpisode().InstanceID; held[id] {
+				t.Fatalf("w2 got %s, which w1 holds", id)
+			}
+			for id := range held {
+				w1.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted})
+				break
+			}
+			if id := w1.nextEpisode().InstanceID; held[id] {
+				t.Fatalf("w1 got %s again after answering one", id)
 			}
 		})
-	}
-	wg.Wait()
-	w1, w2 := connect(t, rt, "w1"), connect(t, rt, "w2")
-	held := map[string]bool{}
-	for range actors.MaxOutstandingPerWorker {
-		held[w1.nextEpisode().InstanceID] = true
-	}
-	if len(held) != actors.MaxOutstandingPerWorker {
-		t.Fatalf("w1 holds %d distinct episodes, want %d", len(held), actors.MaxOutstandingPerWorker)
-	}
-	wait, stop := context.WithTimeout(ctx, 10*time.Second)
-	defer stop()
-	waitUntil(t, wait, "the last two episodes queued", func() bool {
-		_, queued := rt.Host().RemoteWorkers().Workers()
-		return queued == 2
-	})
-	done, cancel := context.WithCancel(ctx)
-	cancel()
-	if it, err := w1.w.Next(done); !errors.Is(err, context.Canceled) {
-		t.Fatalf("w1 at the bound took %+v (err %v); want it to wait", it, err)
-	}
-	if id := w2.nextEpisode().InstanceID; held[id] {
-		t.Fatalf("w2 got %s, which w1 holds", id)
-	}
-	for id := range held {
-		w1.mustAnswer(id, workflow.Event{Kind: workflow.WorkflowCompleted})
-		break
-	}
-	if id := w1.nextEpisode().InstanceID; held[id] {
-		t.Fatalf("w1 got %s again after answering one", id)
 	}
 }
 

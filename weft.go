@@ -79,6 +79,12 @@ type Options struct {
 	// a worker connects. Off (the default), scheduling an unregistered workflow
 	// fails with ErrWorkflowNotRegistered.
 	RemoteWorkers bool
+	// MaxItemsPerWorker bounds the work items (activity attempts, workflow
+	// steps) one connected worker holds unanswered at once; more wait for it
+	// or go to other workers (default 1,024). A worker of whole histories
+	// holds an instance's history with each step it runs: lower it to cap
+	// that worker's memory.
+	MaxItemsPerWorker int
 	// ActivityLimits caps the attempts of each named activity that run at
 	// once across the whole cluster, e.g. {"ProcessWorkItem": 20} (`weft
 	// serve --activity-limit ProcessWorkItem=20`), on top of each node's
@@ -163,6 +169,7 @@ func Open(opts Options) (*Runtime, error) {
 		StallRetryDelay:     opts.StallRetryDelay,
 		Reminders:           reminders.Options{Window: opts.ReminderWindow, MaxInMemory: opts.MaxRemindersInMemory},
 		RemoteWorkers:       opts.RemoteWorkers,
+		MaxItemsPerWorker:   opts.MaxItemsPerWorker,
 		Retention:           opts.Retention,
 		Tracer:              tracer,
 		ActivityLimits:      opts.ActivityLimits,

@@ -69,6 +69,9 @@ type Options struct {
 	// this process on workers connected over the durabletask protocol (see
 	// RemoteWorkers). Off, starting an unregistered workflow fails.
 	RemoteWorkers bool
+	// MaxItemsPerWorker bounds the work items one remote worker holds
+	// unanswered (0: DefaultMaxItemsPerWorker).
+	MaxItemsPerWorker int
 }
 
 // Host runs this node's workflow and activity actors.
@@ -231,7 +234,7 @@ func NewHost(opts Options) *Host {
 		h.shards[i] = workShard{results: map[string]*resultQueue{}, inflight: map[inflightKey]struct{}{}}
 	}
 	if opts.RemoteWorkers {
-		h.remote = newRemoteWorkers(h)
+		h.remote = newRemoteWorkers(h, opts.MaxItemsPerWorker)
 	}
 	h.metrics = newMetrics(h)
 	h.dispatcher = newWorkerDispatcher(300, 10*time.Second)

@@ -20,7 +20,7 @@ import (
 // the in-process executor's; an activity attempt comes back as an ActivityResult.
 //
 // The pool is pull-based: each connected worker takes items from one queue, up to
-// MaxOutstandingPerWorker unanswered at a time, so items spread over all workers.
+// Options.MaxItemsPerWorker unanswered at a time, so items spread over all workers.
 // When a worker's stream drops, its unanswered items go back to the front of the
 // queue for another worker (or wait for one). Nothing here is durable, and nothing
 // needs to be: an instance that restarts re-sends its pending episode and its
@@ -40,16 +40,19 @@ import (
 // being applied, so that the loading instance waits for it instead of handing
 // the episode out again.
 
-// MaxOutstandingPerWorker bounds the items one worker holds unanswered: a
-// worker that takes long over its items (slow activities) leaves the rest to
-// the others. The bound is also how many items one worker runs at once (Dapr's
-// SDKs run every item they are handed at once), so it is set well above what a
-// worker process gets through while an item is in flight: at 128, one Dapr Go
-// SDK worker doing 1,000 chains of 5 waited on it, and ran 10–17% fewer
-// activities per second at 10% more server CPU per activity than at 1,024
-// (sdkbench, 4 alternated pairs), and a fan-out of slow activities on one
-// worker ran 128 at a time.
-const MaxOutstandingPerWorker = 1024
+// DefaultMaxItemsPerWorker is the default Options.MaxItemsPerWorker: the
+// items one worker holds unanswered at once. A worker that takes long over its
+// items (slow activities) leaves the rest to the others. The bound is also how
+// many items one worker runs at once (Dapr's SDKs run every item they are
+// handed at once), so it is set well above what a worker process gets through
+// while an item is in flight: at 128, one Dapr Go SDK worker doing 1,000
+// chains of 5 waited on it, and ran 10–17% fewer activities per second at 10%
+// more server CPU per activity than at 1,024 (sdkbench, 4 alternated pairs),
+// and a fan-out of slow activities on one worker ran 128 at a time. A worker
+// of whole histories (Dapr's SDKs before stateful history) holds an instance's
+// history with each of its episodes: a lower bound caps what such a worker
+// holds in memory when it falls behind.
+const DefaultMaxItemsPerWorker = 1024
 
 // OrchestrationWork asks a remote worker to run one episode of a workflow.
 type OrchestrationWork struct {
@@ -130,7 +133,8 @@ const orchestrationTask = -1 << 63
 
 // RemoteWorkers is a node's pool of connected workers and the work waiting for them.
 type RemoteWorkers struct {
-	h *Host
+	h        *Host
+	maxItems int // per worker (Options.MaxItemsPerWorker)
 
 	mu       sync.Mutex
 	lastIdle time.Time // when "no worker connected" was last logged
@@ -154,9 +158,15 @@ type RemoteWorker struct {
 // ErrNotAssigned is returned for a response to an item this connection does not hold.
 var ErrNotAssigned = errors.New("no such work item is outstanding on this connection")
 
-func newRemoteWorkers(h *Host) *RemoteWorkers {
-	return &RemoteWorkers{h: h, workers: map[*RemoteWorker]struct{}{}, items: map[workKey]*WorkItem{}, changed: make(chan struct{})}
+func newRemoteWorkers(h *Host, maxItems int) *RemoteWorkers {
+	if maxItems <= 0 {
+		maxItems = DefaultMaxItemsPerWorker
+	}
+	return &RemoteWorkers{h: h, maxItems: maxItems, workers: map[*RemoteWorker]struct{}{}, items: map[workKey]*WorkItem{}, changed: make(chan struct{})}
 }
+
+// MaxItemsPerWorker returns how many items one worker may hold unanswered.
+func (p *RemoteWorkers) MaxItemsPerWorker() int { return p.maxItems }
 
 // RemoteWorkers returns the pool, or nil when remote workers are not enabled.
 func (h *Host) RemoteWorkers() *RemoteWorkers { return h.remote }
@@ -215,7 +225,7 @@ func (w *RemoteWorker) Next(ctx context.Context) (*WorkItem, error) {
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if len(w.assigned) < MaxOutstandingPerWorker {
+		if len(w.assigned) < p.maxItems {
 			if i := slices.IndexFunc(p.queue, func(it *WorkItem) bool { a := it.app(); return a == "" || a == w.app }); i >= 0 {
 				it := p.queue[i]
 				if i == 0 { // the usual case: O(1), where a delete moves the whole queue
@@ -332,7 +342,7 @@ func (p *RemoteWorkers) drop(it *WorkItem) {
 		delete(p.items, it.key)
 	}
 	if w := it.worker; w != nil {
-		atBound := len(w.assigned) >= MaxOutstandingPerWorker
+		atBound := len(w.assigned) >= p.maxItems
 		delete(w.assigned, it)
 		it.worker = nil
 		if atBound {

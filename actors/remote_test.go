@@ -13,16 +13,17 @@ import (
 // then: answers of a worker below its bound wake no one, since it took every
 // item it could.
 func TestWorkerAtItsBoundWokenByItsAnswer(t *testing.T) {
-	p := newRemoteWorkers(&Host{log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	const bound = 4
+	p := newRemoteWorkers(&Host{log: slog.New(slog.NewTextHandler(io.Discard, nil))}, bound)
 	w := p.Connect("w1")
 	other := p.Connect("w2")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	episode := func(i int) *OrchestrationWork { return &OrchestrationWork{InstanceID: "i" + strconv.Itoa(i)} }
-	for i := range MaxOutstandingPerWorker + 1 {
+	for i := range bound + 1 {
 		p.submitEpisode(episode(i))
 	}
-	for range MaxOutstandingPerWorker {
+	for range bound {
 		if _, err := w.Next(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +44,7 @@ func TestWorkerAtItsBoundWokenByItsAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.submitEpisode(episode(MaxOutstandingPerWorker + 1)) // queued: w is at its bound
+	p.submitEpisode(episode(bound + 1)) // queued: w is at its bound
 	took := make(chan *WorkItem, 1)
 	go func() {
 		it, err := w.Next(ctx)
@@ -70,7 +71,7 @@ func TestWorkerAtItsBoundWokenByItsAnswer(t *testing.T) {
 	if _, err := p.take("w1", workKey{"i0", orchestrationTask}); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-took; got == nil || got.Orchestration.InstanceID != "i"+strconv.Itoa(MaxOutstandingPerWorker+1) {
+	if got := <-took; got == nil || got.Orchestration.InstanceID != "i"+strconv.Itoa(bound+1) {
 		t.Fatalf("w took %+v after answering at its bound", got)
 	}
 }

@@ -53,6 +53,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	partitions := fs.Int("partitions", atoiOr(envOr("WEFT_PARTITIONS", ""), 0), "partitions of a new data directory (default 256; WEFT_PARTITIONS)")
 	activities := fs.Int("activity-concurrency", atoiOr(envOr("WEFT_ACTIVITY_CONCURRENCY", ""), 0), "activity attempts run at once on this node (default 256; WEFT_ACTIVITY_CONCURRENCY)")
 	maxActive := fs.Int("max-active", atoiOr(envOr("WEFT_MAX_ACTIVE", ""), 0), "instances held in memory (default 10000; WEFT_MAX_ACTIVE)")
+	workerItems := fs.Int("worker-max-items", atoiOr(envOr("WEFT_WORKER_MAX_ITEMS", ""), 0), "work items (activity attempts, workflow steps) one connected SDK worker holds unanswered at once; more wait or go to other workers; lower it to cap the memory of workers that get whole histories (default 1024; WEFT_WORKER_MAX_ITEMS)")
 	retention := fs.String("retention", envOr("WEFT_RETENTION", ""), "purge finished instances this long after they finish, by final status: comma-separated status=duration pairs, statuses completed, failed, terminated or any, e.g. completed=720h,any=2160h; children go with their parents (default off: kept for ever; WEFT_RETENTION)")
 	activityLimits := &repeated{}
 	if v := envOr("WEFT_ACTIVITY_LIMITS", ""); v != "" {
@@ -128,6 +129,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if *replicas < 1 {
 		return usageErr("--replicas %d: a cluster keeps at least 1 copy of each partition", *replicas)
 	}
+	if *workerItems < 0 {
+		return usageErr("--worker-max-items %d: want a positive number of items (default 1024)", *workerItems)
+	}
 	if *replaceAfter < time.Second {
 		return usageErr("--replace-after %s: must be at least 1s (a node that only restarts must have time to come back)", *replaceAfter)
 	}
@@ -166,7 +170,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	httpURL := scheme + "://" + advertised(ln.Addr().String(), host)
 	opts := weft.Options{Dir: *data, Partitions: *partitions, Logger: logger,
-		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn, Retention: keep, ActivityLimits: limits, WorkflowLimits: wfLimits}
+		ActivityConcurrency: *activities, MaxActiveInstances: *maxActive, RemoteWorkers: grpcOn, MaxItemsPerWorker: *workerItems,
+		Retention: keep, ActivityLimits: limits, WorkflowLimits: wfLimits}
 	if *otlp != "" {
 		exp, err := otlpExporter(*otlp)
 		if err != nil {

@@ -75,6 +75,9 @@ func TestCLI(t *testing.T) {
 		}
 		wantCLI(t, exitUsage, nil, "serve", "extra-arg")
 		wantCLI(t, exitUsage, nil, "serve", "--max-body", "lots")
+		if r := wantCLI(t, exitUsage, nil, "serve", "--worker-max-items", "-1"); !strings.Contains(r.Stderr, "--worker-max-items -1") {
+			t.Errorf("a negative bound: %s", r)
+		}
 		wantCLI(t, exitUsage, nil, "serve", "--tls-cert", "cert.pem")
 		wantCLI(t, exitUsage, nil, "serve", "--log-level", "loud")
 		wantCLI(t, exitUsage, nil, "serve", "--log-format", "xml")
