@@ -165,9 +165,6 @@ func newRemoteWorkers(h *Host, maxItems int) *RemoteWorkers {
 	return &RemoteWorkers{h: h, maxItems: maxItems, workers: map[*RemoteWorker]struct{}{}, items: map[workKey]*WorkItem{}, changed: make(chan struct{})}
 }
 
-// MaxItemsPerWorker returns how many items one worker may hold unanswered.
-func (p *RemoteWorkers) MaxItemsPerWorker() int { return p.maxItems }
-
 // RemoteWorkers returns the pool, or nil when remote workers are not enabled.
 func (h *Host) RemoteWorkers() *RemoteWorkers { return h.remote }
 
