@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/weftrt/weft"
 	"github.com/weftrt/weft/actors"
+	"github.com/weftrt/weft/storage"
 	"github.com/weftrt/weft/workflow"
 )
 
@@ -343,6 +345,105 @@ func TestRemoteEpisodeSurvivesRestart(t *testing.T) {
 	}
 }
 
+// An answer handed over (AnswerOrchestration, as the gRPC server gives it) is
+// applied after the call returns; Close applies those handed over before it,
+// so a graceful stop loses none.
+func TestRemoteAnswersHandedOverAreAppliedByClose(t *testing.T) {
+	dir := t.TempDir()
+	rt := openRemote(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := connect(t, rt, "w1")
+	const n = 50
+	for i := range n {
+		if _, err := rt.Schedule(ctx, "RemoteOne", nil, weft.WithInstanceID(fmt.Sprintf("handed-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		ep := w.nextEpisode()
+		if err := w.pool.AnswerOrchestration(ctx, w.peer, ep.InstanceID, actors.OrchestrationResult{
+			Actions: []workflow.Event{{Kind: workflow.WorkflowCompleted, Data: []byte(`"` + ep.InstanceID + `"`)}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rt = openRemote(t, dir)
+	defer rt.Close()
+	for i := range n {
+		id := fmt.Sprintf("handed-%d", i)
+		if st := status(t, rt, id); st.Status != weft.StatusCompleted || string(st.Output) != `"`+id+`"` {
+			t.Errorf("%s: %s %s after the restart, want COMPLETED %q", id, st.Status, st.Output, id)
+		}
+	}
+}
+
+// failNextCommit is a StepCommitter that fails one commit when armed.
+type failNextCommit struct{ armed atomic.Bool }
+
+func (c *failNextCommit) CommitStep(_ uint16, b *storage.Batch) error {
+	if c.armed.CompareAndSwap(true, false) {
+		return errors.New("disk on fire")
+	}
+	return b.Commit()
+}
+
+// An answer handed over whose step cannot be committed is not lost: its
+// episode goes back to the workers, whole, and the next answer is applied once.
+func TestRemoteAnswerNotCommittedGoesBackToTheWorkers(t *testing.T) {
+	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	commits := &failNextCommit{}
+	rt.Host().SetCommitter(commits)
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := rt.Schedule(ctx, "RemoteOne", nil, weft.WithInstanceID("unlucky"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connect(t, rt, "w1")
+	first := w.nextEpisode()
+	wantKinds(t, "first offer", first.New, "episode-started", "workflow-started")
+	done := actors.OrchestrationResult{Actions: []workflow.Event{{Kind: workflow.WorkflowCompleted, Data: []byte(`1`)}}}
+	commits.armed.Store(true)
+	if err := w.pool.AnswerOrchestration(ctx, w.peer, id, done); err != nil {
+		t.Fatalf("handing over the answer: %v", err)
+	}
+	again := w.nextEpisode()
+	if again.InstanceID != id {
+		t.Fatalf("offered %s, want %s's episode again", again.InstanceID, id)
+	}
+	wantKinds(t, "second offer", again.New, "episode-started", "workflow-started")
+	if commits.armed.Load() {
+		t.Fatal("the answer's commit was never tried")
+	}
+	if err := w.pool.AnswerOrchestration(ctx, w.peer, id, done); err != nil {
+		t.Fatalf("handing over the answer again: %v", err)
+	}
+	st, err := rt.WaitForCompletion(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := rt.History(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != weft.StatusCompleted || string(st.Output) != "1" {
+		t.Errorf("final: %s %s, want COMPLETED 1", st.Status, st.Output)
+	}
+	wantKinds(t, "history", h, "episode-started", "workflow-started", "workflow-completed")
+}
+
 // A remote instance's inputs wait in its inbox until an episode takes them.
 // Once one has taken them all, the inbox is empty: its numbering starts over,
 // so that loading the instance reads no inbox (a scan over deleted keys for
@@ -598,6 +699,30 @@ func TestUnregisteredWorkflowWithoutRemoteWorkers(t *testing.T) {
 // would run the activity twice (found with 20,000 chains against the default
 // cap of 10,000: every activity ran about twice).
 func TestRemoteWorkUnderEviction(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(f *fakeWorker, ctx context.Context, id string, res actors.OrchestrationResult) error
+	}{
+		{"answers committed before they return", func(f *fakeWorker, ctx context.Context, id string, res actors.OrchestrationResult) error {
+			return f.pool.CompleteOrchestration(ctx, f.peer, id, res)
+		}},
+		// Answers handed over, as the gRPC server does: many wait for an
+		// instance that was evicted before it took them.
+		{"answers handed over", func(f *fakeWorker, ctx context.Context, id string, res actors.OrchestrationResult) error {
+			return f.pool.AnswerOrchestration(ctx, f.peer, id, res)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testRemoteWorkUnderEviction(t, func(f *fakeWorker, id string, actions []workflow.Event) error {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				return tc.answer(f, ctx, id, actors.OrchestrationResult{Actions: actions})
+			})
+		})
+	}
+}
+
+func testRemoteWorkUnderEviction(t *testing.T, answer func(f *fakeWorker, id string, actions []workflow.Event) error) {
 	rt, err := weft.Open(weft.Options{Dir: t.TempDir(), Logger: quiet, RemoteWorkers: true, MaxActiveInstances: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -656,7 +781,7 @@ func TestRemoteWorkUnderEviction(t *testing.T) {
 				case scheduled == done:
 					actions = []workflow.Event{{Kind: workflow.ActivityScheduled, TaskID: int64(done), Name: "RemoteAdd", Data: last}}
 				}
-				if err := w.answer(ep.InstanceID, actions...); err != nil {
+				if err := answer(w, ep.InstanceID, actions); err != nil {
 					mu.Lock()
 					refused = append(refused, err.Error())
 					mu.Unlock()

@@ -604,6 +604,9 @@ func (h *Host) stopped(a *activation) {
 	if h.hasResults(a.id) && !h.closing.Load() {
 		h.deliverAsync(a.id, drainResults{})
 	}
+	if h.remote != nil && h.remote.answerWaits(a.id) && !h.closing.Load() {
+		h.deliverAsync(a.id, episodeAnswered{})
+	}
 }
 
 type inflightKey struct {

@@ -127,6 +127,10 @@ type episodeDone struct {
 	result OrchestrationResult
 }
 
+// episodeAnswered tells an actor that a worker's answer to its episode waits
+// in the pool (RemoteWorkers.AnswerOrchestration).
+type episodeAnswered struct{}
+
 // request carries a message to a workflow actor and the channel its answer goes
 // back on (buffered, so the actor never waits for the sender).
 type request struct {

@@ -121,7 +121,8 @@ type WorkItem struct {
 	Activity      *Invocation
 
 	key    workKey
-	worker *RemoteWorker // nil while queued, and while an episode's answer is applied (see take)
+	worker *RemoteWorker        // nil while queued, and while an episode's answer is applied (see take)
+	answer *OrchestrationResult // an answer handed over by AnswerOrchestration, not yet taken by the instance
 }
 
 type workKey struct {
@@ -363,6 +364,11 @@ func (p *RemoteWorkers) drop(it *WorkItem) {
 func (p *RemoteWorkers) take(peer string, key workKey) (*WorkItem, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.takeLocked(peer, key)
+}
+
+// takeLocked is take, called with p.mu held.
+func (p *RemoteWorkers) takeLocked(peer string, key workKey) (*WorkItem, error) {
 	it := p.items[key]
 	if it == nil || it.worker == nil || it.worker.peer != peer {
 		return nil, ErrNotAssigned
@@ -451,6 +457,73 @@ func (p *RemoteWorkers) CompleteOrchestration(ctx context.Context, peer, instanc
 	}
 	p.putBack(it) // not applied: another worker (or this one) runs the episode again
 	return fmt.Errorf("orchestration %s: %w", instance, err)
+}
+
+// AnswerOrchestration hands a worker's answer to the instance's outstanding
+// episode and returns without waiting for its commit, as Dapr's sidecar
+// answers: the worker has nothing to wait for, and a handler parked on every
+// commit cost the SDK path CPU per step. The answer waits with the episode
+// until the instance's actor takes it; if the activation stops first, its next
+// one does (Host.stopped). If it cannot be applied (the instance does not load,
+// the commit fails), the episode goes back to the workers, as a failed
+// CompleteOrchestration puts it; if the node stops first, the episode is
+// offered again when the instance loads, since nothing of the answer was
+// stored. On a cluster node, where the instance may live on another node,
+// it waits for the commit like CompleteOrchestration.
+func (p *RemoteWorkers) AnswerOrchestration(ctx context.Context, peer, instance string, res OrchestrationResult) error {
+	if p.h.router != nil {
+		return p.CompleteOrchestration(ctx, peer, instance, res)
+	}
+	key := workKey{instance, orchestrationTask}
+	p.mu.Lock()
+	it, err := p.takeLocked(peer, key)
+	if err == nil {
+		it.answer = &res
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("orchestration %s: %w", instance, err)
+	}
+	p.h.post(instance, episodeAnswered{})
+	return nil
+}
+
+// takeAnswer returns the instance's episode with the answer handed over for
+// it, and takes the answer; nil if none waits.
+func (p *RemoteWorkers) takeAnswer(instance string) (*WorkItem, OrchestrationResult) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	it := p.items[workKey{instance, orchestrationTask}]
+	if it == nil || it.answer == nil {
+		return nil, OrchestrationResult{}
+	}
+	res := *it.answer
+	it.answer = nil
+	return it, res
+}
+
+// answerWaits reports whether an answer handed over for the instance's
+// episode waits to be taken.
+func (p *RemoteWorkers) answerWaits(instance string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	it := p.items[workKey{instance, orchestrationTask}]
+	return it != nil && it.answer != nil
+}
+
+// returnAnswered sends the instance's episode back to the workers if an answer
+// handed over for it is still waiting: its instance could not take it.
+func (p *RemoteWorkers) returnAnswered(instance string) {
+	p.mu.Lock()
+	it := p.items[workKey{instance, orchestrationTask}]
+	waits := it != nil && it.answer != nil
+	if waits {
+		it.answer = nil
+	}
+	p.mu.Unlock()
+	if waits {
+		p.putBack(it)
+	}
 }
 
 // CompleteActivity reports a remote activity attempt's outcome.

@@ -139,6 +139,12 @@ func (w *workflowActor) Receive(ctx actor.Context) {
 		w.act.awaitsWork.Store(w.awaitsWork())
 		msg.done <- err
 		w.passivateIfDone(ctx)
+	case episodeAnswered:
+		if err := w.handleSafely(msg); err != nil {
+			w.h.remote.returnAnswered(w.id) // the instance did not load: another episode runs
+		}
+		w.act.awaitsWork.Store(w.awaitsWork())
+		w.passivateIfDone(ctx)
 	default:
 		_ = w.handleSafely(msg) // posted: nothing waits for an answer
 		w.act.awaitsWork.Store(w.awaitsWork())
@@ -239,6 +245,8 @@ func (w *workflowActor) handle(msg any) error {
 		return w.activityResults(w.h.takeResults(w.id))
 	case episodeDone:
 		return w.episodeDone(m)
+	case episodeAnswered:
+		return w.applyAnswer()
 	case ChildResult:
 		return w.childResult(m)
 	case reminderFired:

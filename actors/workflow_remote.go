@@ -185,6 +185,25 @@ func (w *workflowActor) episodeDone(m episodeDone) error {
 	return w.commit(t)
 }
 
+// applyAnswer records the answer a worker handed over for the outstanding
+// episode (RemoteWorkers.AnswerOrchestration), if one waits. An answer that is
+// not applied leaves the episode to run again: put back to the workers, or,
+// if the failed step withdrew it (a completion forgets the instance's work),
+// offered anew by the reload that the wake posted here brings about.
+func (w *workflowActor) applyAnswer() error {
+	it, res := w.h.remote.takeAnswer(w.id)
+	if it == nil {
+		return nil // taken by an earlier message
+	}
+	if err := w.episodeDone(episodeDone{work: it.Orchestration, result: res}); err != nil {
+		w.h.remote.putBack(it)
+		w.h.post(w.id, wake{})
+		return err
+	}
+	w.h.remote.answered(it)
+	return nil
+}
+
 // recordVersion keeps what a worker reported of its code: the version it
 // chose (a new instance takes the worker's default) and the patches it found
 // applied, each recorded once in the generation's history.

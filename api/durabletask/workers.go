@@ -56,8 +56,10 @@ func (s *Server) GetWorkItems(req *protos.GetWorkItemsRequest, stream grpc.Serve
 	}
 }
 
-// CompleteOrchestratorTask applies a worker's answer to an episode. It returns
-// once the episode's outcome is committed.
+// CompleteOrchestratorTask hands a worker's answer to its episode's instance.
+// On a single node it returns before the outcome is committed, as Dapr's
+// sidecar does (see RemoteWorkers.AnswerOrchestration); on a cluster node,
+// once committed.
 func (s *Server) CompleteOrchestratorTask(ctx context.Context, res *protos.WorkflowResponse) (*protos.CompleteTaskResponse, error) {
 	if s.pool == nil {
 		return nil, status.Error(codes.FailedPrecondition, "remote workers are off on this server")
@@ -70,7 +72,7 @@ func (s *Server) CompleteOrchestratorTask(ctx context.Context, res *protos.Workf
 		result = actors.OrchestrationResult{Actions: []workflow.Event{{Kind: workflow.WorkflowFailed,
 			Failure: &workflow.Failure{Type: "UnsupportedAction", Message: err.Error(), NonRetriable: true}}}}
 	}
-	if err := s.pool.CompleteOrchestration(ctx, peerOf(ctx), res.GetInstanceId(), result); err != nil {
+	if err := s.pool.AnswerOrchestration(ctx, peerOf(ctx), res.GetInstanceId(), result); err != nil {
 		return nil, completionStatus(err)
 	}
 	return &protos.CompleteTaskResponse{}, nil
