@@ -108,7 +108,7 @@ type Host struct {
 	shardSeed maphash.Seed
 
 	watchMu  sync.Mutex
-	watchers map[string][]watcher
+	watchers map[string][]*watcher
 
 	stats      Stats
 	metrics    *metrics
@@ -223,7 +223,7 @@ func NewHost(opts Options) *Host {
 		actors:     map[string]*activation{},
 		fenced:     map[uint16]struct{}{},
 		deliveries: newDeliveryQueue(),
-		watchers:   map[string][]watcher{},
+		watchers:   map[string][]*watcher{},
 		shardSeed:  maphash.MakeSeed(),
 		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return slog.New(levelFloor{quiet.Handler(), slog.LevelWarn})
@@ -692,14 +692,18 @@ func (h *Host) spawnActivity(inv Invocation) {
 	h.system.Root.Send(h.system.Root.Spawn(h.activityProps), inv)
 }
 
-// A watcher receives the row of every commit of one instance, newest first: the
-// channel holds one row and notify replaces an unread one, so a slow waiter sees
-// the latest state without reading the store again.
-type watcher chan *storage.InstanceRecord
+// A watcher waits for a commit of one instance whose row meets its condition:
+// notify hands it such a row (the channel holds one, and a newer one replaces
+// an unread one), and only such a row, so a client waiting for an instance to
+// finish is woken once, not by each of its steps.
+type watcher struct {
+	rows chan *storage.InstanceRecord
+	cond func(*storage.InstanceRecord) bool // called under watchMu: a quick look at the row, nothing more
+}
 
-func (h *Host) watch(id string) (watcher, func()) {
-	w := make(watcher, 1)
-	alone := []watcher{w} // made outside the lock (see lruList); most instances have one watcher
+func (h *Host) watch(id string, cond func(*storage.InstanceRecord) bool) (*watcher, func()) {
+	w := &watcher{rows: make(chan *storage.InstanceRecord, 1), cond: cond}
+	alone := []*watcher{w} // made outside the lock (see lruList); most instances have one watcher
 	h.watchMu.Lock()
 	if ws := h.watchers[id]; len(ws) > 0 {
 		h.watchers[id] = append(ws, w)
@@ -725,32 +729,45 @@ func (h *Host) watch(id string) (watcher, func()) {
 	}
 }
 
-// watched reports whether anyone waits on the instance's commits, so a step
-// copies its row for them only if someone does.
+// watched reports whether anyone waits on the instance's commits.
 func (h *Host) watched(id string) bool {
 	h.watchMu.Lock()
 	defer h.watchMu.Unlock()
 	return len(h.watchers[id]) > 0
 }
 
-// notify hands a committed row (nil: purged) to the instance's watchers. The row
-// must not be changed afterwards: callers pass a copy.
+// notify hands a committed row to the instance's watchers whose condition it
+// meets, as a copy (the actor goes on changing its own), or nil (purged) to
+// all of them.
 func (h *Host) notify(id string, row *storage.InstanceRecord) {
 	h.watchMu.Lock()
 	defer h.watchMu.Unlock()
+	var snapshot *storage.InstanceRecord
 	for _, w := range h.watchers[id] {
+		var send *storage.InstanceRecord
+		if row != nil {
+			if !w.cond(row) {
+				continue
+			}
+			if snapshot == nil {
+				c := *row
+				snapshot = &c
+			}
+			send = snapshot
+		}
 		select {
-		case <-w: // drop the unread older row
+		case <-w.rows: // drop the unread older row
 		default:
 		}
-		w <- row
+		w.rows <- send
 	}
 }
 
 // WaitFor blocks until cond holds for the instance's committed row, woken by the
 // runtime's commits (which hand over the row) rather than by polling the store.
+// cond is called with the host's watch lock held: it must only look at the row.
 func (h *Host) WaitFor(ctx context.Context, id string, cond func(*storage.InstanceRecord) bool) (*storage.InstanceRecord, error) {
-	w, cancel := h.watch(id)
+	w, cancel := h.watch(id, cond)
 	defer cancel()
 	var row *storage.InstanceRecord
 	var err error
@@ -776,16 +793,16 @@ func (h *Host) WaitFor(ctx context.Context, id string, cond func(*storage.Instan
 			return row, nil
 		}
 		select {
-		case row = <-w:
+		case row = <-w.rows:
 			if row == nil {
 				return nil, ErrInstanceNotFound // purged
 			}
 		case <-ctx.Done():
-			if row == nil {
-				read() // the caller gets the latest row with its deadline
-				if err != nil {
-					return nil, err
-				}
+			// Commits that did not meet cond were not handed over: the caller
+			// gets the latest row with its deadline.
+			read()
+			if err != nil {
+				return nil, err
 			}
 			return row, ctx.Err()
 		}

@@ -1404,8 +1404,7 @@ func (w *workflowActor) commit(t *txn) error {
 		w.act.committed.Store(0)
 	}
 	if w.row != nil && w.h.watched(w.id) {
-		snapshot := *w.row
-		w.h.notify(w.id, &snapshot)
+		w.h.notify(w.id, w.row)
 	}
 	return nil
 }
