@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -576,16 +577,27 @@ func (r *Runtime) History(ctx context.Context, id string) ([]workflow.Event, err
 	return r.host.History(id)
 }
 
-// Waits returns what the instance waits on now, as its history shows it
-// (see workflow.OutstandingWaits): calls without an outcome, with the attempt
-// a retried activity is on, timers, event waits with a timeout. A finished
-// instance waits on nothing.
+// Waits returns what the instance waits on now, in the order the waits
+// began: calls without an outcome, with the attempt a retried activity is on,
+// timers, children and event waits with a timeout, as its history shows them
+// (workflow.OutstandingWaits); and, for a workflow whose code runs here, its
+// waits for events without a timeout, found by replaying that history
+// (workflow.EventWaits): history has no record of them. A remote worker's
+// workflow does not tell weft of those. A finished instance waits on nothing.
 func (r *Runtime) Waits(ctx context.Context, id string) ([]workflow.Wait, error) {
 	evs, err := r.History(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return workflow.OutstandingWaits(evs), nil
+	waits := workflow.OutstandingWaits(evs)
+	if len(waits) == 0 && slices.ContainsFunc(evs, func(ev workflow.Event) bool { return ev.Kind.IsTerminal() }) {
+		return nil, nil
+	}
+	if events := workflow.EventWaits(r.reg, id, evs); len(events) > 0 {
+		waits = append(waits, events...)
+		slices.SortStableFunc(waits, func(a, b workflow.Wait) int { return a.Since.Compare(b.Since) })
+	}
+	return waits, nil
 }
 
 // ValidateInstanceID reports whether id can name an instance: 1 to 64 characters

@@ -171,7 +171,7 @@ func (c *Context) WaitForExternalEvent(name string, timeout time.Duration) *Task
 	e := c.e
 	e.check()
 	key := keyOf(name)
-	t := &Task{ctx: c, kind: taskEvent, name: name, id: -1, eventKey: key}
+	t := &Task{ctx: c, kind: taskEvent, name: name, id: -1, eventKey: key, since: e.now}
 	q := e.queue(key)
 	if len(q.buffered) > 0 {
 		ev := q.buffered[0]

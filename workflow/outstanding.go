@@ -1,6 +1,8 @@
 package workflow
 
 import (
+	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,17 +24,17 @@ type WaitKind string
 const (
 	WaitActivity WaitKind = "activity" // a call's attempt running, or its next attempt due
 	WaitTimer    WaitKind = "timer"    // a durable timer
-	WaitEvent    WaitKind = "event"    // an external event, awaited with a timeout
+	WaitEvent    WaitKind = "event"    // an external event
 	WaitChild    WaitKind = "child"    // a child workflow
 )
 
-// Wait is one thing an unfinished instance waits on, as its history shows
-// it: a call scheduled without an outcome yet, a timer not fired or
-// canceled. A wait for an external event appears only when the workflow
-// gave it a timeout (the timeout's timer is what history records).
+// Wait is one thing an unfinished instance waits on: a call scheduled without
+// an outcome yet, a timer not fired or canceled, an external event. History
+// records a wait for an event only when the workflow gave it a timeout (the
+// timeout's timer); EventWaits finds the others by replaying it.
 type Wait struct {
 	Kind      WaitKind   `json:"kind"`
-	TaskID    int64      `json:"taskId"`
+	TaskID    int64      `json:"taskId"`              // -1 for a wait for an event without a timeout: it has no task in history
 	Name      string     `json:"name,omitempty"`      // the activity, child workflow or event
 	Child     string     `json:"instance,omitempty"`  // a child's instance id
 	Since     time.Time  `json:"since"`               // when the call was scheduled or the timer created
@@ -108,4 +110,40 @@ func OutstandingWaits(history []Event) []Wait {
 		}
 	}
 	return still
+}
+
+// EventWaits returns the waits for external events without a timeout that
+// the instance's code is blocked on, oldest first, found by replaying its
+// history (one generation, oldest first) against the code registered in reg:
+// such a wait changes nothing in history, and the code is the only record of
+// it. A wait with a timeout is left out (OutstandingWaits lists it from its
+// timer). Nil when history does not start the workflow, its code is not
+// registered in reg (a remote worker's workflow), or the replay does not
+// reach a point where the code waits (it finished, stalled or diverged).
+func EventWaits(reg *Registry, instanceID string, history []Event) []Wait {
+	if !slices.ContainsFunc(history, func(ev Event) bool { return ev.Kind == WorkflowStarted }) ||
+		slices.ContainsFunc(history, func(ev Event) bool { return ev.Kind == EpisodeStarted }) {
+		return nil // not started, or its code runs on a remote worker
+	}
+	exec := NewExecutor(reg, instanceID, ExecutorOptions{Logger: slog.New(slog.DiscardHandler)})
+	defer exec.Close()
+	o := exec.Execute(history, nil)
+	if o.Stall != nil || o.Divergence != nil || o.Deadlocked || exec.Finished() {
+		return nil
+	}
+	var waits []Wait
+	for _, q := range exec.events {
+		for _, t := range q.waiters {
+			if t.timeout == nil {
+				waits = append(waits, Wait{Kind: WaitEvent, TaskID: -1, Name: t.name, Since: t.since})
+			}
+		}
+	}
+	slices.SortStableFunc(waits, func(a, b Wait) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return waits
 }

@@ -94,3 +94,70 @@ func TestOutstandingWaits(t *testing.T) {
 		})
 	}
 }
+
+func TestEventWaits(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	reg := NewRegistry()
+	register := func(name string, fn func(ctx *Context, _ int) (int, error)) {
+		if err := RegisterWorkflow(reg, fn, WithName(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register("Approver", func(ctx *Context, _ int) (int, error) {
+		return 0, ctx.WaitForExternalEvent("Approval", 0).Await(nil)
+	})
+	register("Both", func(ctx *Context, _ int) (int, error) {
+		b, a := ctx.WaitForExternalEvent("Beta", 0), ctx.WaitForExternalEvent("Alpha", 0)
+		if err := a.Await(nil); err != nil {
+			return 0, err
+		}
+		return 0, b.Await(nil)
+	})
+	register("Timed", func(ctx *Context, _ int) (int, error) {
+		return 0, ctx.WaitForExternalEvent("Approval", time.Hour).Await(nil)
+	})
+	register("StepThenGo", func(ctx *Context, _ int) (int, error) {
+		if err := ctx.CallActivity("Step", 1).Await(nil); err != nil {
+			return 0, err
+		}
+		return 0, ctx.WaitForExternalEvent("Go", 0).Await(nil)
+	})
+	started := func(name string) Event {
+		return Event{Kind: WorkflowStarted, Name: name, Data: []byte("0"), Time: at(0)}
+	}
+	cases := []struct {
+		name    string
+		history []Event
+		want    []Wait
+	}{
+		{name: "a wait without a timeout", history: []Event{started("Approver")},
+			want: []Wait{{Kind: WaitEvent, TaskID: -1, Name: "Approval", Since: at(0)}}},
+		{name: "two at once, in the order they began, then by name", history: []Event{started("Both")},
+			want: []Wait{{Kind: WaitEvent, TaskID: -1, Name: "Alpha", Since: at(0)}, {Kind: WaitEvent, TaskID: -1, Name: "Beta", Since: at(0)}}},
+		{name: "one of two arrived", history: []Event{started("Both"), {Kind: EventRaised, Name: "Alpha", Data: []byte("1"), Time: at(3)}},
+			want: []Wait{{Kind: WaitEvent, TaskID: -1, Name: "Beta", Since: at(0)}}},
+		{name: "begun at the step after an activity", history: []Event{started("StepThenGo"),
+			{Kind: ActivityScheduled, TaskID: 0, Name: "Step", Time: at(0)},
+			{Kind: ActivityCompleted, TaskID: 0, Data: []byte("2"), Time: at(5)}},
+			want: []Wait{{Kind: WaitEvent, TaskID: -1, Name: "Go", Since: at(5)}}},
+		{name: "still on the activity: no event wait yet", history: []Event{started("StepThenGo"),
+			{Kind: ActivityScheduled, TaskID: 0, Name: "Step", Time: at(0)}}},
+		{name: "a wait with a timeout is its timer's (OutstandingWaits)", history: []Event{started("Timed"),
+			{Kind: TimerCreated, TaskID: 0, Name: "wait:Approval", FireAt: at(3600), Time: at(0)}}},
+		{name: "the event came: the workflow finishes, nothing waits", history: []Event{started("Approver"),
+			{Kind: EventRaised, Name: "Approval", Data: []byte("1"), Time: at(2)}}},
+		{name: "not started", history: nil},
+		{name: "a remote worker's workflow", history: []Event{{Kind: EpisodeStarted, Time: at(0)}, started("Approver")}},
+		{name: "code not registered here", history: []Event{started("Elsewhere")}},
+		{name: "history diverges from the code", history: []Event{started("Approver"),
+			{Kind: ActivityScheduled, TaskID: 0, Name: "Step", Time: at(0)}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := EventWaits(reg, "i-1", tc.history); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("EventWaits:\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}

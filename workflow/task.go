@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 type taskKind uint8
@@ -43,6 +44,7 @@ type Task struct {
 	// event waits
 	eventKey string
 	timeout  *Task
+	since    time.Time // when the wait began: the time of the step that began it
 }
 
 // Await blocks until the task is done, then decodes its JSON result into out (a

@@ -26,7 +26,7 @@ var clientCmds = map[string]clientCmd{
 		"Starts an instance of workflow NAME and prints its id.",
 		[]string{"id", "input", "version", "wait", "timeout"}},
 	"status": {"ID [--wait [--timeout 5m]]",
-		"Prints an instance's status as JSON; while it runs, waitingOn lists what it waits on (calls, with a retried activity's attempt, last failure and next attempt; timers; children; event waits with a timeout).",
+		"Prints an instance's status as JSON; while it runs, waitingOn lists what it waits on (calls, with a retried activity's attempt, last failure and next attempt; timers; children; event waits: with a timeout, and without one for workflows whose code runs in weft).",
 		[]string{"wait", "timeout"}},
 	"raise": {"ID EVENT [--data JSON|@file] [--idempotency-key KEY]",
 		"Delivers event EVENT to an instance; returns once it is durable.",
