@@ -590,9 +590,6 @@ func (r *Runtime) Waits(ctx context.Context, id string) ([]workflow.Wait, error)
 		return nil, err
 	}
 	waits := workflow.OutstandingWaits(evs)
-	if len(waits) == 0 && slices.ContainsFunc(evs, func(ev workflow.Event) bool { return ev.Kind.IsTerminal() }) {
-		return nil, nil
-	}
 	if events := workflow.EventWaits(r.reg, id, evs); len(events) > 0 {
 		waits = append(waits, events...)
 		slices.SortStableFunc(waits, func(a, b workflow.Wait) int { return a.Since.Compare(b.Since) })

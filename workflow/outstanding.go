@@ -122,8 +122,8 @@ func OutstandingWaits(history []Event) []Wait {
 // reach a point where the code waits (it finished, stalled or diverged).
 func EventWaits(reg *Registry, instanceID string, history []Event) []Wait {
 	if !slices.ContainsFunc(history, func(ev Event) bool { return ev.Kind == WorkflowStarted }) ||
-		slices.ContainsFunc(history, func(ev Event) bool { return ev.Kind == EpisodeStarted }) {
-		return nil // not started, or its code runs on a remote worker
+		slices.ContainsFunc(history, func(ev Event) bool { return ev.Kind == EpisodeStarted || ev.Kind.IsTerminal() }) {
+		return nil // not started, its code runs on a remote worker, or it finished: nothing to replay
 	}
 	exec := NewExecutor(reg, instanceID, ExecutorOptions{Logger: slog.New(slog.DiscardHandler)})
 	defer exec.Close()
