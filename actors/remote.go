@@ -488,13 +488,22 @@ func (p *RemoteWorkers) AnswerOrchestration(ctx context.Context, peer, instance 
 	return nil
 }
 
+// withAnswer returns the instance's episode if an answer handed over for it
+// waits to be taken. Called with p.mu held.
+func (p *RemoteWorkers) withAnswer(instance string) *WorkItem {
+	if it := p.items[workKey{instance, orchestrationTask}]; it != nil && it.answer != nil {
+		return it
+	}
+	return nil
+}
+
 // takeAnswer returns the instance's episode with the answer handed over for
 // it, and takes the answer; nil if none waits.
 func (p *RemoteWorkers) takeAnswer(instance string) (*WorkItem, OrchestrationResult) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	it := p.items[workKey{instance, orchestrationTask}]
-	if it == nil || it.answer == nil {
+	it := p.withAnswer(instance)
+	if it == nil {
 		return nil, OrchestrationResult{}
 	}
 	res := *it.answer
@@ -507,21 +516,19 @@ func (p *RemoteWorkers) takeAnswer(instance string) (*WorkItem, OrchestrationRes
 func (p *RemoteWorkers) answerWaits(instance string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	it := p.items[workKey{instance, orchestrationTask}]
-	return it != nil && it.answer != nil
+	return p.withAnswer(instance) != nil
 }
 
 // returnAnswered sends the instance's episode back to the workers if an answer
 // handed over for it is still waiting: its instance could not take it.
 func (p *RemoteWorkers) returnAnswered(instance string) {
 	p.mu.Lock()
-	it := p.items[workKey{instance, orchestrationTask}]
-	waits := it != nil && it.answer != nil
-	if waits {
+	it := p.withAnswer(instance)
+	if it != nil {
 		it.answer = nil
 	}
 	p.mu.Unlock()
-	if waits {
+	if it != nil {
 		p.putBack(it)
 	}
 }
